@@ -1,0 +1,1 @@
+"""The staff side: health check now; staff pages and the JSON API come later."""

@@ -1,0 +1,380 @@
+"""The visitor's pages: choose, fill in, confirm; then view or end the visit by private link."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from litestar import Controller, Request, Response, Router, get, post
+from litestar.exceptions import NotFoundException
+from litestar.plugins.htmx import ClientRedirect
+from litestar.response import Redirect, Template
+from markupsafe import Markup
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_429_TOO_MANY_REQUESTS,
+)
+
+from nightreg import i18n
+from nightreg.context import AppContext
+from nightreg.models import KINDS_BY_SITE_KIND
+from nightreg.qr import qr_svg
+from nightreg.security import new_idempotency_key
+from nightreg.services.checkin import (
+    ReplayRefused,
+    check_in,
+    check_out,
+    request_fingerprint,
+    visit_by_private_token,
+)
+from nightreg.services.sites import PointInfo, point_by_token
+from nightreg.templating import render_error_message
+from nightreg.validation import (
+    ID_DOCUMENT_TYPES,
+    VEHICLE_TYPES,
+    VESSEL_TYPES,
+    FieldError,
+    N_,
+    validate_checkin,
+)
+
+TEMPLATES = Path(__file__).parent / "templates"
+REMEMBER_COOKIE = "nightreg_remember"
+REMEMBER_MAX_AGE = 365 * 24 * 3600
+
+# What "remember my boat/car" keeps on the visitor's phone: who and what, never when, never
+# the private link, never notes.
+REMEMBERED_FIELDS = (
+    "guest_name", "residence", "country", "persons", "phone", "email", "id_document_type",
+    "berth", "vessel_name", "registration", "mmsi", "flag", "vessel_type", "length_m",
+    "last_port", "next_port", "plate", "plate_country", "vehicle_type", "unit", "company",
+)  # fmt: skip
+
+KIND_LABELS = {
+    "vessel": N_("Boat"),
+    "vehicle": N_("Car, van or truck"),
+    "stay": N_("Overnight stay"),
+}
+VESSEL_TYPE_LABELS = {
+    "sail": N_("Sailing yacht"),
+    "motor": N_("Motor yacht"),
+    "rib": N_("RIB"),
+    "speedboat": N_("Speedboat"),
+    "fishing": N_("Fishing vessel"),
+    "commercial": N_("Commercial vessel"),
+    "other": N_("Other"),
+}
+VEHICLE_TYPE_LABELS = {
+    "car": N_("Car"),
+    "van": N_("Van"),
+    "truck": N_("Truck"),
+    "trailer": N_("Trailer"),
+    "camper": N_("Camper"),
+    "motorcycle": N_("Motorcycle"),
+    "other": N_("Other"),
+}
+ID_DOCUMENT_LABELS = {
+    "passport": N_("Passport"),
+    "id_card": N_("Identity card"),
+    "driving_licence": N_("Driving licence"),
+    "other": N_("Other"),
+}
+ERROR_PAGES = {
+    400: (N_("We could not process this form."), N_("Please go back and try again.")),
+    403: (
+        N_("This form has expired."),
+        N_("Please reload the page and fill it in again. Nothing was registered."),
+    ),
+    404: (
+        N_("This page does not exist."),
+        N_("The QR code may have been replaced. Please ask the harbour office or the reception."),
+    ),
+    405: (N_("We could not process this request."), N_("Please go back and try again.")),
+    409: (
+        N_("This form was sent before."),
+        N_("To register a new visit, please start again."),
+    ),
+    413: (N_("The form is too large."), N_("Please shorten your notes and try again.")),
+    429: (
+        N_("Too many check-ins from here."),
+        N_("Please wait a minute and try again. What you typed has been kept."),
+    ),
+    500: (
+        N_("Something went wrong on our side."),
+        N_("Please try again in a moment, or ask the harbour office."),
+    ),
+}
+
+
+def error_page(request: Request, status: int, *, start_url: str | None = None) -> Response:
+    """A friendly page for an error, in the visitor's language, revealing nothing."""
+    title, hint = ERROR_PAGES.get(status, ERROR_PAGES[500 if status >= 500 else 400])
+    return Template(
+        template_name="kiosk/error.html",
+        context={"title": title, "hint": hint, "status": status, "start_url": start_url},
+        status_code=status,
+    )
+
+
+def _local_input(value: datetime, tz: Any) -> str:
+    """A UTC time as the value of an <input type=datetime-local> on the site's clock."""
+    return value.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
+
+
+def _default_times(kind: str, now: datetime, point: PointInfo) -> dict[str, str]:
+    """Arrival now; a boat or overnight guest usually leaves the next day before noon, a
+    vehicle at a business park the same day."""
+    local_now = now.astimezone(point.tz)
+    if kind == "vehicle" and point.site_kind == "business_park":
+        departure = local_now + timedelta(hours=4)
+    else:
+        departure = datetime.combine(local_now.date() + timedelta(days=1), time(12), point.tz)
+    return {
+        "arrived_at": _local_input(local_now, point.tz),
+        "expected_departure_at": _local_input(departure, point.tz),
+    }
+
+
+def _remembered(request: Request, ctx: AppContext, point: PointInfo) -> dict[str, dict[str, str]]:
+    if point.kiosk_mode:
+        return {}
+    value = ctx.remember_box.open(request.cookies.get(REMEMBER_COOKIE), REMEMBER_MAX_AGE)
+    if not value:
+        return {}
+    return {
+        kind: {k: str(v) for k, v in fields.items() if k in REMEMBERED_FIELDS}
+        for kind, fields in value.items()
+        if kind in KINDS_BY_SITE_KIND[point.site_kind] and isinstance(fields, dict)
+    }
+
+
+def _translated_errors(errors: dict[str, FieldError]) -> dict[str, str]:
+    return {name: render_error_message(e.message, dict(e.params)) for name, e in errors.items()}
+
+
+def _form_context(
+    point: PointInfo,
+    kind: str,
+    values: dict[str, str],
+    *,
+    errors: dict[str, str] | None = None,
+    banner: str | None = None,
+    remembered: bool = False,
+) -> dict[str, Any]:
+    return {
+        "point": point,
+        "kind": kind,
+        "kinds": KINDS_BY_SITE_KIND[point.site_kind],
+        "kind_labels": KIND_LABELS,
+        "values": values,
+        "errors": errors or {},
+        "banner": banner,
+        "remembered": remembered,
+        "vessel_types": [(c, VESSEL_TYPE_LABELS[c]) for c in VESSEL_TYPES],
+        "vehicle_types": [(c, VEHICLE_TYPE_LABELS[c]) for c in VEHICLE_TYPES],
+        "id_document_types": [(c, ID_DOCUMENT_LABELS[c]) for c in ID_DOCUMENT_TYPES],
+    }
+
+
+async def _point_or_404(ctx: AppContext, token: str) -> PointInfo:
+    point = await point_by_token(ctx.db, token)
+    if point is None:
+        raise NotFoundException()
+    return point
+
+
+def _form_data(raw: Any) -> dict[str, str]:
+    """The submitted form as plain strings; of a repeated key the first value counts."""
+    data: dict[str, str] = {}
+    for key, value in raw.multi_items():
+        if isinstance(value, str) and key not in data and len(data) < 100:
+            data[key] = value
+    return data
+
+
+class CheckinController(Controller):
+    path = "/k"
+
+    @get("/{token:str}", name="kiosk:start")
+    async def start(
+        self, request: Request, ctx: AppContext, token: str, kind: str | None = None
+    ) -> Template:
+        """The point's page: choose what to register, or the form for the chosen kind."""
+        point = await _point_or_404(ctx, token)
+        remembered = _remembered(request, ctx, point)
+        kinds = KINDS_BY_SITE_KIND[point.site_kind]
+        if kind not in kinds:
+            return Template(
+                template_name="kiosk/start.html",
+                context={
+                    "point": point,
+                    "kinds": kinds,
+                    "kind_labels": KIND_LABELS,
+                    "remembered": remembered,
+                    "idle_seconds": ctx.settings.kiosk_idle_seconds,
+                },
+            )
+        assert kind is not None
+        values = {**remembered.get(kind, {}), **_default_times(kind, ctx.clock.now(), point)}
+        values["idempotency_key"] = new_idempotency_key()
+        context = _form_context(point, kind, values, remembered=kind in remembered)
+        context["idle_seconds"] = ctx.settings.kiosk_idle_seconds
+        template = "kiosk/_kind_fields.html" if request.headers.get("hx-request") else "kiosk/form.html"
+        return Template(template_name=template, context=context)
+
+    @post("/{token:str}", name="kiosk:submit")
+    async def submit(self, request: Request, ctx: AppContext, token: str) -> Response:
+        """Validate and register; errors come back next to their fields, with the input kept."""
+        point = await _point_or_404(ctx, token)
+        form = _form_data(await request.form())
+        kind = form.get("kind", "")
+        kinds = KINDS_BY_SITE_KIND[point.site_kind]
+        shown_kind = kind if kind in kinds else kinds[0]
+        values = {k: v for k, v in form.items() if k != "_csrf_token"}
+        if not values.get("idempotency_key") or len(values["idempotency_key"]) > 64:
+            values["idempotency_key"] = new_idempotency_key()
+
+        def form_again(status: int, *, errors: dict[str, str] | None = None,
+                       banner: str | None = None) -> Template:  # fmt: skip
+            context = _form_context(point, shown_kind, values, errors=errors, banner=banner)
+            context["idle_seconds"] = ctx.settings.kiosk_idle_seconds
+            return Template(template_name="kiosk/form.html", context=context, status_code=status)
+
+        client = request.client.host if request.client else "unknown"
+        if not ctx.address_limiter.hit(f"addr:{client}") or not ctx.point_limiter.hit(
+            f"point:{point.id}"
+        ):
+            return form_again(HTTP_429_TOO_MANY_REQUESTS, banner=ERROR_PAGES[429][0])
+        if form.get("website"):
+            # The honeypot: a field people never see, which form-filling robots fill in.
+            return form_again(HTTP_400_BAD_REQUEST, banner=ERROR_PAGES[400][0])
+        now = ctx.clock.now()
+        data, errors = validate_checkin(form, kind=kind, allowed_kinds=kinds, now=now, tz=point.tz)
+        if data is None:
+            return form_again(
+                HTTP_422_UNPROCESSABLE_ENTITY,
+                errors=_translated_errors(errors),
+                banner=N_("Please check the fields marked below."),
+            )
+        try:
+            result = await check_in(
+                ctx.db,
+                site_id=point.site_id,
+                point_id=point.id,
+                data=data,
+                now=now,
+                secret_key=ctx.settings.secret_key,
+                idempotency_key=values["idempotency_key"],
+                fingerprint=request_fingerprint(form),
+            )
+        except ReplayRefused:
+            return error_page(request, HTTP_409_CONFLICT, start_url=f"/k/{point.token}")
+        link = f"/k/v/{result.private_token}"
+        if point.kiosk_mode:
+            # On a shared tablet the link must not end up in the browser's history: show it
+            # once, as a QR code for the visitor's own phone, then go back to the start.
+            return Template(
+                template_name="kiosk/kiosk_done.html",
+                context={
+                    "point": point,
+                    "visit": result.visit,
+                    # Our own SVG, built from the link; nothing a visitor typed is in it.
+                    "qr": Markup(
+                        qr_svg(ctx.settings.base_url + link, label=i18n.gettext("Your link"))
+                    ),
+                    "idle_seconds": ctx.settings.kiosk_idle_seconds,
+                },
+            )
+        response: Response = (
+            ClientRedirect(redirect_to=link + "?new=1")
+            if request.headers.get("hx-request")
+            else Redirect(path=link + "?new=1", status_code=303)
+        )
+        secure = ctx.settings.https
+        if form.get("remember") == "on":
+            kept = _remembered(request, ctx, point)
+            kept[data.kind] = {f: values[f] for f in REMEMBERED_FIELDS if values.get(f)}
+            response.set_cookie(
+                REMEMBER_COOKIE, ctx.remember_box.seal(kept), max_age=REMEMBER_MAX_AGE,
+                path="/k", httponly=True, secure=secure, samesite="lax",
+            )  # fmt: skip
+        return response
+
+    @post("/{token:str}/validate/{field:str}", name="kiosk:validate")
+    async def validate_field(
+        self, request: Request, ctx: AppContext, token: str, field: str
+    ) -> Template:
+        """htmx: the error message of one field as the visitor leaves it (or none)."""
+        point = await _point_or_404(ctx, token)
+        form = _form_data(await request.form())
+        _data, errors = validate_checkin(
+            form,
+            kind=form.get("kind", ""),
+            allowed_kinds=KINDS_BY_SITE_KIND[point.site_kind],
+            now=ctx.clock.now(),
+            tz=point.tz,
+        )
+        # Only the field just left is judged: the visitor has not reached the others yet.
+        message = _translated_errors(errors).get(field) if form.get(field) is not None else None
+        return Template(
+            template_name="kiosk/_field_error.html",
+            context={"name": field[:40], "error": message},
+        )
+
+    @post("/forget", name="kiosk:forget")
+    async def forget(self, request: Request) -> Response:
+        """Clear what this phone remembers; go back to where the visitor was."""
+        target = request.query_params.get("next", "")
+        if not target.startswith("/k/") or "//" in target or "\\" in target:
+            target = "/k/forgotten"
+        response: Response = Redirect(path=target, status_code=303)
+        response.delete_cookie(REMEMBER_COOKIE, path="/k")
+        return response
+
+    @get("/forgotten", name="kiosk:forgotten")
+    async def forgotten(self) -> Template:
+        return Template(template_name="kiosk/forgotten.html")
+
+
+class VisitController(Controller):
+    """The private link: one visit, seen and ended by whoever holds the link."""
+
+    path = "/k/v"
+
+    @get("/{vtoken:str}", name="kiosk:visit")
+    async def show(
+        self, ctx: AppContext, vtoken: str, new: bool = False, out: bool = False
+    ) -> Template:
+        visit = await visit_by_private_token(ctx.db, vtoken)
+        if visit is None:
+            raise NotFoundException()
+        link = f"{ctx.settings.base_url}/k/v/{vtoken}"
+        return Template(
+            template_name="kiosk/visit.html",
+            context={
+                "visit": visit,
+                "site": visit.site,
+                "tz": visit.site.timezone,
+                "link": link,
+                "vtoken": vtoken,
+                "qr": Markup(qr_svg(link, label=i18n.gettext("Your link"))),
+                "new": new,
+                "just_out": out,
+                "kind_labels": KIND_LABELS,
+                "vessel_type_labels": VESSEL_TYPE_LABELS,
+                "vehicle_type_labels": VEHICLE_TYPE_LABELS,
+            },
+        )
+
+    @post("/{vtoken:str}/checkout", name="kiosk:checkout")
+    async def checkout(self, ctx: AppContext, vtoken: str) -> Redirect:
+        visit = await check_out(ctx.db, vtoken, ctx.clock.now())
+        if visit is None:
+            raise NotFoundException()
+        return Redirect(path=f"/k/v/{vtoken}?out=1", status_code=303)
+
+
+kiosk_router = Router(path="/", route_handlers=[CheckinController, VisitController])

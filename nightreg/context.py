@@ -1,0 +1,30 @@
+"""What a request handler, a CLI command or a job needs: settings, database, clock, helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nightreg.clock import Clock, SystemClock
+from nightreg.db import Database
+from nightreg.ratelimit import RateLimiter
+from nightreg.security import CookieBox
+from nightreg.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    clock: Clock = field(default_factory=SystemClock)
+    remember_box: CookieBox = field(init=False)
+    address_limiter: RateLimiter = field(init=False)
+    point_limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.remember_box = CookieBox(self.settings.secret_key, "remember-visitor")
+        self.address_limiter = RateLimiter(self.settings.checkin_rate_per_address)
+        self.point_limiter = RateLimiter(self.settings.checkin_rate_per_point)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock | None = None) -> AppContext:
+        return cls(settings=settings, db=Database(settings.database_url), clock=clock or SystemClock())

@@ -1,0 +1,88 @@
+"""Translations that follow the request: a ContextVar holds the locale, gettext reads it."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pycountry
+from babel import Locale
+from babel.dates import format_datetime
+from babel.support import NullTranslations, Translations
+
+LOCALES = ("nl", "en", "de")
+# A visitor whose browser asks for none of ours more likely reads English than Dutch.
+DEFAULT_LOCALE = "en"
+LOCALE_NAMES = {"nl": "Nederlands", "en": "English", "de": "Deutsch"}
+CATALOG_DIR = Path(__file__).parent
+
+_current: ContextVar[str] = ContextVar("nightreg_locale", default=DEFAULT_LOCALE)
+
+
+@cache
+def translations(locale: str) -> NullTranslations:
+    return Translations.load(str(CATALOG_DIR), [locale], domain="messages")
+
+
+def set_locale(locale: str) -> None:
+    _current.set(locale if locale in LOCALES else DEFAULT_LOCALE)
+
+
+def get_locale() -> str:
+    return _current.get()
+
+
+def gettext(message: str, **variables: object) -> str:
+    text = translations(_current.get()).ugettext(message)
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
+    text = translations(_current.get()).ungettext(singular, plural, n)
+    variables.setdefault("num", n)
+    return text % variables
+
+
+def negotiate(accept_language: str | None) -> str:
+    """Pick one of our locales from an Accept-Language header, best quality first."""
+    if not accept_language:
+        return DEFAULT_LOCALE
+    weighted: list[tuple[float, str]] = []
+    for part in accept_language.split(",")[:20]:
+        lang, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if lang:
+            weighted.append((quality, lang.strip()))
+    preferred = [lang for _q, lang in sorted(weighted, key=lambda w: -w[0])]
+    found = Locale.negotiate(preferred, list(LOCALES), sep="-")
+    return str(found) if found else DEFAULT_LOCALE
+
+
+@cache
+def countries(locale: str) -> tuple[tuple[str, str], ...]:
+    """(ISO alpha-2 code, name in the locale) for every country, sorted by that name."""
+    territories = Locale.parse(locale).territories
+    pairs = [(c.alpha_2, territories.get(c.alpha_2, c.name)) for c in pycountry.countries]
+    return tuple(sorted(pairs, key=lambda p: p[1].casefold()))
+
+
+def country_name(code: str | None) -> str:
+    if not code:
+        return ""
+    return str(Locale.parse(get_locale()).territories.get(code, code))
+
+
+def local_datetime(value: datetime | None, tz: str | ZoneInfo, fmt: str = "medium") -> str:
+    """A stored UTC time as the site's clock shows it, in the visitor's language."""
+    if value is None:
+        return ""
+    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+    return format_datetime(value.astimezone(zone), format=fmt, locale=get_locale())

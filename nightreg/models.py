@@ -1,0 +1,176 @@
+"""The tables: sites, check-in points, visits and staff users."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from nightreg.db import Base
+
+SITE_KINDS = ("marina", "business_park")
+ROLES = ("admin", "harbour_master", "security", "analyst", "auditor")
+SOURCES = ("kiosk", "staff", "api")
+
+# What a visitor may register at each kind of site: a marina also has a car park.
+KINDS_BY_SITE_KIND: dict[str, tuple[str, ...]] = {
+    "marina": ("vessel", "vehicle"),
+    "business_park": ("vehicle", "stay"),
+}
+
+
+class Site(Base):
+    __tablename__ = "site"
+    __table_args__ = (
+        CheckConstraint("kind IN ('marina', 'business_park')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(20))
+    municipality: Mapped[str] = mapped_column(String(120), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Amsterdam")
+    # Shown in the privacy notice: whom a visitor asks about their data.
+    contact: Mapped[str] = mapped_column(String(200), default="")
+    retention_days: Mapped[int] = mapped_column(Integer, default=365)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+
+    points: Mapped[list[CheckinPoint]] = relationship(back_populates="site", lazy="raise")
+
+    @property
+    def visit_kinds(self) -> tuple[str, ...]:
+        return KINDS_BY_SITE_KIND[self.kind]
+
+
+class CheckinPoint(Base):
+    """A QR code on a wall: its URL carries `token`; rotating the token kills the old poster."""
+
+    __tablename__ = "checkin_point"
+    __table_args__ = (UniqueConstraint("site_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    # A tablet at the office: no "remember me", and the page resets itself after each visitor.
+    kiosk_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+
+    site: Mapped[Site] = relationship(back_populates="points", lazy="raise")
+
+
+class Visit(Base):
+    """One register entry. Column names are the vocabulary of forms, API and exports."""
+
+    __tablename__ = "visit"
+    __table_args__ = (
+        CheckConstraint("kind IN ('vessel', 'vehicle', 'stay')", name="kind"),
+        CheckConstraint("source IN ('kiosk', 'staff', 'api')", name="source"),
+        CheckConstraint("persons BETWEEN 1 AND 99", name="persons"),
+        # Who is present at a site now: the partial index holds only visits not yet departed.
+        Index(
+            "ix_visit_present",
+            "site_id",
+            "arrived_at",
+            sqlite_where=Column("departed_at").is_(None),
+            postgresql_where=Column("departed_at").is_(None),
+        ),
+        # The visits of one boat, car or person, in time order (rules follow subjects).
+        Index("ix_visit_subject_arrived", "subject_key", "arrived_at"),
+        Index("ix_visit_mmsi_arrived", "mmsi", "arrived_at"),
+        # The register of a site for a date range (search, print, export).
+        Index("ix_visit_site_arrived", "site_id", "arrived_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="RESTRICT"))
+    point_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkin_point.id", ondelete="SET NULL"), nullable=True
+    )
+    kind: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(10))
+    arrived_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    expected_departure_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    departed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    persons: Mapped[int] = mapped_column(Integer)
+    guest_name: Mapped[str] = mapped_column(String(100))
+    residence: Mapped[str] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    id_document_type: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    berth: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    vessel_name: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    registration: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    mmsi: Mapped[str | None] = mapped_column(String(9), nullable=True)
+    flag: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    vessel_type: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    length_m: Mapped[Decimal | None] = mapped_column(Numeric(4, 1), nullable=True)
+    last_port: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    next_port: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    plate: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    plate_country: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    vehicle_type: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    company: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Normalised identity the rules follow across visits and sites: reg:…, mmsi:…, plate:…,
+    # person:…
+    subject_key: Mapped[str] = mapped_column(String(240))
+    # The private link's token is shown once to the visitor; only its SHA-256 is kept.
+    private_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # From the form: a double click or a retried request finds the visit made the first time.
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    updated_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+
+    site: Mapped[Site] = relationship(lazy="raise")
+
+
+user_site = Table(
+    "user_site",
+    Base.metadata,
+    Column("user_id", ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True),
+    Column("site_id", ForeignKey("site.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class User(Base):
+    """A staff account, scoped to sites (an admin sees all)."""
+
+    __tablename__ = "app_user"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('admin', 'harbour_master', 'security', 'analyst', 'auditor')", name="role"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+
+    sites: Mapped[list[Site]] = relationship(secondary=user_site, lazy="raise")

@@ -1,0 +1,1 @@
+"""Use-cases: what the kiosk, the staff pages, the CLI and the jobs ask of the register."""

@@ -1,0 +1,186 @@
+"""Sites and their check-in points: create, look up by QR token, rotate."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from nightreg.db import Database
+from nightreg.models import SITE_KINDS, CheckinPoint, Site
+from nightreg.security import new_point_token
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class SiteError(ValueError):
+    """A site or point cannot be created or found; the message says why."""
+
+
+@dataclass(frozen=True)
+class PointInfo:
+    """What the kiosk needs of a point, detached from any session."""
+
+    id: int
+    name: str
+    token: str
+    kiosk_mode: bool
+    site_id: int
+    site_slug: str
+    site_name: str
+    site_kind: str
+    site_municipality: str
+    site_contact: str
+    site_timezone: str
+    site_retention_days: int
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.site_timezone)
+
+
+def kiosk_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/k/{token}"
+
+
+async def create_site(
+    db: Database,
+    *,
+    slug: str,
+    name: str,
+    kind: str,
+    now: datetime,
+    municipality: str = "",
+    contact: str = "",
+    timezone: str = "Europe/Amsterdam",
+) -> Site:
+    if not SLUG_RE.match(slug):
+        raise SiteError(f"slug {slug!r}: use lower-case letters, digits and dashes")
+    if kind not in SITE_KINDS:
+        raise SiteError(f"kind {kind!r}: use one of {', '.join(SITE_KINDS)}")
+    if not name.strip():
+        raise SiteError("name: must not be empty")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SiteError(f"timezone {timezone!r}: unknown time zone") from None
+    site = Site(
+        slug=slug,
+        name=name.strip(),
+        kind=kind,
+        municipality=municipality.strip(),
+        contact=contact.strip(),
+        timezone=timezone,
+        retention_days=365,
+        is_active=True,
+        created_at=now,
+    )
+    try:
+        async with db.write() as session:
+            session.add(site)
+    except IntegrityError:
+        raise SiteError(f"a site with slug {slug!r} exists already") from None
+    return site
+
+
+async def get_site(db: Database, slug: str) -> Site:
+    async with db.read() as session:
+        site = await session.scalar(select(Site).where(Site.slug == slug))
+    if site is None:
+        raise SiteError(f"no site with slug {slug!r}")
+    return site
+
+
+async def add_point(
+    db: Database, *, site_slug: str, name: str, now: datetime, kiosk_mode: bool = False
+) -> CheckinPoint:
+    site = await get_site(db, site_slug)
+    if not name.strip():
+        raise SiteError("point name: must not be empty")
+    point = CheckinPoint(
+        site_id=site.id,
+        name=name.strip(),
+        token=new_point_token(),
+        kiosk_mode=kiosk_mode,
+        is_active=True,
+        created_at=now,
+    )
+    try:
+        async with db.write() as session:
+            session.add(point)
+    except IntegrityError:
+        raise SiteError(f"site {site_slug!r} has a point named {name!r} already") from None
+    return point
+
+
+async def get_point(db: Database, site_slug: str, name: str) -> CheckinPoint:
+    async with db.read() as session:
+        point = await session.scalar(
+            select(CheckinPoint)
+            .join(Site)
+            .where(Site.slug == site_slug, CheckinPoint.name == name)
+            .options(joinedload(CheckinPoint.site))
+        )
+    if point is None:
+        raise SiteError(f"site {site_slug!r} has no point named {name!r}")
+    return point
+
+
+async def rotate_point(db: Database, site_slug: str, name: str, now: datetime) -> CheckinPoint:
+    """Give the point a new token: the old URL and every poster showing it stop working at once."""
+    point = await get_point(db, site_slug, name)
+    async with db.write() as session:
+        point = await session.merge(point)
+        point.token = new_point_token()
+        point.rotated_at = now
+    return point
+
+
+async def list_points(db: Database) -> list[CheckinPoint]:
+    async with db.read() as session:
+        result = await session.scalars(
+            select(CheckinPoint)
+            .options(joinedload(CheckinPoint.site))
+            .order_by(CheckinPoint.site_id, CheckinPoint.id)
+        )
+        return list(result)
+
+
+async def point_by_token(db: Database, token: str) -> PointInfo | None:
+    """The active point behind a kiosk URL, or None for unknown, rotated or disabled tokens."""
+    if not token or len(token) > 64:
+        return None
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(CheckinPoint, Site)
+                .join(Site, CheckinPoint.site_id == Site.id)
+                .where(
+                    CheckinPoint.token == token,
+                    CheckinPoint.is_active.is_(True),
+                    Site.is_active.is_(True),
+                )
+            )
+        ).first()
+    if row is None:
+        return None
+    point, site = row
+    return PointInfo(
+        id=point.id,
+        name=point.name,
+        token=point.token,
+        kiosk_mode=point.kiosk_mode,
+        site_id=site.id,
+        site_slug=site.slug,
+        site_name=site.name,
+        site_kind=site.kind,
+        site_municipality=site.municipality,
+        site_contact=site.contact,
+        site_timezone=site.timezone,
+        site_retention_days=site.retention_days,
+    )

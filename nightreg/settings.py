@@ -1,0 +1,160 @@
+"""Settings read once from NIGHTREG_* environment variables into one frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PREFIX = "NIGHTREG_"
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message is one line an operator can act on."""
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    """Read NAME, or the file named by NAME_FILE (Docker secrets)."""
+    key = PREFIX + name
+    if key + "_FILE" in env:
+        path = Path(env[key + "_FILE"])
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"{key}_FILE: cannot read {path}: {exc.strerror}") from exc
+    return env.get(key)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = _get(env, name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name}: expected a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{PREFIX}{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _get(env, name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{PREFIX}{name}: expected true or false, got {raw!r}")
+
+
+def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
+    """The configured key, or one generated once and kept in the data directory.
+
+    Keeping it on disk means a restart does not log staff out or break remembered visitors.
+    """
+    configured = _get(env, "SECRET_KEY")
+    if configured:
+        if len(configured) < 32:
+            raise SettingsError(f"{PREFIX}SECRET_KEY: use at least 32 characters")
+        return configured
+    path = data_dir / "secret_key"
+    try:
+        # O_EXCL: of two processes starting at once, one writes the key and both then read it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise SettingsError(
+            f"{PREFIX}SECRET_KEY is not set and {path} cannot be created: {exc.strerror}"
+        ) from exc
+    else:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SettingsError(f"{PREFIX}SECRET_KEY: cannot read {path}: {exc.strerror}") from exc
+    if len(key) < 32:
+        raise SettingsError(f"{PREFIX}SECRET_KEY: {path} holds less than 32 characters")
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable; see the README for each variable and its default."""
+
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    base_url: str = "http://127.0.0.1:8000"
+    timezone: str = "Europe/Amsterdam"
+    debug: bool = False
+    # Kiosk abuse limits: check-in POSTs per client address and per check-in point per minute.
+    checkin_rate_per_address: int = 20
+    checkin_rate_per_point: int = 120
+    trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
+    max_body_bytes: int = 64 * 1024
+    kiosk_idle_seconds: int = 60
+    log_level: str = "INFO"
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(_get(env, "DATA_DIR") or "data").expanduser().resolve()
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SettingsError(
+                f"{PREFIX}DATA_DIR: cannot create {data_dir}: {exc.strerror}"
+            ) from exc
+        database_url = _get(env, "DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir}/nightreg.db"
+        if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
+            # A plain libpq URL is what operators copy from their provider; use the async driver.
+            database_url = "postgresql+asyncpg://" + database_url.split("://", 1)[1]
+        if not database_url.startswith(("sqlite+aiosqlite:", "postgresql+asyncpg:", "postgresql+psycopg:")):
+            raise SettingsError(
+                f"{PREFIX}DATABASE_URL: use sqlite+aiosqlite:///FILE, postgresql+asyncpg://… "
+                "or postgresql+psycopg://…"
+            )
+        base_url = (_get(env, "BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
+        parts = urlsplit(base_url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise SettingsError(f"{PREFIX}BASE_URL: expected http(s)://host[:port], got {base_url!r}")
+        timezone = _get(env, "TIMEZONE") or "Europe/Amsterdam"
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"{PREFIX}TIMEZONE: unknown time zone {timezone!r}") from None
+        proxies = tuple(p.strip() for p in (_get(env, "TRUSTED_PROXIES") or "").split(",") if p.strip())
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            secret_key=_secret_key(env, data_dir),
+            base_url=base_url,
+            timezone=timezone,
+            debug=_bool(env, "DEBUG", False),
+            checkin_rate_per_address=_int(env, "CHECKIN_RATE_PER_ADDRESS", 20, minimum=1),
+            checkin_rate_per_point=_int(env, "CHECKIN_RATE_PER_POINT", 120, minimum=1),
+            trusted_proxies=proxies,
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+            kiosk_idle_seconds=_int(env, "KIOSK_IDLE_SECONDS", 60, minimum=10),
+            log_level=(_get(env, "LOG_LEVEL") or "INFO").upper(),
+        )

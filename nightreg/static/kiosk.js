@@ -1,0 +1,32 @@
+/* Nachtregister kiosk helpers: no inline script anywhere, so the CSP can forbid it.
+   1. A form is sent once: the submit button is disabled after the first submit
+      (the server also ignores a second submit of the same form).
+   2. On a kiosk tablet (body[data-kiosk-reset]) the page returns to its start after
+      data-kiosk-idle seconds without input, so nothing of the last visitor stays on screen. */
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.dataset.sent) { event.preventDefault(); return; }
+    form.dataset.sent = "1";
+    var buttons = form.querySelectorAll("button[type=submit]");
+    for (var i = 0; i < buttons.length; i++) { buttons[i].setAttribute("aria-disabled", "true"); }
+  });
+  window.addEventListener("pageshow", function () {
+    var forms = document.querySelectorAll("form[data-sent]");
+    for (var i = 0; i < forms.length; i++) { delete forms[i].dataset.sent; }
+  });
+  var body = document.body;
+  var target = body && body.dataset.kioskReset;
+  if (!target) { return; }
+  var idleMs = (parseInt(body.dataset.kioskIdle, 10) || 60) * 1000;
+  var timer = null;
+  function arm() {
+    if (timer) { clearTimeout(timer); }
+    timer = setTimeout(function () { window.location.replace(target); }, idleMs);
+  }
+  ["input", "keydown", "pointerdown", "touchstart", "scroll", "change"].forEach(function (name) {
+    document.addEventListener(name, arm, { passive: true });
+  });
+  arm();
+})();

@@ -1,0 +1,57 @@
+"""The Jinja environment: autoescaping, per-request translations, shared filters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from litestar.plugins.jinja import JinjaTemplateEngine
+
+from nightreg import __version__, i18n
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+HTMX_FILE = "htmx-2.0.11.min.js"
+
+
+def make_environment(extra_dirs: Sequence[Path]) -> Environment:
+    env = Environment(
+        loader=ChoiceLoader([FileSystemLoader(str(d)) for d in (*extra_dirs, TEMPLATE_DIR)]),
+        # An environment we build ourselves does not escape unless told to.
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=i18n.gettext, ngettext=i18n.ngettext, newstyle=True
+    )
+    env.globals.update(
+        get_locale=i18n.get_locale,
+        locales=i18n.LOCALES,
+        locale_names=i18n.LOCALE_NAMES,
+        countries=i18n.countries,
+        country_name=i18n.country_name,
+        htmx_file=HTMX_FILE,
+        version=__version__,
+    )
+    env.filters["localtime"] = i18n.local_datetime
+    env.filters["translate_pair"] = translate_pair
+    return env
+
+
+def translate_pair(pair: tuple[str, str]) -> tuple[str, str]:
+    """(code, English label) -> (code, label in the request's language), for <select>s."""
+    code, label = pair
+    return code, i18n.gettext(label)
+
+
+def make_template_engine(extra_dirs: Sequence[Path]) -> JinjaTemplateEngine:
+    return JinjaTemplateEngine.from_environment(make_environment(extra_dirs))
+
+
+def render_error_message(message: str, params: dict[str, Any]) -> str:
+    """Translate a validation msgid and fill in its placeholders."""
+    text = i18n.gettext(message)
+    return text % params if params else text

@@ -1,0 +1,143 @@
+"""Fixtures: one migrated database per test session (SQLite, or PostgreSQL when
+NIGHTREG_TEST_DATABASE_URL is set), and per test an app with a frozen clock and its own site."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from nightreg import migrate
+from nightreg.app import create_app
+from nightreg.clock import FrozenClock
+from nightreg.context import AppContext
+from nightreg.settings import Settings
+
+# A summer evening in the harbour: 21:00 in Amsterdam.
+SUMMER_EVENING = datetime(2026, 7, 14, 19, 0, tzinfo=UTC)
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def reset() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    asyncio.run(reset())
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An empty database, migrated to the newest schema once for the whole run."""
+    url = os.environ.get("NIGHTREG_TEST_DATABASE_URL")
+    if url:
+        if url.startswith("postgresql://"):
+            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+        _reset_postgres(url)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(SUMMER_EVENING)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        secret_key="test-secret-" + "k" * 40,
+        base_url="http://testserver.local",
+        checkin_rate_per_address=1000,
+        checkin_rate_per_point=1000,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FrozenClock) -> Litestar:
+    return create_app(settings, clock=clock)
+
+
+@pytest.fixture
+def ctx(app: Litestar) -> AppContext:
+    context: AppContext = app.state.ctx
+    return context
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
+        yield test_client
+
+
+def unique_slug(prefix: str) -> str:
+    """Tests share one database; each makes its own sites under names nobody else uses."""
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def make_settings(settings: Settings) -> Iterator[object]:
+    def make(**changes: object) -> Settings:
+        return replace(settings, **changes)  # type: ignore[arg-type]
+
+    yield make
+
+
+@dataclass(frozen=True)
+class PointRef:
+    site_slug: str
+    site_name: str
+    point_name: str
+    token: str
+
+    @property
+    def url(self) -> str:
+        return f"/k/{self.token}"
+
+
+async def make_point(
+    ctx: AppContext, kind: str = "marina", *, kiosk_mode: bool = False, now: datetime = SUMMER_EVENING
+) -> PointRef:
+    from nightreg.services import sites
+
+    slug = unique_slug("marina" if kind == "marina" else "park")
+    name = "Jachthaven Testhaven" if kind == "marina" else "Bedrijvenpark Test"
+    await sites.create_site(
+        ctx.db, slug=slug, name=name, kind=kind, now=now, contact="havenmeester@test.example"
+    )
+    point = await sites.add_point(
+        ctx.db, site_slug=slug, name="Havenkantoor", kiosk_mode=kiosk_mode, now=now
+    )
+    return PointRef(site_slug=slug, site_name=name, point_name=point.name, token=point.token)
+
+
+@pytest.fixture
+async def marina(ctx: AppContext) -> PointRef:
+    return await make_point(ctx, "marina")
+
+
+@pytest.fixture
+async def business_park(ctx: AppContext) -> PointRef:
+    return await make_point(ctx, "business_park")
+
+
+@pytest.fixture
+async def kiosk_tablet(ctx: AppContext) -> PointRef:
+    return await make_point(ctx, "marina", kiosk_mode=True)

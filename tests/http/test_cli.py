@@ -1,0 +1,99 @@
+"""The `nightreg` command against the test database: sites, points, posters, users."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from nightreg.cli import main
+from tests.conftest import unique_slug
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> Path:
+    monkeypatch.setenv("NIGHTREG_DATABASE_URL", database_url)
+    monkeypatch.setenv("NIGHTREG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("NIGHTREG_BASE_URL", "https://register.example.org")
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_harbour_gets_a_site_a_point_and_a_printed_kiosk_url(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+):
+    slug = unique_slug("cli")
+    code, out, _ = run(capsys, "site", "add", slug, "--name", "Haven Noord", "--kind", "marina")
+    assert code == 0
+    code, out, _ = run(capsys, "point", "add", slug, "Havenkantoor")
+    assert code == 0
+    assert re.fullmatch(r"https://register\.example\.org/k/[A-Za-z0-9_-]{32}\n", out)
+
+
+def test_rotating_a_point_prints_a_new_url(cli_env: Path, capsys: pytest.CaptureFixture[str]):
+    slug = unique_slug("cli")
+    run(capsys, "site", "add", slug, "--name", "Haven", "--kind", "marina")
+    _, first, _ = run(capsys, "point", "add", slug, "Steiger A")
+    code, second, _ = run(capsys, "point", "rotate", slug, "Steiger A")
+    assert code == 0
+    assert first.strip() not in second
+    assert "no longer works" in second
+
+
+def test_a_poster_is_written_in_the_format_asked_for(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+):
+    slug = unique_slug("cli")
+    run(capsys, "site", "add", slug, "--name", "Haven", "--kind", "marina")
+    run(capsys, "point", "add", slug, "Kantoor")
+    for fmt, magic in (("png", b"\x89PNG"), ("pdf", b"%PDF"), ("svg", b"<")):
+        out_file = cli_env / f"poster.{fmt}"
+        code, _, _ = run(capsys, "qr", slug, "Kantoor", "--out", str(out_file))
+        assert code == 0
+        assert out_file.read_bytes().lstrip()[: len(magic)] == magic
+
+
+def test_a_mistake_is_told_in_one_line_with_exit_code_2(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+):
+    code, _, err = run(capsys, "point", "add", "no-such-site", "Kantoor")
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "no site" in err
+    slug = unique_slug("cli")
+    run(capsys, "site", "add", slug, "--name", "Haven", "--kind", "marina")
+    code, _, err = run(capsys, "site", "add", slug, "--name", "Haven", "--kind", "marina")
+    assert code == 2
+    assert "exists already" in err
+
+
+def test_a_bad_setting_stops_the_command_with_one_line(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("NIGHTREG_TIMEZONE", "Nowhere/Land")
+    code, _, err = run(capsys, "site", "add", "x", "--name", "X", "--kind", "marina")
+    assert code == 2
+    assert err.strip() == "nightreg: NIGHTREG_TIMEZONE: unknown time zone 'Nowhere/Land'"
+
+
+def test_a_staff_account_takes_its_password_from_stdin(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    slug = unique_slug("cli")
+    run(capsys, "site", "add", slug, "--name", "Haven", "--kind", "marina")
+    email = f"havenmeester-{slug}@example.org"
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    code, out, _ = run(capsys, "user", "add", email, "--role", "harbour_master", "--site", slug)
+    assert code == 0
+    assert email in out
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    code, _, err = run(capsys, "user", "add", "other-" + email, "--role", "security")
+    assert code == 2
+    assert "12 characters" in err
