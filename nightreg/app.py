@@ -12,7 +12,7 @@ from litestar import Litestar, MediaType, Request, Response, get
 from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
@@ -45,7 +45,8 @@ def request_locale(request: Request) -> str:
 _requested_lang: ContextVar[bool] = ContextVar("nightreg_requested_lang", default=False)
 
 
-def _set_locale(request: Request) -> None:
+async def _set_locale(request: Request) -> None:
+    # Must be async: Litestar runs a sync hook in a worker thread, whose ContextVar is lost.
     i18n.set_locale(request_locale(request))
     _requested_lang.set(request.query_params.get("lang") in i18n.LOCALES)
 
@@ -65,8 +66,8 @@ def _keep_language_choice(settings: Settings) -> Callable[[Response], Awaitable[
     return after_request
 
 
-@get("/health", media_type=MediaType.JSON, include_in_schema=True, sync_to_thread=False)
-async def health(ctx: AppContext) -> Response[dict[str, str]]:
+@get("/health", media_type=MediaType.JSON)
+async def health(ctx: NamedDependency[AppContext]) -> Response[dict[str, str]]:
     """200 when the database answers, 503 when it does not (for load balancers and Docker)."""
     if await ctx.db.ping():
         return Response({"status": "ok"}, status_code=HTTP_200_OK)

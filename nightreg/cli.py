@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from nightreg import __version__, migrate
 from nightreg.clock import SystemClock
 from nightreg.db import Database
@@ -50,7 +52,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         for site_name, point_name, token in login.points:
             print(f"  Kiosk {site_name} / {point_name}: {kiosk_url(settings.base_url, token)}")
         sys.stdout.flush()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     uvicorn.run(
         create_app(settings),
         host=args.host,
@@ -242,6 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, CommandError) as exc:
         print(f"nightreg: {exc}", file=sys.stderr)
         return 2
+    except (SQLAlchemyError, OSError) as exc:
+        # A database that is down or a URL that points nowhere: say so in one line.
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"nightreg: cannot use the database: {reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return result

@@ -27,4 +27,6 @@ class AppContext:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> AppContext:
-        return cls(settings=settings, db=Database(settings.database_url), clock=clock or SystemClock())
+        return cls(
+            settings=settings, db=Database(settings.database_url), clock=clock or SystemClock()
+        )

@@ -36,9 +36,7 @@ KINDS_BY_SITE_KIND: dict[str, tuple[str, ...]] = {
 
 class Site(Base):
     __tablename__ = "site"
-    __table_args__ = (
-        CheckConstraint("kind IN ('marina', 'business_park')", name="kind"),
-    )
+    __table_args__ = (CheckConstraint("kind IN ('marina', 'business_park')", name="kind"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)

@@ -38,9 +38,9 @@ def new_idempotency_key() -> str:
 
 def derive_key(secret_key: str, purpose: str, length: int = 32) -> bytes:
     """A key for one purpose, so that one secret never signs two kinds of thing."""
-    return HKDF(
-        algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode()
-    ).derive(secret_key.encode())
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode()).derive(
+        secret_key.encode()
+    )
 
 
 def private_link_token(secret_key: str, idempotency_key: str | None) -> str:

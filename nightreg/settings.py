@@ -129,7 +129,9 @@ class Settings:
         if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
             # A plain libpq URL is what operators copy from their provider; use the async driver.
             database_url = "postgresql+asyncpg://" + database_url.split("://", 1)[1]
-        if not database_url.startswith(("sqlite+aiosqlite:", "postgresql+asyncpg:", "postgresql+psycopg:")):
+        if not database_url.startswith(
+            ("sqlite+aiosqlite:", "postgresql+asyncpg:", "postgresql+psycopg:")
+        ):
             raise SettingsError(
                 f"{PREFIX}DATABASE_URL: use sqlite+aiosqlite:///FILE, postgresql+asyncpg://… "
                 "or postgresql+psycopg://…"
@@ -137,13 +139,17 @@ class Settings:
         base_url = (_get(env, "BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
         parts = urlsplit(base_url)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise SettingsError(f"{PREFIX}BASE_URL: expected http(s)://host[:port], got {base_url!r}")
+            raise SettingsError(
+                f"{PREFIX}BASE_URL: expected http(s)://host[:port], got {base_url!r}"
+            )
         timezone = _get(env, "TIMEZONE") or "Europe/Amsterdam"
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise SettingsError(f"{PREFIX}TIMEZONE: unknown time zone {timezone!r}") from None
-        proxies = tuple(p.strip() for p in (_get(env, "TRUSTED_PROXIES") or "").split(",") if p.strip())
+        proxies = tuple(
+            p.strip() for p in (_get(env, "TRUSTED_PROXIES") or "").split(",") if p.strip()
+        )
         return cls(
             data_dir=data_dir,
             database_url=database_url,

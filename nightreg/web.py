@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from litestar.datastructures import MutableScopeHeaders
-from litestar.middleware import ASGIMiddleware
 from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("nightreg.request")
@@ -73,9 +73,7 @@ class RequestLogMiddleware(ASGIMiddleware):
             await next_app(scope, receive, record_status)
         finally:
             handler = scope.get("route_handler")
-            template = (
-                next(iter(handler.paths), "?") if handler is not None else "(unmatched)"
-            )
+            template = next(iter(handler.paths), "?") if handler is not None else "(unmatched)"
             log.info(
                 "%s %s %s %.1fms",
                 scope.get("method", "-"),

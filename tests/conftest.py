@@ -97,7 +97,7 @@ def make_settings(settings: Settings) -> Iterator[object]:
     def make(**changes: object) -> Settings:
         return replace(settings, **changes)  # type: ignore[arg-type]
 
-    yield make
+    return make
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,11 @@ class PointRef:
 
 
 async def make_point(
-    ctx: AppContext, kind: str = "marina", *, kiosk_mode: bool = False, now: datetime = SUMMER_EVENING
+    ctx: AppContext,
+    kind: str = "marina",
+    *,
+    kiosk_mode: bool = False,
+    now: datetime = SUMMER_EVENING,
 ) -> PointRef:
     from nightreg.services import sites
 

@@ -14,24 +14,35 @@ from nightreg.services import sites, users
 
 DEMO_ADMIN = "admin@demo.nachtregister.nl"
 
-_DEMO_SITES = [
-    {
-        "slug": "jachthaven-zeemeeuw",
-        "name": "Jachthaven De Zeemeeuw",
-        "kind": "marina",
-        "municipality": "Den Helder",
-        "contact": "havenmeester@zeemeeuw.example, 0223 000 000",
-        "points": [("Havenkantoor", False), ("Steiger B", False), ("Kiosk havenkantoor", True)],
-    },
-    {
-        "slug": "bedrijvenpark-westpoort",
-        "name": "Bedrijvenpark Westpoort",
-        "kind": "business_park",
-        "municipality": "Amsterdam",
-        "contact": "parkmanagement@westpoort.example",
-        "points": [("Poort Noord", False), ("Receptie", True)],
-    },
-]
+
+@dataclass(frozen=True)
+class _DemoSite:
+    slug: str
+    name: str
+    kind: str
+    municipality: str
+    contact: str
+    points: tuple[tuple[str, bool], ...]  # (name, kiosk mode)
+
+
+_DEMO_SITES = (
+    _DemoSite(
+        slug="jachthaven-zeemeeuw",
+        name="Jachthaven De Zeemeeuw",
+        kind="marina",
+        municipality="Den Helder",
+        contact="havenmeester@zeemeeuw.example, 0223 000 000",
+        points=(("Havenkantoor", False), ("Steiger B", False), ("Kiosk havenkantoor", True)),
+    ),
+    _DemoSite(
+        slug="bedrijvenpark-westpoort",
+        name="Bedrijvenpark Westpoort",
+        kind="business_park",
+        municipality="Amsterdam",
+        contact="parkmanagement@westpoort.example",
+        points=(("Poort Noord", False), ("Receptie", True)),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -45,20 +56,20 @@ async def seed_demo(db: Database, now: datetime) -> DemoLogin:
     """Create what is missing of the demo; the admin gets a fresh password each time."""
     for spec in _DEMO_SITES:
         async with db.read() as session:
-            exists = await session.scalar(select(Site.id).where(Site.slug == spec["slug"]))
+            exists = await session.scalar(select(Site.id).where(Site.slug == spec.slug))
         if exists is None:
             await sites.create_site(
                 db,
-                slug=str(spec["slug"]),
-                name=str(spec["name"]),
-                kind=str(spec["kind"]),
-                municipality=str(spec["municipality"]),
-                contact=str(spec["contact"]),
+                slug=spec.slug,
+                name=spec.name,
+                kind=spec.kind,
+                municipality=spec.municipality,
+                contact=spec.contact,
                 now=now,
             )
-            for name, kiosk_mode in spec["points"]:  # type: ignore[attr-defined]
+            for name, kiosk_mode in spec.points:
                 await sites.add_point(
-                    db, site_slug=str(spec["slug"]), name=name, kiosk_mode=kiosk_mode, now=now
+                    db, site_slug=spec.slug, name=name, kiosk_mode=kiosk_mode, now=now
                 )
     password = secrets.token_urlsafe(12)
     async with db.read() as session:
@@ -69,7 +80,7 @@ async def seed_demo(db: Database, now: datetime) -> DemoLogin:
         )
     else:
         await users.set_password(db, DEMO_ADMIN, password)
-    slugs = [str(s["slug"]) for s in _DEMO_SITES]
+    slugs = [s.slug for s in _DEMO_SITES]
     async with db.read() as session:
         rows = (
             await session.execute(
@@ -79,6 +90,4 @@ async def seed_demo(db: Database, now: datetime) -> DemoLogin:
                 .order_by(Site.id, CheckinPoint.id)
             )
         ).all()
-    return DemoLogin(
-        email=DEMO_ADMIN, password=password, points=[(r[0], r[1], r[2]) for r in rows]
-    )
+    return DemoLogin(email=DEMO_ADMIN, password=password, points=[(r[0], r[1], r[2]) for r in rows])

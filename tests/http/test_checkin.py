@@ -87,7 +87,8 @@ async def test_a_boater_checks_in_and_sees_the_visit_through_the_private_link(
     answer = await submit(client, marina, {**await open_form(client, marina), **yacht()})
     assert answer.status_code == 303
     link = answer.headers["location"]
-    assert link.startswith("/k/v/") and link.endswith("?new=1")
+    assert link.startswith("/k/v/")
+    assert link.endswith("?new=1")
 
     page = await client.get(link)
     assert page.status_code == 200
@@ -306,7 +307,9 @@ async def test_a_busy_point_is_limited_too(make_settings: Any, clock: FrozenCloc
     app = create_app(make_settings(checkin_rate_per_point=1), clock=clock)
     point = await make_point(app.state.ctx)
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
-        assert (await submit(client, point, {**await open_form(client, point), **yacht()})).status_code == 303
+        assert (
+            await submit(client, point, {**await open_form(client, point), **yacht()})
+        ).status_code == 303
         second = await submit(client, point, {**await open_form(client, point), **yacht()})
     assert second.status_code == 429
 
@@ -464,7 +467,10 @@ async def test_a_remembered_boat_prefills_the_next_check_in_at_another_site(
     )
     assert forgot.status_code == 303
     client.cookies.delete("nightreg_remember")  # what the browser does with the expired cookie
-    assert 'max-age=0' in forgot.headers.get("set-cookie", "").lower() or "expires" in forgot.headers.get("set-cookie", "").lower()
+    assert (
+        "max-age=0" in forgot.headers.get("set-cookie", "").lower()
+        or "expires" in forgot.headers.get("set-cookie", "").lower()
+    )
     again = await client.get(f"{other.url}?kind=vessel")
     assert 'value="Zeemeeuw"' not in again.text
 
