@@ -281,6 +281,7 @@ class CheckinController(Controller):
         try:
             result = await check_in(
                 ctx.db,
+                writer=ctx.visit_writer,
                 site_id=point.site_id,
                 point_id=point.id,
                 data=data,

@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
+            await ctx.visit_writer.close()
             await ctx.db.dispose()
 
     csrf = CSRFConfig(

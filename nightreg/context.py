@@ -8,6 +8,7 @@ from nightreg.clock import Clock, SystemClock
 from nightreg.db import Database
 from nightreg.ratelimit import RateLimiter
 from nightreg.security import CookieBox
+from nightreg.services.writer import VisitWriter
 from nightreg.settings import Settings
 
 
@@ -19,11 +20,13 @@ class AppContext:
     remember_box: CookieBox = field(init=False)
     address_limiter: RateLimiter = field(init=False)
     point_limiter: RateLimiter = field(init=False)
+    visit_writer: VisitWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.remember_box = CookieBox(self.settings.secret_key, "remember-visitor")
         self.address_limiter = RateLimiter(self.settings.checkin_rate_per_address)
         self.point_limiter = RateLimiter(self.settings.checkin_rate_per_point)
+        self.visit_writer = VisitWriter(self.db)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> AppContext:

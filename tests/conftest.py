@@ -19,6 +19,7 @@ from nightreg import migrate
 from nightreg.app import create_app
 from nightreg.clock import FrozenClock
 from nightreg.context import AppContext
+from nightreg.db import Database
 from nightreg.settings import Settings
 
 # A summer evening in the harbour: 21:00 in Amsterdam.
@@ -82,6 +83,18 @@ def ctx(app: Litestar) -> AppContext:
 
 
 @pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The test's own connection to the database.
+
+    The test client runs the app on an event loop of its own (in another thread); asyncpg
+    connections cannot move between loops, so tests never borrow the app's engine.
+    """
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
         yield test_client
@@ -113,7 +126,7 @@ class PointRef:
 
 
 async def make_point(
-    ctx: AppContext,
+    db: Database,
     kind: str = "marina",
     *,
     kiosk_mode: bool = False,
@@ -124,24 +137,24 @@ async def make_point(
     slug = unique_slug("marina" if kind == "marina" else "park")
     name = "Jachthaven Testhaven" if kind == "marina" else "Bedrijvenpark Test"
     await sites.create_site(
-        ctx.db, slug=slug, name=name, kind=kind, now=now, contact="havenmeester@test.example"
+        db, slug=slug, name=name, kind=kind, now=now, contact="havenmeester@test.example"
     )
     point = await sites.add_point(
-        ctx.db, site_slug=slug, name="Havenkantoor", kiosk_mode=kiosk_mode, now=now
+        db, site_slug=slug, name="Havenkantoor", kiosk_mode=kiosk_mode, now=now
     )
     return PointRef(site_slug=slug, site_name=name, point_name=point.name, token=point.token)
 
 
 @pytest.fixture
-async def marina(ctx: AppContext) -> PointRef:
-    return await make_point(ctx, "marina")
+async def marina(db: Database) -> PointRef:
+    return await make_point(db, "marina")
 
 
 @pytest.fixture
-async def business_park(ctx: AppContext) -> PointRef:
-    return await make_point(ctx, "business_park")
+async def business_park(db: Database) -> PointRef:
+    return await make_point(db, "business_park")
 
 
 @pytest.fixture
-async def kiosk_tablet(ctx: AppContext) -> PointRef:
-    return await make_point(ctx, "marina", kiosk_mode=True)
+async def kiosk_tablet(db: Database) -> PointRef:
+    return await make_point(db, "marina", kiosk_mode=True)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import joinedload
 from nightreg.db import Database
 from nightreg.models import Visit
 from nightreg.security import new_reference, private_link_token, token_hash
+from nightreg.services.writer import VisitWriter
 from nightreg.validation import CheckinData
 
 # A retried submit within this window gets the first answer again (with its private link);
@@ -47,6 +48,7 @@ def request_fingerprint(form: Mapping[str, str]) -> str:
 async def check_in(
     db: Database,
     *,
+    writer: VisitWriter | None = None,
     site_id: int,
     point_id: int | None,
     data: CheckinData,
@@ -72,9 +74,15 @@ async def check_in(
     # A reference collides once in ~10^12 draws; try again rather than fail the visitor.
     for _attempt in range(3):
         values["reference"] = new_reference()
+        visit_id: int | None
         try:
-            async with db.write() as session:
-                visit_id = await session.scalar(insert(Visit).values(**values).returning(Visit.id))
+            if writer is not None:
+                visit_id = await writer.insert(dict(values))
+            else:
+                async with db.write() as session:
+                    visit_id = await session.scalar(
+                        insert(Visit).values(**values).returning(Visit.id)
+                    )
         except IntegrityError:
             if idempotency_key:
                 earlier = await _by_idempotency_key(db, idempotency_key)

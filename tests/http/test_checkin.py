@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 
 from nightreg.clock import FrozenClock
-from nightreg.context import AppContext
+from nightreg.db import Database
 from nightreg.models import CheckinPoint, Visit
 from nightreg.services import sites
 from tests.conftest import PointRef, make_point
@@ -57,10 +57,10 @@ async def submit(client: Client, point: PointRef, data: dict[str, str], **kw: An
     return await client.post(point.url, data=data, follow_redirects=False, **kw)
 
 
-async def visits_at(ctx: AppContext, point: PointRef) -> list[Visit]:
-    info = await sites.point_by_token(ctx.db, point.token)
+async def visits_at(db: Database, point: PointRef) -> list[Visit]:
+    info = await sites.point_by_token(db, point.token)
     assert info is not None
-    async with ctx.db.read() as session:
+    async with db.read() as session:
         return list(await session.scalars(select(Visit).where(Visit.site_id == info.site_id)))
 
 
@@ -82,7 +82,7 @@ async def test_a_business_park_offers_a_vehicle_and_an_overnight_stay(
 
 
 async def test_a_boater_checks_in_and_sees_the_visit_through_the_private_link(
-    client: Client, ctx: AppContext, marina: PointRef
+    client: Client, db: Database, marina: PointRef
 ):
     answer = await submit(client, marina, {**await open_form(client, marina), **yacht()})
     assert answer.status_code == 303
@@ -94,7 +94,7 @@ async def test_a_boater_checks_in_and_sees_the_visit_through_the_private_link(
     assert page.status_code == 200
     assert "Zeemeeuw" in page.text
     assert "NL-123-AB" in page.text  # shown as typed
-    [visit] = await visits_at(ctx, marina)
+    [visit] = await visits_at(db, marina)
     assert visit.reference in page.text
     assert visit.subject_key == "reg:NL123AB"
     assert visit.source == "kiosk"
@@ -105,11 +105,11 @@ async def test_a_boater_checks_in_and_sees_the_visit_through_the_private_link(
 
 
 async def test_the_private_link_token_is_kept_only_as_a_hash(
-    client: Client, ctx: AppContext, marina: PointRef
+    client: Client, db: Database, marina: PointRef
 ):
     answer = await submit(client, marina, {**await open_form(client, marina), **yacht()})
     token = answer.headers["location"].split("/")[-1].split("?")[0]
-    [visit] = await visits_at(ctx, marina)
+    [visit] = await visits_at(db, marina)
     assert token not in visit.private_token_hash
     assert len(visit.private_token_hash) == 64
 
@@ -123,18 +123,18 @@ async def test_an_unknown_point_token_gets_a_friendly_page_that_reveals_nothing(
 
 
 async def test_a_rotated_point_token_stops_working_at_once(
-    client: Client, ctx: AppContext, marina: PointRef, clock: FrozenClock
+    client: Client, db: Database, marina: PointRef, clock: FrozenClock
 ):
-    await sites.rotate_point(ctx.db, marina.site_slug, marina.point_name, clock.now())
+    await sites.rotate_point(db, marina.site_slug, marina.point_name, clock.now())
     assert (await client.get(marina.url)).status_code == 404
-    new = await sites.get_point(ctx.db, marina.site_slug, marina.point_name)
+    new = await sites.get_point(db, marina.site_slug, marina.point_name)
     assert (await client.get(f"/k/{new.token}")).status_code == 200
 
 
 async def test_a_disabled_point_gets_the_not_found_page(
-    client: Client, ctx: AppContext, marina: PointRef
+    client: Client, db: Database, marina: PointRef
 ):
-    async with ctx.db.write() as session:
+    async with db.write() as session:
         await session.execute(
             update(CheckinPoint).where(CheckinPoint.token == marina.token).values(is_active=False)
         )
@@ -165,7 +165,7 @@ async def test_a_disabled_point_gets_the_not_found_page(
     ],
 )
 async def test_bad_input_is_explained_next_to_its_field_and_the_typing_is_kept(
-    client: Client, ctx: AppContext, marina: PointRef, field: str, value: str, message: str
+    client: Client, db: Database, marina: PointRef, field: str, value: str, message: str
 ):
     if field == "residence":
         message = "place of residence"
@@ -176,7 +176,7 @@ async def test_bad_input_is_explained_next_to_its_field_and_the_typing_is_kept(
     assert error, f"no error shown for {field}"
     assert message.lower() in error.group(1).lower()
     assert 'value="Zeemeeuw"' in answer.text or field == "vessel_name"
-    assert await visits_at(ctx, marina) == []
+    assert await visits_at(db, marina) == []
 
 
 async def test_a_vessel_needs_a_registration_or_an_mmsi(client: Client, marina: PointRef):
@@ -200,40 +200,40 @@ async def test_what_a_visitor_types_is_escaped_never_echoed_as_markup(
 
 
 async def test_a_post_without_csrf_token_is_refused_and_registers_nothing(
-    client: Client, ctx: AppContext, marina: PointRef
+    client: Client, db: Database, marina: PointRef
 ):
     form = await open_form(client, marina)
     del form["_csrf_token"]
     answer = await submit(client, marina, {**form, **yacht()})
     assert answer.status_code == 403
     assert "text/html" in answer.headers["content-type"]
-    assert await visits_at(ctx, marina) == []
+    assert await visits_at(db, marina) == []
 
 
 async def test_a_double_submit_makes_one_visit_and_answers_with_the_same_link(
-    client: Client, ctx: AppContext, marina: PointRef
+    client: Client, db: Database, marina: PointRef
 ):
     form = {**await open_form(client, marina), **yacht()}
     first = await submit(client, marina, form)
     second = await submit(client, marina, form)
     assert first.status_code == second.status_code == 303
     assert first.headers["location"] == second.headers["location"]
-    assert len(await visits_at(ctx, marina)) == 1
+    assert len(await visits_at(db, marina)) == 1
 
 
 async def test_a_reused_form_with_other_data_is_refused(
-    client: Client, ctx: AppContext, marina: PointRef
+    client: Client, db: Database, marina: PointRef
 ):
     form = {**await open_form(client, marina), **yacht()}
     await submit(client, marina, form)
     again = await submit(client, marina, {**form, "vessel_name": "Andere Boot"})
     assert again.status_code == 409
     assert "Andere Boot" not in again.text
-    assert len(await visits_at(ctx, marina)) == 1
+    assert len(await visits_at(db, marina)) == 1
 
 
 async def test_a_form_replayed_after_ten_minutes_gets_no_link(
-    client: Client, ctx: AppContext, marina: PointRef, clock: FrozenClock
+    client: Client, db: Database, marina: PointRef, clock: FrozenClock
 ):
     form = {**await open_form(client, marina), **yacht()}
     await submit(client, marina, form)
@@ -244,7 +244,7 @@ async def test_a_form_replayed_after_ten_minutes_gets_no_link(
 
 
 async def test_checking_out_twice_is_harmless(
-    client: Client, ctx: AppContext, marina: PointRef, clock: FrozenClock
+    client: Client, db: Database, marina: PointRef, clock: FrozenClock
 ):
     answer = await submit(client, marina, {**await open_form(client, marina), **yacht()})
     link = answer.headers["location"].split("?")[0]
@@ -253,14 +253,14 @@ async def test_checking_out_twice_is_harmless(
     clock.advance(timedelta(hours=14))
     out = await client.post(f"{link}/checkout", data={"_csrf_token": csrf}, follow_redirects=False)
     assert out.status_code == 303
-    [visit] = await visits_at(ctx, marina)
+    [visit] = await visits_at(db, marina)
     first_departure = visit.departed_at
     assert first_departure == clock.now()
 
     clock.advance(timedelta(hours=1))
     again = await client.post(f"{link}/checkout", data={"_csrf_token": csrf})
     assert again.status_code == 200
-    [visit] = await visits_at(ctx, marina)
+    [visit] = await visits_at(db, marina)
     assert visit.departed_at == first_departure
     assert "Check out now" not in again.text
 
@@ -273,7 +273,7 @@ async def test_a_private_link_that_does_not_exist_gets_a_404(client: Client, mar
 
 
 async def test_the_private_link_shows_that_one_visit_and_no_other(
-    client: Client, ctx: AppContext, marina: PointRef
+    client: Client, db: Database, marina: PointRef
 ):
     first = await submit(client, marina, {**await open_form(client, marina), **yacht()})
     second_form = yacht(vessel_name="Stormvogel", registration="DE-99", guest_name="Anna Weber")
@@ -285,12 +285,12 @@ async def test_the_private_link_shows_that_one_visit_and_no_other(
 
 
 async def test_too_many_check_ins_from_one_address_get_a_friendly_answer_with_the_typing_kept(
-    make_settings: Any, clock: FrozenClock
+    make_settings: Any, clock: FrozenClock, db: Database
 ):
     from nightreg.app import create_app
 
     app = create_app(make_settings(checkin_rate_per_address=2), clock=clock)
-    point = await make_point(app.state.ctx)
+    point = await make_point(db)
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
         for _ in range(2):
             ok = await submit(client, point, {**await open_form(client, point), **yacht()})
@@ -301,11 +301,11 @@ async def test_too_many_check_ins_from_one_address_get_a_friendly_answer_with_th
     assert "wait a minute" in limited.text.lower() or "too many" in limited.text.lower()
 
 
-async def test_a_busy_point_is_limited_too(make_settings: Any, clock: FrozenClock):
+async def test_a_busy_point_is_limited_too(make_settings: Any, clock: FrozenClock, db: Database):
     from nightreg.app import create_app
 
     app = create_app(make_settings(checkin_rate_per_point=1), clock=clock)
-    point = await make_point(app.state.ctx)
+    point = await make_point(db)
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
         assert (
             await submit(client, point, {**await open_form(client, point), **yacht()})
@@ -315,25 +315,25 @@ async def test_a_busy_point_is_limited_too(make_settings: Any, clock: FrozenCloc
 
 
 async def test_a_request_over_the_size_limit_is_refused(
-    client: Client, ctx: AppContext, marina: PointRef
+    client: Client, db: Database, marina: PointRef
 ):
     form = {**await open_form(client, marina), **yacht(notes="x" * 100_000)}
     answer = await submit(client, marina, form)
     assert answer.status_code == 413
-    assert await visits_at(ctx, marina) == []
+    assert await visits_at(db, marina) == []
 
 
 async def test_a_filled_in_honeypot_registers_nothing(
-    client: Client, ctx: AppContext, marina: PointRef
+    client: Client, db: Database, marina: PointRef
 ):
     form = {**await open_form(client, marina), **yacht(website="http://spam.example")}
     answer = await submit(client, marina, form)
     assert answer.status_code == 400
-    assert await visits_at(ctx, marina) == []
+    assert await visits_at(db, marina) == []
 
 
 async def test_id_numbers_are_never_stored_even_when_sent(
-    client: Client, ctx: AppContext, marina: PointRef
+    client: Client, db: Database, marina: PointRef
 ):
     form = {
         **await open_form(client, marina),
@@ -343,7 +343,7 @@ async def test_id_numbers_are_never_stored_even_when_sent(
     }
     answer = await submit(client, marina, form)
     assert answer.status_code == 303
-    [visit] = await visits_at(ctx, marina)
+    [visit] = await visits_at(db, marina)
     assert visit.id_document_type == "passport"
     stored = " ".join(str(getattr(visit, c.key)) for c in Visit.__table__.columns)
     assert "NX1234567" not in stored
@@ -351,7 +351,7 @@ async def test_id_numbers_are_never_stored_even_when_sent(
 
 
 async def test_a_vehicle_checks_in_with_a_normalised_plate_shown_as_typed(
-    client: Client, ctx: AppContext, business_park: PointRef
+    client: Client, db: Database, business_park: PointRef
 ):
     form = {
         **await open_form(client, business_park, "vehicle"),
@@ -365,19 +365,19 @@ async def test_a_vehicle_checks_in_with_a_normalised_plate_shown_as_typed(
     }
     answer = await submit(client, business_park, form)
     assert answer.status_code == 303
-    [visit] = await visits_at(ctx, business_park)
+    [visit] = await visits_at(db, business_park)
     assert visit.plate == "ab-123-c"
     assert visit.subject_key == "plate:AB123C"
     assert visit.vessel_name is None
 
 
 async def test_a_boat_cannot_be_registered_at_a_business_park(
-    client: Client, ctx: AppContext, business_park: PointRef
+    client: Client, db: Database, business_park: PointRef
 ):
     form = {**await open_form(client, business_park, "vehicle"), **yacht(), "kind": "vessel"}
     answer = await submit(client, business_park, form)
     assert answer.status_code == 422
-    assert await visits_at(ctx, business_park) == []
+    assert await visits_at(db, business_park) == []
 
 
 async def test_a_field_is_checked_as_the_visitor_leaves_it(client: Client, marina: PointRef):
@@ -427,7 +427,7 @@ async def test_error_messages_are_translated(client: Client, marina: PointRef):
 
 
 async def test_a_kiosk_tablet_shows_the_link_as_a_qr_code_and_returns_to_its_start(
-    client: Client, ctx: AppContext, kiosk_tablet: PointRef
+    client: Client, db: Database, kiosk_tablet: PointRef
 ):
     page = await client.get(f"{kiosk_tablet.url}?kind=vessel")
     assert 'name="remember"' not in page.text
@@ -440,12 +440,12 @@ async def test_a_kiosk_tablet_shows_the_link_as_a_qr_code_and_returns_to_its_sta
     assert f'content="60;url={kiosk_tablet.url}"' in answer.text
     assert "/k/v/" not in answer.text  # only as a QR code, never as text on the tablet
     assert answer.headers["cache-control"] == "no-store"
-    [visit] = await visits_at(ctx, kiosk_tablet)
+    [visit] = await visits_at(db, kiosk_tablet)
     assert visit.reference in answer.text
 
 
 async def test_a_remembered_boat_prefills_the_next_check_in_at_another_site(
-    client: Client, ctx: AppContext, marina: PointRef
+    client: Client, db: Database, marina: PointRef
 ):
     form = {**await open_form(client, marina), **yacht(remember="on")}
     answer = await submit(client, marina, form)
@@ -453,7 +453,7 @@ async def test_a_remembered_boat_prefills_the_next_check_in_at_another_site(
     assert "nightreg_remember" in answer.headers.get("set-cookie", "")
     assert "Zeemeeuw" not in answer.headers.get("set-cookie", "")  # encrypted, not plain
 
-    other = await make_point(ctx, "marina")
+    other = await make_point(db, "marina")
     start = await client.get(other.url)
     assert "Zeemeeuw" in start.text  # "check in Zeemeeuw again"
     prefilled = await client.get(f"{other.url}?kind=vessel")
@@ -476,7 +476,7 @@ async def test_a_remembered_boat_prefills_the_next_check_in_at_another_site(
 
 
 async def test_a_kiosk_tablet_never_remembers_anyone(
-    client: Client, ctx: AppContext, kiosk_tablet: PointRef
+    client: Client, db: Database, kiosk_tablet: PointRef
 ):
     form = {**await open_form(client, kiosk_tablet), **yacht(remember="on")}
     answer = await submit(client, kiosk_tablet, form)
@@ -519,13 +519,13 @@ async def test_the_health_check_answers_503_without_a_database(make_settings: An
 
 
 async def test_every_visit_in_the_register_was_acknowledged(
-    client: Client, ctx: AppContext, marina: PointRef
+    client: Client, db: Database, marina: PointRef
 ):
     for name in ("Aap", "Noot", "Mies"):
         form = {**await open_form(client, marina), **yacht(vessel_name=name)}
         assert (await submit(client, marina, form)).status_code == 303
-    async with ctx.db.read() as session:
-        info = await sites.point_by_token(ctx.db, marina.token)
+    async with db.read() as session:
+        info = await sites.point_by_token(db, marina.token)
         assert info is not None
         count = await session.scalar(
             select(func.count()).select_from(Visit).where(Visit.site_id == info.site_id)

@@ -1,0 +1,1 @@
+"""Load benchmarks for Nachtregister (not part of the application)."""
