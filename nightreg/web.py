@@ -54,7 +54,7 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
 class RequestLogMiddleware(ASGIMiddleware):
     """Logs method, route template, status and time; never a body, cookie, header or token.
 
-    The route template (``/k/v/{token:str}``) is logged instead of the path, because paths
+    The route template (``/k/v/{vtoken}``) is logged instead of the path, because paths
     carry the private link's token and the point's QR token.
     """
 
@@ -72,8 +72,7 @@ class RequestLogMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, record_status)
         finally:
-            handler = scope.get("route_handler")
-            template = next(iter(handler.paths), "?") if handler is not None else "(unmatched)"
+            template = scope.get("path_template") or "(unmatched)"
             log.info(
                 "%s %s %s %.1fms",
                 scope.get("method", "-"),

@@ -531,3 +531,17 @@ async def test_every_visit_in_the_register_was_acknowledged(
             select(func.count()).select_from(Visit).where(Visit.site_id == info.site_id)
         )
     assert count == 3
+
+
+async def test_the_request_log_holds_no_name_token_or_cookie(
+    client: Client, marina: PointRef, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level("INFO", logger="nightreg.request")
+    form = {**await open_form(client, marina), **yacht(guest_name="Geheime Gast")}
+    answer = await submit(client, marina, form)
+    await client.get(answer.headers["location"])
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "nightreg.request")
+    assert "POST /k/{token} 303" in logged
+    private_token = answer.headers["location"].split("/")[-1].split("?")[0]
+    for secret in ("Geheime Gast", marina.token, private_token, form["_csrf_token"]):
+        assert secret not in logged

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from babel.messages.catalog import Catalog, Message
 from babel.messages.mofile import read_mo, write_mo
-from babel.messages.pofile import read_po
+from babel.messages.pofile import PoFileError, read_po
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG_DIR = ROOT / "nightreg" / "i18n"
@@ -144,16 +144,17 @@ def check_compiled(path: Path, catalog: Catalog) -> Iterator[str]:
             yield f"{_rel(mo_path)}: cannot be read ({exc}) (run: {COMPILE_HINT})"
             return
     expected, shipped = _mo_contents(expected_catalog), _mo_contents(shipped_catalog)
-    stale = f"is out of date with {path.name} (run: {COMPILE_HINT})"
+    stale = f"out of date with {path.name}"
+    run = f"(run: {COMPILE_HINT})"
     for key in sorted(expected.keys() - shipped.keys(), key=_describe):
-        yield f"{_rel(mo_path)}: {stale}: {_describe(key)} is missing"
+        yield f"{_rel(mo_path)}: {stale}: {_describe(key)} is missing {run}"
     for key in sorted(shipped.keys() - expected.keys(), key=_describe):
-        yield f"{_rel(mo_path)}: {stale}: {_describe(key)} should not be there"
+        yield f"{_rel(mo_path)}: {stale}: {_describe(key)} should not be there {run}"
     for key in sorted(expected.keys() & shipped.keys(), key=_describe):
         if expected[key] != shipped[key]:
-            yield f"{_rel(mo_path)}: {stale}: {_describe(key)} has another translation"
+            yield f"{_rel(mo_path)}: {stale}: {_describe(key)} has another translation {run}"
     if expected_catalog.plural_forms != shipped_catalog.plural_forms:
-        yield f"{_rel(mo_path)}: {stale}: the Plural-Forms header differs"
+        yield f"{_rel(mo_path)}: {stale}: the Plural-Forms header differs {run}"
 
 
 def _placeholders(texts: Iterable[str]) -> set[str]:
@@ -174,10 +175,12 @@ def check_placeholders(path: Path, catalog: Catalog) -> Iterator[str]:
         used = _placeholders(forms)
         extra, lost = sorted(used - wanted), sorted(wanted - used)
         if extra or lost:
-            detail = "; ".join(
-                [f"unknown {', '.join(extra)}"] * bool(extra)
-                + [f"missing {', '.join(lost)}"] * bool(lost)
-            )
+            parts = []
+            if extra:
+                parts.append(f"unknown {', '.join(extra)}")
+            if lost:
+                parts.append(f"missing {', '.join(lost)}")
+            detail = "; ".join(parts)
             yield (
                 f"{_rel(path)}: the placeholders of {_describe(_key(message))} differ "
                 f"in its msgstr: {detail}"
@@ -202,7 +205,7 @@ def problems() -> Iterator[str]:
     for locale, path in sorted(paths.items()):
         try:
             catalog = _read_po(path, locale)
-        except Exception as exc:  # a broken .po: report it and go on with the others
+        except (OSError, ValueError, PoFileError) as exc:  # report it, check the others
             yield f"{_rel(path)}: cannot be read: {exc}"
             continue
         if locale in TRANSLATED_LOCALES:

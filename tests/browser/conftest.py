@@ -1,0 +1,232 @@
+"""Browser tests: the real app on a live uvicorn server, driven by headless Chromium.
+
+Chromium is Debian's (/usr/bin/chromium), never one Playwright downloads. Without it, or
+without the playwright package, every test here is skipped with the reason (see `-rs`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+from nightreg.clock import SystemClock
+from nightreg.settings import Settings
+from tests.conftest import PointRef, make_point
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Playwright
+
+HERE = Path(__file__).parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# A short idle time for the one server whose kiosk tablets must clear themselves in a test.
+QUICK_KIOSK_IDLE_SECONDS = 3
+# How long a browser action may take before the test fails, in milliseconds.
+ACTION_TIMEOUT_MS = 10_000
+
+T = TypeVar("T")
+
+
+def _why_no_browser() -> str | None:
+    if importlib.util.find_spec("playwright") is None:
+        return "browser tests need the playwright package (pip install -e '.[test]')"
+    if not CHROMIUM.exists():
+        return f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+NO_BROWSER = _why_no_browser()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if NO_BROWSER is None:
+        return
+    skip = pytest.mark.skip(reason=NO_BROWSER)
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(skip)
+
+
+def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to its end on a fresh event loop in a worker thread.
+
+    A thread of its own keeps this loop apart from the live server's loop and from the event
+    loop state of the main thread, which Playwright's sync API and pytest-asyncio use.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result(timeout=60)
+
+
+@dataclass
+class LiveServer:
+    """The app served over real HTTP on 127.0.0.1, with the real clock."""
+
+    settings: Settings
+    base_url: str
+    points: list[PointRef] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def new_point(self, kind: str = "marina", *, kiosk_mode: bool = False) -> PointRef:
+        """A new site with one check-in point, made through the services like the CLI does."""
+        from nightreg.context import AppContext
+
+        async def create() -> PointRef:
+            ctx = AppContext.from_settings(self.settings)
+            try:
+                return await make_point(ctx, kind, kiosk_mode=kiosk_mode, now=SystemClock().now())
+            finally:
+                await ctx.db.dispose()
+
+        point = run_async(create)
+        self.points.append(point)
+        return point
+
+
+def _wait_until_healthy(base_url: str, thread: threading.Thread, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    last_error: object = None
+    while time.monotonic() < deadline:
+        if not thread.is_alive():
+            raise RuntimeError("the live server stopped while starting; see the captured log")
+        try:
+            with urllib.request.urlopen(base_url + "/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+                last_error = answer.status
+        except (urllib.error.URLError, OSError) as exc:
+            last_error = exc
+        time.sleep(0.05)
+    raise RuntimeError(f"the live server did not answer /health within {timeout}s: {last_error}")
+
+
+@contextmanager
+def live_server(database_url: str, data_dir: Path, **changes: Any) -> Iterator[LiveServer]:
+    """Start create_app() under uvicorn in a background thread; stop it cleanly afterwards."""
+    import uvicorn
+
+    from nightreg.app import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        secret_key="test-secret-" + "k" * 40,
+        base_url=base_url,
+        checkin_rate_per_address=1000,
+        checkin_rate_per_point=1000,
+        **changes,
+    )
+    app = create_app(settings, clock=SystemClock())
+    server = uvicorn.Server(
+        uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"live-{base_url}", daemon=True
+    )
+    thread.start()
+    try:
+        _wait_until_healthy(base_url, thread)
+        yield LiveServer(settings=settings, base_url=base_url)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+        if thread.is_alive():
+            raise RuntimeError("the live server did not stop within 15 s")
+
+
+@pytest.fixture(scope="package")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The app as a phone sees it; a kiosk tablet here clears itself after the default idle."""
+    with live_server(database_url, tmp_path_factory.mktemp("live")) as live:
+        yield live
+
+
+@pytest.fixture(scope="package")
+def quick_kiosk_server(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A second server whose kiosk tablets clear themselves after a few seconds."""
+    with live_server(
+        database_url,
+        tmp_path_factory.mktemp("live-kiosk"),
+        kiosk_idle_seconds=QUICK_KIOSK_IDLE_SECONDS,
+    ) as live:
+        yield live
+
+
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+    yield chromium
+    chromium.close()
+
+
+PHONE = {
+    "viewport": {"width": 360, "height": 740},
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
+@pytest.fixture
+def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+    """Open a fresh browser profile (cookies, cache) like a new phone; closed after the test.
+
+    Defaults to a 360×740 touch phone in Dutch; pass Playwright's new_context options to change.
+    """
+    opened: list[BrowserContext] = []
+
+    def make(**options: Any) -> BrowserContext:
+        context = browser.new_context(**{**PHONE, "locale": "nl-NL", **options})
+        context.set_default_timeout(ACTION_TIMEOUT_MS)
+        opened.append(context)
+        return context
+
+    yield make
+    for context in opened:
+        context.close()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if NO_BROWSER:
+        return f"browser tests: skipped ({NO_BROWSER})"
+    return f"browser tests: {CHROMIUM} (headless); NIGHTREG_TEST_DATABASE_URL=" + (
+        "set" if os.environ.get("NIGHTREG_TEST_DATABASE_URL") else "unset (SQLite)"
+    )
