@@ -324,16 +324,23 @@ class CpuUse:
     client: float
     postgres: float
     machine: float
+    other: float  # everything else on the machine (other users, the OS), percent of one core
 
     @classmethod
     def between(cls, before: CpuSample, after: CpuSample, client_cpu: float) -> CpuUse:
         wall = after.at - before.at
         total = after.total - before.total
+        server = 100 * (after.server - before.server) / wall
+        client = 100 * client_cpu / wall
+        postgres = 100 * (after.postgres - before.postgres) / wall
+        machine = 100 * (after.busy - before.busy) / total if total else math.nan
+        cores = os.cpu_count() or 1
         return cls(
-            server=100 * (after.server - before.server) / wall,
-            client=100 * client_cpu / wall,
-            postgres=100 * (after.postgres - before.postgres) / wall,
-            machine=100 * (after.busy - before.busy) / total if total else math.nan,
+            server=server,
+            client=client,
+            postgres=postgres,
+            machine=machine,
+            other=max(0.0, machine * cores - server - client - postgres),
         )
 
 
@@ -547,10 +554,11 @@ def run_load_phase(
         first += visitors
     profiler = None
     if args.profile:
-        out = Path(args.profile) / f"{setup.db}-{phase}.txt"
+        out = Path(args.profile) / f"{setup.db}-{phase}-{args.profile_mode}.txt"
         profiler = subprocess.Popen(
-            [str(_py_spy()), "record", "--pid", str(server_pid), "--format", "raw", "--rate", "200",
-             "--duration", str(math.ceil(args.duration) + 1), "--output", str(out)],
+            [str(_py_spy()), "record", "--pid", str(server_pid), "--format", "raw", "--rate", "100",
+             "--duration", str(math.ceil(args.duration) + 1), "--output", str(out),
+             "--gil" if args.profile_mode == "cpu" else "--idle"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
     time.sleep(max(0.0, start_at - time.time()))
@@ -625,7 +633,10 @@ def report(
         text = f"server {cpu.server:5.1f}%  client {cpu.client:5.1f}%"
         if setup.db == "postgresql":
             text += f"  postgres {cpu.postgres:5.1f}%"
-        return text + f"  (of one core; machine busy {cpu.machine:5.1f}% of all cores)"
+        return text + (
+            f"  other {cpu.other:5.1f}%  (% of one core; machine busy {cpu.machine:.0f}% "
+            f"of {os.cpu_count()} cores)"
+        )
 
     w = print
     w("=" * 100)
@@ -675,6 +686,13 @@ def report(
             )
     if checkin.cpu.machine >= 95 or bare.cpu.machine >= 95:
         w("NOTE: the machine was CPU-saturated; client, server and database share its cores.")
+    if max(checkin.cpu.other, bare.cpu.other) >= 20:
+        w(
+            "NOTE: other processes used a noticeable share of the CPU during the run; "
+            "the numbers are lower than on a quiet machine."
+        )
+    if tracebacks:
+        w(f"server log (last lines):\n{_tail(server_log, 20)}")
     w("Targets")
     w(f"  errors = 0                          {errors:>10}      {_verdict(errors == 0)}")
     w(f"  lost check-ins = 0                  {lost:>10}      {_verdict(lost == 0)}")
@@ -716,6 +734,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="wiped! name must hold 'bench'")
     parser.add_argument(
         "--profile", metavar="DIR", help="record the server with py-spy (raw stacks) into DIR"
+    )
+    parser.add_argument(
+        "--profile-mode",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="cpu: only threads holding the GIL (py-spy --gil); wall: all threads, idle too",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)

@@ -57,7 +57,7 @@ REMEMBERED_FIELDS = (
 
 KIND_LABELS = {
     "vessel": N_("Boat"),
-    "vehicle": N_("Car, van or truck"),
+    "vehicle": N_("Vehicle"),
     "stay": N_("Overnight stay"),
 }
 VESSEL_TYPE_LABELS = {
@@ -102,7 +102,7 @@ ERROR_PAGES = {
     413: (N_("The form is too large."), N_("Please shorten your notes and try again.")),
     429: (
         N_("Too many check-ins from here."),
-        N_("Please wait a minute and try again. What you typed has been kept."),
+        N_("Please wait a minute and try again."),
     ),
     500: (
         N_("Something went wrong on our side."),
@@ -173,6 +173,7 @@ def _form_context(
     *,
     errors: dict[str, str] | None = None,
     banner: str | None = None,
+    banner_hint: str | None = None,
     remembered: bool = False,
 ) -> dict[str, Any]:
     return {
@@ -183,6 +184,7 @@ def _form_context(
         "values": values,
         "errors": errors or {},
         "banner": banner,
+        "banner_hint": banner_hint,
         "remembered": remembered,
         "vessel_types": [(c, VESSEL_TYPE_LABELS[c]) for c in VESSEL_TYPES],
         "vehicle_types": [(c, VEHICLE_TYPE_LABELS[c]) for c in VEHICLE_TYPES],
@@ -257,8 +259,10 @@ class CheckinController(Controller):
             values["idempotency_key"] = new_idempotency_key()
 
         def form_again(status: int, *, errors: dict[str, str] | None = None,
-                       banner: str | None = None) -> Template:  # fmt: skip
-            context = _form_context(point, shown_kind, values, errors=errors, banner=banner)
+                       banner: str | None = None, hint: str | None = None) -> Template:  # fmt: skip
+            context = _form_context(
+                point, shown_kind, values, errors=errors, banner=banner, banner_hint=hint
+            )
             context["idle_seconds"] = ctx.settings.kiosk_idle_seconds
             return Template(template_name="kiosk/form.html", context=context, status_code=status)
 
@@ -266,7 +270,11 @@ class CheckinController(Controller):
         if not ctx.address_limiter.hit(f"addr:{client}") or not ctx.point_limiter.hit(
             f"point:{point.id}"
         ):
-            return form_again(HTTP_429_TOO_MANY_REQUESTS, banner=ERROR_PAGES[429][0])
+            return form_again(
+                HTTP_429_TOO_MANY_REQUESTS,
+                banner=ERROR_PAGES[429][0],
+                hint=N_("Please wait a minute and try again. What you typed has been kept."),
+            )
         if form.get("website"):
             # The honeypot: a field people never see, which form-filling robots fill in.
             return form_again(HTTP_400_BAD_REQUEST, banner=ERROR_PAGES[400][0])

@@ -30,6 +30,8 @@ from tests.conftest import PointRef, make_point
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Playwright
 
+    from nightreg.models import Visit
+
 HERE = Path(__file__).parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -103,6 +105,26 @@ class LiveServer:
         point = run_async(create)
         self.points.append(point)
         return point
+
+    def stored_visit(self, reference: str) -> Visit | None:
+        """The visit as the database holds it, found by the reference the visitor was shown."""
+        from sqlalchemy import select
+
+        from nightreg.db import Database
+        from nightreg.models import Visit
+
+        async def load() -> Visit | None:
+            db = Database(self.settings.database_url)
+            try:
+                async with db.read() as session:
+                    found: Visit | None = await session.scalar(
+                        select(Visit).where(Visit.reference == reference)
+                    )
+                    return found
+            finally:
+                await db.dispose()
+
+        return run_async(load)
 
 
 def _wait_until_healthy(base_url: str, thread: threading.Thread, timeout: float = 15) -> None:

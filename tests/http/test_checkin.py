@@ -144,7 +144,7 @@ async def test_a_disabled_point_gets_the_not_found_page(
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("vessel_name", "", "name of the vessel"),
+        ("vessel_name", "", "name of the boat"),
         ("guest_name", "", "your name"),
         ("residence", "", "at most"),  # replaced below: required field
         ("persons", "0", "from 1 to 99"),

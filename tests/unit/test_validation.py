@@ -589,7 +589,7 @@ def test_the_visit_data_has_no_field_for_an_id_number() -> None:
 
 def test_a_vessel_needs_a_name() -> None:
     form = form_for("vessel", vessel_name=" ")
-    assert message_of(form, "vessel_name") == "Please enter the name of the vessel."
+    assert message_of(form, "vessel_name") == "Please enter the name of the boat."
 
 
 @pytest.mark.parametrize("registration", ["", "  ", "--", " / "])
@@ -640,7 +640,7 @@ def test_an_mmsi_with_a_maritime_identification_digit_is_accepted(mmsi: str) -> 
 )
 def test_an_mmsi_outside_the_maritime_identification_range_is_refused(mmsi: str) -> None:
     assert message_of(form_for("vessel", mmsi=mmsi), "mmsi") == (
-        "An MMSI number has 9 digits and starts with 2 to 7."
+        "An MMSI number has 9 digits, starting with 201 to 775."
     )
 
 
