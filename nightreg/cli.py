@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -44,6 +46,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from nightreg.services.demo import seed_demo
     from nightreg.services.sites import kiosk_url
 
+    if not os.environ.get("NIGHTREG_BASE_URL") and not os.environ.get("NIGHTREG_BASE_URL_FILE"):
+        # Unconfigured, the links we print and put in QR codes point where we actually serve.
+        host = "127.0.0.1" if args.host in {"0.0.0.0", "::", ""} else args.host  # noqa: S104
+        settings = dataclasses.replace(settings, base_url=f"http://{host}:{args.port}")
     migrate.upgrade(settings.database_url)
     if args.demo:
         login = _run(settings, lambda db: seed_demo(db, SystemClock().now()))
