@@ -1,0 +1,47 @@
+"""`nightreg serve --demo` seeds a marina, a business park, their points and an admin."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from nightreg.db import Database
+from nightreg.models import CheckinPoint, Site, User
+from nightreg.security import verify_password
+from nightreg.services.demo import DEMO_ADMIN, seed_demo
+from tests.conftest import SUMMER_EVENING
+
+
+async def _remove_demo(db: Database) -> None:
+    async with db.write() as session:
+        slugs = ("jachthaven-zeemeeuw", "bedrijvenpark-westpoort")
+        site_ids = list(await session.scalars(select(Site.id).where(Site.slug.in_(slugs))))
+        await session.execute(delete(CheckinPoint).where(CheckinPoint.site_id.in_(site_ids)))
+        await session.execute(delete(Site).where(Site.id.in_(site_ids)))
+        await session.execute(delete(User).where(User.email == DEMO_ADMIN))
+
+
+async def test_the_demo_has_both_kinds_of_site_with_points_and_a_working_admin_login(db: Database):
+    await _remove_demo(db)
+    login = await seed_demo(db, SUMMER_EVENING)
+    async with db.read() as session:
+        kinds = set(await session.scalars(select(Site.kind).where(Site.slug.in_(
+            ("jachthaven-zeemeeuw", "bedrijvenpark-westpoort")))))  # fmt: skip
+        admin = await session.scalar(select(User).where(User.email == DEMO_ADMIN))
+    assert kinds == {"marina", "business_park"}
+    assert len(login.points) == 5
+    assert admin is not None
+    assert admin.role == "admin"
+    assert verify_password(admin.password_hash, login.password)
+
+
+async def test_seeding_the_demo_twice_adds_nothing_but_a_new_password(db: Database):
+    await _remove_demo(db)
+    first = await seed_demo(db, SUMMER_EVENING)
+    second = await seed_demo(db, SUMMER_EVENING)
+    assert [p[2] for p in first.points] == [p[2] for p in second.points]
+    assert first.password != second.password
+    async with db.read() as session:
+        admin = await session.scalar(select(User).where(User.email == DEMO_ADMIN))
+    assert admin is not None
+    assert verify_password(admin.password_hash, second.password)
+    assert not verify_password(admin.password_hash, first.password)
