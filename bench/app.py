@@ -10,8 +10,8 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from litestar import Litestar, MediaType, Response, post
-from sqlalchemy import select
+from litestar import Litestar, MediaType, Response, get, post
+from sqlalchemy import event, select
 
 from nightreg.app import create_app
 from nightreg.context import AppContext
@@ -58,5 +58,23 @@ def create_bench_app() -> Litestar:
             )
         return Response("ok", status_code=201)
 
+    # How often the pool opens a new database connection (SQLite: a thread and a file handle;
+    # PostgreSQL: a new backend process); a pool too small for the load keeps doing it.
+    counters = {"connects": 0, "checkouts": 0}
+    pool = ctx.db.engine.sync_engine.pool
+
+    @event.listens_for(pool, "connect")
+    def _connected(*_args: object) -> None:
+        counters["connects"] += 1
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(*_args: object) -> None:
+        counters["checkouts"] += 1
+
+    @get("/bench/stats", media_type=MediaType.JSON)
+    async def bench_stats() -> dict[str, int]:
+        return {**counters, "pool_size": pool.size(), "checked_out": pool.checkedout()}
+
     app.register(bench_insert)
+    app.register(bench_stats)
     return app

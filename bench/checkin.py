@@ -272,7 +272,11 @@ def process_cpu(pid: int) -> float:
 
 
 def postgres_cpu() -> float:
-    """CPU seconds used so far by all processes named postgres (the local server)."""
+    """CPU seconds used so far by all processes named postgres (the local server).
+
+    A backend that exits during the phase (a connection closed by the pool) leaves its time in
+    the postmaster's children's time, so that is counted too.
+    """
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -284,7 +288,7 @@ def postgres_cpu() -> float:
         name = text[text.find("(") + 1 : text.rfind(")")]
         if name.startswith("postgres"):
             fields = text.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _TICK
+            total += sum(int(f) for f in fields[11:15]) / _TICK
     return total
 
 
@@ -294,6 +298,14 @@ def machine_cpu() -> tuple[float, float]:
     idle = values[3] + values[4]  # idle + iowait
     total = sum(values[:8])  # without guest time, which is counted in user already
     return total - idle, total
+
+
+def background_load(seconds: float = 2.0) -> float:
+    """Percent of all cores busy while the benchmark does nothing: other users of the machine."""
+    busy0, total0 = machine_cpu()
+    time.sleep(seconds)
+    busy1, total1 = machine_cpu()
+    return 100 * (busy1 - busy0) / (total1 - total0) if total1 > total0 else math.nan
 
 
 @dataclass
@@ -349,6 +361,15 @@ class PhaseReport:
     name: str
     result: LoadResult
     cpu: CpuUse
+    pool: dict[str, int]  # connects/checkouts during the phase, from GET /bench/stats
+
+
+def pool_stats(base_url: str) -> dict[str, int]:
+    try:
+        answer = httpx.get(f"{base_url}/bench/stats", timeout=10)
+        return dict(answer.json()) if answer.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        return {}
 
 
 # --------------------------------------------------------------------------- setup
@@ -366,6 +387,7 @@ class Environment:
 
 def _free_port(port: int) -> None:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
         try:
             s.bind(("127.0.0.1", port))
         except OSError as exc:
@@ -449,10 +471,12 @@ def prepare(args: argparse.Namespace, work_dir: Path) -> Environment:
     return setup
 
 
-def start_server(setup: Environment, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    setup: Environment, port: int, log_path: Path, app: str
+) -> subprocess.Popen[bytes]:
     _free_port(port)
     command = [
-        sys.executable, "-m", "uvicorn", "--factory", "bench.app:create_bench_app",
+        sys.executable, "-m", "uvicorn", "--factory", app,
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
@@ -563,15 +587,24 @@ def run_load_phase(
         )  # fmt: skip
     time.sleep(max(0.0, start_at - time.time()))
     with_pg = setup.db == "postgresql"
+    stats_before = pool_stats(setup.base_url)
     before = CpuSample.take(server_pid, with_pg)
     parts = pool.map(run_phase, jobs)
     after = CpuSample.take(server_pid, with_pg)
+    stats_after = pool_stats(setup.base_url)
     if profiler is not None:
         profiler.wait()
     result = LoadResult()
     for part in parts:
         result.merge(part)
-    return PhaseReport(phase, result, CpuUse.between(before, after, result.cpu))
+    counts = {
+        key: stats_after[key] - stats_before[key]
+        for key in ("connects", "checkouts")
+        if key in stats_before and key in stats_after
+    }
+    if "pool_size" in stats_after:
+        counts["pool_size"] = stats_after["pool_size"]
+    return PhaseReport(phase, result, CpuUse.between(before, after, result.cpu), counts)
 
 
 def warm_up(setup: Environment, args: argparse.Namespace) -> LoadResult:
@@ -596,6 +629,15 @@ def _ms(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.1f} ms"
 
 
+def pool_line(counts: dict[str, int]) -> str:
+    if "connects" not in counts:
+        return "connection pool: (no /bench/stats)"
+    return (
+        f"connection pool: {counts['checkouts']} checkouts, {counts['connects']} new "
+        f"connections opened (pool_size {counts.get('pool_size', '?')})"
+    )
+
+
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -604,6 +646,7 @@ def report(
     args: argparse.Namespace,
     setup: Environment,
     started: datetime,
+    background: float,
     before: DbCounts,
     after: DbCounts,
     warm: LoadResult,
@@ -644,6 +687,7 @@ def report(
     w("=" * 100)
     w(f"date            {started:%Y-%m-%d %H:%M:%S %Z}")
     w(f"database        {setup.db}  ({_redact(setup.database_url)})")
+    w(f"app             {args.app}, {app_revision()}")
     w(f"concurrency     {args.concurrency} visitors in {args.clients} client process(es)")
     w(f"duration        {args.duration:g} s per phase (+ unmeasured warm-up)")
     w(
@@ -654,6 +698,7 @@ def report(
         f"software        SQLAlchemy {sqlalchemy.__version__}, httpx {httpx.__version__}; "
         "server: uvicorn, 1 worker, --no-access-log --log-level warning"
     )
+    w(f"background      {background:.0f}% of all cores busy in the 2 s before the run")
     w(f"visit rows      at start {before.total}, at end {after.total}")
     w("")
     w(f"Phase 1: check-in (GET form, POST form)  {c.elapsed:.1f} s")
@@ -662,11 +707,13 @@ def report(
     w(f"  acknowledged check-ins (303): {len(c.acknowledged)} (+{len(warm.acknowledged)} warm-up)")
     w(f"  errors: {sum(c.errors.values())}  {dict(c.errors) or ''}")
     w(f"  CPU: {cpu_line(checkin.cpu)}")
+    w(f"  {pool_line(checkin.pool)}")
     w("")
     w(f"Phase 2: bare insert (POST /bench/insert)  {b.elapsed:.1f} s")
     w("  " + ins.line("bare insert"))
     w(f"  errors: {sum(b.errors.values())}  {dict(b.errors) or ''}")
     w(f"  CPU: {cpu_line(bare.cpu)}")
+    w(f"  {pool_line(bare.pool)}")
     w("")
     w("Database check")
     w(f"  kiosk visits at site {SITE_SLUG!r} in the database: {len(after.kiosk_hashes)}")
@@ -686,7 +733,7 @@ def report(
             )
     if checkin.cpu.machine >= 95 or bare.cpu.machine >= 95:
         w("NOTE: the machine was CPU-saturated; client, server and database share its cores.")
-    if max(checkin.cpu.other, bare.cpu.other) >= 20:
+    if max(checkin.cpu.other, bare.cpu.other) >= 20 or background >= 10:
         w(
             "NOTE: other processes used a noticeable share of the CPU during the run; "
             "the numbers are lower than on a quiet machine."
@@ -712,6 +759,21 @@ def report(
     w("=" * 100)
 
 
+def app_revision() -> str:
+    """The commit the app is at, and whether its code has uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = git("status", "--porcelain", "--", "nightreg", "kiosk", "admin", "migrations")
+    n = len(changed.splitlines())
+    return f"git {commit}" + (f" + uncommitted changes in {n} app file(s)" if n else "")
+
+
 def _py_spy() -> str | None:
     beside = Path(sys.executable).parent / "py-spy"
     return str(beside) if beside.exists() else shutil.which("py-spy")
@@ -729,6 +791,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument(
         "--clients", type=int, default=1, help="client processes sharing the visitors"
+    )
+    parser.add_argument(
+        "--app",
+        default="bench.app:create_bench_app",
+        help="uvicorn app factory (to compare a variant of the app; it must keep /bench/insert)",
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="wiped! name must hold 'bench'")
@@ -751,13 +818,14 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
 
     started = datetime.now(UTC)
+    background = background_load()
     work_dir = Path(tempfile.mkdtemp(prefix="nightreg-bench-"))
     server: subprocess.Popen[bytes] | None = None
     server_log = work_dir / "server.log"
     try:
         print(f"preparing {args.db} in {work_dir} …", flush=True)
         setup = prepare(args, work_dir)
-        server = start_server(setup, args.port, server_log)
+        server = start_server(setup, args.port, server_log, args.app)
         before = count_rows(setup.database_url)
         warm = warm_up(setup, args)
         spawn = multiprocessing.get_context("spawn")
@@ -769,7 +837,7 @@ def main(argv: list[str] | None = None) -> int:
             bare = run_load_phase(pool, "bare", args, setup, server.pid)
         stop_server(server)
         after = count_rows(setup.database_url)
-        report(args, setup, started, before, after, warm, checkin, bare, server_log)
+        report(args, setup, started, background, before, after, warm, checkin, bare, server_log)
     except SetupError as exc:
         print(f"bench: setup failed: {exc}", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,7 +25,7 @@ import pytest
 
 from nightreg.clock import SystemClock
 from nightreg.settings import Settings
-from tests.conftest import PointRef, make_point
+from tests.conftest import PointRef, unique_slug
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Playwright
@@ -86,25 +86,36 @@ class LiveServer:
 
     settings: Settings
     base_url: str
-    points: list[PointRef] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         return self.base_url + path
 
     def new_point(self, kind: str = "marina", *, kiosk_mode: bool = False) -> PointRef:
         """A new site with one check-in point, made through the services like the CLI does."""
-        from nightreg.context import AppContext
+        from nightreg.db import Database
+        from nightreg.services import sites
+
+        slug = unique_slug("marina" if kind == "marina" else "park")
+        name = "Jachthaven Testhaven" if kind == "marina" else "Bedrijvenpark Test"
 
         async def create() -> PointRef:
-            ctx = AppContext.from_settings(self.settings)
+            db = Database(self.settings.database_url)
+            now = SystemClock().now()
             try:
-                return await make_point(ctx, kind, kiosk_mode=kiosk_mode, now=SystemClock().now())
+                await sites.create_site(
+                    db, slug=slug, name=name, kind=kind, now=now,
+                    contact="havenmeester@test.example",
+                )  # fmt: skip
+                point = await sites.add_point(
+                    db, site_slug=slug, name="Havenkantoor", kiosk_mode=kiosk_mode, now=now
+                )
             finally:
-                await ctx.db.dispose()
+                await db.dispose()
+            return PointRef(
+                site_slug=slug, site_name=name, point_name=point.name, token=point.token
+            )
 
-        point = run_async(create)
-        self.points.append(point)
-        return point
+        return run_async(create)
 
     def stored_visit(self, reference: str) -> Visit | None:
         """The visit as the database holds it, found by the reference the visitor was shown."""

@@ -437,7 +437,8 @@ async def test_a_kiosk_tablet_shows_the_link_as_a_qr_code_and_returns_to_its_sta
     assert answer.status_code == 200  # no redirect: the link must not enter the history
     assert "location" not in answer.headers
     assert "<svg" in answer.text
-    assert f'content="60;url={kiosk_tablet.url}"' in answer.text
+    # kiosk.js returns to the start after the idle time, counted from the last touch.
+    assert f'data-kiosk-reset="{kiosk_tablet.url}" data-kiosk-idle="60"' in answer.text
     assert "/k/v/" not in answer.text  # only as a QR code, never as text on the tablet
     assert answer.headers["cache-control"] == "no-store"
     [visit] = await visits_at(db, kiosk_tablet)
