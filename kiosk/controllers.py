@@ -410,4 +410,7 @@ class VisitController(Controller):
         return Redirect(path=f"/k/v/{vtoken}?out=1", status_code=303)
 
 
-kiosk_router = Router(path="/", route_handlers=[CheckinController, VisitController])
+# HTML pages for people, not part of the JSON API the schema describes.
+kiosk_router = Router(
+    path="/", route_handlers=[CheckinController, VisitController], include_in_schema=False
+)

@@ -546,3 +546,9 @@ async def test_the_request_log_holds_no_name_token_or_cookie(
     private_token = answer.headers["location"].split("/")[-1].split("?")[0]
     for secret in ("Geheime Gast", marina.token, private_token, form["_csrf_token"]):
         assert secret not in logged
+
+
+async def test_the_openapi_schema_is_served_and_lists_the_health_check(client: Client):
+    schema = await client.get("/schema/openapi.json")
+    assert schema.status_code == 200
+    assert "/health" in schema.json()["paths"]
