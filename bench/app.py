@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from litestar import Litestar, MediaType, Response, get, post
 from sqlalchemy import event, select
+from sqlalchemy.pool import QueuePool
 
 from nightreg.app import create_app
 from nightreg.context import AppContext
@@ -73,7 +74,9 @@ def create_bench_app() -> Litestar:
 
     @get("/bench/stats", media_type=MediaType.JSON)
     async def bench_stats() -> dict[str, int]:
-        return {**counters, "pool_size": pool.size(), "checked_out": pool.checkedout()}
+        if isinstance(pool, QueuePool):
+            return {**counters, "pool_size": pool.size(), "checked_out": pool.checkedout()}
+        return dict(counters)
 
     app.register(bench_insert)
     app.register(bench_stats)

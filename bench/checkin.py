@@ -1,7 +1,7 @@
 """Check-in load benchmark: N concurrent visitors against one uvicorn worker.
 
     python bench/checkin.py --db sqlite|postgresql [--concurrency 50] [--duration 20]
-                            [--port 8765] [--clients 1] [--profile DIR]
+                            [--port 8765] [--clients 1] [--profile DIR] [--app MODULE:FACTORY]
 
 Prepares a fresh database (an SQLite file in a temporary directory, or the schema of the
 PostgreSQL database `nightreg_bench`, dropped and recreated), migrates it with
@@ -124,7 +124,7 @@ async def _checkin_visitor(
         started = clock()
         try:
             page = await client.get(form_url)
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # counted, never fatal: the run goes on
             res.errors[f"GET {type(exc).__name__}"] += 1
             await asyncio.sleep(0.01)
             continue
@@ -150,7 +150,7 @@ async def _checkin_visitor(
         started = clock()
         try:
             answer = await client.post(post_url, data=form)
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # counted, never fatal: the run goes on
             res.errors[f"POST {type(exc).__name__}"] += 1
             await asyncio.sleep(0.01)
             continue
@@ -169,7 +169,7 @@ async def _bare_visitor(client: httpx.AsyncClient, deadline: float, res: LoadRes
         started = clock()
         try:
             answer = await client.post("/bench/insert")
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # counted, never fatal: the run goes on
             res.errors[f"POST {type(exc).__name__}"] += 1
             await asyncio.sleep(0.01)
             continue
@@ -597,7 +597,7 @@ def run_load_phase(
     result = LoadResult()
     for part in parts:
         result.merge(part)
-    counts = {
+    counts: dict[str, int] = {
         key: stats_after[key] - stats_before[key]
         for key in ("connects", "checkouts")
         if key in stats_before and key in stats_after
