@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from functools import lru_cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -36,6 +37,7 @@ def new_idempotency_key() -> str:
     return secrets.token_urlsafe(18)
 
 
+@lru_cache(maxsize=64)
 def derive_key(secret_key: str, purpose: str, length: int = 32) -> bytes:
     """A key for one purpose, so that one secret never signs two kinds of thing."""
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode()).derive(

@@ -32,6 +32,7 @@ def make_environment(extra_dirs: Sequence[Path]) -> Environment:
         locales=i18n.LOCALES,
         locale_names=i18n.LOCALE_NAMES,
         countries=i18n.countries,
+        country_options=i18n.country_options,
         country_name=i18n.country_name,
         htmx_file=HTMX_FILE,
         version=__version__,

@@ -12,6 +12,7 @@ import pycountry
 from babel import Locale
 from babel.dates import format_datetime
 from babel.support import NullTranslations, Translations
+from markupsafe import Markup, escape
 
 LOCALES = ("nl", "en", "de")
 # A visitor whose browser asks for none of ours more likely reads English than Dutch.
@@ -72,6 +73,32 @@ def countries(locale: str) -> tuple[tuple[str, str], ...]:
     territories = Locale.parse(locale).territories
     pairs = [(c.alpha_2, territories.get(c.alpha_2, c.name)) for c in pycountry.countries]
     return tuple(sorted(pairs, key=lambda p: p[1].casefold()))
+
+
+@cache
+def _country_option_tags(locale: str) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (code, f'<option value="{code}">{escape(name)}</option>')
+        for code, name in countries(locale)
+    )
+
+
+def country_options(selected: str | None) -> Markup:
+    """The <option>s of a country list in the request's language, `selected` marked.
+
+    Built once per language: three lists of some 250 countries were half the cost of
+    rendering the check-in form.
+    """
+    tags = _country_option_tags(get_locale())
+    if not selected:
+        return Markup("".join(tag for _code, tag in tags))  # noqa: S704 - escaped above
+    chosen = f'<option value="{selected}">'
+    return Markup(  # noqa: S704 - escaped above; `selected` only matches a known code
+        "".join(
+            tag.replace(chosen, f'<option value="{code}" selected>') if code == selected else tag
+            for code, tag in tags
+        )
+    )
 
 
 def country_name(code: str | None) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, fields
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -138,6 +139,7 @@ async def rotate_point(db: Database, site_slug: str, name: str, now: datetime) -
         point = await session.merge(point)
         point.token = new_point_token()
         point.rotated_at = now
+    forget_cached_points()
     return point
 
 
@@ -151,36 +153,55 @@ async def list_points(db: Database) -> list[CheckinPoint]:
         return list(result)
 
 
+# A QR scan and its submit ask for the same point within a minute, and a busy evening asks
+# for the same few points all the time: a short cache saves a query per page. Rotating a point
+# in this process clears it at once; other instances notice within POINT_CACHE_SECONDS.
+POINT_CACHE_SECONDS = 2.0
+_point_cache: dict[str, tuple[float, PointInfo | None]] = {}
+
+_POINT_BY_TOKEN = (
+    select(
+        CheckinPoint.id,
+        CheckinPoint.name,
+        CheckinPoint.token,
+        CheckinPoint.kiosk_mode,
+        Site.id,
+        Site.slug,
+        Site.name,
+        Site.kind,
+        Site.municipality,
+        Site.contact,
+        Site.timezone,
+        Site.retention_days,
+    )
+    .join(Site, CheckinPoint.site_id == Site.id)
+    .where(
+        CheckinPoint.token == bindparam("token"),
+        CheckinPoint.is_active.is_(True),
+        Site.is_active.is_(True),
+    )
+)
+
+
+_POINT_FIELDS = [f.name for f in fields(PointInfo)]  # the order of the columns above
+
+
+def forget_cached_points() -> None:
+    _point_cache.clear()
+
+
 async def point_by_token(db: Database, token: str) -> PointInfo | None:
     """The active point behind a kiosk URL, or None for unknown, rotated or disabled tokens."""
     if not token or len(token) > 64:
         return None
-    async with db.read() as session:
-        row = (
-            await session.execute(
-                select(CheckinPoint, Site)
-                .join(Site, CheckinPoint.site_id == Site.id)
-                .where(
-                    CheckinPoint.token == token,
-                    CheckinPoint.is_active.is_(True),
-                    Site.is_active.is_(True),
-                )
-            )
-        ).first()
-    if row is None:
-        return None
-    point, site = row
-    return PointInfo(
-        id=point.id,
-        name=point.name,
-        token=point.token,
-        kiosk_mode=point.kiosk_mode,
-        site_id=site.id,
-        site_slug=site.slug,
-        site_name=site.name,
-        site_kind=site.kind,
-        site_municipality=site.municipality,
-        site_contact=site.contact,
-        site_timezone=site.timezone,
-        site_retention_days=site.retention_days,
-    )
+    now = time.monotonic()
+    cached = _point_cache.get(token)
+    if cached is not None and now - cached[0] < POINT_CACHE_SECONDS:
+        return cached[1]
+    async with db.engine.connect() as conn:
+        row = (await conn.execute(_POINT_BY_TOKEN, {"token": token})).first()
+    point = PointInfo(**dict(zip(_POINT_FIELDS, row, strict=True))) if row is not None else None
+    if len(_point_cache) > 10_000:
+        _point_cache.clear()
+    _point_cache[token] = (now, point)
+    return point

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 
 from nightreg.db import Database
 from nightreg.models import Visit
 
 _Pending = tuple[dict[str, Any], "asyncio.Future[int]"]
+
+# One Core statement for every batch: SQLAlchemy compiles and caches it once, where an ORM
+# insert with inline values would be keyed and compiled again for each visit.
+_VISIT_TABLE = cast(Table, Visit.__table__)
+_INSERT_VISITS = insert(_VISIT_TABLE).returning(_VISIT_TABLE.c.id, sort_by_parameter_order=True)
 
 
 class VisitWriter:
@@ -85,10 +90,6 @@ class VisitWriter:
                 future.set_result(visit_id)
 
     async def _insert_many(self, rows: list[dict[str, Any]]) -> list[int]:
-        statement = insert(Visit).returning(Visit.id, sort_by_parameter_order=True)
-        async with self.db.write() as session:
-            if len(rows) == 1:
-                result = await session.execute(statement.values(**rows[0]))
-            else:
-                result = await session.execute(statement, rows)
+        async with self.db.write_connection() as conn:
+            result = await conn.execute(_INSERT_VISITS, rows)
             return list(result.scalars())

@@ -49,3 +49,13 @@ def test_country_names_are_translated_and_sorted():
     assert german["NL"] == "Niederlande"
     names = [name for _code, name in i18n.countries("nl")]
     assert names == sorted(names, key=str.casefold)
+
+
+def test_a_country_list_marks_the_chosen_country_and_only_that_one():
+    i18n.set_locale("de")
+    html = str(i18n.country_options("NL"))
+    assert '<option value="NL" selected>Niederlande</option>' in html
+    assert html.count(" selected") == 1
+    assert '<option value="DE">Deutschland</option>' in html
+    assert " selected" not in str(i18n.country_options(None))
+    assert " selected" not in str(i18n.country_options("<script>"))
