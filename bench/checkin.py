@@ -9,8 +9,12 @@ PostgreSQL database `nightreg_bench`, dropped and recreated), migrates it with
 (`bench.app:create_bench_app`) under uvicorn as a subprocess. Then two phases of the same
 length and concurrency:
 
-1. check-in: each visitor loops GET the form page, POST the filled-in form (303 expected);
-2. bare insert: each visitor loops `POST /bench/insert` (one ORM insert, 201 expected).
+1. check-in (mixed): each visitor loops GET the form page, POST the filled-in form (303);
+2. post only: each visitor GETs the form once (CSRF cookie and token), then loops POST with a
+   fresh idempotency key and registration each time (303 expected);
+3. bare insert: each visitor loops `POST /bench/insert` (one ORM insert, 201 expected).
+
+The ratio that counts is phase 2's POST throughput over phase 3's bare-insert throughput.
 
 Finally the database is asked for every visit the check-in phase created and compared with the
 check-ins the server acknowledged. See bench/README.md.
@@ -163,6 +167,60 @@ async def _checkin_visitor(
         res.acknowledged.append(link.group(1))
 
 
+async def _post_visitor(
+    client: httpx.AsyncClient, token: str, deadline: float, number: int, res: LoadResult
+) -> None:
+    """One GET of the form (CSRF cookie and token), then POST check-ins in a loop."""
+    form_url = f"/k/{token}?kind=vessel"
+    post_url = f"/k/{token}"
+    clock = time.perf_counter
+    base: dict[str, str] | None = None
+    while base is None and clock() < deadline:
+        try:
+            page = await client.get(form_url)
+        except Exception as exc:  # counted, never fatal: the run goes on
+            res.errors[f"GET {type(exc).__name__}"] += 1
+            await asyncio.sleep(0.01)
+            continue
+        if page.status_code != 200:
+            res.errors[f"GET status {page.status_code}"] += 1
+            continue
+        html = page.text
+        found = [p.search(html) for p in (CSRF_RE, ARRIVED_RE, DEPARTURE_RE)]
+        if not all(found):
+            res.errors["GET form fields missing"] += 1
+            continue
+        csrf, arrived, departure = (m.group(1) for m in found if m)
+        base = {
+            **YACHT,
+            "_csrf_token": csrf,
+            "arrived_at": arrived,
+            "expected_departure_at": departure,
+        }
+    i = 0
+    while base is not None and clock() < deadline:
+        i += 1
+        form = {
+            **base,
+            "idempotency_key": secrets.token_urlsafe(18),
+            "registration": f"NL-P{number}-{i}",
+        }
+        started = clock()
+        try:
+            answer = await client.post(post_url, data=form)
+        except Exception as exc:  # counted, never fatal: the run goes on
+            res.errors[f"POST {type(exc).__name__}"] += 1
+            await asyncio.sleep(0.01)
+            continue
+        got = clock()
+        link = LINK_RE.match(answer.headers.get("location", ""))
+        if answer.status_code != 303 or link is None:
+            res.errors[f"POST status {answer.status_code}"] += 1
+            continue
+        res.post_latencies.append(got - started)
+        res.acknowledged.append(link.group(1))
+
+
 async def _bare_visitor(client: httpx.AsyncClient, deadline: float, res: LoadResult) -> None:
     clock = time.perf_counter
     while clock() < deadline:
@@ -189,11 +247,11 @@ async def _run_phase(job: dict[str, Any]) -> LoadResult:
         cpu_before = time.process_time()
         started = time.perf_counter()
         deadline = started + job["duration"]
-        if job["phase"] == "checkin":
-            first = job["first_visitor"]
+        first = job["first_visitor"]
+        if job["phase"] in ("checkin", "post"):
+            visitor = _checkin_visitor if job["phase"] == "checkin" else _post_visitor
             visitors = [
-                _checkin_visitor(c, job["token"], deadline, first + n, res)
-                for n, c in enumerate(clients)
+                visitor(c, job["token"], deadline, first + n, res) for n, c in enumerate(clients)
             ]
         else:
             visitors = [_bare_visitor(c, deadline, res) for c in clients]
@@ -651,22 +709,26 @@ def report(
     after: DbCounts,
     warm: LoadResult,
     checkin: PhaseReport,
+    post_only: PhaseReport,
     bare: PhaseReport,
     server_log: Path,
 ) -> None:
-    c, b = checkin.result, bare.result
+    c, o, b = checkin.result, post_only.result, bare.result
     get = Latency.of(c.get_latencies, c.elapsed)
     post = Latency.of(c.post_latencies, c.elapsed)
+    post_o = Latency.of(o.post_latencies, o.elapsed)
     ins = Latency.of(b.post_latencies, b.elapsed)
-    ratio = post.per_second / ins.per_second if ins.per_second else math.nan
+    ratio = post_o.per_second / ins.per_second if ins.per_second else math.nan
+    mixed_ratio = post.per_second / ins.per_second if ins.per_second else math.nan
 
-    acknowledged = set(warm.acknowledged) | set(c.acknowledged)
+    acks = warm.acknowledged + c.acknowledged + o.acknowledged
+    acknowledged = set(acks)
     ack_hashes = {hashlib.sha256(t.encode()).hexdigest() for t in acknowledged}
     lost = len(ack_hashes - after.kiosk_hashes)
     extra = len(after.kiosk_hashes - ack_hashes)
-    duplicate_acks = len(c.acknowledged) + len(warm.acknowledged) - len(acknowledged)
+    duplicate_acks = len(acks) - len(acknowledged)
     bare_acked = warm.bare_ok + b.bare_ok
-    errors = sum(c.errors.values()) + sum(b.errors.values())
+    errors = sum(c.errors.values()) + sum(o.errors.values()) + sum(b.errors.values())
     log_text = server_log.read_text(errors="replace") if server_log.exists() else ""
     tracebacks = log_text.count("Traceback (most recent call last)")
 
@@ -701,7 +763,7 @@ def report(
     w(f"background      {background:.0f}% of all cores busy in the 2 s before the run")
     w(f"visit rows      at start {before.total}, at end {after.total}")
     w("")
-    w(f"Phase 1: check-in (GET form, POST form)  {c.elapsed:.1f} s")
+    w(f"Phase 1: check-in, mixed (GET form, POST form)  {c.elapsed:.1f} s")
     w("  " + get.line("GET form"))
     w("  " + post.line("POST check-in"))
     w(f"  acknowledged check-ins (303): {len(c.acknowledged)} (+{len(warm.acknowledged)} warm-up)")
@@ -709,7 +771,14 @@ def report(
     w(f"  CPU: {cpu_line(checkin.cpu)}")
     w(f"  {pool_line(checkin.pool)}")
     w("")
-    w(f"Phase 2: bare insert (POST /bench/insert)  {b.elapsed:.1f} s")
+    w(f"Phase 2: post only (one GET per visitor, then POST check-ins)  {o.elapsed:.1f} s")
+    w("  " + post_o.line("POST check-in"))
+    w(f"  acknowledged check-ins (303): {len(o.acknowledged)}")
+    w(f"  errors: {sum(o.errors.values())}  {dict(o.errors) or ''}")
+    w(f"  CPU: {cpu_line(post_only.cpu)}")
+    w(f"  {pool_line(post_only.pool)}")
+    w("")
+    w(f"Phase 3: bare insert (POST /bench/insert)  {b.elapsed:.1f} s")
     w("  " + ins.line("bare insert"))
     w(f"  errors: {sum(b.errors.values())}  {dict(b.errors) or ''}")
     w(f"  CPU: {cpu_line(bare.cpu)}")
@@ -725,15 +794,16 @@ def report(
     w(f"  bare inserts acknowledged {bare_acked}, rows {after.bare}")
     w(f"  server log: {tracebacks} traceback(s)  ({server_log})")
     w("")
-    for phase in (checkin, bare):
+    phases = (checkin, post_only, bare)
+    for phase in phases:
         if phase.cpu.client >= 85:
             w(
                 f"WARNING: the client used {phase.cpu.client:.0f}% of a core in the {phase.name} "
                 "phase: it may be the bottleneck; try --clients 2."
             )
-    if checkin.cpu.machine >= 95 or bare.cpu.machine >= 95:
+    if max(p.cpu.machine for p in phases) >= 95:
         w("NOTE: the machine was CPU-saturated; client, server and database share its cores.")
-    if max(checkin.cpu.other, bare.cpu.other) >= 20 or background >= 10:
+    if max(p.cpu.other for p in phases) >= 20 or background >= 10:
         w(
             "NOTE: other processes used a noticeable share of the CPU during the run; "
             "the numbers are lower than on a quiet machine."
@@ -744,17 +814,22 @@ def report(
     w(f"  errors = 0                          {errors:>10}      {_verdict(errors == 0)}")
     w(f"  lost check-ins = 0                  {lost:>10}      {_verdict(lost == 0)}")
     w(
-        f"  ratio POST/bare >= {TARGET_RATIO:.1f}             {ratio:>10.2f}      "
-        f"{_verdict(ratio >= TARGET_RATIO)}"
+        f"  ratio POST-only/bare >= {TARGET_RATIO:.1f}        {ratio:>10.2f}      "
+        f"{_verdict(ratio >= TARGET_RATIO)}   (the ratio that counts: phase 2 / phase 3)"
     )
     w(
-        f"  p99 GET form <= {TARGET_P99_MS:.0f} ms              {_ms(get.p99):>10}   "
+        f"  p99 POST, post-only <= {TARGET_P99_MS:.0f} ms       {_ms(post_o.p99):>10}   "
+        f"{_verdict(post_o.p99 <= TARGET_P99_MS)}"
+    )
+    w(
+        f"  p99 GET form, mixed <= {TARGET_P99_MS:.0f} ms       {_ms(get.p99):>10}   "
         f"{_verdict(get.p99 <= TARGET_P99_MS)}"
     )
     w(
-        f"  p99 POST check-in <= {TARGET_P99_MS:.0f} ms         {_ms(post.p99):>10}   "
+        f"  p99 POST, mixed <= {TARGET_P99_MS:.0f} ms           {_ms(post.p99):>10}   "
         f"{_verdict(post.p99 <= TARGET_P99_MS)}"
     )
+    w(f"  (mixed ratio, phase 1 POST / bare, for reference: {mixed_ratio:.2f})")
     w(f"  (p99 bare insert, for reference:  {_ms(ins.p99):>10})")
     w("=" * 100)
 
@@ -831,13 +906,27 @@ def main(argv: list[str] | None = None) -> int:
         spawn = multiprocessing.get_context("spawn")
         with spawn.Pool(args.clients) as pool:
             pool.map(_ready, range(args.clients))
-            print(f"phase 1: check-in, {args.duration:g} s …", flush=True)
+            print(f"phase 1: check-in (mixed), {args.duration:g} s …", flush=True)
             checkin = run_load_phase(pool, "checkin", args, setup, server.pid)
-            print(f"phase 2: bare insert, {args.duration:g} s …", flush=True)
+            print(f"phase 2: post only, {args.duration:g} s …", flush=True)
+            post_only = run_load_phase(pool, "post", args, setup, server.pid)
+            print(f"phase 3: bare insert, {args.duration:g} s …", flush=True)
             bare = run_load_phase(pool, "bare", args, setup, server.pid)
         stop_server(server)
         after = count_rows(setup.database_url)
-        report(args, setup, started, background, before, after, warm, checkin, bare, server_log)
+        report(
+            args,
+            setup,
+            started,
+            background,
+            before,
+            after,
+            warm,
+            checkin,
+            post_only,
+            bare,
+            server_log,
+        )
     except SetupError as exc:
         print(f"bench: setup failed: {exc}", file=sys.stderr)
         return 2
