@@ -31,7 +31,6 @@ def make_environment(extra_dirs: Sequence[Path]) -> Environment:
         get_locale=i18n.get_locale,
         locales=i18n.LOCALES,
         locale_names=i18n.LOCALE_NAMES,
-        countries=i18n.countries,
         country_options=i18n.country_options,
         country_name=i18n.country_name,
         htmx_file=HTMX_FILE,

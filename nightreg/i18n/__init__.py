@@ -76,11 +76,11 @@ def countries(locale: str) -> tuple[tuple[str, str], ...]:
 
 
 @cache
-def _country_option_tags(locale: str) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        (code, f'<option value="{code}">{escape(name)}</option>')
-        for code, name in countries(locale)
-    )
+def _country_option_tags(locale: str) -> dict[str, str]:
+    """code -> '<option value="NL">Nederland</option>', in the order of countries()."""
+    return {
+        code: f'<option value="{code}">{escape(name)}</option>' for code, name in countries(locale)
+    }
 
 
 def country_options(selected: str | None) -> Markup:
@@ -90,15 +90,11 @@ def country_options(selected: str | None) -> Markup:
     rendering the check-in form.
     """
     tags = _country_option_tags(get_locale())
-    if not selected:
-        return Markup("".join(tag for _code, tag in tags))  # noqa: S704 - escaped above
-    chosen = f'<option value="{selected}">'
-    return Markup(  # noqa: S704 - escaped above; `selected` only matches a known code
-        "".join(
-            tag.replace(chosen, f'<option value="{code}" selected>') if code == selected else tag
-            for code, tag in tags
-        )
-    )
+    html = "".join(tags.values())
+    if selected in tags:
+        chosen = tags[selected]
+        html = html.replace(chosen, chosen.replace('">', '" selected>', 1), 1)
+    return Markup(html)  # noqa: S704 - names escaped above; `selected` only as a known code
 
 
 def country_name(code: str | None) -> str:
