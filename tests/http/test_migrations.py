@@ -40,3 +40,19 @@ def test_base_to_head_to_base_to_head_leaves_the_full_schema(scratch_url: str):
     assert table_names(scratch_url) <= {"alembic_version"}
     migrate.upgrade(scratch_url)
     assert "visit" in table_names(scratch_url)
+
+
+def test_the_register_has_indexes_for_present_now_one_subject_and_a_date_range(scratch_url: str):
+    migrate.upgrade(scratch_url)
+
+    async def index_columns() -> dict[str, list[str]]:
+        engine = make_engine(scratch_url)
+        async with engine.connect() as conn:
+            found = await conn.run_sync(lambda sync: inspect(sync).get_indexes("visit"))
+        await engine.dispose()
+        return {ix["name"]: list(ix["column_names"]) for ix in found if ix["name"]}
+
+    indexes = asyncio.run(index_columns())
+    assert indexes["ix_visit_present"] == ["site_id", "arrived_at"]
+    assert indexes["ix_visit_subject_arrived"] == ["subject_key", "arrived_at"]
+    assert indexes["ix_visit_site_arrived"] == ["site_id", "arrived_at"]
