@@ -1,4 +1,4 @@
-"""The tables: sites, check-in points, visits and staff users."""
+"""The tables: sites, check-in points, visits, staff users, their sessions and tokens, the audit."""
 
 from __future__ import annotations
 
@@ -135,6 +135,8 @@ class Visit(Base):
     # Normalised identity the rules follow across visits and sites: reg:…, mmsi:…, plate:…,
     # person:…
     subject_key: Mapped[str] = mapped_column(String(240))
+    # Names and identifiers folded for the register search (validation.search_key).
+    search_key: Mapped[str] = mapped_column(String(400), default="")
     # The private link's token is shown once to the visitor; only its SHA-256 is kept.
     private_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # From the form: a double click or a retried request finds the visit made the first time.
@@ -144,6 +146,18 @@ class Visit(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTimeUTC)
 
     site: Mapped[Site] = relationship(lazy="raise")
+
+
+class VisitNote(Base):
+    """A staff note on a visit ("paid for two nights", "left the key at the office")."""
+
+    __tablename__ = "visit_note"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    author: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
 
 
 user_site = Table(
@@ -170,5 +184,100 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    # An admin-initiated reset: the one-time link's token is shown once; only its hash is kept.
+    reset_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    reset_expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
 
     sites: Mapped[list[Site]] = relationship(secondary=user_site, lazy="raise")
+
+
+class StaffSession(Base):
+    """A signed-in browser. The cookie carries a random id; the table keeps only its hash."""
+
+    __tablename__ = "staff_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    address: Mapped[str] = mapped_column(String(64), default="")
+
+
+class SignInFailure(Base):
+    """A failed sign-in, counted per account and per address to slow down guessing."""
+
+    __tablename__ = "sign_in_failure"
+    __table_args__ = (
+        Index("ix_sign_in_failure_email_at", "email", "at"),
+        Index("ix_sign_in_failure_address_at", "address", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTimeUTC)
+
+
+api_token_site = Table(
+    "api_token_site",
+    Base.metadata,
+    Column("token_id", ForeignKey("api_token.id", ondelete="CASCADE"), primary_key=True),
+    Column("site_id", ForeignKey("site.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API, with a role and sites like a user; kept as a hash."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('admin', 'harbour_master', 'security', 'analyst', 'auditor')", name="role"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+
+    sites: Mapped[list[Site]] = relationship(secondary=api_token_site, lazy="raise")
+
+
+class AuditEvent(Base):
+    """One line of the audit trail. Append-only; `hash` chains it to the line before.
+
+    Site and object ids are plain numbers, not foreign keys: the trail outlives what it names.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_at", "at"),
+        Index("ix_audit_event_actor_at", "actor", "at"),
+        Index("ix_audit_event_site_at", "site_id", "at"),
+        Index("ix_audit_event_object", "object_type", "object_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    # "user:12 jan@haven.nl", "token:3 boekhouding", "cli", "system", "anonymous"
+    actor: Mapped[str] = mapped_column(String(300))
+    address: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(40))
+    site_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    object_type: Mapped[str] = mapped_column(String(20), default="")
+    # The one object an event is about (a visit's history is looked up by it) ...
+    object_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # ... or, for a page or an export, all the objects it showed, as JSON.
+    object_ids: Mapped[str] = mapped_column(Text, default="[]")
+    # JSON: before and after of a change, a reason, counts, filters.
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -206,6 +206,22 @@ def subject_key(
     return normalise_person(guest_name, residence)
 
 
+def search_key(
+    guest_name: str | None,
+    vessel_name: str | None,
+    registration: str | None,
+    mmsi: str | None,
+    plate: str | None,
+) -> str:
+    """What the register search matches: names and identifiers without case, accents or dashes.
+
+    "Jan de Vries" and "NL-123-AB" are kept as "JANDEVRIES|NL123AB", so that "de vries",
+    "devries" and "nl 123 ab" all find them.
+    """
+    parts = (guest_name, vessel_name, registration, mmsi, plate)
+    return "|".join(normalise_identifier(p) for p in parts if p)[:400]
+
+
 _MMSI = re.compile(r"[0-9]{9}")
 
 

@@ -16,7 +16,7 @@ from nightreg.db import Database
 from nightreg.models import Visit
 from nightreg.security import new_reference, private_link_token, token_hash
 from nightreg.services.writer import VisitWriter
-from nightreg.validation import CheckinData
+from nightreg.validation import CheckinData, search_key
 
 # A retried submit within this window gets the first answer again (with its private link);
 # later, the same form replayed (say, from a kiosk's browser history) gets nothing back.
@@ -62,6 +62,9 @@ async def check_in(
     token = private_link_token(secret_key, idempotency_key)
     values = dataclasses.asdict(data)
     values.update(
+        search_key=search_key(
+            data.guest_name, data.vessel_name, data.registration, data.mmsi, data.plate
+        ),
         site_id=site_id,
         point_id=point_id,
         source=source,

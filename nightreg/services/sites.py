@@ -15,6 +15,7 @@ from sqlalchemy.orm import joinedload
 from nightreg.db import Database
 from nightreg.models import SITE_KINDS, CheckinPoint, Site
 from nightreg.security import new_point_token
+from nightreg.services.access import GLOBAL_PERMISSIONS, AccessDenied, Actor, NotFound
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -205,3 +206,29 @@ async def point_by_token(db: Database, token: str) -> PointInfo | None:
         _point_cache.clear()
     _point_cache[token] = (now, point)
     return point
+
+
+async def sites_for(db: Database, actor: Actor, permission: str) -> list[Site]:
+    """The active sites on which `actor` holds `permission`, by name."""
+    stmt = select(Site).where(Site.is_active.is_(True)).order_by(Site.name)
+    if not (actor.kind == "cli" or permission in GLOBAL_PERMISSIONS):
+        stmt = stmt.where(Site.id.in_(actor.sites_for(permission)))
+    elif not actor.can(permission):
+        return []
+    async with db.read() as session:
+        return list(await session.scalars(stmt))
+
+
+async def site_for(db: Database, actor: Actor, slug: str, permission: str) -> Site:
+    """One site by slug, if `actor` holds `permission` there.
+
+    Raises AccessDenied when the role lacks the permission altogether, and NotFound when the
+    site does not exist or is not one of the actor's: a stranger cannot probe for slugs.
+    """
+    if not actor.can(permission):
+        raise AccessDenied(permission)
+    async with db.read() as session:
+        site = await session.scalar(select(Site).where(Site.slug == slug))
+    if site is None or not actor.can(permission, site.id):
+        raise NotFound(slug)
+    return site
