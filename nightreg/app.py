@@ -6,7 +6,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from http import HTTPStatus
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.config.compression import CompressionConfig
@@ -15,6 +18,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.plugins.htmx import HTMXPlugin
+from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.template.config import TemplateConfig
@@ -25,6 +29,7 @@ from nightreg.context import AppContext
 from nightreg.security import derive_key
 from nightreg.settings import Settings
 from nightreg.templating import make_template_engine
+from nightreg.validation import N_
 from nightreg.web import RequestLogMiddleware, SecurityHeadersMiddleware
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -74,21 +79,100 @@ async def health(ctx: NamedDependency[AppContext]) -> Response[dict[str, str]]:
     return Response({"status": "database unreachable"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
 
 
+# The stable error codes of the JSON API, by status.
+API_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def _status_of(exc: Exception) -> int:
+    from nightreg.services.access import AccessDenied, NotFound
+
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    if isinstance(exc, AccessDenied):
+        return 403
+    if isinstance(exc, NotFound):
+        return 404
+    return 500
+
+
+def _api_error(exc: Exception, status: int) -> Response[dict[str, Any]]:
+    message = exc.detail if isinstance(exc, HTTPException) and status < 500 else None
+    field = None
+    extra = getattr(exc, "extra", None)
+    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
+        # Litestar's validation errors name the parameter or body key that was wrong.
+        field = extra[0].get("key")
+        message = f"{message}: {extra[0].get('message', '')}".strip(": ")
+    if status == 403 and not message:
+        message = "this token may not do that"
+    return Response(
+        {
+            "code": API_ERROR_CODES.get(status, "error"),
+            "message": message or HTTPStatus(status).phrase,
+            "field": field,
+        },
+        status_code=status,
+    )
+
+
 def _error_handler(request: Request, exc: Exception) -> Response:
     """Pages answer errors with a page in the visitor's language; the API with JSON."""
+    from admin.web import SignInRequired
     from kiosk.controllers import error_page
 
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if isinstance(exc, SignInRequired):
+        target = "/admin/sign-in?" + urlencode({"next": request.url.path})
+        if request.headers.get("hx-request"):
+            return Response(content=None, status_code=200, headers={"HX-Redirect": target})
+        return Redirect(target)
+    status = _status_of(exc)
     if status >= 500:
         log.exception("unhandled error on %s", request.method, exc_info=exc)
-    if request.url.path.startswith(("/api/", "/health", "/schema")):
-        detail = exc.detail if isinstance(exc, HTTPException) else "Internal server error"
-        return Response({"status_code": status, "detail": detail}, status_code=status)
+    path = request.url.path
+    if path.startswith(("/api/", "/health", "/schema")):
+        return _api_error(exc, status)
     i18n.set_locale(request_locale(request))
+    if path.startswith("/admin"):
+        return _staff_error_page(request, status)
     return error_page(request, status)
 
 
+_STAFF_ERRORS = {
+    403: (N_("Not allowed"), N_("Your account may not open this page.")),
+    404: (
+        N_("Not found"),
+        N_("There is no such page, or it belongs to a site you do not work on."),
+    ),
+}
+
+
+def _staff_error_page(request: Request, status: int) -> Response:
+    from kiosk.controllers import error_page
+
+    if status not in _STAFF_ERRORS or not hasattr(request.state, "actor"):
+        return error_page(request, status)
+    title, message = _STAFF_ERRORS[status]
+    return Template(
+        template_name="admin/error.html",
+        context={"title": i18n.gettext(title), "message": i18n.gettext(message)},
+        status_code=status,
+    )
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
+    from admin.web import api_router, staff_router
     from kiosk.controllers import kiosk_router
 
     settings = settings or Settings.from_env()
@@ -117,6 +201,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         route_handlers=[
             health,
             kiosk_router,
+            staff_router(),
+            api_router(),
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
         ],
         dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False)},
@@ -129,7 +215,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6),
         plugins=[HTMXPlugin()],
         middleware=[RequestLogMiddleware(), SecurityHeadersMiddleware(https=settings.https)],
-        exception_handlers={HTTPException: _error_handler, Exception: _error_handler},
+        exception_handlers={Exception: _error_handler},
         request_max_body_size=settings.max_body_bytes,
         debug=settings.debug,
     )

@@ -101,6 +101,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
     max_body_bytes: int = 64 * 1024
     kiosk_idle_seconds: int = 60
+    # Staff sessions end after this long without a request, and after this long in any case.
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
     log_level: str = "INFO"
 
     @property
@@ -162,5 +165,7 @@ class Settings:
             trusted_proxies=proxies,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024, minimum=1024),
             kiosk_idle_seconds=_int(env, "KIOSK_IDLE_SECONDS", 60, minimum=10),
+            session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
+            session_absolute_hours=_int(env, "SESSION_ABSOLUTE_HOURS", 12, minimum=1),
             log_level=(_get(env, "LOG_LEVEL") or "INFO").upper(),
         )

@@ -158,3 +158,70 @@ async def business_park(db: Database) -> PointRef:
 @pytest.fixture
 async def kiosk_tablet(db: Database) -> PointRef:
     return await make_point(db, "marina", kiosk_mode=True)
+
+
+# --- staff -----------------------------------------------------------------------------------
+
+STAFF_PASSWORD = "harbour-lights-at-dusk-42"
+
+
+@dataclass(frozen=True)
+class StaffRef:
+    email: str
+    password: str
+    user_id: int
+    role: str
+    site_slugs: tuple[str, ...]
+
+
+async def make_staff(
+    db: Database,
+    role: str,
+    sites: tuple[str, ...] | list[str] = (),
+    *,
+    password: str = STAFF_PASSWORD,
+    now: datetime = SUMMER_EVENING,
+) -> StaffRef:
+    """A staff account with a unique e-mail, assigned to the given site slugs."""
+    from nightreg.services import users
+
+    email = f"{role.replace('_', '-')}-{secrets.token_hex(4)}@test.example"
+    user = await users.add_user(
+        db, email=email, password=password, role=role, site_slugs=list(sites), now=now
+    )
+    return StaffRef(email, password, user.id, role, tuple(sites))
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token a page's form carries."""
+    import re
+
+    match = re.search(r'name="_csrf_token" value="([^"]+)"', html)
+    assert match, "the page has no CSRF token"
+    return match.group(1)
+
+
+async def sign_in(
+    client: AsyncTestClient[Litestar], email: str, password: str = STAFF_PASSWORD
+) -> str:
+    """Sign in through the sign-in page like a browser; returns the CSRF token for later posts."""
+    page = await client.get("/admin/sign-in")
+    token = csrf_from(page.text)
+    answer = await client.post(
+        "/admin/sign-in",
+        data={"_csrf_token": token, "email": email, "password": password},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 302, answer.text
+    return token
+
+
+@pytest.fixture
+def staff_client(client: AsyncTestClient[Litestar], db: Database) -> object:
+    """`await staff_client(role, sites)`: the client signed in as a new account -> (ref, csrf)."""
+
+    async def signed_in(role: str, sites: tuple[str, ...] | list[str] = ()) -> tuple[StaffRef, str]:
+        ref = await make_staff(db, role, sites)
+        return ref, await sign_in(client, ref.email, ref.password)
+
+    return signed_in

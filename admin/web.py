@@ -1,0 +1,129 @@
+"""Plumbing of the staff side: who is signed in, what their role allows, the admin router."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from litestar import Request, Router
+from litestar.connection import ASGIConnection
+from litestar.di import Provide
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+
+from nightreg.context import AppContext
+from nightreg.services import auth, sites
+from nightreg.services.access import ANONYMOUS, AccessDenied, Actor
+
+API_PREFIX = "/api/"
+SESSION_COOKIE = "nightreg_session"
+SECURE_SESSION_COOKIE = "__Host-nightreg_session"
+
+
+class SignInRequired(NotAuthorizedException):
+    """An anonymous request for a staff page: the answer is the sign-in page."""
+
+
+def session_cookie_name(ctx: AppContext) -> str:
+    # __Host- ties the cookie to this origin and path /; browsers only take it over https.
+    return SECURE_SESSION_COOKIE if ctx.settings.https else SESSION_COOKIE
+
+
+def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    return connection.client.host if connection.client else ""
+
+
+def app_context(connection: ASGIConnection[Any, Any, Any, Any]) -> AppContext:
+    ctx: AppContext = connection.app.state["ctx"]
+    return ctx
+
+
+async def resolve_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor | None:
+    """The actor behind a request: a bearer token under /api/, a session cookie elsewhere."""
+    ctx = app_context(connection)
+    now = ctx.clock.now()
+    address = client_address(connection)
+    if connection.url.path.startswith(API_PREFIX):
+        scheme, _, credentials = connection.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            return None
+        from nightreg.services import tokens
+
+        return await tokens.actor_for_token(ctx.db, credentials.strip(), now=now, address=address)
+    return await auth.session_actor(
+        ctx.db,
+        connection.cookies.get(session_cookie_name(ctx)),
+        now=now,
+        idle=timedelta(minutes=ctx.settings.session_idle_minutes),
+        absolute=timedelta(hours=ctx.settings.session_absolute_hours),
+        address=address,
+    )
+
+
+async def staff_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Sign-in and role check for every staff page and API call.
+
+    Each handler declares `opt={"permission": ...}` (a key of access.PERMISSIONS, or None for
+    any signed-in account) or `opt={"public": True}`. A handler that declares neither is
+    refused: forgetting the declaration must not open a page. Site scoping happens in the
+    services' queries, not here.
+    """
+    if handler.opt.get("public"):
+        connection.state.actor = Actor(kind="anonymous", address=client_address(connection))
+        return
+    actor = await resolve_actor(connection)
+    if actor is None:
+        if connection.url.path.startswith(API_PREFIX):
+            raise NotAuthorizedException("a valid bearer token is required")
+        raise SignInRequired()
+    connection.state.actor = actor
+    if "permission" not in handler.opt:
+        raise AccessDenied(f"{handler} declares no permission")
+    permission = handler.opt["permission"]
+    if permission is not None and not actor.can(permission):
+        raise AccessDenied(permission)
+    if not connection.url.path.startswith(API_PREFIX):
+        # The layout's navigation: the sites this account works on.
+        connection.state.nav_sites = await sites.sites_for(
+            app_context(connection).db, actor, "register.view"
+        )
+
+
+def provide_actor(request: Request[Any, Any, Any]) -> Actor:
+    actor: Actor = getattr(request.state, "actor", ANONYMOUS)
+    return actor
+
+
+def _route_handlers() -> list[Any]:
+    from admin import auth as auth_pages
+
+    handlers: list[Any] = [*auth_pages.ROUTES]
+    return handlers
+
+
+def staff_router() -> Router:
+    """Everything under /admin; kept out of the API schema (pages, not an interface)."""
+    return Router(
+        path="/admin",
+        route_handlers=_route_handlers(),
+        guards=[staff_guard],
+        dependencies={"actor": Provide(provide_actor, sync_to_thread=False)},
+        include_in_schema=False,
+    )
+
+
+def api_router() -> Router:
+    """The JSON API under /api/v1, behind the same guard with bearer tokens."""
+    try:
+        from admin.api import api_router as v1
+    except ModuleNotFoundError:  # TEMPORARY while admin/api.py is being written
+        return Router(path="/api", route_handlers=[])
+
+    return Router(
+        path="/",
+        route_handlers=[v1],
+        guards=[staff_guard],
+        dependencies={"actor": Provide(provide_actor, sync_to_thread=False)},
+    )
