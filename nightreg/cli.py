@@ -54,7 +54,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.demo:
         login = _run(settings, lambda db: seed_demo(db, SystemClock().now()))
         print("Nachtregister demo is ready.")
-        print(f"  Staff sign-in (coming with the staff pages): {login.email} / {login.password}")
+        print(f"  Staff sign-in: {settings.base_url}/admin/  {login.email} / {login.password}")
         for site_name, point_name, token in login.points:
             print(f"  Kiosk {site_name} / {point_name}: {kiosk_url(settings.base_url, token)}")
         sys.stdout.flush()
@@ -180,6 +180,14 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.services import audit
+
+    result = _run(settings, audit.verify)
+    print(f"Audit trail {result}.")
+    return 0 if result.intact else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nightreg", description="Nachtregister: the digital night register."
@@ -241,6 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--role", required=True, choices=ROLES)
     user_add.add_argument("--site", action="append", help="a site slug; repeat for more")
     user_add.set_defaults(func=cmd_user_add)
+
+    audit = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser(
+        "verify", help="check the hash chain; prints 'intact' or the first broken event"
+    )
+    verify.set_defaults(func=cmd_audit_verify)
+
+    for module in ("nightreg.cli_transfer", "nightreg.cli_tokens"):
+        try:
+            __import__(module)
+        except ModuleNotFoundError:  # TEMPORARY while the module is being written
+            continue
+        sys.modules[module].add_commands(sub)
     return parser
 
 

@@ -7,14 +7,17 @@ event cannot be written, the action fails with it; nothing is done unrecorded.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import hashlib
+import io
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.db import Database
@@ -152,3 +155,111 @@ async def verify(db: Database) -> Verification:
         prev_hash = event.hash
         checked += 1
     return Verification(True, checked)
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    actor: str = ""  # a substring of the actor ("jan@", "token:3")
+    site_id: int | None = None
+    action: str = ""
+    date_from: datetime | None = None  # UTC bounds, inclusive from, exclusive to
+    date_to: datetime | None = None
+    before_id: int | None = None  # keyset cursor: events older than this one
+    limit: int = 100
+
+
+def _filtered(query: EventQuery) -> Select[tuple[AuditEvent]]:
+    stmt = select(AuditEvent)
+    if query.actor:
+        stmt = stmt.where(AuditEvent.actor.contains(query.actor, autoescape=True))
+    if query.site_id is not None:
+        stmt = stmt.where(AuditEvent.site_id == query.site_id)
+    if query.action:
+        stmt = stmt.where(AuditEvent.action == query.action)
+    if query.date_from is not None:
+        stmt = stmt.where(AuditEvent.at >= query.date_from)
+    if query.date_to is not None:
+        stmt = stmt.where(AuditEvent.at < query.date_to)
+    return stmt
+
+
+async def search_events(
+    db: Database, actor: Actor, query: EventQuery, *, now: datetime
+) -> tuple[list[AuditEvent], int | None]:
+    """A page of events, newest first, and the cursor of the next page; viewing is audited."""
+    actor.require("audit.view")
+    limit = max(1, min(query.limit, 500))
+    stmt = _filtered(query)
+    if query.before_id is not None:
+        stmt = stmt.where(AuditEvent.id < query.before_id)
+    async with db.read() as session:
+        rows = list(await session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    await log(db, actor, "audit_viewed", at=now, details=_query_details(query))
+    return rows, (rows[-1].id if more and rows else None)
+
+
+def _query_details(query: EventQuery) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in dataclasses.asdict(query).items()
+        if value not in (None, "") and key != "limit"
+    }
+
+
+EVENT_COLUMNS = (
+    "id",
+    "at",
+    "actor",
+    "address",
+    "action",
+    "site_id",
+    "object_type",
+    "object_id",
+    "object_ids",
+    "details",
+    "prev_hash",
+    "hash",
+)
+
+
+async def export_events(
+    db: Database, actor: Actor, query: EventQuery, *, now: datetime
+) -> AsyncIterator[bytes]:
+    """The filtered trail as CSV (UTF-8 with BOM), oldest first, streamed in batches."""
+    actor.require("audit.view")
+    await log(db, actor, "audit_exported", at=now, details=_query_details(query))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(EVENT_COLUMNS)
+    last_id = 0
+    while True:
+        async with db.read() as session:
+            rows = list(
+                await session.scalars(
+                    _filtered(query)
+                    .where(AuditEvent.id > last_id)
+                    .order_by(AuditEvent.id)
+                    .limit(2000)
+                )
+            )
+        for event in rows:
+            writer.writerow([_csv_cell(getattr(event, c)) for c in EVENT_COLUMNS])
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+        if len(rows) < 2000:
+            return
+        last_id = rows[-1].id
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return _utc_iso(value)
+    text_value = str(value)
+    # A spreadsheet must not run what an attacker typed into a sign-in form as a formula.
+    return "'" + text_value if text_value[:1] in ("=", "+", "-", "@", "\t", "\r") else text_value

@@ -69,14 +69,16 @@ async def _throttle_wait(db: Database, email: str, address: str, now: datetime) 
         by_account = (
             await session.execute(
                 select(func.count(), func.max(SignInFailure.at)).where(
-                    SignInFailure.email == email, SignInFailure.at > since
+                    SignInFailure.email == email, SignInFailure.at > since, SignInFailure.at <= now
                 )
             )
         ).one()
         by_address = (
             await session.execute(
                 select(func.count(), func.max(SignInFailure.at)).where(
-                    SignInFailure.address == address, SignInFailure.at > since
+                    SignInFailure.address == address,
+                    SignInFailure.at > since,
+                    SignInFailure.at <= now,
                 )
             )
         ).one()

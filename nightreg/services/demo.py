@@ -76,7 +76,12 @@ async def seed_demo(db: Database, now: datetime) -> DemoLogin:
         admin = await session.scalar(select(User.id).where(User.email == DEMO_ADMIN))
     if admin is None:
         await users.add_user(
-            db, email=DEMO_ADMIN, password=password, role="admin", site_slugs=[], now=now
+            db,
+            email=DEMO_ADMIN,
+            password=password,
+            role="admin",
+            site_slugs=[s.slug for s in _DEMO_SITES],
+            now=now,
         )
     else:
         await users.set_password(db, DEMO_ADMIN, password)

@@ -1,0 +1,146 @@
+"""The auditor's pages: the audit trail, filtered, exported as CSV, and its chain verified."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency
+from litestar.response import Stream, Template
+
+from nightreg.context import AppContext
+from nightreg.services import audit
+from nightreg.services.access import Actor
+from nightreg.services.sites import sites_for
+
+ACTIONS = (
+    "sign_in",
+    "sign_in_failed",
+    "sign_out",
+    "password_changed",
+    "password_reset_issued",
+    "password_reset_used",
+    "user_created",
+    "user_changed",
+    "site_created",
+    "site_changed",
+    "point_created",
+    "point_changed",
+    "point_rotated",
+    "token_created",
+    "token_revoked",
+    "tonight_viewed",
+    "register_viewed",
+    "visit_viewed",
+    "visit_created",
+    "visit_corrected",
+    "visit_checked_out",
+    "visit_note_added",
+    "register_printed",
+    "register_exported",
+    "register_imported",
+    "audit_viewed",
+    "audit_exported",
+)
+
+
+def _date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 12 else None
+
+
+def event_query(
+    request: Request[Any, Any, Any], ctx: AppContext
+) -> tuple[audit.EventQuery, dict[str, str]]:
+    """The filters of the page's form (dates are local to the installation's time zone)."""
+    params = request.query_params
+    tz = ctx.settings.tz
+    day_from, day_to = _date(params.get("from")), _date(params.get("to"))
+    query = audit.EventQuery(
+        actor=(params.get("actor") or "").strip()[:100],
+        site_id=_int(params.get("site")),
+        action=params.get("action") if params.get("action") in ACTIONS else "",
+        date_from=datetime.combine(day_from, time(), tz) if day_from else None,
+        date_to=datetime.combine(day_to + timedelta(days=1), time(), tz) if day_to else None,
+        before_id=_int(params.get("before")),
+    )
+    form = {
+        "actor": query.actor,
+        "site": str(query.site_id or ""),
+        "action": query.action,
+        "from": day_from.isoformat() if day_from else "",
+        "to": day_to.isoformat() if day_to else "",
+    }
+    return query, form
+
+
+class AuditController(Controller):
+    path = "/audit"
+
+    @get("/", name="admin:audit", opt={"permission": "audit.view"})
+    async def trail(
+        self,
+        request: Request[Any, Any, Any],
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+    ) -> Template:
+        query, form = event_query(request, ctx)
+        events, next_before = await audit.search_events(ctx.db, actor, query, now=ctx.clock.now())
+        context = {
+            "events": events,
+            "next_before": next_before,
+            "form": form,
+            "actions": ACTIONS,
+            "sites": await sites_for(ctx.db, actor, "audit.view"),
+            "tz": ctx.settings.tz,
+        }
+        if request.headers.get("hx-request") and request.headers.get("hx-target") == "audit-more":
+            return Template(template_name="admin/_audit_rows.html", context=context)
+        return Template(template_name="admin/audit.html", context=context)
+
+    @get("/export.csv", name="admin:audit-export", opt={"permission": "audit.view"})
+    async def export(
+        self,
+        request: Request[Any, Any, Any],
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+    ) -> Stream:
+        query, _form = event_query(request, ctx)
+        chunks = audit.export_events(ctx.db, actor, query, now=ctx.clock.now())
+        first = await anext(chunks)  # raises before any byte is sent when not allowed
+
+        async def body() -> Any:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+
+        stamp = ctx.clock.now().strftime("%Y%m%d-%H%M")
+        return Stream(
+            body(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.csv"'},
+        )
+
+    @get("/verify", name="admin:audit-verify", opt={"permission": "audit.view"})
+    async def verify(
+        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
+    ) -> Template:
+        result = await audit.verify(ctx.db)
+        await audit.log(
+            ctx.db,
+            actor,
+            "audit_viewed",
+            at=ctx.clock.now(),
+            details={"verify": "intact" if result.intact else "broken"},
+        )
+        return Template(template_name="admin/audit_verify.html", context={"result": result})
+
+
+ROUTES = [AuditController]
