@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from nightreg.db import Database
 from nightreg.models import CheckinPoint, Site, User
 from nightreg.services import sites, users
+from nightreg.services.checkin import check_in
+from nightreg.validation import validate_checkin
 
 DEMO_ADMIN = "admin@demo.nachtregister.nl"
 
@@ -52,6 +55,123 @@ class DemoLogin:
     points: list[tuple[str, str, str]]  # (site name, point name, token)
 
 
+# A few guests so that "tonight" and the register have something to show: (kind, hours since
+# arrival, hours until the expected departure, fields). One of them is overdue.
+_DEMO_VISITS: dict[str, tuple[tuple[str, int, int, dict[str, str]], ...]] = {
+    "marina": (
+        (
+            "vessel",
+            26,
+            20,
+            {
+                "guest_name": "Anneke Visser",
+                "residence": "Enkhuizen",
+                "vessel_name": "Zwerver",
+                "registration": "NL-ENK-1204",
+                "vessel_type": "sail",
+                "length_m": "9.5",
+                "flag": "NL",
+            },
+        ),
+        (
+            "vessel",
+            3,
+            40,
+            {
+                "guest_name": "Klaus Becker",
+                "residence": "Emden",
+                "vessel_name": "Möwe II",
+                "mmsi": "211234560",
+                "vessel_type": "motor",
+                "flag": "DE",
+                "country": "DE",
+            },
+        ),
+        (
+            "vessel",
+            30,
+            -2,
+            {
+                "guest_name": "Pieter Bakker",
+                "residence": "Texel",
+                "vessel_name": "Tesselaar",
+                "registration": "TX-88",
+                "vessel_type": "rib",
+            },
+        ),
+        (
+            "vehicle",
+            2,
+            14,
+            {
+                "guest_name": "Sanne de Groot",
+                "residence": "Alkmaar",
+                "plate": "G-123-BB",
+                "plate_country": "NL",
+                "vehicle_type": "car",
+            },
+        ),
+    ),
+    "business_park": (
+        (
+            "vehicle",
+            5,
+            8,
+            {
+                "guest_name": "Mohamed el Amrani",
+                "residence": "Zaandam",
+                "plate": "VX-481-K",
+                "plate_country": "NL",
+                "vehicle_type": "van",
+                "company": "Koeltransport Noord",
+                "unit": "Hal 4",
+            },
+        ),
+        (
+            "stay",
+            20,
+            30,
+            {
+                "guest_name": "Tomasz Nowak",
+                "residence": "Haarlem",
+                "unit": "Unit 12",
+                "company": "Bouwbedrijf Kust",
+            },
+        ),
+    ),
+}
+
+
+async def _demo_visits(db: Database, spec: _DemoSite, now: datetime) -> None:
+    site = await sites.get_site(db, spec.slug)
+    tz = ZoneInfo(site.timezone)
+    for kind, hours_ago, hours_left, fields in _DEMO_VISITS[spec.kind]:
+        arrived = now - timedelta(hours=hours_ago)
+        form = {
+            **fields,
+            "persons": "2",
+            "arrived_at": arrived.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            "expected_departure_at": (now + timedelta(hours=hours_left))
+            .astimezone(tz)
+            .strftime("%Y-%m-%d %H:%M"),
+        }
+        # Validated like any check-in; the past arrival is checked against its own moment.
+        data, errors = validate_checkin(
+            form, kind=kind, allowed_kinds=site.visit_kinds, now=arrived, tz=tz
+        )
+        if data is None:  # a demo row that does not validate is a bug in this table
+            raise ValueError(f"demo visit {fields['guest_name']}: {errors}")
+        await check_in(
+            db,
+            site_id=site.id,
+            point_id=None,
+            data=data,
+            now=arrived,
+            secret_key=secrets.token_hex(16),
+            source="staff",
+        )
+
+
 async def seed_demo(db: Database, now: datetime) -> DemoLogin:
     """Create what is missing of the demo; the admin gets a fresh password each time."""
     for spec in _DEMO_SITES:
@@ -71,6 +191,7 @@ async def seed_demo(db: Database, now: datetime) -> DemoLogin:
                 await sites.add_point(
                     db, site_slug=spec.slug, name=name, kiosk_mode=kiosk_mode, now=now
                 )
+            await _demo_visits(db, spec, now)
     password = secrets.token_urlsafe(12)
     async with db.read() as session:
         admin = await session.scalar(select(User.id).where(User.email == DEMO_ADMIN))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from nightreg.db import Database
-from nightreg.models import CheckinPoint, Site, User
+from nightreg.models import CheckinPoint, Site, User, Visit
 from nightreg.security import verify_password
 from nightreg.services.demo import DEMO_ADMIN, seed_demo
 from tests.conftest import SUMMER_EVENING
@@ -15,6 +15,7 @@ async def _remove_demo(db: Database) -> None:
     async with db.write() as session:
         slugs = ("jachthaven-zeemeeuw", "bedrijvenpark-westpoort")
         site_ids = list(await session.scalars(select(Site.id).where(Site.slug.in_(slugs))))
+        await session.execute(delete(Visit).where(Visit.site_id.in_(site_ids)))
         await session.execute(delete(CheckinPoint).where(CheckinPoint.site_id.in_(site_ids)))
         await session.execute(delete(Site).where(Site.id.in_(site_ids)))
         await session.execute(delete(User).where(User.email == DEMO_ADMIN))
@@ -45,3 +46,17 @@ async def test_seeding_the_demo_twice_adds_nothing_but_a_new_password(db: Databa
     assert admin is not None
     assert verify_password(admin.password_hash, second.password)
     assert not verify_password(admin.password_hash, first.password)
+
+
+async def test_the_demo_has_guests_tonight_one_of_them_overdue(db: Database):
+    await _remove_demo(db)
+    await seed_demo(db, SUMMER_EVENING)
+    async with db.read() as session:
+        visits = list(
+            await session.scalars(
+                select(Visit).join(Site).where(Site.slug == "jachthaven-zeemeeuw")
+            )
+        )
+    present = [v for v in visits if v.departed_at is None]
+    assert len(present) == 4
+    assert any(v.expected_departure_at < SUMMER_EVENING for v in present)

@@ -1,0 +1,305 @@
+"""The authorisation matrix: every staff page and API call, as every role, as a user of another
+site and anonymously, against one declared table. A route missing from the table fails."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from litestar import Litestar
+from litestar.routes import HTTPRoute
+from litestar.testing import AsyncTestClient
+
+from nightreg.db import Database
+from nightreg.models import ROLES, StaffSession
+from nightreg.security import token_hash
+from nightreg.services.access import CLI
+from tests.conftest import SUMMER_EVENING, make_point, make_staff
+
+ANY = frozenset(ROLES)
+VIEW = frozenset({"admin", "harbour_master", "security"})
+EDIT = frozenset({"admin", "harbour_master"})
+ADMIN = frozenset({"admin"})
+AUDIT = frozenset({"admin", "auditor"})
+
+PUBLIC = "public"  # no account needed
+GLOBAL = "global"  # the role decides; sites do not matter
+SITE = "site"  # the role decides, and only on the account's own sites
+
+# One line per route: who may use it, and whether the site scope applies.
+MATRIX: dict[str, tuple[frozenset[str], str]] = {
+    "GET /admin/sign-in": (ANY, PUBLIC),
+    "POST /admin/sign-in": (ANY, PUBLIC),
+    "GET /admin/reset/{token}": (ANY, PUBLIC),
+    "POST /admin/reset/{token}": (ANY, PUBLIC),
+    "POST /admin/sign-out": (ANY, GLOBAL),
+    "GET /admin": (ANY, GLOBAL),
+    "GET /admin/password": (ANY, GLOBAL),
+    "POST /admin/password": (ANY, GLOBAL),
+    # the audit trail
+    "GET /admin/audit": (AUDIT, GLOBAL),
+    "GET /admin/audit/export.csv": (AUDIT, GLOBAL),
+    "GET /admin/audit/verify": (AUDIT, GLOBAL),
+    # the register
+    "GET /admin/sites/{slug}/tonight": (VIEW, SITE),
+    "GET /admin/sites/{slug}/register": (VIEW, SITE),
+    "GET /admin/sites/{slug}/print": (EDIT, SITE),
+    "GET /admin/sites/{slug}/walk-in": (EDIT, SITE),
+    "POST /admin/sites/{slug}/walk-in": (EDIT, SITE),
+    "GET /admin/visits/{id}": (VIEW, SITE),
+    "GET /admin/visits/{id}/correct": (EDIT, SITE),
+    "POST /admin/visits/{id}/correct": (EDIT, SITE),
+    "POST /admin/visits/{id}/checkout": (EDIT, SITE),
+    "POST /admin/visits/{id}/notes": (EDIT, SITE),
+    # export and import
+    "GET /admin/sites/{slug}/export": (EDIT, SITE),
+    "GET /admin/sites/{slug}/export/download": (EDIT, SITE),
+    "GET /admin/sites/{slug}/import": (EDIT, SITE),
+    "POST /admin/sites/{slug}/import": (EDIT, SITE),
+    # users, sites, points
+    "GET /admin/users": (ADMIN, GLOBAL),
+    "GET /admin/users/new": (ADMIN, GLOBAL),
+    "POST /admin/users/new": (ADMIN, GLOBAL),
+    "GET /admin/users/{id}": (ADMIN, GLOBAL),
+    "POST /admin/users/{id}": (ADMIN, GLOBAL),
+    "POST /admin/users/{id}/reset": (ADMIN, GLOBAL),
+    "GET /admin/sites": (EDIT, GLOBAL),
+    "POST /admin/sites": (ADMIN, GLOBAL),
+    "GET /admin/sites/{slug}": (EDIT, SITE),
+    "POST /admin/sites/{slug}": (ADMIN, GLOBAL),
+    "POST /admin/sites/{slug}/points": (EDIT, SITE),
+    "POST /admin/points/{id}": (EDIT, SITE),
+    "POST /admin/points/{id}/rotate": (EDIT, SITE),
+    "GET /admin/points/{id}/poster.{fmt}": (EDIT, SITE),
+    # the JSON API
+    "GET /api/v1/sites": (VIEW, GLOBAL),
+    "GET /api/v1/sites/{slug}/visits": (VIEW, SITE),
+    "POST /api/v1/sites/{slug}/visits": (EDIT, SITE),
+    "GET /api/v1/visits/{id}": (VIEW, SITE),
+    "PATCH /api/v1/visits/{id}": (EDIT, SITE),
+    "POST /api/v1/visits/{id}/checkout": (EDIT, SITE),
+    "GET /api/v1/sites/{slug}/register.csv": (EDIT, SITE),
+}
+
+_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+
+
+def staff_routes(app: Litestar) -> set[str]:
+    """Every method and path of the app under /admin and /api, in the table's notation."""
+    found = set()
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or not route.path.startswith(("/admin", "/api")):
+            continue
+        path = _PARAM.sub(r"{\1}", route.path)
+        for method in route.methods - {"HEAD", "OPTIONS"}:
+            found.add(f"{method} {path}")
+    return found
+
+
+def test_every_staff_route_is_in_the_matrix_and_the_matrix_has_no_stale_lines(app: Litestar):
+    routes = staff_routes(app)
+    assert sorted(routes - MATRIX.keys()) == [], "routes missing from the matrix"
+    assert sorted(MATRIX.keys() - routes) == [], "matrix lines without a route"
+
+
+@dataclass
+class World:
+    site_slug: str
+    other_slug: str
+    visit_id: int
+    point_id: int
+    user_id: int
+
+
+async def build_world(db: Database) -> World:
+    from sqlalchemy import select
+
+    from nightreg.models import CheckinPoint, Site
+    from nightreg.services import checkin
+    from nightreg.validation import validate_checkin
+
+    here = await make_point(db, "marina")
+    other = await make_point(db, "marina")
+    async with db.read() as session:
+        site = await session.scalar(select(Site).where(Site.slug == here.site_slug))
+        point_id = await session.scalar(
+            select(CheckinPoint.id).where(CheckinPoint.token == here.token)
+        )
+    assert site is not None
+    assert point_id is not None
+    data, errors = validate_checkin(
+        {
+            "guest_name": "Jan de Vries",
+            "residence": "Den Helder",
+            "vessel_name": "Zeemeeuw",
+            "registration": "NL-123-AB",
+            "expected_departure_at": "2026-07-15 12:00",
+            "persons": "2",
+        },
+        kind="vessel",
+        allowed_kinds=("vessel",),
+        now=SUMMER_EVENING,
+        tz=ZoneInfo(site.timezone),
+    )
+    assert data is not None, errors
+    result = await checkin.check_in(
+        db,
+        site_id=site.id,
+        point_id=point_id,
+        data=data,
+        now=SUMMER_EVENING,
+        secret_key="matrix",
+        idempotency_key=secrets.token_hex(8),
+    )
+    bystander = await make_staff(db, "security", [here.site_slug])
+    return World(here.site_slug, other.site_slug, result.visit.id, point_id, bystander.user_id)
+
+
+def fill(path: str, world: World) -> str:
+    values = {
+        "slug": world.site_slug,
+        "token": "not-a-reset-token",
+        "fmt": "svg",
+    }
+    if path.startswith("/admin/users/"):
+        values["id"] = str(world.user_id)
+    elif path.startswith("/admin/points/"):
+        values["id"] = str(world.point_id)
+    else:
+        values["id"] = str(world.visit_id)
+    return _PARAM.sub(lambda m: values[m.group(1)], path)
+
+
+async def open_session(db: Database, user_id: int) -> str:
+    """A fresh session straight in the table: the matrix is about the guard, not argon2."""
+    token = secrets.token_urlsafe(32)
+    async with db.write() as session:
+        session.add(
+            StaffSession(
+                token_hash=token_hash(token),
+                user_id=user_id,
+                created_at=SUMMER_EVENING,
+                last_seen_at=SUMMER_EVENING,
+            )
+        )
+    return token
+
+
+def is_sign_in_redirect(answer) -> bool:
+    return answer.status_code in (302, 303) and answer.headers.get("location", "").startswith(
+        "/admin/sign-in"
+    )
+
+
+async def call(
+    client: AsyncTestClient[Litestar],
+    line: str,
+    world: World,
+    csrf: str,
+    *,
+    session: str | None = None,
+    bearer: str | None = None,
+):
+    method, path = line.split(" ", 1)
+    client.cookies.delete("nightreg_session")
+    headers = {"x-csrftoken": csrf}
+    if session:
+        client.cookies.set("nightreg_session", session, domain="testserver.local")
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+    kwargs: dict = {"headers": headers, "follow_redirects": False}
+    if method in ("POST", "PATCH"):
+        kwargs["json" if path.startswith("/api/") else "data"] = {}
+    return await client.request(method, fill(path, world), **kwargs)
+
+
+def allowed(answer) -> bool:
+    return (
+        answer.status_code < 500
+        and answer.status_code not in (401, 403, 404)
+        and not (is_sign_in_redirect(answer))
+    )
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_each_role_gets_exactly_what_the_matrix_says(
+    client: AsyncTestClient[Litestar], db: Database, app: Litestar, clock, role: str
+):
+    world = await build_world(db)
+    own = await make_staff(db, role, [world.site_slug])
+    stranger = await make_staff(db, role, [world.other_slug])
+    csrf_page = await client.get("/admin/sign-in")
+    csrf = re.search(r'name="_csrf_token" value="([^"]+)"', csrf_page.text).group(1)
+    tokens = await api_tokens(db, role, world)
+    problems = []
+    for line in sorted(staff_routes(app)):
+        roles, scope = MATRIX[line]
+        is_api = line.split(" ", 1)[1].startswith("/api/")
+        for who, user, site_ok in (("own site", own, True), ("other site", stranger, False)):
+            if is_api:
+                answer = await call(client, line, world, csrf, bearer=tokens[site_ok])
+            else:
+                answer = await call(
+                    client, line, world, csrf, session=await open_session(db, user.user_id)
+                )
+            if scope == PUBLIC:
+                ok = answer.status_code < 500 and not is_sign_in_redirect(answer)
+                expected = "a public answer"
+            elif role not in roles:
+                ok = answer.status_code == 403
+                expected = "403"
+            elif scope == SITE and not site_ok:
+                ok = answer.status_code == 404
+                expected = "404"
+            else:
+                ok = allowed(answer)
+                expected = "allowed"
+            if not ok:
+                problems.append(
+                    f"{line} as {role} of the {who}: {answer.status_code}, expected {expected}"
+                )
+    assert problems == []
+
+
+async def test_anonymous_callers_are_sent_to_sign_in_or_refused(
+    client: AsyncTestClient[Litestar], db: Database, app: Litestar
+):
+    world = await build_world(db)
+    csrf_page = await client.get("/admin/sign-in")
+    csrf = re.search(r'name="_csrf_token" value="([^"]+)"', csrf_page.text).group(1)
+    problems = []
+    for line in sorted(staff_routes(app)):
+        _roles, scope = MATRIX[line]
+        answer = await call(client, line, world, csrf)
+        if scope == PUBLIC:
+            ok = answer.status_code < 500 and not is_sign_in_redirect(answer)
+        elif line.split(" ", 1)[1].startswith("/api/"):
+            ok = answer.status_code == 401 and answer.json()["code"] == "unauthorized"
+        else:
+            ok = is_sign_in_redirect(answer)
+        if not ok:
+            problems.append(f"{line} anonymously: {answer.status_code}")
+    assert problems == []
+
+
+async def api_tokens(db: Database, role: str, world: World) -> dict[bool, str]:
+    """A token of the role on the world's site (True) and one on the other site (False)."""
+    from nightreg.services import tokens
+
+    made = {}
+    for site_ok, slug in ((True, world.site_slug), (False, world.other_slug)):
+        _token, plain = await tokens.create_token(
+            db,
+            CLI,
+            name=f"matrix {role}",
+            role=role,
+            site_slugs=[slug],
+            expires_at=SUMMER_EVENING + timedelta(days=30),
+            now=SUMMER_EVENING,
+        )
+        made[site_ok] = plain
+    return made
