@@ -66,7 +66,7 @@ def event_query(
     query = audit.EventQuery(
         actor=(params.get("actor") or "").strip()[:100],
         site_id=_int(params.get("site")),
-        action=params.get("action") if params.get("action") in ACTIONS else "",
+        action=action if (action := params.get("action") or "") in ACTIONS else "",
         date_from=datetime.combine(day_from, time(), tz) if day_from else None,
         date_to=datetime.combine(day_to + timedelta(days=1), time(), tz) if day_to else None,
         before_id=_int(params.get("before")),

@@ -168,7 +168,7 @@ class EventQuery:
     limit: int = 100
 
 
-def _filtered(query: EventQuery) -> Select[tuple[AuditEvent]]:
+def _filtered(query: EventQuery) -> Select[AuditEvent]:
     stmt = select(AuditEvent)
     if query.actor:
         stmt = stmt.where(AuditEvent.actor.contains(query.actor, autoescape=True))
