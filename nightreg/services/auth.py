@@ -226,7 +226,7 @@ async def sign_out(db: Database, actor: Actor, token: str | None, *, now: dateti
 
 
 def _password_problem(password: str, email: str) -> str | None:
-    from nightreg.services.users import check_password
+    from nightreg.passwords import check_password
 
     return check_password(password, email=email)
 
