@@ -9,9 +9,10 @@ from sqlalchemy.exc import IntegrityError
 
 from nightreg.db import Database
 from nightreg.models import ROLES, Site, User
+from nightreg.passwords import MIN_LENGTH, check_password
 from nightreg.security import hash_password
 
-MIN_PASSWORD_LENGTH = 12
+MIN_PASSWORD_LENGTH = MIN_LENGTH
 
 
 class UserError(ValueError):
@@ -32,8 +33,9 @@ async def add_user(
         raise UserError(f"e-mail {email!r} does not look like an address")
     if role not in ROLES:
         raise UserError(f"role {role!r}: use one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"password: use at least {MIN_PASSWORD_LENGTH} characters")
+    problem = check_password(password, email=email)
+    if problem:
+        raise UserError(f"password: {problem}")
     password_hash = hash_password(password)
     try:
         async with db.write() as session:
@@ -56,8 +58,9 @@ async def add_user(
 
 
 async def set_password(db: Database, email: str, password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"password: use at least {MIN_PASSWORD_LENGTH} characters")
+    problem = check_password(password, email=email)
+    if problem:
+        raise UserError(f"password: {problem}")
     async with db.write() as session:
         user = await session.scalar(select(User).where(User.email == email.strip().lower()))
         if user is None:

@@ -97,3 +97,14 @@ def test_a_staff_account_takes_its_password_from_stdin(
     code, _, err = run(capsys, "user", "add", "other-" + email, "--role", "security")
     assert code == 2
     assert "12 characters" in err
+
+
+def test_a_common_password_is_refused_for_a_new_account(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("sys.stdin", io.StringIO("Wachtwoord2026!\n"))
+    code, _, err = run(
+        capsys, "user", "add", f"{unique_slug('u')}@example.org", "--role", "auditor"
+    )
+    assert code == 2
+    assert "too common" in err
