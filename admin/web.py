@@ -12,7 +12,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
 from nightreg.context import AppContext
-from nightreg.services import auth, sites
+from nightreg.services import auth, sites, tokens
 from nightreg.services.access import ANONYMOUS, AccessDenied, Actor
 
 API_PREFIX = "/api/"
@@ -47,8 +47,6 @@ async def resolve_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor
         scheme, _, credentials = connection.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             return None
-        from nightreg.services import tokens
-
         return await tokens.actor_for_token(ctx.db, credentials.strip(), now=now, address=address)
     return await auth.session_actor(
         ctx.db,
@@ -118,10 +116,7 @@ def staff_router() -> Router:
 
 def api_router() -> Router:
     """The JSON API under /api/v1, behind the same guard with bearer tokens."""
-    try:
-        from admin.api import api_router as v1
-    except ModuleNotFoundError:  # TEMPORARY while admin/api.py is being written
-        return Router(path="/api", route_handlers=[])
+    from admin.api import api_router as v1
 
     return Router(
         path="/",

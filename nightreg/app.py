@@ -23,7 +23,7 @@ from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.template.config import TemplateConfig
 
-from nightreg import i18n
+from nightreg import __version__, i18n
 from nightreg.clock import Clock
 from nightreg.context import AppContext
 from nightreg.security import derive_key
@@ -172,6 +172,7 @@ def _staff_error_page(request: Request, status: int) -> Response:
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
+    from admin.api import openapi_config
     from admin.web import api_router, staff_router
     from kiosk.controllers import kiosk_router
 
@@ -216,6 +217,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         plugins=[HTMXPlugin()],
         middleware=[RequestLogMiddleware(), SecurityHeadersMiddleware(https=settings.https)],
         exception_handlers={Exception: _error_handler},
+        openapi_config=openapi_config(__version__),
         request_max_body_size=settings.max_body_bytes,
         debug=settings.debug,
     )
