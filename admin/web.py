@@ -97,9 +97,17 @@ def provide_actor(request: Request[Any, Any, Any]) -> Actor:
 def _route_handlers() -> list[Any]:
     from admin import audit as audit_pages
     from admin import auth as auth_pages
+    from admin import manage as manage_pages
     from admin import register as register_pages
+    from admin import transfer as transfer_pages
 
-    handlers: list[Any] = [*auth_pages.ROUTES, *audit_pages.ROUTES, *register_pages.ROUTES]
+    handlers: list[Any] = [
+        *auth_pages.ROUTES,
+        *audit_pages.ROUTES,
+        *register_pages.ROUTES,
+        *manage_pages.ROUTES,
+        *transfer_pages.ROUTES,
+    ]
     return handlers
 
 
