@@ -1,21 +1,25 @@
-"""Sites and their check-in points: create, look up by QR token, rotate."""
+"""Sites and their check-in points: create, change, look up by QR token, rotate."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from nightreg.db import Database
 from nightreg.models import SITE_KINDS, CheckinPoint, Site
 from nightreg.security import new_point_token
+from nightreg.services import audit
 from nightreg.services.access import GLOBAL_PERMISSIONS, AccessDenied, Actor, NotFound
+from nightreg.validation import N_
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -232,3 +236,336 @@ async def site_for(db: Database, actor: Actor, slug: str, permission: str) -> Si
     if site is None or not actor.can(permission, site.id):
         raise NotFound(slug)
     return site
+
+
+# --- the staff pages: sites and points changed by an Actor, every change audited ----------------
+
+MSG_NAME = N_("Please enter a name.")
+MSG_NAME_LONG = N_("Please use at most 120 characters.")
+MSG_SLUG = N_(
+    "Please use 1 to 63 lower-case letters, digits and dashes, starting with a letter or digit."
+)
+MSG_SLUG_TAKEN = N_("There is a site with this short name already.")
+MSG_KIND = N_("Please choose the kind of site.")
+MSG_TIMEZONE = N_("Please enter a time zone like Europe/Amsterdam.")
+MSG_ACTIVE = N_("Please choose whether it is in use.")
+MSG_POINT_TAKEN = N_("This site has a check-in point with this name already.")
+MSG_TEXT_LONG = N_("Please use at most 200 characters.")
+
+
+class SiteInvalid(SiteError):
+    """A site or point form has mistakes: msgids by field name."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
+
+
+@dataclass(frozen=True)
+class ManagedSite:
+    site: Site
+    points: int  # active check-in points
+    can_manage_points: bool  # the site page is open to the actor
+
+
+def _check_name(errors: dict[str, str], name: str, field: str = "name") -> str:
+    name = " ".join(name.split())
+    if not name:
+        errors[field] = MSG_NAME
+    elif len(name) > 120:
+        errors[field] = MSG_NAME_LONG
+    return name
+
+
+def _check_text(errors: dict[str, str], field: str, value: str) -> str:
+    value = value.strip()
+    if len(value) > 200:
+        errors[field] = MSG_TEXT_LONG
+    return value
+
+
+def _check_timezone(errors: dict[str, str], timezone: str) -> str:
+    timezone = timezone.strip()
+    try:
+        if not timezone or len(timezone) > 64:
+            raise ValueError(timezone)
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors["timezone"] = MSG_TIMEZONE
+    return timezone
+
+
+async def managed_sites(db: Database, actor: Actor) -> tuple[list[ManagedSite], bool]:
+    """The sites the actor manages, disabled ones included, and whether it manages all.
+
+    An admin sees every site (sites.manage is global); a harbour master the sites on which
+    it holds points.manage; anyone else is refused.
+    """
+    everything = actor.can("sites.manage")
+    mine = actor.sites_for("points.manage")
+    if not everything and not mine:
+        raise AccessDenied("points.manage")
+    counts = (
+        select(CheckinPoint.site_id, func.count().label("n"))
+        .where(CheckinPoint.is_active.is_(True))
+        .group_by(CheckinPoint.site_id)
+        .subquery()
+    )
+    stmt = (
+        select(Site, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.site_id == Site.id)
+        .order_by(Site.name, Site.slug)
+    )
+    if not everything:
+        stmt = stmt.where(Site.id.in_(mine))
+    async with db.read() as session:
+        rows = (await session.execute(stmt)).all()
+    return [
+        ManagedSite(site, int(n), actor.can("points.manage", site.id)) for site, n in rows
+    ], everything
+
+
+async def add_site(
+    db: Database,
+    actor: Actor,
+    *,
+    slug: str,
+    name: str,
+    kind: str,
+    timezone: str,
+    municipality: str = "",
+    contact: str = "",
+    now: datetime,
+) -> Site:
+    """A new site, from the admin's form: errors by field, the event in the same transaction."""
+    actor.require("sites.manage")
+    errors: dict[str, str] = {}
+    slug = slug.strip().lower()
+    if not SLUG_RE.match(slug):
+        errors["slug"] = MSG_SLUG
+    name = _check_name(errors, name)
+    if kind not in SITE_KINDS:
+        errors["kind"] = MSG_KIND
+    timezone = _check_timezone(errors, timezone)
+    municipality = _check_text(errors, "municipality", municipality)
+    contact = _check_text(errors, "contact", contact)
+    if errors:
+        raise SiteInvalid(errors)
+    site = Site(
+        slug=slug,
+        name=name,
+        kind=kind,
+        municipality=municipality,
+        contact=contact,
+        timezone=timezone,
+        retention_days=365,
+        is_active=True,
+        created_at=now,
+    )
+    try:
+        async with db.write() as session:
+            session.add(site)
+            await session.flush()
+            await audit.record(
+                session,
+                actor,
+                "site_created",
+                at=now,
+                site_id=site.id,
+                object_type="site",
+                object_id=site.id,
+                details={"slug": slug, "name": name, "kind": kind, "timezone": timezone},
+            )
+    except IntegrityError:
+        raise SiteInvalid({"slug": MSG_SLUG_TAKEN}) from None
+    return site
+
+
+async def change_site(
+    db: Database,
+    actor: Actor,
+    slug: str,
+    *,
+    name: str,
+    municipality: str,
+    contact: str,
+    active: bool | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Rename a site, change its notice details, or disable it (its QR codes stop working)."""
+    actor.require("sites.manage")
+    errors: dict[str, str] = {}
+    name = _check_name(errors, name)
+    municipality = _check_text(errors, "municipality", municipality)
+    contact = _check_text(errors, "contact", contact)
+    if active is None:
+        errors["active"] = MSG_ACTIVE
+    async with db.write() as session:
+        site = await session.scalar(select(Site).where(Site.slug == slug))
+        if site is None:
+            raise NotFound(slug)
+        if errors:
+            raise SiteInvalid(errors)
+        wanted: dict[str, Any] = {
+            "name": name,
+            "municipality": municipality,
+            "contact": contact,
+            "is_active": active,
+        }
+        changes = {
+            field: {"before": getattr(site, field), "after": value}
+            for field, value in wanted.items()
+            if getattr(site, field) != value
+        }
+        for field, change in changes.items():
+            setattr(site, field, change["after"])
+        if changes:
+            await audit.record(
+                session,
+                actor,
+                "site_changed",
+                at=now,
+                site_id=site.id,
+                object_type="site",
+                object_id=site.id,
+                details={"slug": slug, "changes": changes},
+            )
+    forget_cached_points()
+    return changes
+
+
+async def site_points(db: Database, actor: Actor, site: Site) -> list[CheckinPoint]:
+    """The check-in points of a site, disabled ones included, by name."""
+    actor.require("points.manage", site.id)
+    async with db.read() as session:
+        return list(
+            await session.scalars(
+                select(CheckinPoint)
+                .where(CheckinPoint.site_id == site.id)
+                .order_by(CheckinPoint.name, CheckinPoint.id)
+            )
+        )
+
+
+async def point_for(db: Database, actor: Actor, point_id: int) -> CheckinPoint:
+    """One point with its site, if the actor manages points there (else NotFound)."""
+    if not actor.can("points.manage"):
+        raise AccessDenied("points.manage")
+    async with db.read() as session:
+        point = await session.scalar(
+            select(CheckinPoint)
+            .where(CheckinPoint.id == point_id)
+            .options(joinedload(CheckinPoint.site))
+        )
+    if point is None or not actor.can("points.manage", point.site_id):
+        raise NotFound(str(point_id))
+    return point
+
+
+async def create_point(
+    db: Database, actor: Actor, site: Site, *, name: str, kiosk_mode: bool, now: datetime
+) -> CheckinPoint:
+    """A new check-in point (a new QR code) on a site the actor manages."""
+    actor.require("points.manage", site.id)
+    errors: dict[str, str] = {}
+    name = _check_name(errors, name)
+    if errors:
+        raise SiteInvalid(errors)
+    point = CheckinPoint(
+        site_id=site.id,
+        name=name,
+        token=new_point_token(),
+        kiosk_mode=kiosk_mode,
+        is_active=True,
+        created_at=now,
+    )
+    try:
+        async with db.write() as session:
+            session.add(point)
+            await session.flush()
+            await audit.record(
+                session,
+                actor,
+                "point_created",
+                at=now,
+                site_id=site.id,
+                object_type="point",
+                object_id=point.id,
+                details={"name": name, "kiosk_mode": kiosk_mode},
+            )
+    except IntegrityError:
+        raise SiteInvalid({"name": MSG_POINT_TAKEN}) from None
+    return point
+
+
+async def change_point(
+    db: Database,
+    actor: Actor,
+    point_id: int,
+    *,
+    name: str,
+    kiosk_mode: bool,
+    active: bool | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Rename a point, switch its kiosk mode, disable or enable it; returns what changed."""
+    point = await point_for(db, actor, point_id)
+    errors: dict[str, str] = {}
+    name = _check_name(errors, name)
+    if active is None:
+        errors["active"] = MSG_ACTIVE
+    if errors:
+        raise SiteInvalid(errors)
+    wanted: dict[str, Any] = {"name": name, "kiosk_mode": kiosk_mode, "is_active": active}
+    try:
+        async with db.write() as session:
+            current = await session.get(CheckinPoint, point.id)
+            if current is None:
+                raise NotFound(str(point_id))
+            changes = {
+                field: {"before": getattr(current, field), "after": value}
+                for field, value in wanted.items()
+                if getattr(current, field) != value
+            }
+            for field, change in changes.items():
+                setattr(current, field, change["after"])
+            if changes:
+                await session.flush()
+                await audit.record(
+                    session,
+                    actor,
+                    "point_changed",
+                    at=now,
+                    site_id=point.site_id,
+                    object_type="point",
+                    object_id=point.id,
+                    details={"changes": changes},
+                )
+    except IntegrityError:
+        raise SiteInvalid({"name": MSG_POINT_TAKEN}) from None
+    forget_cached_points()
+    return changes
+
+
+async def rotate(db: Database, actor: Actor, point_id: int, *, now: datetime) -> CheckinPoint:
+    """A new token for a point: its old QR code and posters stop working at once."""
+    point = await point_for(db, actor, point_id)
+    async with db.write() as session:
+        current = await session.get(CheckinPoint, point.id)
+        if current is None:
+            raise NotFound(str(point_id))
+        current.token = new_point_token()
+        current.rotated_at = now
+        await audit.record(
+            session,
+            actor,
+            "point_rotated",
+            at=now,
+            site_id=point.site_id,
+            object_type="point",
+            object_id=point.id,
+            details={"name": current.name},
+        )
+    forget_cached_points()
+    point.token, point.rotated_at = current.token, current.rotated_at
+    return point

@@ -1,16 +1,25 @@
-"""Staff accounts: create them (sign-in itself is the staff side's business)."""
+"""Staff accounts: create and change them (sign-in itself is the staff side's business)."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import secrets
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from nightreg.db import Database
-from nightreg.models import ROLES, Site, User
+from nightreg.models import ROLES, Site, StaffSession, User
 from nightreg.passwords import MIN_LENGTH, check_password
 from nightreg.security import hash_password
+from nightreg.services import audit, auth
+from nightreg.services.access import Actor, NotFound
+from nightreg.validation import N_
 
 MIN_PASSWORD_LENGTH = MIN_LENGTH
 
@@ -66,3 +75,184 @@ async def set_password(db: Database, email: str, password: str) -> None:
         if user is None:
             raise UserError(f"no account for {email}")
         user.password_hash = hash_password(password)
+
+
+# --- the admin's pages: accounts with their sites, created and changed by an Actor -------------
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MSG_EMAIL = N_("Please enter an e-mail address like name@example.org.")
+MSG_EMAIL_TAKEN = N_("There is an account with this e-mail address already.")
+MSG_ROLE = N_("Please choose a role.")
+MSG_SITES = N_("Please choose sites from the list.")
+MSG_ACTIVE = N_("Please choose whether the account may sign in.")
+MSG_SELF_DISABLE = N_("You cannot disable your own account; ask another administrator.")
+MSG_SELF_DEMOTE = N_(
+    "You cannot take the administrator role from yourself; ask another administrator."
+)
+
+
+class AccountInvalid(UserError):
+    """The account form has mistakes: msgids by field name."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
+
+
+async def list_users(db: Database, actor: Actor) -> list[User]:
+    """Every staff account with its sites, by e-mail."""
+    actor.require("users.manage")
+    async with db.read() as session:
+        return list(
+            await session.scalars(
+                select(User).options(selectinload(User.sites)).order_by(User.email)
+            )
+        )
+
+
+async def get_user(db: Database, actor: Actor, user_id: int) -> User:
+    actor.require("users.manage")
+    async with db.read() as session:
+        user = await session.scalar(
+            select(User).where(User.id == user_id).options(selectinload(User.sites))
+        )
+    if user is None:
+        raise NotFound(str(user_id))
+    return user
+
+
+async def _sites_by_slug(session: Any, slugs: Iterable[str]) -> list[Site] | None:
+    """The sites named, or None when one of them does not exist."""
+    wanted = set(slugs)
+    if not wanted:
+        return []
+    found = list(await session.scalars(select(Site).where(Site.slug.in_(wanted))))
+    return found if len(found) == len(wanted) else None
+
+
+async def create_user(
+    db: Database,
+    actor: Actor,
+    *,
+    email: str,
+    role: str,
+    site_slugs: Iterable[str],
+    password: str,
+    now: datetime,
+) -> tuple[User, str | None]:
+    """A new account; without a password it gets a one-time reset link (its token returned)."""
+    actor.require("users.manage")
+    email = email.strip().lower()
+    errors: dict[str, str] = {}
+    if len(email) > 254 or not EMAIL_RE.match(email):
+        errors["email"] = MSG_EMAIL
+    if role not in ROLES:
+        errors["role"] = MSG_ROLE
+    if password:
+        problem = check_password(password, email=email)
+        if problem:
+            errors["password"] = problem
+    if errors:
+        raise AccountInvalid(errors)
+    # Without a password the account gets one nobody knows: only the reset link opens it.
+    secret = password or secrets.token_urlsafe(32)
+    password_hash = await asyncio.to_thread(hash_password, secret)
+    slugs = sorted(set(site_slugs))
+    try:
+        async with db.write() as session:
+            sites = await _sites_by_slug(session, slugs)
+            if sites is None:
+                raise AccountInvalid({"sites": MSG_SITES})
+            user = User(
+                email=email,
+                password_hash=password_hash,
+                role=role,
+                is_active=True,
+                created_at=now,
+                sites=sites,
+            )
+            session.add(user)
+            await session.flush()
+            await audit.record(
+                session,
+                actor,
+                "user_created",
+                at=now,
+                object_type="user",
+                object_id=user.id,
+                object_ids=[s.id for s in sites],
+                details={
+                    "email": email,
+                    "role": role,
+                    "sites": slugs,
+                    "password": "set" if password else "reset_link",
+                },
+            )
+    except IntegrityError:
+        raise AccountInvalid({"email": MSG_EMAIL_TAKEN}) from None
+    token = None if password else await auth.issue_reset(db, actor, user.id, now=now)
+    return user, token
+
+
+async def change_user(
+    db: Database,
+    actor: Actor,
+    user_id: int,
+    *,
+    role: str,
+    site_slugs: Iterable[str],
+    active: bool | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Change role, sites and whether the account may sign in; returns what changed.
+
+    A change ends the account's sessions, so that it holds from the next click on (the
+    administrator's own sessions excepted: they cannot disable or demote themselves).
+    """
+    actor.require("users.manage")
+    errors: dict[str, str] = {}
+    if role not in ROLES:
+        errors["role"] = MSG_ROLE
+    if active is None:
+        errors["active"] = MSG_ACTIVE
+    is_self = actor.kind == "user" and actor.id == user_id
+    if is_self and active is False:
+        errors["active"] = MSG_SELF_DISABLE
+    if is_self and role in ROLES and role != "admin":
+        errors["role"] = MSG_SELF_DEMOTE
+    slugs = sorted(set(site_slugs))
+    async with db.write() as session:
+        user = await session.scalar(
+            select(User).where(User.id == user_id).options(selectinload(User.sites))
+        )
+        if user is None:
+            raise NotFound(str(user_id))
+        sites = await _sites_by_slug(session, slugs)
+        if sites is None:
+            errors["sites"] = MSG_SITES
+        if errors or sites is None or active is None:
+            raise AccountInvalid(errors)
+        changes: dict[str, Any] = {}
+        if user.role != role:
+            changes["role"] = {"before": user.role, "after": role}
+            user.role = role
+        before_slugs = sorted(s.slug for s in user.sites)
+        if before_slugs != slugs:
+            changes["sites"] = {"before": before_slugs, "after": slugs}
+            user.sites = sites
+        if user.is_active != active:
+            changes["active"] = {"before": user.is_active, "after": active}
+            user.is_active = active
+        if changes:
+            if not is_self:
+                await session.execute(delete(StaffSession).where(StaffSession.user_id == user_id))
+            await audit.record(
+                session,
+                actor,
+                "user_changed",
+                at=now,
+                object_type="user",
+                object_id=user_id,
+                details={"email": user.email, "changes": changes},
+            )
+    return changes

@@ -74,7 +74,7 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "POST /admin/sites/{slug}/points": (EDIT, SITE),
     "POST /admin/points/{id}": (EDIT, SITE),
     "POST /admin/points/{id}/rotate": (EDIT, SITE),
-    "GET /admin/points/{id}/poster.{fmt}": (EDIT, SITE),
+    "GET /admin/points/{id}/poster/{fmt}": (EDIT, SITE),
     # the JSON API
     "GET /api/v1/sites": (VIEW, GLOBAL),
     "GET /api/v1/sites/{slug}/visits": (VIEW, SITE),
@@ -190,8 +190,9 @@ async def open_session(db: Database, user_id: int) -> str:
 
 
 def is_sign_in_redirect(answer) -> bool:
+    # The guard's redirect carries ?next=; signing out itself also ends on the sign-in page.
     return answer.status_code in (302, 303) and answer.headers.get("location", "").startswith(
-        "/admin/sign-in"
+        "/admin/sign-in?next="
     )
 
 

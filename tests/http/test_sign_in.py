@@ -235,43 +235,36 @@ async def test_an_old_password_hash_is_upgraded_at_sign_in(client: Client, db: D
     assert "m=65536" in stored
 
 
-async def test_changing_the_password_signs_out_other_sessions(app: Litestar, db: Database):
+async def test_changing_the_password_signs_out_other_sessions(client: Client, db: Database):
+    # Two devices as two session cookies on one client (see the reset test for why).
     staff = await make_staff(db, "harbour_master")
     new_password = "tide-tables-" + secrets.token_hex(6)
-    async with (
-        AsyncTestClient(app=app, base_url="http://testserver.local") as desk,
-        AsyncTestClient(app=app, base_url="http://testserver.local") as phone,
-    ):
-        csrf = await sign_in(desk, staff.email)
-        await sign_in(phone, staff.email)
-        wrong = await desk.post(
-            "/admin/password",
-            data={
-                "_csrf_token": csrf,
-                "current": "wrong",
-                "new": new_password,
-                "repeat": new_password,
-            },
-        )
-        assert wrong.status_code == 400
-        assert "Your current password is not right." in wrong.text
-        done = await desk.post(
-            "/admin/password",
-            data={
-                "_csrf_token": csrf,
-                "current": STAFF_PASSWORD,
-                "new": new_password,
-                "repeat": new_password,
-            },
-        )
-        assert done.status_code == 200
-        assert (await desk.get("/admin/password")).status_code == 200
-        assert (await phone.get("/admin/password", follow_redirects=False)).status_code in (
-            302,
-            303,
-        )
-    async with AsyncTestClient(app=app, base_url="http://testserver.local") as again:
-        await sign_in(again, staff.email, new_password)
+    await sign_in(client, staff.email)
+    phone_session = client.cookies.get("nightreg_session")
+    client.cookies.delete("nightreg_session")
+    csrf = await sign_in(client, staff.email)
+    wrong = await client.post(
+        "/admin/password",
+        data={"_csrf_token": csrf, "current": "wrong", "new": new_password, "repeat": new_password},
+    )
+    assert wrong.status_code == 400
+    assert "Your current password is not right." in wrong.text
+    done = await client.post(
+        "/admin/password",
+        data={
+            "_csrf_token": csrf,
+            "current": STAFF_PASSWORD,
+            "new": new_password,
+            "repeat": new_password,
+        },
+    )
+    assert done.status_code == 200
+    assert (await client.get("/admin/password")).status_code == 200
+    client.cookies.set("nightreg_session", phone_session, domain="testserver.local")
+    phone = await client.get("/admin/password", follow_redirects=False)
+    assert phone.status_code in (302, 303)
+    client.cookies.delete("nightreg_session")
+    await sign_in(client, staff.email, new_password)
 
 
 async def test_a_short_or_common_new_password_is_refused(client: Client, db: Database):
@@ -287,32 +280,30 @@ async def test_a_short_or_common_new_password_is_refused(client: Client, db: Dat
 
 
 async def test_a_reset_link_sets_a_new_password_once_and_ends_every_session(
-    app: Litestar, db: Database, clock: FrozenClock
+    client: Client, db: Database, clock: FrozenClock
 ):
+    # One client whose cookies are swapped: on PostgreSQL a second client on the same app
+    # would run on another event loop than the pool's connections.
     staff = await make_staff(db, "security")
     token = await auth.issue_reset(db, CLI, staff.user_id, now=clock.now())
     new_password = "lighthouse-keeper-" + secrets.token_hex(4)
-    async with AsyncTestClient(app=app, base_url="http://testserver.local") as signed_in:
-        await sign_in(signed_in, staff.email)
-        async with AsyncTestClient(app=app, base_url="http://testserver.local") as holder:
-            page = await holder.get(f"/admin/reset/{token}")
-            assert page.status_code == 200
-            assert staff.email in page.text
-            form = {
-                "_csrf_token": csrf_from(page.text),
-                "new": new_password,
-                "repeat": new_password,
-            }
-            assert (await holder.post(f"/admin/reset/{token}", data=form)).status_code == 200
-            again = await holder.post(f"/admin/reset/{token}", data=form)
-            assert again.status_code == 400
-            assert "not valid any more" in again.text
-        assert (await signed_in.get("/admin/password", follow_redirects=False)).status_code in (
-            302,
-            303,
-        )
-    async with AsyncTestClient(app=app, base_url="http://testserver.local") as fresh:
-        await sign_in(fresh, staff.email, new_password)
+    await sign_in(client, staff.email)
+    old_session = client.cookies.get("nightreg_session")
+    assert old_session
+    client.cookies.delete("nightreg_session")
+    page = await client.get(f"/admin/reset/{token}")
+    assert page.status_code == 200
+    assert staff.email in page.text
+    form = {"_csrf_token": csrf_from(page.text), "new": new_password, "repeat": new_password}
+    assert (await client.post(f"/admin/reset/{token}", data=form)).status_code == 200
+    again = await client.post(f"/admin/reset/{token}", data=form)
+    assert again.status_code == 400
+    assert "not valid any more" in again.text
+    client.cookies.set("nightreg_session", old_session, domain="testserver.local")
+    ended = await client.get("/admin/password", follow_redirects=False)
+    assert ended.status_code in (302, 303)
+    client.cookies.delete("nightreg_session")
+    await sign_in(client, staff.email, new_password)
 
 
 async def test_a_reset_link_expires_after_a_day(client: Client, db: Database, clock: FrozenClock):
