@@ -14,10 +14,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,10 +26,10 @@ import pytest
 
 from nightreg.clock import SystemClock
 from nightreg.settings import Settings
-from tests.conftest import PointRef, unique_slug
+from tests.conftest import PointRef, StaffRef, make_staff, unique_slug
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Playwright
+    from playwright.sync_api import Browser, BrowserContext, Page, Playwright
 
     from nightreg.models import Visit
 
@@ -136,6 +137,81 @@ class LiveServer:
                 await db.dispose()
 
         return run_async(load)
+
+    def new_staff(self, role: str, site_slugs: Sequence[str] = ()) -> StaffRef:
+        """A staff account in the live server's database, with tests.conftest.STAFF_PASSWORD."""
+        from nightreg.db import Database
+
+        async def create() -> StaffRef:
+            db = Database(self.settings.database_url)
+            try:
+                return await make_staff(db, role, list(site_slugs), now=SystemClock().now())
+            finally:
+                await db.dispose()
+
+        return run_async(create)
+
+    def add_visit(
+        self,
+        site_slug: str,
+        *,
+        arrived_ago: timedelta = timedelta(hours=1),
+        stays: timedelta = timedelta(days=1),
+        departed: bool = False,
+        **fields: str,
+    ) -> Visit:
+        """A visit entered through the register service (a walk-in), arrived `arrived_ago`.
+
+        A boat by default; `fields` are the walk-in form's fields (kind, guest_name, ...).
+        With `departed`, the visit is checked out again right away.
+        """
+        from zoneinfo import ZoneInfo
+
+        from nightreg.db import Database
+        from nightreg.services import register
+        from nightreg.services.access import Actor
+        from nightreg.services.sites import get_site
+
+        actor = Actor(kind="cli", name="browser test")
+
+        async def create() -> Visit:
+            db = Database(self.settings.database_url)
+            now = SystemClock().now()
+            try:
+                site = await get_site(db, site_slug)
+                tz = ZoneInfo(site.timezone)
+
+                def local(at: Any) -> str:
+                    return str(at.astimezone(tz).strftime("%Y-%m-%dT%H:%M"))
+
+                form = {
+                    "kind": "vessel",
+                    "guest_name": "Jan de Vries",
+                    "residence": "Hoorn",
+                    "persons": "2",
+                    "vessel_name": "Zeemeeuw",
+                    "registration": "NL-123-AB",
+                    "arrived_at": local(now - arrived_ago),
+                    "expected_departure_at": local(now + stays),
+                    **fields,
+                }
+                visit = await register.create_visit(db, actor, site.id, form, now=now)
+                if departed:
+                    visit = await register.check_out_visit(db, actor, visit.id, now=now)
+                return visit
+            finally:
+                await db.dispose()
+
+        return run_async(create)
+
+
+def sign_in_as(page: Page, server: LiveServer, staff: StaffRef) -> None:
+    """Sign in through the sign-in page, as the person would, and wait to be let in."""
+    page.goto(server.url("/admin/sign-in"))
+    page.locator("#email").fill(staff.email)
+    page.locator("#password").fill(staff.password)
+    page.locator("form[action='/admin/sign-in'] button[type=submit]").click()
+    page.wait_for_url(lambda url: "/admin/" in url and "/admin/sign-in" not in url)
 
 
 def _wait_until_healthy(base_url: str, thread: threading.Thread, timeout: float = 15) -> None:

@@ -1,0 +1,214 @@
+"""Every staff page passes axe-core at the office desk and on a phone: no serious or critical
+violation. axe-core and the helpers come from test_accessibility.py (the kiosk's pages)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from tests.browser.conftest import LiveServer, run_async, sign_in_as
+from tests.browser.test_accessibility import BLOCKING_IMPACTS, describe, run_axe
+from tests.conftest import STAFF_PASSWORD, StaffRef
+
+with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
+    from playwright.sync_api import BrowserContext, Page, expect
+
+pytestmark = pytest.mark.browser
+
+SCREENS = {
+    "desk": {"viewport": {"width": 1280, "height": 900}, "is_mobile": False, "has_touch": False},
+    "phone": {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True},
+}
+
+
+@dataclass(frozen=True)
+class Harbour:
+    """One site with visits of every state, its harbour master and an administrator."""
+
+    slug: str
+    visit_id: int
+    harbour_master: StaffRef
+    admin: StaffRef
+
+
+def sign_in_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    page.goto(server.url("/admin/sign-in"))
+
+
+def sign_in_with_an_error(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    page.goto(server.url("/admin/sign-in"))
+    page.locator("#email").fill(harbour.harbour_master.email)
+    page.locator("#password").fill("not-" + STAFF_PASSWORD)
+    page.locator("form[action='/admin/sign-in'] button[type=submit]").click()
+    expect(page.locator("#sign-in-error")).to_be_visible()
+
+
+def home_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.admin)  # an admin always lands on the home page
+    page.wait_for_url(server.url("/admin/"))
+    expect(page.locator("main table.data")).to_be_visible()
+
+
+def tonight_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/sites/{harbour.slug}/tonight"))
+    expect(page.locator("#count-overdue")).to_have_text("1")
+
+
+def register_with_results(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    register = f"/admin/sites/{harbour.slug}/register"
+    page.goto(server.url(register))
+    with page.expect_response(lambda r: r.request.headers.get("hx-request") == "true"):
+        page.locator("#f-q").fill("zee-meeuw")
+    expect(page.locator("#register-rows tr")).to_have_count(2)  # Anna and Vera
+
+
+def register_with_a_bad_date(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/sites/{harbour.slug}/register?from=2026-13-45"))
+    expect(page.locator("#register-results p.banner[role=alert]")).to_be_visible()
+
+
+def visit_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/visits/{harbour.visit_id}"))
+    expect(page.locator("section[aria-labelledby=h-history] ol.history")).to_be_visible()
+
+
+def correct_form(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/visits/{harbour.visit_id}/correct"))
+    expect(page.locator("#f-reason")).to_be_visible()
+
+
+def correct_form_with_errors(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    correct_form(page, server, harbour)
+    page.locator("#f-guest_name").fill("")
+    page.locator("form[action$='/correct'] button[type=submit]").click()
+    expect(page.locator("p.banner[role=alert]")).to_be_visible()
+
+
+def walk_in_form(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/sites/{harbour.slug}/walk-in"))
+    expect(page.locator("#f-vessel_name")).to_be_visible()
+
+
+def walk_in_with_errors(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    walk_in_form(page, server, harbour)
+    page.locator("form[action$='/walk-in'] button[type=submit]").click()
+    expect(page.locator("p.banner[role=alert]")).to_be_visible()
+
+
+def print_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/sites/{harbour.slug}/print"))
+    expect(page.locator("table.print-table tbody tr")).not_to_have_count(0)
+
+
+def audit_trail(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.admin)
+    page.goto(server.url("/admin/audit"))
+    expect(page.locator("#audit-rows tr")).not_to_have_count(0)
+
+
+def password_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url("/admin/password"))
+    expect(page.locator("#current")).to_be_visible()
+
+
+def password_with_errors(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    password_page(page, server, harbour)
+    page.locator("#current").fill("not-" + STAFF_PASSWORD)
+    page.locator("#new").fill("a new password for the harbour")
+    page.locator("#repeat").fill("another new password")
+    page.locator("form[action='/admin/password'] button[type=submit]").click()
+    expect(page.locator("#current-error")).to_be_visible()
+
+
+PAGES: dict[str, Callable[[Page, LiveServer, Harbour], None]] = {
+    "sign-in page": sign_in_page,
+    "sign-in page with an error": sign_in_with_an_error,
+    "home page": home_page,
+    "tonight": tonight_page,
+    "register with results": register_with_results,
+    "register with a bad date": register_with_a_bad_date,
+    "visit page": visit_page,
+    "correction form": correct_form,
+    "correction form with errors": correct_form_with_errors,
+    "walk-in form": walk_in_form,
+    "walk-in form with errors": walk_in_with_errors,
+    "police print": print_page,
+    "audit trail": audit_trail,
+    "password page": password_page,
+    "password page with errors": password_with_errors,
+}
+
+
+def correct(server: LiveServer, visit_id: int, changes: dict[str, str], reason: str) -> None:
+    from nightreg.clock import SystemClock
+    from nightreg.db import Database
+    from nightreg.services import register
+    from nightreg.services.access import Actor
+
+    async def run() -> None:
+        db = Database(server.settings.database_url)
+        try:
+            await register.correct_visit(
+                db, Actor(kind="cli", name="browser test"), visit_id, changes, reason,
+                now=SystemClock().now(),
+            )  # fmt: skip
+        finally:
+            await db.dispose()
+
+    run_async(run)
+
+
+@pytest.fixture(scope="module")
+def harbour(server: LiveServer) -> Harbour:
+    from datetime import timedelta
+
+    point = server.new_point("marina")
+    slug = point.site_slug
+    visit = server.add_visit(slug, guest_name="Anna Visser", vessel_name="Zeemeeuw")
+    server.add_visit(slug, guest_name="Piet Jansen", vessel_name="Eend", registration="X")
+    server.add_visit(
+        slug,
+        kind="vehicle",
+        guest_name="Karel Claes",
+        plate="1-ABC-234",
+        arrived_ago=timedelta(days=2),
+        stays=timedelta(hours=-2),  # overdue: expected to leave two hours ago
+    )
+    server.add_visit(slug, guest_name="Vera Vertrokken", departed=True)
+    correct(server, visit.id, {"berth": "B12"}, "Moved to another berth")  # a history to show
+    return Harbour(
+        slug=slug,
+        visit_id=visit.id,
+        harbour_master=server.new_staff("harbour_master", [slug]),
+        admin=server.new_staff("admin", [slug]),
+    )
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+@pytest.mark.parametrize("name", PAGES)
+def test_the_staff_page_has_no_serious_accessibility_violation(
+    name: str,
+    screen: str,
+    server: LiveServer,
+    harbour: Harbour,
+    new_context: Callable[..., BrowserContext],
+) -> None:
+    # The app's CSP forbids injected scripts; axe is one.
+    page = new_context(bypass_csp=True, locale="en-GB", **SCREENS[screen]).new_page()
+    PAGES[name](page, server, harbour)
+
+    violations = run_axe(page)
+
+    blocking = [v for v in violations if v["impact"] in BLOCKING_IMPACTS]
+    assert not blocking, f"axe on the {name}, {screen} ({page.url}):\n{describe(blocking)}"
