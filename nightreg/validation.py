@@ -122,6 +122,10 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 
 
 def _strip_controls(text: str, *, keep_newlines: bool) -> str:
+    if text.isprintable():
+        # The usual case, checked at C speed: a printable string has no character of the
+        # dropped categories (nor a tab or line break), so there is nothing to take out.
+        return text
     kept: list[str] = []
     for char in text:
         if unicodedata.category(char) not in _DROPPED_CATEGORIES:
@@ -365,14 +369,21 @@ def _is_valid_registration(value: str) -> bool:
     return match is None or bool(imo.is_valid(match.group(1)))
 
 
-def _times(form: _Form, *, now: datetime, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+def _times(
+    form: _Form,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    max_arrival_past: timedelta | None,
+    parse_datetime: Callable[[str, ZoneInfo], datetime | None],
+) -> tuple[datetime | None, datetime | None]:
     arrival_text = form.raw("arrived_at", _SHORT_FIELD)
     arrived_at: datetime | None = now
     if arrival_text:
-        arrived_at = parse_local_datetime(arrival_text, tz)
+        arrived_at = parse_datetime(arrival_text, tz)
         if arrived_at is None:
             form.error("arrived_at", MSG_DATETIME)
-        elif arrived_at < now - MAX_ARRIVAL_PAST:
+        elif max_arrival_past is not None and arrived_at < now - max_arrival_past:
             form.error("arrived_at", MSG_ARRIVAL_PAST)
         elif arrived_at > now + MAX_ARRIVAL_AHEAD:
             form.error("arrived_at", MSG_ARRIVAL_AHEAD)
@@ -382,7 +393,7 @@ def _times(form: _Form, *, now: datetime, tz: ZoneInfo) -> tuple[datetime | None
     if not departure_text:
         form.error("expected_departure_at", MSG_REQUIRED_DEPARTURE)
     else:
-        departure = parse_local_datetime(departure_text, tz)
+        departure = parse_datetime(departure_text, tz)
         if departure is None:
             form.error("expected_departure_at", MSG_DATETIME)
         elif arrived_at is not None and departure <= arrived_at:
@@ -399,11 +410,16 @@ def validate_checkin(
     allowed_kinds: Sequence[str],
     now: datetime,
     tz: ZoneInfo,
+    max_arrival_past: timedelta | None = MAX_ARRIVAL_PAST,
+    parse_datetime: Callable[[str, ZoneInfo], datetime | None] = parse_local_datetime,
 ) -> tuple[CheckinData | None, dict[str, FieldError]]:
     """Clean and check a submitted check-in form: (data, {}) or (None, errors by field name).
 
     Fields that do not belong to the kind are ignored, and so is anything the form was not
     meant to carry: ID numbers and BSNs in particular are never read.
+
+    An imported register is history: it passes `max_arrival_past=None` (no limit on how far
+    back an arrival lies) and a `parse_datetime` that also reads offsets and Dutch dates.
     """
     f = _Form(form)
     # Read a naive now as UTC rather than let astimezone() consult the machine's own zone.
@@ -413,7 +429,9 @@ def validate_checkin(
 
     guest_name = f.text("guest_name", required=MSG_REQUIRED_NAME)
     residence = f.text("residence", required=MSG_REQUIRED_RESIDENCE)
-    arrived_at, departure = _times(f, now=now, tz=tz)
+    arrived_at, departure = _times(
+        f, now=now, tz=tz, max_arrival_past=max_arrival_past, parse_datetime=parse_datetime
+    )
     persons = _persons(f)
     country = f.country("country")
     email = f.checked("email", f.optional_text("email"), _is_valid_email, MSG_EMAIL)
