@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from nightreg import __version__, migrate
+from nightreg import __version__, cli_tokens, cli_transfer, migrate
 from nightreg.clock import SystemClock
 from nightreg.db import Database
 from nightreg.models import ROLES, SITE_KINDS
@@ -257,12 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(func=cmd_audit_verify)
 
-    for module in ("nightreg.cli_transfer", "nightreg.cli_tokens"):
-        try:
-            __import__(module)
-        except ModuleNotFoundError:  # TEMPORARY while the module is being written
-            continue
-        sys.modules[module].add_commands(sub)
+    cli_tokens.add_commands(sub)
+    cli_transfer.add_commands(sub)
     return parser
 
 

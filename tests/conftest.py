@@ -225,3 +225,12 @@ def staff_client(client: AsyncTestClient[Litestar], db: Database) -> object:
         return ref, await sign_in(client, ref.email, ref.password)
 
     return signed_in
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> Path:
+    """The environment of a `nightreg` command on the test database."""
+    monkeypatch.setenv("NIGHTREG_DATABASE_URL", database_url)
+    monkeypatch.setenv("NIGHTREG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("NIGHTREG_BASE_URL", "https://register.example.org")
+    return tmp_path

@@ -131,6 +131,43 @@ def password_with_errors(page: Page, server: LiveServer, harbour: Harbour) -> No
     expect(page.locator("#current-error")).to_be_visible()
 
 
+def users_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.admin)
+    page.goto(server.url("/admin/users"))
+    expect(page.locator("main table.data")).to_be_visible()
+
+
+def new_user_with_errors(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.admin)
+    page.goto(server.url("/admin/users/new"))
+    page.locator("main form button[type=submit]").first.click()
+    expect(page.locator("main p.error").first).to_be_visible()
+
+
+def sites_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.admin)
+    page.goto(server.url("/admin/sites"))
+    expect(page.locator(f"#site-{harbour.slug}")).to_be_visible()
+
+
+def site_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/sites/{harbour.slug}"))
+    expect(page.locator("#new-point")).to_be_visible()
+
+
+def export_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/sites/{harbour.slug}/export"))
+    expect(page.locator("main form")).to_be_visible()
+
+
+def import_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/sites/{harbour.slug}/import"))
+    expect(page.locator("main input[type=file]")).to_be_visible()
+
+
 PAGES: dict[str, Callable[[Page, LiveServer, Harbour], None]] = {
     "sign-in page": sign_in_page,
     "sign-in page with an error": sign_in_with_an_error,
@@ -147,6 +184,12 @@ PAGES: dict[str, Callable[[Page, LiveServer, Harbour], None]] = {
     "audit trail": audit_trail,
     "password page": password_page,
     "password page with errors": password_with_errors,
+    "users": users_page,
+    "new account with errors": new_user_with_errors,
+    "sites": sites_page,
+    "a site and its check-in points": site_page,
+    "export": export_page,
+    "import": import_page,
 }
 
 

@@ -12,14 +12,6 @@ from nightreg.cli import main
 from tests.conftest import unique_slug
 
 
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> Path:
-    monkeypatch.setenv("NIGHTREG_DATABASE_URL", database_url)
-    monkeypatch.setenv("NIGHTREG_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("NIGHTREG_BASE_URL", "https://register.example.org")
-    return tmp_path
-
-
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out, err = capsys.readouterr()

@@ -1,0 +1,156 @@
+"""`nightreg export register` and `nightreg import register`: a site's register as a file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from nightreg.clock import SystemClock
+from nightreg.db import Database
+from nightreg.settings import Settings
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def cmd_export_register(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.cli import CommandError, _run
+    from nightreg.services import sites, transfer
+    from nightreg.services.access import CLI
+
+    fmt = args.format or ("json" if str(args.out).endswith(".json") else "csv")
+
+    async def work(db: Database) -> None:
+        try:
+            site = await sites.get_site(db, args.site)
+        except sites.SiteError as exc:
+            raise CommandError(str(exc)) from exc
+        chunks = transfer.export_register(
+            db,
+            CLI,
+            site.id,
+            date_from=args.date_from,
+            date_to=args.date_to,
+            fmt=fmt,
+            delimiter=args.delimiter,
+            now=SystemClock().now(),
+        )
+        try:
+            first = await anext(chunks)  # checks and audits before a file is made
+        except transfer.ExportInvalid as exc:
+            raise CommandError(str(exc)) from exc
+        # Opened only now, so that a refused export leaves no empty file behind. A blocking
+        # open is fine here: the command is the only task on its event loop.
+        out: BinaryIO = (
+            sys.stdout.buffer if args.out == "-" else Path(args.out).open("wb")  # noqa: ASYNC230, SIM115
+        )
+        try:
+            out.write(first)
+            async for chunk in chunks:
+                out.write(chunk)
+        finally:
+            if out is not sys.stdout.buffer:
+                out.close()
+            else:
+                out.flush()
+
+    _run(settings, work)
+    if args.out != "-":
+        print(f"Register of {args.site} written to {args.out} ({fmt}).", file=sys.stderr)
+    return 0
+
+
+def _describe(report: Any) -> list[str]:
+    from nightreg.templating import render_error_message
+
+    lines = [
+        f"{report.rows} rows read ({report.encoding}, separated by {report.delimiter!r}); "
+        f"{report.bad_rows} refused; {report.imported} imported"
+        + (" (dry run: nothing written)" if report.dry_run else "")
+        + "."
+    ]
+    if report.ignored_columns:
+        lines.append("Columns not read: " + ", ".join(report.ignored_columns) + ".")
+    for row in report.errors[:100]:
+        for column, error in row.errors.items():
+            text = render_error_message(error.message, error.params)
+            lines.append(f"line {row.line}: {column or 'row'}: {text}")
+    hidden = report.bad_rows - min(len(report.errors), 100)
+    if hidden > 0:
+        lines.append(f"… and {hidden} more refused rows.")
+    return lines
+
+
+def cmd_import_register(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.cli import CommandError, _run
+    from nightreg.services import sites, transfer
+    from nightreg.services.access import CLI
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"{args.file}: no such file")
+
+    async def work(db: Database) -> transfer.ImportReport:
+        try:
+            site = await sites.get_site(db, args.site)
+        except sites.SiteError as exc:
+            raise CommandError(str(exc)) from exc
+        with path.open("rb") as stream:  # noqa: ASYNC230 - the command's only task
+            try:
+                return await transfer.import_register(
+                    db,
+                    CLI,
+                    site.id,
+                    stream,
+                    filename=path.name,
+                    now=SystemClock().now(),
+                    dry_run=args.dry_run,
+                )
+            except transfer.ImportFileError as exc:
+                raise CommandError(f"{args.file}: {exc}; nothing was imported") from exc
+
+    report = _run(settings, work)
+    for line in _describe(report):
+        print(line)
+    if not report.ok:
+        print("Nothing was imported: fix the rows above and try again.")
+        return 1
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    export = sub.add_parser("export", help="write a site's register to a file")
+    export_sub = export.add_subparsers(dest="export_command", required=True)
+    register = export_sub.add_parser(
+        "register", help="the register of one site as CSV (UTF-8 with BOM) or JSON"
+    )
+    register.add_argument("--site", required=True, help="the site's slug")
+    register.add_argument("--from", dest="date_from", type=_date, help="first local date")
+    register.add_argument("--to", dest="date_to", type=_date, help="last local date, inclusive")
+    register.add_argument(
+        "--format", choices=("csv", "json"), help="default: from --out's extension, else csv"
+    )
+    register.add_argument(
+        "--delimiter", choices=(",", ";"), default=",", help="CSV cell separator (default ,)"
+    )
+    register.add_argument("--out", default="-", help="the file to write; - for stdout (default)")
+    register.set_defaults(func=cmd_export_register)
+
+    imp = sub.add_parser("import", help="read a register from a file")
+    imp_sub = imp.add_subparsers(dest="import_command", required=True)
+    reg_in = imp_sub.add_parser(
+        "register", help="a CSV register (the export's columns) into a site: all rows or none"
+    )
+    reg_in.add_argument("--site", required=True, help="the site's slug")
+    reg_in.add_argument("file", help="the CSV file")
+    reg_in.add_argument(
+        "--dry-run", action="store_true", help="check every row and report; write nothing"
+    )
+    reg_in.set_defaults(func=cmd_import_register)

@@ -1,0 +1,362 @@
+"""Export and import of a site's register: the service, the pages and the commands."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+
+from nightreg.db import Database
+from nightreg.models import Site, Visit
+from nightreg.services import transfer
+from nightreg.services.access import AccessDenied, NotFound
+from tests.conftest import make_staff, sign_in, unique_slug
+from tests.http.test_cli import run
+from tests.http.test_register_service import NOW, add_visit, events, new_site, staff
+
+Client = AsyncTestClient[Litestar]
+
+# One register with what makes round trips hard: formulas, quotes, separators, accents, newlines.
+AWKWARD = [
+    {"guest_name": '=HYPERLINK("http://x")', "residence": "Den Helder; Noord"},
+    {
+        "guest_name": 'Zoë "Zee" O\'Neill',
+        "residence": "'s-Hertogenbosch",
+        "phone": "+31 6 1234 5678",
+    },
+    {"guest_name": "Jan de Vries", "residence": "Hoorn", "notes": "Line one\nline two, with comma"},
+]
+
+
+async def awkward_register(db: Database) -> Site:
+    site = await new_site(db)
+    for i, fields in enumerate(AWKWARD):
+        await add_visit(
+            db,
+            site,
+            arrived=NOW - timedelta(days=30 - i),
+            departed=NOW - timedelta(days=28 - i),
+            length_m=9.5,
+            berth=f"A{i}",
+            **fields,
+        )
+    await add_visit(db, site, kind="vehicle", arrived=NOW - timedelta(hours=2), source="staff")
+    return site
+
+
+async def export_bytes(db: Database, site: Site, fmt: str = "csv", **kwargs) -> bytes:
+    chunks = transfer.export_register(
+        db,
+        staff("harbour_master", site),
+        site.id,
+        date_from=kwargs.pop("date_from", None),
+        date_to=kwargs.pop("date_to", None),
+        fmt=fmt,
+        now=NOW,
+        **kwargs,
+    )
+    return b"".join([chunk async for chunk in chunks])
+
+
+async def rows_of(db: Database, site: Site) -> list[dict]:
+    """The site's visits in the export's vocabulary, without what differs between sites."""
+    data = json.loads(await export_bytes(db, site, "json"))
+    for row in data:
+        row.pop("site")
+    return sorted(data, key=lambda r: (r["arrived_at"], r["guest_name"]))
+
+
+async def test_an_export_imported_into_another_site_gives_the_same_register(db: Database):
+    source = await awkward_register(db)
+    exported = await export_bytes(db, source, delimiter=";")
+    target = await new_site(db)
+    report = await transfer.import_register(
+        db, staff("harbour_master", target), target.id, exported, filename="x.csv", now=NOW
+    )
+    assert (report.ok, report.rows, report.imported) == (True, 4, 4)
+    before, after = await rows_of(db, source), await rows_of(db, target)
+    for row in before + after:
+        row.pop("reference")  # the references are taken already: the import draws new ones
+    assert after == before
+
+
+async def test_a_csv_export_starts_with_a_bom_and_escapes_formulas(db: Database):
+    site = await awkward_register(db)
+    data = await export_bytes(db, site)
+    assert data.startswith(b"\xef\xbb\xbfreference,site,kind,")
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    names = {r["guest_name"] for r in rows}
+    assert '\'=HYPERLINK("http://x")' in names
+    assert {r["phone"] for r in rows} >= {"+31 6 1234 5678"}  # a phone number is not a formula
+    assert rows[0]["arrived_at"].endswith("+02:00")  # local time with its offset
+
+
+async def test_a_json_export_is_one_valid_array(db: Database):
+    site = await awkward_register(db)
+    data = json.loads(await export_bytes(db, site, "json"))
+    assert data[0]["guest_name"] == '=HYPERLINK("http://x")'
+    assert len(data) == 4
+
+
+async def test_an_export_for_a_period_holds_the_stays_that_overlap_it(db: Database):
+    site = await awkward_register(db)
+    data = json.loads(
+        await export_bytes(db, site, "json", date_from=NOW.date(), date_to=NOW.date())
+    )
+    assert [r["kind"] for r in data] == ["vehicle"]
+
+
+async def test_an_export_is_audited_once_with_its_count(db: Database):
+    site = await awkward_register(db)
+    await export_bytes(db, site, date_from=date(2026, 1, 1))
+    [event] = await events(db, "register_exported", site)
+    details = event.details if isinstance(event.details, dict) else json.loads(event.details)
+    assert details["count"] == 4
+    assert details["from"] == "2026-01-01"
+
+
+async def test_a_site_of_someone_else_cannot_be_exported_or_imported(db: Database):
+    site = await awkward_register(db)
+    other = await new_site(db)
+    stranger = staff("harbour_master", other)
+    with pytest.raises(NotFound):
+        await anext(
+            transfer.export_register(
+                db, stranger, site.id, date_from=None, date_to=None, fmt="csv", now=NOW
+            )
+        )
+    with pytest.raises(AccessDenied):
+        await transfer.import_register(
+            db, staff("security", site), site.id, b"", filename="x.csv", now=NOW
+        )
+
+
+IMPORT_HEADER = (
+    "kind;arrived_at;expected_departure_at;departed_at;persons;guest_name;residence;"
+    "vessel_name;registration\r\n"
+)
+
+
+def sheet(*rows: str) -> bytes:
+    return (IMPORT_HEADER + "".join(r + "\r\n" for r in rows)).encode()
+
+
+async def count(db: Database, site: Site) -> int:
+    async with db.read() as session:
+        return await session.scalar(select(func.count()).where(Visit.site_id == site.id)) or 0
+
+
+async def test_one_bad_row_imports_nothing_and_every_bad_row_is_reported(db: Database):
+    site = await new_site(db)
+    data = sheet(
+        "vessel;01-06-2026 14:00;02-06-2026 12:00;02-06-2026 11:00;2;Jan;Hoorn;Eend;NL-1-AB",
+        "vessel;gisteren;02-06-2026 12:00;;2;Piet;Edam;Zwaan;NL-2-AB",
+        "vessel;01-06-2026 14:00;02-06-2026 12:00;;0;;Edam;Meeuw;NL-3-AB",
+    )
+    report = await transfer.import_register(
+        db, staff("harbour_master", site), site.id, data, filename="bad.csv", now=NOW
+    )
+    assert (report.rows, report.bad_rows, report.imported) == (3, 2, 0)
+    assert [(e.line, sorted(e.errors)) for e in report.errors] == [
+        (3, ["arrived_at"]),
+        (4, ["guest_name", "persons"]),
+    ]
+    assert await count(db, site) == 0
+    assert await events(db, "register_imported", site) == []
+
+
+async def test_a_dry_run_checks_everything_and_writes_nothing(db: Database):
+    site = await new_site(db)
+    data = sheet("vessel;2026-06-01 14:00;2026-06-02 12:00;;2;Jan;Hoorn;Eend;NL-1-AB")
+    report = await transfer.import_register(
+        db, staff("harbour_master", site), site.id, data, filename="ok.csv", now=NOW, dry_run=True
+    )
+    assert (report.ok, report.rows, report.imported) == (True, 1, 0)
+    assert await count(db, site) == 0
+
+
+async def test_a_reference_already_in_use_is_replaced_and_a_free_one_kept(db: Database):
+    site = await awkward_register(db)
+    exported = (await export_bytes(db, site)).decode("utf-8-sig")
+    taken = next(iter(csv.DictReader(io.StringIO(exported))))["reference"]
+    header = "reference," + IMPORT_HEADER.replace(";", ",")
+    free = "ABCD-EFGH"
+    body = (
+        f"{taken},vessel,2026-06-01 14:00,2026-06-02 12:00,,2,Jan,Hoorn,Eend,NL-1-AB\r\n"
+        f"{free},vessel,2026-06-01 14:00,2026-06-02 12:00,,2,Piet,Edam,Zwaan,NL-2-AB\r\n"
+    )
+    target = await new_site(db)
+    report = await transfer.import_register(
+        db, staff("admin", target), target.id, (header + body).encode(), filename="r.csv", now=NOW
+    )
+    assert (report.imported, report.references_kept) == (2, 1)
+    async with db.read() as session:
+        references = set(
+            await session.scalars(select(Visit.reference).where(Visit.site_id == target.id))
+        )
+    assert free in references
+    assert taken not in references
+    [event] = await events(db, "register_imported", target)
+    assert event.action == "register_imported"
+
+
+# --- the pages ---------------------------------------------------------------------------------
+
+
+async def test_the_export_page_downloads_the_register_as_an_attachment(
+    client: Client, db: Database
+):
+    site = await awkward_register(db)
+    account = await make_staff(db, "harbour_master", [site.slug])
+    await sign_in(client, account.email)
+    form = await client.get(f"/admin/sites/{site.slug}/export")
+    assert form.status_code == 200
+    answer = await client.get(
+        f"/admin/sites/{site.slug}/export/download", params={"format": "csv", "delimiter": ";"}
+    )
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert f'filename="register-{site.slug}-all.csv"' in answer.headers["content-disposition"]
+    assert answer.content.decode("utf-8-sig").startswith("reference;site;kind;")
+    assert (
+        len(answer.content.decode("utf-8-sig").strip().splitlines()) == 1 + 4 + 1
+    )  # a newline in notes
+
+
+async def test_a_bad_export_date_is_shown_next_to_its_field(client: Client, db: Database):
+    site = await new_site(db)
+    account = await make_staff(db, "harbour_master", [site.slug])
+    await sign_in(client, account.email)
+    answer = await client.get(
+        f"/admin/sites/{site.slug}/export/download", params={"from": "<b>morgen</b>"}
+    )
+    assert answer.status_code == 400
+    assert 'id="err-from"' in answer.text
+    assert "<b>morgen</b>" not in answer.text
+
+
+async def test_an_upload_is_checked_then_imported_with_a_report(client: Client, db: Database):
+    site = await new_site(db)
+    account = await make_staff(db, "harbour_master", [site.slug])
+    csrf = await sign_in(client, account.email)
+    data = sheet("vessel;01-06-2026 14:00;02-06-2026 12:00;;2;Jan;Hoorn;Eend;NL-1-AB")
+    files = {"file": ("seizoen.csv", data, "text/csv")}
+    checked = await client.post(
+        f"/admin/sites/{site.slug}/import",
+        data={"_csrf_token": csrf, "dry_run": "1"},
+        files=files,
+    )
+    assert checked.status_code == 200
+    assert "1 row read" in checked.text
+    assert await count(db, site) == 0
+    done = await client.post(
+        f"/admin/sites/{site.slug}/import", data={"_csrf_token": csrf}, files=files
+    )
+    assert done.status_code == 200
+    assert "1 visit imported" in done.text
+    assert await count(db, site) == 1
+
+
+async def test_a_refused_upload_lists_its_rows_and_imports_nothing(client: Client, db: Database):
+    site = await new_site(db)
+    account = await make_staff(db, "harbour_master", [site.slug])
+    csrf = await sign_in(client, account.email)
+    data = sheet("vessel;<script>x</script>;02-06-2026 12:00;;2;Jan;Hoorn;Eend;NL-1-AB")
+    answer = await client.post(
+        f"/admin/sites/{site.slug}/import",
+        data={"_csrf_token": csrf},
+        files={"file": ("bad.csv", data, "text/csv")},
+    )
+    assert answer.status_code == 400
+    assert "Nothing was imported" in answer.text
+    assert "<td>2</td><td>arrived_at</td>" in answer.text
+    assert await count(db, site) == 0
+
+
+async def test_an_upload_without_a_file_asks_for_one(client: Client, db: Database):
+    site = await new_site(db)
+    account = await make_staff(db, "harbour_master", [site.slug])
+    csrf = await sign_in(client, account.email)
+    answer = await client.post(f"/admin/sites/{site.slug}/import", data={"_csrf_token": csrf})
+    assert answer.status_code == 400
+    assert 'id="err-file"' in answer.text
+
+
+async def test_an_upload_that_is_not_a_register_says_why(client: Client, db: Database):
+    site = await new_site(db)
+    account = await make_staff(db, "harbour_master", [site.slug])
+    csrf = await sign_in(client, account.email)
+    answer = await client.post(
+        f"/admin/sites/{site.slug}/import",
+        data={"_csrf_token": csrf},
+        files={"file": ("photo.csv", b"name,colour\r\nx,y\r\n", "text/csv")},
+    )
+    assert answer.status_code == 400
+    assert "columns missing" in answer.text
+
+
+async def test_security_may_not_import(client: Client, db: Database):
+    site = await new_site(db)
+    account = await make_staff(db, "security", [site.slug])
+    await sign_in(client, account.email)
+    assert (await client.get(f"/admin/sites/{site.slug}/import")).status_code == 403
+    assert (await client.get(f"/admin/sites/{site.slug}/export")).status_code == 403
+
+
+async def test_an_upload_without_the_csrf_token_is_refused(client: Client, db: Database):
+    site = await new_site(db)
+    account = await make_staff(db, "harbour_master", [site.slug])
+    await sign_in(client, account.email)
+    answer = await client.post(
+        f"/admin/sites/{site.slug}/import",
+        files={"file": ("x.csv", sheet(), "text/csv")},
+    )
+    assert answer.status_code == 403
+    assert await count(db, site) == 0
+
+
+# --- the commands ---------------------------------------------------------------------------
+
+
+def test_the_commands_import_a_sheet_and_export_it_again(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+):
+    slug = unique_slug("cli")
+    assert run(capsys, "site", "add", slug, "--name", "Haven", "--kind", "marina")[0] == 0
+    sheet_file = cli_env / "seizoen.csv"
+    sheet_file.write_bytes(
+        sheet(
+            "vessel;01-06-2026 14:00;02-06-2026 12:00;02-06-2026 11:00;2;Jan;Hoorn;Eend;NL-1-AB",
+            "vessel;03-06-2026 14:00;04-06-2026 12:00;04-06-2026 10:00;3;Zoë;Edam;Zwaan;NL-2-AB",
+        )
+    )
+    code, out, _ = run(capsys, "import", "register", "--site", slug, str(sheet_file), "--dry-run")
+    assert code == 0
+    assert "2 rows read" in out
+    assert "dry run" in out
+    code, out, _ = run(capsys, "import", "register", "--site", slug, str(sheet_file))
+    assert (code, "2 imported" in out) == (0, True)
+    target = cli_env / "out.json"
+    code, _, _ = run(capsys, "export", "register", "--site", slug, "--out", str(target))
+    assert code == 0
+    assert [r["guest_name"] for r in json.loads(target.read_text())] == ["Jan", "Zoë"]
+
+
+def test_the_import_command_lists_refused_rows_and_fails(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+):
+    slug = unique_slug("cli")
+    assert run(capsys, "site", "add", slug, "--name", "Haven", "--kind", "marina")[0] == 0
+    sheet_file = cli_env / "bad.csv"
+    sheet_file.write_bytes(sheet("vessel;gisteren;02-06-2026 12:00;;2;Jan;Hoorn;Eend;NL-1-AB"))
+    code, out, _ = run(capsys, "import", "register", "--site", slug, str(sheet_file))
+    assert code == 1
+    assert "line 2: arrived_at:" in out
+    assert "Nothing was imported" in out
