@@ -10,10 +10,11 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
-from litestar.plugins.htmx import ClientRedirect, HTMXRequest
-from litestar.response import Redirect, Response, Template
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Response, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
+from admin.web import see_other
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.models import ROLES, SITE_KINDS, Site, User
@@ -81,12 +82,6 @@ def _active(data: Mapping[str, Any]) -> bool | None:
 
 def _translated(errors: Mapping[str, str]) -> dict[str, str]:
     return {field: i18n.gettext(message) for field, message in errors.items()}
-
-
-def _redirect(request: HTMXRequest, path: str) -> Response[Any]:
-    if request.htmx:
-        return ClientRedirect(redirect_to=path)
-    return Redirect(path=path, status_code=303)
 
 
 def _reset_url(ctx: AppContext, token: str) -> str:
@@ -199,7 +194,7 @@ class UsersController(Controller):
                 status_code=HTTP_400_BAD_REQUEST,
             )
         if token is None:
-            return _redirect(request, f"/admin/users/{user.id}?created=1")
+            return see_other(request, f"/admin/users/{user.id}?created=1")
         user = await users.get_user(ctx.db, actor, user.id)
         return await self._form_page(
             ctx,
@@ -264,7 +259,7 @@ class UsersController(Controller):
                 errors=invalid.errors,
                 status_code=HTTP_400_BAD_REQUEST,
             )
-        return _redirect(request, f"/admin/users/{id}?saved=1")
+        return see_other(request, f"/admin/users/{id}?saved=1")
 
     @post("/{id:int}/reset", name="admin:user-reset", opt=USERS)
     async def reset(
@@ -421,7 +416,7 @@ class SitesController(Controller):
             return await _sites_page(
                 ctx, actor, new_form=form, new_errors=invalid.errors, status_code=400
             )
-        return _redirect(request, f"/admin/sites?created={site.slug}#site-{site.slug}")
+        return see_other(request, f"/admin/sites?created={site.slug}#site-{site.slug}")
 
     @get("/{slug:str}", name="admin:site", opt=POINTS)
     async def show(
@@ -480,8 +475,8 @@ class SitesController(Controller):
         if _text(data, "back", 10) == "site" and actor.can("points.manage"):
             site = await site_for(ctx.db, actor, slug, "sites.manage")
             if actor.can("points.manage", site.id):
-                return _redirect(request, f"/admin/sites/{slug}?saved=1")
-        return _redirect(request, f"/admin/sites?saved={slug}#site-{slug}")
+                return see_other(request, f"/admin/sites/{slug}?saved=1")
+        return see_other(request, f"/admin/sites?saved={slug}#site-{slug}")
 
     @post("/{slug:str}/points", name="admin:point-create", opt=POINTS)
     async def add_point(
@@ -512,7 +507,7 @@ class SitesController(Controller):
                 point_errors=invalid.errors,
                 status_code=HTTP_400_BAD_REQUEST,
             )
-        return _redirect(request, f"/admin/sites/{slug}?saved=1#point-{point.id}")
+        return see_other(request, f"/admin/sites/{slug}?saved=1#point-{point.id}")
 
 
 class PointsController(Controller):
@@ -551,7 +546,7 @@ class PointsController(Controller):
                 edit_point_errors=invalid.errors,
                 status_code=HTTP_400_BAD_REQUEST,
             )
-        return _redirect(request, f"/admin/sites/{point.site.slug}?saved=1#point-{id}")
+        return see_other(request, f"/admin/sites/{point.site.slug}?saved=1#point-{id}")
 
     @post("/rotate", name="admin:point-rotate", opt=POINTS)
     async def rotate(
@@ -563,7 +558,7 @@ class PointsController(Controller):
     ) -> Response[Any]:
         """A new token: the old QR code stops working; the page shows the new URL."""
         point = await sites.rotate(ctx.db, actor, id, now=ctx.clock.now())
-        return _redirect(request, f"/admin/sites/{point.site.slug}?rotated={id}#point-{id}")
+        return see_other(request, f"/admin/sites/{point.site.slug}?rotated={id}#point-{id}")
 
     # Litestar matches a parameter only as a whole path segment: "poster.{fmt}" cannot route.
     @get("/poster/{fmt:str}", name="admin:point-poster", opt=POINTS)

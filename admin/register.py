@@ -14,10 +14,11 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
-from litestar.plugins.htmx import ClientRedirect, HTMXRequest
-from litestar.response import Redirect, Response, Template
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
 
+from admin.web import see_other
 from kiosk.controllers import (
     ID_DOCUMENT_LABELS,
     KIND_LABELS,
@@ -123,12 +124,6 @@ def _errors(errors: Mapping[str, FieldError]) -> dict[str, str]:
 def _form(data: Mapping[str, Any]) -> dict[str, str]:
     """A submitted form as plain strings; nothing but text, and not too many keys."""
     return {k: v for k, v in list(data.items())[:100] if isinstance(k, str) and isinstance(v, str)}
-
-
-def _redirect(request: HTMXRequest, path: str) -> Response[Any]:
-    if request.htmx:
-        return ClientRedirect(redirect_to=path)
-    return Redirect(path=path, status_code=303)
 
 
 def display(name: str, value: Any, tz: ZoneInfo) -> str:
@@ -403,7 +398,7 @@ class SiteRegisterController(Controller):
                 context=context,
                 status_code=HTTP_422_UNPROCESSABLE_ENTITY,
             )
-        return _redirect(request, f"/admin/visits/{visit.id}?new=1")
+        return see_other(request, f"/admin/visits/{visit.id}?new=1")
 
     @get("/print", name="admin:print", opt=EXPORT)
     async def print_view(
@@ -550,7 +545,7 @@ class VisitPagesController(Controller):
                 context=context,
                 status_code=HTTP_422_UNPROCESSABLE_ENTITY,
             )
-        return _redirect(request, f"/admin/visits/{id}")
+        return see_other(request, f"/admin/visits/{id}")
 
     @post("/checkout", name="admin:visit-checkout", opt=EDIT)
     async def checkout(
@@ -571,7 +566,7 @@ class VisitPagesController(Controller):
                 context=context,
                 status_code=HTTP_422_UNPROCESSABLE_ENTITY,
             )
-        return _redirect(request, f"/admin/visits/{id}")
+        return see_other(request, f"/admin/visits/{id}")
 
     @post("/notes", name="admin:visit-note", opt=EDIT)
     async def add_note(
@@ -598,7 +593,7 @@ class VisitPagesController(Controller):
                 context=context,
                 status_code=HTTP_422_UNPROCESSABLE_ENTITY,
             )
-        return _redirect(request, f"/admin/visits/{id}#notes")
+        return see_other(request, f"/admin/visits/{id}#notes")
 
     async def _editable(self, ctx: AppContext, actor: Actor, visit_id: int) -> Visit:
         """The visit for its correction form: seen (and audited) like the visit page."""

@@ -10,6 +10,8 @@ from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.plugins.htmx import ClientRedirect, HTMXRequest
+from litestar.response import Redirect, Response
 
 from nightreg.context import AppContext
 from nightreg.services import auth, sites, tokens
@@ -87,6 +89,13 @@ async def staff_guard(
         connection.state.nav_sites = await sites.sites_for(
             app_context(connection).db, actor, "register.view"
         )
+
+
+def see_other(request: HTMXRequest, path: str) -> Response[Any]:
+    """After a form is done: a 303 to `path`, or htmx's own redirect for an htmx request."""
+    if request.htmx:
+        return ClientRedirect(redirect_to=path)
+    return Redirect(path=path, status_code=303)
 
 
 def provide_actor(request: Request[Any, Any, Any]) -> Actor:
