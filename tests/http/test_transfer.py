@@ -105,6 +105,11 @@ async def test_a_json_export_is_one_valid_array(db: Database):
     assert len(data) == 4
 
 
+async def test_an_empty_register_exports_as_an_empty_json_array(db: Database):
+    site = await new_site(db)
+    assert json.loads(await export_bytes(db, site, "json")) == []
+
+
 async def test_an_export_for_a_period_holds_the_stays_that_overlap_it(db: Database):
     site = await awkward_register(db)
     data = json.loads(

@@ -86,3 +86,20 @@ def test_an_excel_sep_line_and_a_bom_are_understood():
 def test_a_file_that_cannot_be_a_register_is_refused_as_a_whole(data: bytes, problem: str):
     with pytest.raises(ImportFileError, match=problem):
         _open_csv(data)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Amsterdam", "Australia/Lord_Howe", "America/St_Johns"])
+def test_local_times_match_a_plain_conversion_across_offset_changes(zone: str):
+    from datetime import timedelta
+
+    from nightreg.services.transfer import _LocalTimes
+
+    tz = ZoneInfo(zone)
+    local_time = _LocalTimes(tz)
+    start = datetime(2026, 3, 27, 0, 7, 13)  # naive UTC, as SQLite answers
+    for step in range(0, 60 * 24 * 240, 97):  # every 97 minutes for 240 days, both changes
+        naive = start + timedelta(minutes=step)
+        aware = naive.replace(tzinfo=UTC)
+        expected = aware.astimezone(tz).isoformat(timespec="seconds")
+        assert local_time(naive) == expected
+        assert local_time(aware.astimezone(tz)) == expected  # an aware value in another zone
