@@ -140,7 +140,13 @@ def add_commands(sub: Any) -> None:
     register.add_argument(
         "--delimiter", choices=(",", ";"), default=",", help="CSV cell separator (default ,)"
     )
-    register.add_argument("--out", default="-", help="the file to write; - for stdout (default)")
+    register.add_argument(
+        "--out",
+        "--output",
+        dest="out",
+        default="-",
+        help="the file to write; - for stdout (default)",
+    )
     register.set_defaults(func=cmd_export_register)
 
     imp = sub.add_parser("import", help="read a register from a file")

@@ -44,6 +44,7 @@ Import
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import io
@@ -89,7 +90,7 @@ DELIMITERS = (",", ";")
 BATCH_SIZE = 2000  # rows of an import per insert
 IMPORT_CACHE_KIB = 64 * 1024  # SQLite's page cache while an import writes
 SQLITE_DEFAULT_CACHE = -2000  # SQLite's default (2 MB), given back to the pooled connection
-EXPORT_BATCH_SIZE = 10_000  # rows of an export per query: fewer round trips, still a few MB
+EXPORT_BATCH_SIZE = 5000  # rows of an export per query: few round trips, a few MB each
 
 # Columns an imported file must have; the others may be missing (then empty).
 REQUIRED_COLUMNS = (
@@ -117,13 +118,27 @@ _visit = cast(Table, Visit.__table__)
 # Everything EXPORT_COLUMNS names except `site`, in that order; the id is the keyset's tiebreak.
 _COLUMN_NAMES = tuple(c for c in EXPORT_COLUMNS if c != "site")
 _TIME_COLUMNS = ("arrived_at", "expected_departure_at", "departed_at")
-# The times are read past DateTimeUTC's per-value tzinfo step: _LocalTimes reads naive as UTC.
-_SELECTED = [
-    type_coerce(_visit.c[name], DateTime(timezone=True)).label(name)
-    if name in _TIME_COLUMNS
-    else _visit.c[name]
-    for name in _COLUMN_NAMES
-]
+
+
+def _selected(sqlite: bool) -> list[ColumnElement[Any]]:
+    """The export's columns, with the times as naive UTC: _LocalTimes formats those fastest.
+
+    SQLite stores naive UTC already (read past DateTimeUTC, which would add a tzinfo to every
+    value); PostgreSQL is asked for `timezone('UTC', t)`, a timestamp without a zone.
+    """
+    columns: list[ColumnElement[Any]] = []
+    for name in _COLUMN_NAMES:
+        column = _visit.c[name]
+        if name not in _TIME_COLUMNS:
+            columns.append(column)
+        elif sqlite:
+            columns.append(type_coerce(column, DateTime()).label(name))
+        else:
+            columns.append(type_coerce(func.timezone("UTC", column), DateTime()).label(name))
+    return columns
+
+
+_SELECTED = {sqlite: _selected(sqlite) for sqlite in (True, False)}
 _SITE_INDEX = EXPORT_COLUMNS.index("site")
 _TIME_INDEXES = tuple(_COLUMN_NAMES.index(c) for c in _TIME_COLUMNS)
 _LENGTH_INDEX = _COLUMN_NAMES.index("length_m")
@@ -270,29 +285,45 @@ def export_filename(site_slug: str, date_from: date | None, date_to: date | None
     return f"register-{site_slug}-{period}.{fmt}"
 
 
+async def _batch(
+    db: Database, where: list[ColumnElement[bool]], after: tuple[datetime, int] | None
+) -> Sequence[Sequence[Any]]:
+    """One batch of matching visits by arrival (then id), after the keyset `after`."""
+    stmt = select(*_SELECTED[db.is_sqlite], _visit.c.id).where(*where)
+    if after is not None:
+        # Written so that both databases walk the (site_id, arrived_at) index from `after`.
+        stmt = stmt.where(
+            _visit.c.arrived_at >= after[0],
+            or_(_visit.c.arrived_at > after[0], _visit.c.id > after[1]),
+        )
+    stmt = stmt.order_by(_visit.c.arrived_at, _visit.c.id).limit(EXPORT_BATCH_SIZE)
+    async with db.engine.connect() as conn:
+        return (await conn.execute(stmt)).all()
+
+
 async def _batches(
     db: Database, where: list[ColumnElement[bool]]
 ) -> AsyncIterator[Sequence[Sequence[Any]]]:
-    """The matching visits by arrival (then id), a batch at a time, each batch its own read."""
-    last: tuple[datetime, int] | None = None
-    while True:
-        stmt = select(*_SELECTED, _visit.c.id).where(*where)
-        if last is not None:
-            # Written so that both databases walk the (site_id, arrived_at) index from `last`.
-            stmt = stmt.where(
-                _visit.c.arrived_at >= last[0],
-                or_(_visit.c.arrived_at > last[0], _visit.c.id > last[1]),
-            )
-        stmt = stmt.order_by(_visit.c.arrived_at, _visit.c.id).limit(EXPORT_BATCH_SIZE)
-        async with db.engine.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-        if rows:
+    """The matching visits a batch at a time, each batch its own read.
+
+    The next batch is read while the caller formats this one: the database (or SQLite's
+    thread) works while Python writes CSV.
+    """
+    rows = await _batch(db, where, None)
+    while rows:
+        following: asyncio.Task[Sequence[Sequence[Any]]] | None = None
+        if len(rows) == EXPORT_BATCH_SIZE:
+            tail = rows[-1]
+            arrived = tail[_ARRIVED_INDEX]
+            after = (arrived if arrived.tzinfo else arrived.replace(tzinfo=UTC), tail[-1])
+            following = asyncio.create_task(_batch(db, where, after))
+        try:
             yield rows
-        if len(rows) < EXPORT_BATCH_SIZE:
-            return
-        tail = rows[-1]
-        arrived = tail[_ARRIVED_INDEX]
-        last = (arrived if arrived.tzinfo else arrived.replace(tzinfo=UTC), tail[-1])
+        except BaseException:
+            if following is not None:
+                following.cancel()
+            raise
+        rows = await following if following is not None else []
 
 
 async def export_register(
@@ -553,7 +584,7 @@ class _Rows:
             if len(batch) >= BATCH_SIZE:
                 yield batch
                 batch = []
-        if batch:
+        if batch and self.report.ok:  # after a bad row nothing is written: no need to try
             yield batch
 
     def _row(self, line: int, cells: list[str]) -> dict[str, Any] | None:

@@ -105,6 +105,21 @@ async def test_a_json_export_is_one_valid_array(db: Database):
     assert len(data) == 4
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+async def test_an_export_in_many_small_batches_is_the_same_file(
+    db: Database, monkeypatch: pytest.MonkeyPatch, fmt: str
+):
+    site = await awkward_register(db)
+    await add_visit(db, site, arrived=NOW - timedelta(days=30))  # the same arrival as another
+    whole = await export_bytes(db, site, fmt)
+    monkeypatch.setattr(transfer, "EXPORT_BATCH_SIZE", 2)
+    batched = await export_bytes(db, site, fmt)
+    if fmt == "json":  # batches are joined with a line break, rows within one with a space
+        assert json.loads(batched) == json.loads(whole)
+    else:
+        assert batched == whole
+
+
 async def test_an_empty_register_exports_as_an_empty_json_array(db: Database):
     site = await new_site(db)
     assert json.loads(await export_bytes(db, site, "json")) == []
@@ -185,6 +200,7 @@ async def test_a_dry_run_checks_everything_and_writes_nothing(db: Database):
     )
     assert (report.ok, report.rows, report.imported) == (True, 1, 0)
     assert await count(db, site) == 0
+    assert await events(db, "register_imported", site) == []
 
 
 async def test_a_reference_already_in_use_is_replaced_and_a_free_one_kept(db: Database):
@@ -212,6 +228,92 @@ async def test_a_reference_already_in_use_is_replaced_and_a_free_one_kept(db: Da
     assert event.action == "register_imported"
 
 
+async def test_an_export_in_many_batches_holds_every_visit_once_in_arrival_order(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(transfer, "EXPORT_BATCH_SIZE", 2)
+    site = await new_site(db)
+    same = NOW - timedelta(days=3, microseconds=123_456)  # ties on the keyset's first column
+    arrivals = [same, NOW - timedelta(days=5), same, NOW - timedelta(hours=1), same]
+    for i, arrived in enumerate(arrivals):
+        await add_visit(db, site, arrived=arrived, guest_name=f"Gast {i}")
+    for fmt in ("csv", "json"):
+        data = await export_bytes(db, site, fmt)
+        if fmt == "csv":
+            rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+        else:
+            rows = json.loads(data)
+        assert sorted(r["guest_name"] for r in rows) == [f"Gast {i}" for i in range(5)]
+        assert [r["guest_name"] for r in rows][:1] == ["Gast 1"]
+        assert [r["arrived_at"] for r in rows] == sorted(r["arrived_at"] for r in rows)
+
+
+async def test_a_bad_row_after_batches_already_written_still_imports_nothing(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(transfer, "BATCH_SIZE", 2)
+    site = await new_site(db)
+    good = "vessel;01-06-2026 14:00;02-06-2026 12:00;;2;Jan;Hoorn;Eend;NL-1-AB"
+    data = sheet(good, good, good, good, "vessel;01-06-2026 14:00;;;2;Jan;Hoorn;Eend;NL-1-AB")
+    report = await transfer.import_register(
+        db, staff("harbour_master", site), site.id, data, filename="late.csv", now=NOW
+    )
+    assert (report.rows, report.bad_rows, report.imported) == (5, 1, 0)
+    assert [(e.line, sorted(e.errors)) for e in report.errors] == [(6, ["expected_departure_at"])]
+    assert await count(db, site) == 0
+    assert await events(db, "register_imported", site) == []
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+async def test_a_reference_named_twice_in_one_file_is_kept_once(
+    db: Database, monkeypatch: pytest.MonkeyPatch, dry_run: bool
+):
+    monkeypatch.setattr(transfer, "BATCH_SIZE", 1)  # the second one comes in another batch
+    site = await new_site(db)
+    reference = "ZZ" + transfer._new_reference()[2:]
+    header = "reference," + IMPORT_HEADER.replace(";", ",")
+    row = f"{reference},vessel,2026-06-01 14:00,2026-06-02 12:00,,2,Jan,Hoorn,Eend,NL-1-AB\r\n"
+    report = await transfer.import_register(
+        db,
+        staff("harbour_master", site),
+        site.id,
+        (header + row + row.lower()).encode(),
+        filename="twice.csv",
+        now=NOW,
+        dry_run=dry_run,
+    )
+    assert (report.ok, report.rows, report.references_kept) == (True, 2, 1)
+    if not dry_run:
+        async with db.read() as session:
+            references = list(
+                await session.scalars(select(Visit.reference).where(Visit.site_id == site.id))
+            )
+        assert len(references) == 2
+        assert reference in references
+        assert len(set(references)) == 2
+
+
+async def test_an_import_is_audited_with_its_count_and_file_name(db: Database):
+    site = await new_site(db)
+    data = sheet("vessel;2026-06-01 14:00;2026-06-02 12:00;;2;Jan;Hoorn;Eend;NL-1-AB")
+    await transfer.import_register(
+        db, staff("harbour_master", site), site.id, data, filename="seizoen.csv", now=NOW
+    )
+    [event] = await events(db, "register_imported", site)
+    details = event.details if isinstance(event.details, dict) else json.loads(event.details)
+    assert (details["count"], details["file"]) == (1, "seizoen.csv")
+
+
+async def test_an_export_with_a_period_the_wrong_way_round_is_refused_unaudited(db: Database):
+    site = await new_site(db)
+    with pytest.raises(transfer.ExportInvalid) as refused:
+        await export_bytes(db, site, date_from=date(2026, 7, 2), date_to=date(2026, 7, 1))
+    assert refused.value.field == "to"
+    with pytest.raises(transfer.ExportInvalid):
+        await export_bytes(db, site, "xlsx")
+    assert await events(db, "register_exported", site) == []
+
+
 # --- the pages ---------------------------------------------------------------------------------
 
 
@@ -233,6 +335,59 @@ async def test_the_export_page_downloads_the_register_as_an_attachment(
     assert (
         len(answer.content.decode("utf-8-sig").strip().splitlines()) == 1 + 4 + 1
     )  # a newline in notes
+
+
+async def test_the_download_without_parameters_is_the_whole_register_as_csv(
+    client: Client, db: Database
+):
+    site = await awkward_register(db)
+    account = await make_staff(db, "harbour_master", [site.slug])
+    await sign_in(client, account.email)
+    answer = await client.get(f"/admin/sites/{site.slug}/export/download")
+    assert answer.status_code == 200
+    assert answer.headers["content-disposition"].startswith("attachment;")
+    rows = list(csv.DictReader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    assert len(rows) == 4
+
+
+async def test_a_json_download_is_json_with_its_period_in_the_file_name(
+    client: Client, db: Database
+):
+    site = await awkward_register(db)
+    account = await make_staff(db, "harbour_master", [site.slug])
+    await sign_in(client, account.email)
+    answer = await client.get(
+        f"/admin/sites/{site.slug}/export/download",
+        params={"format": "json", "from": "2026-07-14", "to": "2026-07-14"},
+    )
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/json")
+    assert (
+        f"register-{site.slug}-2026-07-14-2026-07-14.json" in answer.headers["content-disposition"]
+    )
+    assert [r["kind"] for r in answer.json()] == ["vehicle"]
+
+
+async def test_an_unknown_format_is_shown_next_to_its_field(client: Client, db: Database):
+    site = await new_site(db)
+    account = await make_staff(db, "harbour_master", [site.slug])
+    await sign_in(client, account.email)
+    answer = await client.get(
+        f"/admin/sites/{site.slug}/export/download", params={"format": "xlsx"}
+    )
+    assert answer.status_code == 400
+    assert 'id="err-format"' in answer.text
+
+
+async def test_the_harbour_master_of_another_site_finds_no_export_or_import(
+    client: Client, db: Database
+):
+    site = await new_site(db)
+    other = await new_site(db)
+    account = await make_staff(db, "harbour_master", [other.slug])
+    await sign_in(client, account.email)
+    for path in ("export", "export/download", "import"):
+        assert (await client.get(f"/admin/sites/{site.slug}/{path}")).status_code == 404
 
 
 async def test_a_bad_export_date_is_shown_next_to_its_field(client: Client, db: Database):
@@ -365,3 +520,57 @@ def test_the_import_command_lists_refused_rows_and_fails(
     assert code == 1
     assert "line 2: arrived_at:" in out
     assert "Nothing was imported" in out
+
+
+def test_the_export_command_writes_a_semicolon_csv_for_a_period(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+):
+    slug = unique_slug("cli")
+    assert run(capsys, "site", "add", slug, "--name", "Haven", "--kind", "marina")[0] == 0
+    sheet_file = cli_env / "seizoen.csv"
+    sheet_file.write_bytes(
+        sheet(
+            "vessel;01-06-2026 14:00;02-06-2026 12:00;02-06-2026 11:00;2;Jan;Hoorn;Eend;NL-1-AB",
+            "vessel;03-07-2026 14:00;04-07-2026 12:00;04-07-2026 10:00;3;Zoë;Edam;Zwaan;NL-2-AB",
+        )
+    )
+    assert run(capsys, "import", "register", "--site", slug, str(sheet_file))[0] == 0
+    target = cli_env / "juni.csv"
+    code, _, err = run(
+        capsys,
+        "export", "register", "--site", slug, "--from", "2026-06-01", "--to", "2026-06-30",
+        "--delimiter", ";", "--output", str(target),
+    )  # fmt: skip
+    assert code == 0
+    assert "written to" in err
+    text = target.read_bytes().decode("utf-8")
+    assert text.startswith("\ufeffreference;site;kind;")
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))
+    assert [(r["site"], r["guest_name"]) for r in rows] == [(slug, "Jan")]
+
+
+def test_the_export_command_refuses_a_period_the_wrong_way_round_and_writes_nothing(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+):
+    slug = unique_slug("cli")
+    assert run(capsys, "site", "add", slug, "--name", "Haven", "--kind", "marina")[0] == 0
+    target = cli_env / "x.csv"
+    code, _, err = run(
+        capsys,
+        "export", "register", "--site", slug, "--from", "2026-07-02", "--to", "2026-07-01",
+        "--out", str(target),
+    )  # fmt: skip
+    assert code != 0
+    assert "first date" in err
+    assert not target.exists()
+
+
+def test_the_dry_run_command_writes_nothing(cli_env: Path, capsys: pytest.CaptureFixture[str]):
+    slug = unique_slug("cli")
+    assert run(capsys, "site", "add", slug, "--name", "Haven", "--kind", "marina")[0] == 0
+    sheet_file = cli_env / "seizoen.csv"
+    sheet_file.write_bytes(sheet("vessel;01-06-2026 14:00;02-06-2026 12:00;;2;Jan;Hoorn;Eend;X"))
+    code, out, _ = run(capsys, "import", "register", "--site", slug, str(sheet_file), "--dry-run")
+    assert (code, "0 imported" in out) == (0, True)
+    code, out, _ = run(capsys, "export", "register", "--site", slug, "--format", "json")
+    assert (code, json.loads(out)) == (0, [])
