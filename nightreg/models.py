@@ -97,6 +97,15 @@ class Visit(Base):
         Index("ix_visit_mmsi_arrived", "mmsi", "arrived_at"),
         # The register of a site for a date range (search, print, export).
         Index("ix_visit_site_arrived", "site_id", "arrived_at"),
+        # The register search (`search_key LIKE '%fragment%'`) on PostgreSQL: a trigram GIN
+        # index (pg_trgm, migration 0003) finds a rare fragment without reading the whole
+        # site. SQLite has no such index; there the migration and this declaration do nothing.
+        Index(
+            "ix_visit_search_trgm",
+            "search_key",
+            postgresql_using="gin",
+            postgresql_ops={"search_key": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
