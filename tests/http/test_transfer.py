@@ -424,6 +424,24 @@ async def test_an_upload_is_checked_then_imported_with_a_report(client: Client, 
     assert await count(db, site) == 1
 
 
+async def test_an_upload_larger_than_the_kiosks_body_limit_is_accepted(
+    client: Client, db: Database
+):
+    site = await new_site(db)
+    account = await make_staff(db, "harbour_master", [site.slug])
+    csrf = await sign_in(client, account.email)
+    row = "vessel;01-06-2026 14:00;02-06-2026 12:00;;2;Jan de Vries;Hoorn;Eend;NL-1-AB"
+    data = sheet(*[row] * 3000)
+    assert len(data) > 3 * 64 * 1024
+    answer = await client.post(
+        f"/admin/sites/{site.slug}/import",
+        data={"_csrf_token": csrf, "dry_run": "1"},
+        files={"file": ("groot.csv", data, "text/csv")},
+    )
+    assert answer.status_code == 200
+    assert "3000 rows read" in answer.text
+
+
 async def test_a_refused_upload_lists_its_rows_and_imports_nothing(client: Client, db: Database):
     site = await new_site(db)
     account = await make_staff(db, "harbour_master", [site.slug])
