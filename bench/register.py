@@ -741,7 +741,7 @@ def export_job(
                 await conn.execute(text("SELECT 1"))
             base_peak, base_now = _child_setup()
             sink = open(out_path, "wb") if out_path else None  # noqa: SIM115, ASYNC230
-            nbytes = newlines = crlf = chunks = 0
+            nbytes = records = crlf = chunks = 0
             first_chunk = math.nan
             try:
                 started = time.perf_counter()
@@ -754,7 +754,9 @@ def export_job(
                         first_chunk = time.perf_counter() - started
                     chunks += 1
                     nbytes += len(chunk)
-                    newlines += chunk.count(b"\n")
+                    # A record's first key cannot occur inside a JSON string (its quotes
+                    # would be escaped there); CSV rows end in CRLF, newlines in notes in LF.
+                    records += chunk.count(b'{"reference": ')
                     crlf += chunk.count(b"\r\n")
                     if sink is not None:
                         sink.write(chunk)
@@ -764,7 +766,7 @@ def export_job(
                     sink.close()
         finally:
             await db.dispose()
-        rows = crlf - 1 if fmt == "csv" else newlines - 2
+        rows = crlf - 1 if fmt == "csv" else records
         return {
             "rows": rows,
             "bytes": nbytes,

@@ -59,7 +59,6 @@ from typing import IO, Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, DateTime, Table, func, insert, or_, select, type_coerce
-from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nightreg.db import Database
@@ -88,8 +87,6 @@ EXPORT_COLUMNS: tuple[str, ...] = (
 FORMATS = ("csv", "json")
 DELIMITERS = (",", ";")
 BATCH_SIZE = 2000  # rows of an import per insert
-IMPORT_CACHE_KIB = 64 * 1024  # SQLite's page cache while an import writes
-SQLITE_DEFAULT_CACHE = -2000  # SQLite's default (2 MB), given back to the pooled connection
 EXPORT_BATCH_SIZE = 5000  # rows of an export per query: few round trips, a few MB each
 
 # Columns an imported file must have; the others may be missing (then empty).
@@ -742,18 +739,10 @@ async def import_register(
         return report
     try:
         async with db.write() as session:
-            if db.is_sqlite:
-                # Rows go into seven indexes, three of them on random values: with SQLite's
-                # default 2 MB page cache on a large register, most of those go to the disk.
-                await session.execute(sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}"))
-            try:
-                for batch in rows.batches():
-                    report.references_kept += await _assign_references(session, batch, None)
-                    await session.execute(insert(_visit), batch)
-                    report.imported += len(batch)
-            finally:
-                if db.is_sqlite:
-                    await session.execute(sql(f"PRAGMA cache_size={SQLITE_DEFAULT_CACHE}"))
+            for batch in rows.batches():
+                report.references_kept += await _assign_references(session, batch, None)
+                await session.execute(insert(_visit), batch)
+                report.imported += len(batch)
             if not report.ok:
                 raise _Abort
             await audit.record(
