@@ -18,7 +18,7 @@ from nightreg.db import Database
 from nightreg.models import SITE_KINDS, CheckinPoint, Site
 from nightreg.security import new_point_token
 from nightreg.services import audit
-from nightreg.services.access import GLOBAL_PERMISSIONS, AccessDenied, Actor, NotFound
+from nightreg.services.access import CLI, GLOBAL_PERMISSIONS, AccessDenied, Actor, NotFound
 from nightreg.validation import N_
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -65,33 +65,23 @@ async def create_site(
     contact: str = "",
     timezone: str = "Europe/Amsterdam",
 ) -> Site:
-    if not SLUG_RE.match(slug):
-        raise SiteError(f"slug {slug!r}: use lower-case letters, digits and dashes")
-    if kind not in SITE_KINDS:
-        raise SiteError(f"kind {kind!r}: use one of {', '.join(SITE_KINDS)}")
-    if not name.strip():
-        raise SiteError("name: must not be empty")
+    """`nightreg site add` and the demo: add_site (checked and audited) as the operator."""
     try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SiteError(f"timezone {timezone!r}: unknown time zone") from None
-    site = Site(
-        slug=slug,
-        name=name.strip(),
-        kind=kind,
-        municipality=municipality.strip(),
-        contact=contact.strip(),
-        timezone=timezone,
-        retention_days=365,
-        is_active=True,
-        created_at=now,
-    )
-    try:
-        async with db.write() as session:
-            session.add(site)
-    except IntegrityError:
-        raise SiteError(f"a site with slug {slug!r} exists already") from None
-    return site
+        return await add_site(
+            db,
+            CLI,
+            slug=slug,
+            name=name,
+            kind=kind,
+            timezone=timezone,
+            municipality=municipality,
+            contact=contact,
+            now=now,
+        )
+    except SiteInvalid as invalid:
+        if invalid.errors.get("slug") == MSG_SLUG_TAKEN:
+            raise SiteError(f"a site with slug {slug!r} exists already") from None
+        raise
 
 
 async def get_site(db: Database, slug: str) -> Site:
@@ -105,23 +95,9 @@ async def get_site(db: Database, slug: str) -> Site:
 async def add_point(
     db: Database, *, site_slug: str, name: str, now: datetime, kiosk_mode: bool = False
 ) -> CheckinPoint:
+    """`nightreg point add` and the demo: create_point (checked and audited) as the operator."""
     site = await get_site(db, site_slug)
-    if not name.strip():
-        raise SiteError("point name: must not be empty")
-    point = CheckinPoint(
-        site_id=site.id,
-        name=name.strip(),
-        token=new_point_token(),
-        kiosk_mode=kiosk_mode,
-        is_active=True,
-        created_at=now,
-    )
-    try:
-        async with db.write() as session:
-            session.add(point)
-    except IntegrityError:
-        raise SiteError(f"site {site_slug!r} has a point named {name!r} already") from None
-    return point
+    return await create_point(db, CLI, site, name=name, kiosk_mode=kiosk_mode, now=now)
 
 
 async def get_point(db: Database, site_slug: str, name: str) -> CheckinPoint:
@@ -138,14 +114,9 @@ async def get_point(db: Database, site_slug: str, name: str) -> CheckinPoint:
 
 
 async def rotate_point(db: Database, site_slug: str, name: str, now: datetime) -> CheckinPoint:
-    """Give the point a new token: the old URL and every poster showing it stop working at once."""
+    """`nightreg point rotate`: rotate (audited) as the operator, the point found by name."""
     point = await get_point(db, site_slug, name)
-    async with db.write() as session:
-        point = await session.merge(point)
-        point.token = new_point_token()
-        point.rotated_at = now
-    forget_cached_points()
-    return point
+    return await rotate(db, CLI, point.id, now=now)
 
 
 async def list_points(db: Database) -> list[CheckinPoint]:

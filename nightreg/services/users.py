@@ -18,7 +18,7 @@ from nightreg.models import ROLES, Site, StaffSession, User
 from nightreg.passwords import MIN_LENGTH, check_password
 from nightreg.security import hash_password
 from nightreg.services import audit, auth
-from nightreg.services.access import Actor, NotFound
+from nightreg.services.access import CLI, Actor, NotFound
 from nightreg.validation import N_
 
 MIN_PASSWORD_LENGTH = MIN_LENGTH
@@ -37,32 +37,15 @@ async def add_user(
     site_slugs: list[str],
     now: datetime,
 ) -> User:
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 254:
-        raise UserError(f"e-mail {email!r} does not look like an address")
-    if role not in ROLES:
-        raise UserError(f"role {role!r}: use one of {', '.join(ROLES)}")
-    problem = check_password(password, email=email)
-    if problem:
-        raise UserError(f"password: {problem}")
-    password_hash = hash_password(password)
-    try:
-        async with db.write() as session:
-            sites = list(await session.scalars(select(Site).where(Site.slug.in_(site_slugs))))
-            missing = set(site_slugs) - {s.slug for s in sites}
-            if missing:
-                raise UserError(f"no site with slug {sorted(missing)[0]!r}")
-            user = User(
-                email=email,
-                password_hash=password_hash,
-                role=role,
-                is_active=True,
-                created_at=now,
-                sites=sites,
-            )
-            session.add(user)
-    except IntegrityError:
-        raise UserError(f"an account for {email} exists already") from None
+    """`nightreg user add` and the demo: create_user (checked and audited) as the operator.
+
+    The command line always sets a password: a reset link needs somebody to pass it on.
+    """
+    if not password:
+        raise AccountInvalid({"password": check_password(password, email=email) or ""})
+    user, _token = await create_user(
+        db, CLI, email=email, role=role, site_slugs=site_slugs, password=password, now=now
+    )
     return user
 
 

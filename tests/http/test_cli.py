@@ -100,3 +100,52 @@ def test_a_common_password_is_refused_for_a_new_account(
     )
     assert code == 2
     assert "too common" in err
+
+
+def test_sites_points_and_accounts_made_on_the_command_line_are_in_the_audit_trail(
+    cli_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+):
+    import asyncio
+
+    from sqlalchemy import select
+
+    from nightreg.db import Database
+    from nightreg.models import AuditEvent, Site, User
+
+    slug = unique_slug("cli")
+    email = f"audit-{slug}@example.org"
+    assert run(capsys, "site", "add", slug, "--name", "Haven", "--kind", "marina")[0] == 0
+    assert run(capsys, "point", "add", slug, "Kantoor")[0] == 0
+    assert run(capsys, "point", "rotate", slug, "Kantoor")[0] == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert run(capsys, "user", "add", email, "--role", "security", "--site", slug)[0] == 0
+
+    async def events() -> list[tuple[str, str]]:
+        db = Database(database_url)
+        try:
+            async with db.read() as session:
+                site_id = await session.scalar(select(Site.id).where(Site.slug == slug))
+                site_events = await session.execute(
+                    select(AuditEvent.action, AuditEvent.actor)
+                    .where(AuditEvent.site_id == site_id)
+                    .order_by(AuditEvent.id)
+                )
+                user_id = await session.scalar(select(User.id).where(User.email == email))
+                user_event = await session.execute(
+                    select(AuditEvent.action, AuditEvent.actor).where(
+                        AuditEvent.object_type == "user", AuditEvent.object_id == user_id
+                    )
+                )
+                return [tuple(row) for row in [*site_events, *user_event]]
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(events()) == [
+        ("site_created", "cli"),
+        ("point_created", "cli"),
+        ("point_rotated", "cli"),
+        ("user_created", "cli"),
+    ]
