@@ -452,7 +452,8 @@ def _free_port(port: int) -> None:
             raise SetupError(f"port {port} is in use ({exc.strerror}); pass --port") from None
 
 
-async def _reset_postgres(url: str) -> None:
+async def reset_postgres(url: str) -> None:
+    """Create the database if missing and empty its public schema (its name must hold 'bench')."""
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -501,7 +502,7 @@ def prepare(args: argparse.Namespace, work_dir: Path) -> Environment:
     else:
         database_url = args.pg_url
         try:
-            asyncio.run(_reset_postgres(database_url))
+            asyncio.run(reset_postgres(database_url))
         except SetupError:
             raise
         except Exception as exc:

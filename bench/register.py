@@ -61,6 +61,13 @@ from sqlalchemy import Table, func, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
+from bench.checkin import (  # noqa: E402
+    DEFAULT_PG_URL,
+    Latency,
+    SetupError,
+    background_load,
+    reset_postgres,
+)
 from nightreg.db import Database, make_engine  # noqa: E402
 from nightreg.models import CheckinPoint, Site, Visit  # noqa: E402
 from nightreg.security import REFERENCE_ALPHABET  # noqa: E402
@@ -68,7 +75,6 @@ from nightreg.services import register, transfer  # noqa: E402
 from nightreg.services.access import Actor  # noqa: E402
 from nightreg.validation import search_key, subject_key  # noqa: E402
 
-DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/nightreg_bench"
 BATCH = 10_000
 TZ_NAME = "Europe/Amsterdam"
 HISTORY_DAYS = 730
@@ -114,60 +120,11 @@ VEHICLE_TYPES = ("car", "car", "car", "van", "camper", "truck", "trailer", "moto
 # --------------------------------------------------------------------------------- helpers
 
 
-class SetupError(Exception):
-    """The benchmark could not be prepared; nothing was measured."""
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list of seconds, in milliseconds."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1] * 1000
-
-
-@dataclass(frozen=True)
-class Latency:
-    count: int
-    p50: float
-    p95: float
-    p99: float
-    max: float
-    per_second: float
-
-    @classmethod
-    def of(cls, values: list[float], elapsed: float) -> Latency:
-        ordered = sorted(values)
-        return cls(
-            count=len(ordered),
-            p50=percentile(ordered, 50),
-            p95=percentile(ordered, 95),
-            p99=percentile(ordered, 99),
-            max=ordered[-1] * 1000 if ordered else math.nan,
-            per_second=len(ordered) / elapsed if elapsed else math.nan,
-        )
-
-    def line(self, label: str) -> str:
-        return (
-            f"  {label:<34} p50 {self.p50:7.1f}  p95 {self.p95:7.1f}  p99 {self.p99:7.1f}  "
-            f"max {self.max:7.1f} ms   {self.per_second:6.1f}/s  (n={self.count})"
-        )
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]
-    total = sum(values[:8])
-    return total - idle, total
-
-
-def background_load(seconds: float = 2.0) -> float:
-    """Percent of all cores busy while the benchmark does nothing: other users of the machine."""
-    busy0, total0 = machine_cpu()
-    time.sleep(seconds)
-    busy1, total1 = machine_cpu()
-    return 100 * (busy1 - busy0) / (total1 - total0) if total1 > total0 else math.nan
+def latency_line(label: str, lat: Latency) -> str:
+    return (
+        f"  {label:<34} p50 {lat.p50:7.1f}  p95 {lat.p95:7.1f}  p99 {lat.p99:7.1f}  "
+        f"max {lat.max:7.1f} ms   {lat.per_second:6.1f}/s  (n={lat.count})"
+    )
 
 
 def peak_rss_mb() -> float:
@@ -194,30 +151,6 @@ def _redact(url: str) -> str:
 # --------------------------------------------------------------------------------- setup
 
 
-async def _reset_postgres(url: str) -> None:
-    target = make_url(url)
-    name = target.database or ""
-    if "bench" not in name:
-        raise SetupError(f"refusing to wipe database {name!r}: its name must contain 'bench'")
-    admin = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            exists = await conn.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-            )
-            if not exists:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-    engine = create_async_engine(target)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
-
-
 def prepare(args: argparse.Namespace, work_dir: Path) -> str:
     """A fresh, migrated, empty database; returns its URL."""
     from nightreg.migrate import upgrade
@@ -227,7 +160,7 @@ def prepare(args: argparse.Namespace, work_dir: Path) -> str:
     else:
         url = args.pg_url
         try:
-            asyncio.run(_reset_postgres(url))
+            asyncio.run(reset_postgres(url))
         except SetupError:
             raise
         except Exception as exc:
@@ -946,11 +879,11 @@ def report(
     if reads is not None:
         w(f"Tonight (register.tonight; avg {reads.tonight_rows:.0f} visits listed per call)")
         for label, lat in reads.tonight.items():
-            w(lat.line(label))
+            w(latency_line(label, lat))
         w("")
         w("Search (register.search, first page of 50 unless deep; sequential)")
         for label, lat in reads.search.items():
-            w(lat.line(label) + f"  avg {reads.search_rows[label]:.0f} rows")
+            w(latency_line(label, lat) + f"  avg {reads.search_rows[label]:.0f} rows")
         w("")
     w("Export (transfer.export_register, each in a fresh process; RSS = the process's peak)")
     for run in exports:
