@@ -30,6 +30,7 @@ from nightreg.models import SOURCES, AuditEvent, Site, Visit, VisitNote
 from nightreg.security import new_reference, token_hash
 from nightreg.services import audit
 from nightreg.services.access import AccessDenied, Actor, NotFound
+from nightreg.services.sites import scoped_site
 from nightreg.services.writer import VisitWriter
 from nightreg.validation import (
     KINDS,
@@ -158,15 +159,6 @@ class PrintOut:
 # --- scope -------------------------------------------------------------------------------
 
 
-async def _site(session: AsyncSession, actor: Actor, site_id: int, permission: str) -> Site:
-    if not actor.can(permission):
-        raise AccessDenied(permission)
-    site = await session.get(Site, site_id)
-    if site is None or not actor.can(permission, site.id):
-        raise NotFound(f"site {site_id}")
-    return site
-
-
 async def _visit(
     session: AsyncSession, actor: Actor, visit_id: int, permission: str, *, lock: bool = False
 ) -> Visit:
@@ -227,7 +219,7 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
     departure has passed are `overdue` instead, so that nobody is listed twice.
     """
     async with db.read() as session:
-        site = await _site(session, actor, site_id, VIEW)
+        site = await scoped_site(session, actor, VIEW, site_id=site_id)
         tz = _tz(site)
         today = now.astimezone(tz).date()
         midnight = _local_midnight(today, tz)
@@ -333,7 +325,7 @@ async def search(
     """
     _check_query(query)
     async with db.read() as session:
-        site = await _site(session, actor, site_id, VIEW)
+        site = await scoped_site(session, actor, VIEW, site_id=site_id)
         # The sort key comes from the database: its lower() is not always Python's.
         name_key = func.lower(Visit.guest_name)
         stmt = select(Visit, name_key).where(Visit.site_id == site.id)
@@ -479,7 +471,7 @@ async def create_visit(
     for _attempt in range(3):
         try:
             async with db.write() as session:
-                site = await _site(session, actor, site_id, EDIT)
+                site = await scoped_site(session, actor, EDIT, site_id=site_id)
                 if key is not None:
                     earlier = await _by_idempotency_key(session, key)
                     if earlier is not None:
@@ -785,7 +777,7 @@ async def print_register(
     if date_from and date_to and date_from > date_to:
         raise QueryInvalid("date_to", "must not be before date_from")
     async with db.read() as session:
-        site = await _site(session, actor, site_id, EXPORT)
+        site = await scoped_site(session, actor, EXPORT, site_id=site_id)
         stmt = select(Visit).where(Visit.site_id == site.id)
         if date_from is None and date_to is None:
             stmt = stmt.where(Visit.departed_at.is_(None), Visit.arrived_at <= now)

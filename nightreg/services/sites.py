@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from nightreg.db import Database
@@ -194,19 +195,34 @@ async def sites_for(db: Database, actor: Actor, permission: str) -> list[Site]:
         return list(await session.scalars(stmt))
 
 
-async def site_for(db: Database, actor: Actor, slug: str, permission: str) -> Site:
-    """One site by slug, if `actor` holds `permission` there.
+async def scoped_site(
+    session: AsyncSession,
+    actor: Actor,
+    permission: str,
+    *,
+    site_id: int | None = None,
+    slug: str | None = None,
+) -> Site:
+    """One site by id or slug, if `actor` holds `permission` there.
 
     Raises AccessDenied when the role lacks the permission altogether, and NotFound when the
-    site does not exist or is not one of the actor's: a stranger cannot probe for slugs.
+    site does not exist or is not one of the actor's: a stranger cannot probe for sites.
     """
     if not actor.can(permission):
         raise AccessDenied(permission)
-    async with db.read() as session:
+    if site_id is not None:
+        site = await session.get(Site, site_id)
+    else:
         site = await session.scalar(select(Site).where(Site.slug == slug))
     if site is None or not actor.can(permission, site.id):
-        raise NotFound(slug)
+        raise NotFound(str(slug if site_id is None else site_id))
     return site
+
+
+async def site_for(db: Database, actor: Actor, slug: str, permission: str) -> Site:
+    """One site by slug, if `actor` holds `permission` there (see scoped_site)."""
+    async with db.read() as session:
+        return await scoped_site(session, actor, permission, slug=slug)
 
 
 # --- the staff pages: sites and points changed by an Actor, every change audited ----------------

@@ -64,7 +64,8 @@ from nightreg.db import Database
 from nightreg.models import SOURCES, Site, Visit
 from nightreg.security import REFERENCE_ALPHABET
 from nightreg.services import audit
-from nightreg.services.access import Actor, NotFound
+from nightreg.services.access import Actor
+from nightreg.services.sites import scoped_site
 from nightreg.validation import (
     MSG_DATETIME,
     N_,
@@ -268,12 +269,8 @@ def _period(
 
 
 async def _site(db: Database, actor: Actor, site_id: int, permission: str) -> Site:
-    actor.require(permission)
     async with db.read() as session:
-        site = await session.get(Site, site_id)
-    if site is None or not actor.can(permission, site.id):
-        raise NotFound(site_id)
-    return site
+        return await scoped_site(session, actor, permission, site_id=site_id)
 
 
 def export_filename(site_slug: str, date_from: date | None, date_to: date | None, fmt: str) -> str:
