@@ -9,6 +9,7 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.response import Stream, Template
 
+from admin.web import form_date, form_int
 from nightreg.context import AppContext
 from nightreg.services import audit
 from nightreg.services.access import Actor
@@ -46,14 +47,11 @@ ACTIONS = (
 
 
 def _date(value: str | None) -> date | None:
+    """The audit filters ignore a date they cannot read rather than refuse the page."""
     try:
-        return date.fromisoformat(value) if value else None
+        return form_date(value)
     except ValueError:
         return None
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 12 else None
 
 
 def event_query(
@@ -65,11 +63,11 @@ def event_query(
     day_from, day_to = _date(params.get("from")), _date(params.get("to"))
     query = audit.EventQuery(
         actor=(params.get("actor") or "").strip()[:100],
-        site_id=_int(params.get("site")),
+        site_id=form_int(params.get("site")),
         action=action if (action := params.get("action") or "") in ACTIONS else "",
         date_from=datetime.combine(day_from, time(), tz) if day_from else None,
         date_to=datetime.combine(day_to + timedelta(days=1), time(), tz) if day_to else None,
-        before_id=_int(params.get("before")),
+        before_id=form_int(params.get("before")),
     )
     form = {
         "actor": query.actor,

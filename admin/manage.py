@@ -14,7 +14,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
-from admin.web import see_other
+from admin.web import form_int, see_other
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.models import ROLES, SITE_KINDS, Site, User
@@ -365,10 +365,6 @@ async def _site_page(
     return Template(template_name="admin/site.html", context=context, status_code=status_code)
 
 
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 12 else None
-
-
 class SitesController(Controller):
     """Sites: the admin creates, renames and disables them; a harbour master sees its own."""
 
@@ -431,7 +427,7 @@ class SitesController(Controller):
         params = request.query_params
         notice = N_("The changes have been saved.") if params.get("saved") else None
         return await _site_page(
-            ctx, actor, site, rotated=_int(params.get("rotated")), notice=notice
+            ctx, actor, site, rotated=form_int(params.get("rotated")), notice=notice
         )
 
     @post("/{slug:str}", name="admin:site-change", opt=SITES)

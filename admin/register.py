@@ -18,7 +18,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
 
-from admin.web import see_other
+from admin.web import MSG_DATE, form_date, see_other
 from kiosk.controllers import (
     ID_DOCUMENT_LABELS,
     KIND_LABELS,
@@ -110,7 +110,6 @@ _CHOICE_LABELS: dict[str, dict[str, str]] = {
 _COUNTRY_FIELDS = frozenset({"country", "flag", "plate_country"})
 # Dates and times on staff pages: unambiguous in every language, and short enough for tables.
 TIME_FORMAT = "yyyy-MM-dd HH:mm"
-MSG_DATE = N_("Please enter a date like 2026-07-14.")
 MSG_PERIOD = N_("Please enter dates like 2026-07-14, the first not after the second.")
 
 
@@ -204,16 +203,6 @@ def _base_context(site: Site) -> dict[str, Any]:
     }
 
 
-def _parse_date(value: str | None) -> date | None:
-    """A date from a form (raises ValueError for anything but YYYY-MM-DD)."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    if len(value) != 10:
-        raise ValueError(value)
-    return date.fromisoformat(value)
-
-
 def _local_input(value: datetime, tz: ZoneInfo) -> str:
     return value.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
 
@@ -298,7 +287,7 @@ class SiteRegisterController(Controller):
         dates: dict[str, date | None] = {}
         for name in ("from", "to"):
             try:
-                dates[name] = _parse_date(form[name])
+                dates[name] = form_date(form[name])
             except ValueError:
                 dates[name] = None
                 errors[name] = i18n.gettext(MSG_DATE)
@@ -414,7 +403,7 @@ class SiteRegisterController(Controller):
             name: (request.query_params.get(name) or "").strip()[:10] for name in ("from", "to")
         }
         try:
-            date_from, date_to = _parse_date(form["from"]), _parse_date(form["to"])
+            date_from, date_to = form_date(form["from"]), form_date(form["to"])
             if date_from and date_to and date_from > date_to:
                 raise ValueError(form["to"])
         except ValueError:

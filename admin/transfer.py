@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -13,6 +12,7 @@ from litestar.params import FromPath
 from litestar.response import Response, Stream, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
+from admin.web import MSG_DATE, form_date
 from nightreg.context import AppContext
 from nightreg.models import Site
 from nightreg.services import transfer
@@ -28,7 +28,6 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # The page shows the first refused rows; the CLI and a fixed file show the rest.
 ERRORS_SHOWN = 50
 
-MSG_DATE = N_("Please enter a date like 2026-07-14.")
 MSG_NO_FILE = N_("Please choose a CSV file.")
 MSG_UNREADABLE = N_("This file cannot be read: %(reason)s. Nothing was imported.")
 
@@ -47,7 +46,7 @@ def _export_form(params: Any) -> tuple[dict[str, str], dict[str, Any], dict[str,
         parsed[name] = None
         if form[name]:
             try:
-                parsed[name] = date.fromisoformat(form[name])
+                parsed[name] = form_date(form[name])
             except ValueError:
                 errors[name] = render_error_message(MSG_DATE, {})
     return form, parsed, errors

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from litestar import Request, Router
@@ -16,6 +16,7 @@ from litestar.response import Redirect, Response
 from nightreg.context import AppContext
 from nightreg.services import auth, sites, tokens
 from nightreg.services.access import ANONYMOUS, AccessDenied, Actor
+from nightreg.validation import N_
 
 API_PREFIX = "/api/"
 SESSION_COOKIE = "nightreg_session"
@@ -89,6 +90,24 @@ async def staff_guard(
         connection.state.nav_sites = await sites.sites_for(
             app_context(connection).db, actor, "register.view"
         )
+
+
+MSG_DATE = N_("Please enter a date like 2026-07-14.")
+
+
+def form_date(value: str | None) -> date | None:
+    """A date from a form or query field: None when empty, ValueError unless YYYY-MM-DD."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if len(value) != 10:  # fromisoformat also takes 20260714 and week dates
+        raise ValueError(value)
+    return date.fromisoformat(value)
+
+
+def form_int(value: str | None) -> int | None:
+    """A whole number from a query field (an id, a keyset position), else None."""
+    return int(value) if value and value.isdigit() and len(value) < 12 else None
 
 
 def see_other(request: HTMXRequest, path: str) -> Response[Any]:
