@@ -47,6 +47,9 @@ class Site(Base):
     # Shown in the privacy notice: whom a visitor asks about their data.
     contact: Mapped[str] = mapped_column(String(200), default="")
     retention_days: Mapped[int] = mapped_column(Integer, default=365)
+    # Per-site overrides of rule thresholds, JSON: {"night_movement": {"count": 3}}.
+    # A rule's defaults (nightreg.rules) hold for every threshold not named here.
+    rule_thresholds: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
 
@@ -97,6 +100,8 @@ class Visit(Base):
         Index("ix_visit_mmsi_arrived", "mmsi", "arrived_at"),
         # The register of a site for a date range (search, print, export).
         Index("ix_visit_site_arrived", "site_id", "arrived_at"),
+        # The incremental scan: what changed since the last one.
+        Index("ix_visit_updated_at", "updated_at"),
         # The register search (`search_key LIKE '%fragment%'`) on PostgreSQL: a trigram GIN
         # index (pg_trgm, migration 0003) finds a rare fragment without reading the whole
         # site. SQLite has no such index; there the migration and this declaration do nothing.
@@ -290,3 +295,124 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+FLAG_STATUSES = ("open", "watching", "dismissed", "forwarded", "expired")
+
+
+class Flag(Base):
+    """One finding of a rule: the visits it rests on, a score, a reason, and its review.
+
+    `dedupe_key` (rule, subject, start of the window) is unique, so two scans that find the
+    same thing at the same moment cannot both create it; a scan that finds more of it adds
+    the new visits to the flag it already has (through `flag_visit`).
+    """
+
+    __tablename__ = "flag"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('open', 'watching', 'dismissed', 'forwarded', 'expired')", name="status"
+        ),
+        # The review queue: a site's open flags, newest evidence first.
+        Index("ix_flag_site_status_updated", "site_id", "status", "updated_at"),
+        Index("ix_flag_rule_subject", "rule", "subject"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    rule: Mapped[str] = mapped_column(String(32))
+    # Whom or what the finding follows: a subject key, "unit:…", "site:…" or "visit:…".
+    subject: Mapped[str] = mapped_column(String(240))
+    dedupe_key: Mapped[str] = mapped_column(String(320), unique=True)
+    window_start: Mapped[datetime] = mapped_column(DateTimeUTC)
+    window_end: Mapped[datetime] = mapped_column(DateTimeUTC)
+    score: Mapped[int] = mapped_column(Integer)
+    # The sentence in English (exports, the hub) and its parameters (pages translate it).
+    reason: Mapped[str] = mapped_column(Text)
+    reason_params: Mapped[str] = mapped_column(Text, default="{}")
+    # JSON: the thresholds the rule applied when it last found this.
+    thresholds: Mapped[str] = mapped_column(Text, default="{}")
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    # Watchlist hits are shown only to analysts: a hub list must not tip anyone off.
+    restricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    updated_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    reviewed_by: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    review_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    observation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("observation.id", ondelete="SET NULL"), nullable=True
+    )
+
+
+flag_visit = Table(
+    "flag_visit",
+    Base.metadata,
+    Column("flag_id", ForeignKey("flag.id", ondelete="CASCADE"), primary_key=True),
+    Column("visit_id", ForeignKey("visit.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_flag_visit_visit_id", "visit_id"),
+)
+
+
+class Observation(Base):
+    """What staff saw, on a visit or at a place on the site, from the indicator checklist."""
+
+    __tablename__ = "observation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("visit.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    # A berth, quay, unit or building when the observation is not about one visit.
+    location: Mapped[str] = mapped_column(String(120), default="")
+    # JSON list of indicator codes (nightreg.services.observations.INDICATORS).
+    indicators: Mapped[str] = mapped_column(Text, default="[]")
+    text: Mapped[str] = mapped_column(Text, default="")
+    observed_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    author: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+
+
+class WatchlistEntry(Base):
+    """One keyed hash (HMAC-SHA256) of a normalised identifier, from the hub; never plain text."""
+
+    __tablename__ = "watchlist_entry"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC, index=True)
+    # The hub's reference for the list this entry came in (for the analyst), not the value.
+    list_ref: Mapped[str] = mapped_column(String(120), default="")
+    imported_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+
+
+class JobRun(Base):
+    """One run of a scheduled job: when, how it ended, what it counted, what went wrong."""
+
+    __tablename__ = "job_run"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'ok', 'failed')", name="status"),
+        Index("ix_job_run_job_started", "job", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(40))
+    # "schedule", "cli" or "user:12 …": who started it.
+    trigger: Mapped[str] = mapped_column(String(300), default="schedule")
+    holder: Mapped[str] = mapped_column(String(120), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    status: Mapped[str] = mapped_column(String(10), default="running")
+    counts: Mapped[str] = mapped_column(Text, default="{}")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class JobLease(Base):
+    """Who may run a job now: taken by compare-and-swap, and free again after `expires_at`."""
+
+    __tablename__ = "job_lease"
+
+    job: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120), default="")
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC)

@@ -27,10 +27,20 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "users.manage": frozenset({"admin"}),
     # the audit trail (all sites; it is the privacy officer's instrument)
     "audit.view": frozenset({"admin", "auditor"}),
+    # the review queue: see flags with their evidence visits (watchlist hits: analysts only)
+    "flags.view": frozenset({"admin", "harbour_master", "security", "analyst"}),
+    # dismiss, keep watching, forward
+    "flags.review": frozenset({"admin", "harbour_master", "security", "analyst"}),
+    # export flagged entries (CSV, JSON)
+    "flags.export": frozenset({"admin", "harbour_master", "security", "analyst"}),
+    # record what one saw on a visit or at a place on the site
+    "observations.add": frozenset({"admin", "harbour_master", "security"}),
+    # the scheduled jobs: their runs, and running one now (all sites)
+    "jobs.manage": frozenset({"admin"}),
 }
 
 # Permissions that reach across all sites rather than the account's own.
-GLOBAL_PERMISSIONS = frozenset({"sites.manage", "users.manage", "audit.view"})
+GLOBAL_PERMISSIONS = frozenset({"sites.manage", "users.manage", "audit.view", "jobs.manage"})
 
 
 class AccessDenied(Exception):

@@ -1,0 +1,27 @@
+"""observation: something a member of staff saw, from the indicator checklist.
+
+Rationale: people on the quay notice what no register shows: a boat low in the water, a name
+painted over, taped windows, chemical smells. The published indicator lists for harbours and
+business parks name what is worth writing down; an observation enters the same queue as the
+rules' findings, so one reviewer sees both together.
+"""
+
+from __future__ import annotations
+
+from nightreg.rules.base import Rule
+from nightreg.validation import N_
+
+CODE = "observation"
+
+RULE = Rule(
+    code=CODE,
+    scope="external",
+    title=N_("Staff observation"),
+    rationale=N_(
+        "Staff on the quay notice what no register shows; an observation from the indicator "
+        "checklist enters the same queue as the rules' findings."
+    ),
+    reason=N_("Staff observed: %(indicators)s."),
+    thresholds=(),
+    evaluate=None,
+)
