@@ -125,7 +125,10 @@ def provide_actor(request: Request[Any, Any, Any]) -> Actor:
 def _route_handlers() -> list[Any]:
     from admin import audit as audit_pages
     from admin import auth as auth_pages
+    from admin import flags as flag_pages
+    from admin import jobs as job_pages
     from admin import manage as manage_pages
+    from admin import observations as observation_pages
     from admin import register as register_pages
     from admin import transfer as transfer_pages
 
@@ -135,6 +138,9 @@ def _route_handlers() -> list[Any]:
         *register_pages.ROUTES,
         *manage_pages.ROUTES,
         *transfer_pages.ROUTES,
+        *flag_pages.ROUTES,
+        *observation_pages.ROUTES,
+        *job_pages.ROUTES,
     ]
     return handlers
 

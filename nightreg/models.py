@@ -399,6 +399,7 @@ class JobRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job: Mapped[str] = mapped_column(String(40))
     # "schedule", "cli" or "user:12 …": who started it.
+    # (`counts` is JSON; `error` the exception's last line when it failed.)
     trigger: Mapped[str] = mapped_column(String(300), default="schedule")
     holder: Mapped[str] = mapped_column(String(120), default="")
     started_at: Mapped[datetime] = mapped_column(DateTimeUTC)
@@ -416,3 +417,6 @@ class JobLease(Base):
     job: Mapped[str] = mapped_column(String(40), primary_key=True)
     holder: Mapped[str] = mapped_column(String(120), default="")
     expires_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    # The scheduled time of the last run that took the lease: two schedulers firing for the
+    # same slot run it once, even when the first has finished before the second asks.
+    last_slot: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)

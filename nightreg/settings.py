@@ -53,6 +53,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{PREFIX}{name}: expected true or false, got {raw!r}")
 
 
+def _cron(env: Mapping[str, str], name: str, default: str) -> str:
+    """A crontab string (minute hour day month weekday), checked by APScheduler's own parser."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    raw = (_get(env, name) or default).strip()
+    try:
+        CronTrigger.from_crontab(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}{name}: not a crontab string ({exc}): {raw!r}") from None
+    return raw
+
+
 def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     """The configured key, or one generated once and kept in the data directory.
 
@@ -105,6 +117,15 @@ class Settings:
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
     log_level: str = "INFO"
+    # The scheduled jobs (crontab strings, 5 fields, in the installation's time zone) and
+    # whether `nightreg serve` runs them itself (one machine) or leaves them to a separate
+    # `nightreg scheduler` process (several web instances).
+    scan_cron: str = "*/10 * * * *"
+    overdue_cron: str = "0 * * * *"
+    scheduler_in_serve: bool = True
+    # The key shared with the hub for the watchlist's keyed hashes (HMAC-SHA256). Empty:
+    # no watchlist can be imported or matched.
+    watchlist_key: str = ""
 
     @property
     def https(self) -> bool:
@@ -168,4 +189,8 @@ class Settings:
             session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
             session_absolute_hours=_int(env, "SESSION_ABSOLUTE_HOURS", 12, minimum=1),
             log_level=(_get(env, "LOG_LEVEL") or "INFO").upper(),
+            scan_cron=_cron(env, "SCAN_CRON", "*/10 * * * *"),
+            overdue_cron=_cron(env, "OVERDUE_CRON", "0 * * * *"),
+            scheduler_in_serve=_bool(env, "SCHEDULER_IN_SERVE", True),
+            watchlist_key=_get(env, "WATCHLIST_KEY") or "",
         )

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("job", sa.String(length=40), nullable=False),
         sa.Column("holder", sa.String(length=120), nullable=False),
         sa.Column("expires_at", DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("last_slot", DateTimeUTC(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("job", name=op.f("pk_job_lease")),
     )
     op.create_table(

@@ -123,7 +123,7 @@ async def record(
             assert flag_id is not None
             await _add_visits(session, flag_id, finding.visit_ids)
             await audit.record(
-                session, actor, "flag.raised", at=now, site_id=site_id, object_type="flag",
+                session, actor, "flag_raised", at=now, site_id=site_id, object_type="flag",
                 object_id=flag_id, object_ids=finding.visit_ids,
                 details={"rule": finding.rule, "score": finding.score},
             )  # fmt: skip
@@ -166,7 +166,7 @@ async def _grow(
         )
     )
     await audit.record(
-        session, actor, "flag.grown", at=now, site_id=flag.site_id, object_type="flag",
+        session, actor, "flag_grown", at=now, site_id=flag.site_id, object_type="flag",
         object_id=flag.id, object_ids=added,
         details={"rule": finding.rule, "reopened_from": flag.status if reopened else None},
     )  # fmt: skip
