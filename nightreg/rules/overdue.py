@@ -1,0 +1,52 @@
+"""overdue: still registered as present a day after the expected departure.
+
+Rationale: an operational reminder rather than a risk signal: either the visitor forgot to
+check out (the register is then wrong, which matters at an inspection) or a boat or car was
+left behind, which the harbour master wants to know. It is never forwarded to the hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts
+from nightreg.validation import N_
+
+CODE = "overdue"
+
+
+def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list[Finding]:
+    late = timedelta(hours=t["hours"])
+    findings = []
+    for visit in visits:
+        if visit.departed_at is not None or now - visit.expected_departure_at < late:
+            continue
+        hours = int((now - visit.expected_departure_at).total_seconds() // 3600)
+        findings.append(
+            Finding(
+                rule=CODE,
+                subject=f"visit:{visit.id}",
+                visit_ids=(visit.id,),
+                window_start=visit.expected_departure_at,
+                window_end=visit.expected_departure_at + late,
+                score=20,
+                params={"hours": hours},
+            )
+        )
+    return findings
+
+
+RULE = Rule(
+    code=CODE,
+    scope="visit",
+    title=N_("Overdue"),
+    rationale=N_(
+        "Still registered as present a day after the expected departure: a forgotten "
+        "check-out or something left behind. Operational; never forwarded."
+    ),
+    reason=N_("Still present %(hours)s hours after the expected departure."),
+    thresholds=(Threshold("hours", 24, N_("hours after the expected departure")),),
+    evaluate=evaluate,
+    forwardable=False,
+)
