@@ -27,7 +27,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, func, literal, or_, select, union_all
+from sqlalchemy import (
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from nightreg.db import Database
@@ -447,7 +458,11 @@ async def _touched_sites(scan: _Scan, since: datetime | None) -> dict[int, datet
 def _unit_key(dialect: str) -> ColumnElement[str]:
     """unit or company without case, spaces or dashes (close to normalise_identifier)."""
     raw = func.coalesce(Visit.unit, Visit.company)
-    return func.upper(func.replace(func.replace(func.replace(raw, " ", ""), "-", ""), ".", ""))
+    # Literals, not bound parameters: PostgreSQL matches a GROUP BY expression to the
+    # selected one only when their parameters are the same.
+    for char in (" ", "-", "."):
+        raw = func.replace(raw, literal_column(f"'{char}'"), literal_column("''"))
+    return func.upper(raw)
 
 
 async def _scan_sites(scan: _Scan, touched: dict[int, datetime], summary: ScanSummary) -> None:
@@ -563,7 +578,9 @@ async def _night_counts(scan: _Scan, site_id: int, start: datetime) -> list[Nigh
     query = (
         select(utc_date(Visit.arrived_at, d), band, func.count())
         .where(Visit.site_id == site_id, Visit.arrived_at >= start)
-        .group_by(utc_date(Visit.arrived_at, d), band)
+        # By position: PostgreSQL matches a GROUP BY expression only when its bound
+        # parameters are the same ones, and each use of an expression binds its own.
+        .group_by(text("1"), text("2"))
     )
     async with scan.db.read() as session:
         rows = (await session.execute(query)).all()

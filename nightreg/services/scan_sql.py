@@ -20,14 +20,14 @@ def utc_hour(column: ColumnElement[datetime], dialect: str) -> ColumnElement[int
     if dialect == "sqlite":
         # DateTimeUTC stores "YYYY-MM-DD HH:MM:SS.ffffff" in UTC.
         return cast(func.strftime("%H", column), Integer)
-    return cast(func.extract("hour", func.timezone("UTC", column)), Integer)
+    return cast(func.extract("hour", func.timezone(literal_column("'UTC'"), column)), Integer)
 
 
 def utc_date(column: ColumnElement[datetime], dialect: str) -> ColumnElement[object]:
     """The UTC calendar date: a 'YYYY-MM-DD' string on SQLite, a date on PostgreSQL."""
     if dialect == "sqlite":
         return func.date(column)
-    return cast(func.timezone("UTC", column), Date)
+    return cast(func.timezone(literal_column("'UTC'"), column), Date)
 
 
 def hours_between(
@@ -41,6 +41,7 @@ def hours_between(
 def zone_offsets(tz: ZoneInfo, start: datetime, end: datetime) -> set[int]:
     """Every UTC offset (in whole minutes) the zone uses between start and end."""
     offsets = set()
+    start, end = min(start, end), max(start, end)
     at = start.astimezone(UTC)
     # Zones change offset at most a few times a year; a daily probe sees every offset in use.
     while at <= end + timedelta(days=1):
