@@ -1,5 +1,293 @@
-"""Placeholder: filled in by the issue-4 work."""
+"""The review queue pages: a site's flags, one flag with its evidence, and its review forms."""
 
-from typing import Any
+from __future__ import annotations
 
-ROUTES: list[Any] = []
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from babel.dates import format_timedelta
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Response, Template
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
+
+from admin.register import TIME_FORMAT
+from admin.web import see_other
+from kiosk.controllers import KIND_LABELS
+from nightreg import i18n
+from nightreg.context import AppContext
+from nightreg.models import AuditEvent, Flag
+from nightreg.rules import RULES
+from nightreg.rules.base import Rule
+from nightreg.services import flags
+from nightreg.services.access import Actor
+from nightreg.services.flags import CursorInvalid, FlagDetail, FlagQuery, ReviewInvalid
+from nightreg.services.sites import site_for
+from nightreg.templating import render_error_message
+from nightreg.validation import N_
+
+FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+VIEW = {"permission": "flags.view"}
+REVIEW = {"permission": "flags.review"}
+
+STATUS_LABELS = {
+    "open": N_("Open"),
+    "watching": N_("Watching"),
+    "dismissed": N_("Dismissed"),
+    "forwarded": N_("Forwarded"),
+    "expired": N_("Expired"),
+}
+# The queue's status filter: the default (open and watching), one status, or all of them.
+STATUS_FILTERS = {
+    "": N_("Open and watching"),
+    **STATUS_LABELS,
+    "all": N_("All"),
+}
+HISTORY_LABELS = {
+    "flag_raised": N_("Raised"),
+    "flag_grown": N_("New evidence"),
+    "flag_reviewed": N_("Reviewed"),
+}
+ACTION_LABELS = {
+    "dismiss": N_("Dismissed"),
+    "watch": N_("Kept watching"),
+    "forward": N_("Forwarded"),
+}
+MSG_CURSOR = N_("This list cannot be continued; please start again.")
+
+
+# --- presentation ------------------------------------------------------------------------
+
+
+def rule_title(flag: Flag, rule: Rule | None) -> str:
+    return i18n.gettext(rule.title) if rule else flag.rule
+
+
+def reason_text(flag: Flag, rule: Rule | None) -> str:
+    """The flag's sentence in the request's language; the stored English one if that fails."""
+    if rule is None:
+        return flag.reason
+    try:
+        return i18n.gettext(rule.reason) % flags.reason_params(flag)
+    except (KeyError, TypeError, ValueError):
+        return flag.reason
+
+
+def _age(flag: Flag, now: datetime) -> str:
+    return format_timedelta(now - flag.created_at, locale=i18n.get_locale())
+
+
+def _rows(page_rows: list[flags.FlagRow], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": row.flag.id,
+            "title": rule_title(row.flag, row.rule),
+            "reason": reason_text(row.flag, row.rule),
+            "score": row.flag.score,
+            "status": row.flag.status,
+            "age": _age(row.flag, now),
+            "created_at": row.flag.created_at,
+            "evidence": row.evidence,
+        }
+        for row in page_rows
+    ]
+
+
+def _history(events: list[AuditEvent]) -> list[dict[str, Any]]:
+    """Audit events as the flag page tells them: when, who, what, and the reason given."""
+    entries = []
+    for event in events:
+        try:
+            details = json.loads(event.details)
+        except ValueError:
+            details = {}
+        if not isinstance(details, dict):
+            details = {}
+        try:
+            visits = len(json.loads(event.object_ids))
+        except (ValueError, TypeError):
+            visits = 0
+        label = HISTORY_LABELS.get(event.action)
+        action = ACTION_LABELS.get(str(details.get("action", "")))
+        entries.append(
+            {
+                "at": event.at,
+                "actor": event.actor,
+                "what": i18n.gettext(label) if label else event.action,
+                "review": i18n.gettext(action) if action else "",
+                "reason": details.get("reason") or "",
+                "visits": visits if event.action in ("flag_raised", "flag_grown") else 0,
+            }
+        )
+    return entries
+
+
+def _detail_context(
+    detail: FlagDetail,
+    actor: Actor,
+    *,
+    errors: dict[str, str] | None = None,
+    kept: dict[str, str] | None = None,
+    reviewed: bool = False,
+) -> dict[str, Any]:
+    flag, rule = detail.flag, detail.rule
+    return {
+        "site": detail.site,
+        "tz": detail.site.timezone,
+        "time_format": TIME_FORMAT,
+        "kind_labels": KIND_LABELS,
+        "status_labels": STATUS_LABELS,
+        "flag": flag,
+        "title": rule_title(flag, rule),
+        "reason": reason_text(flag, rule),
+        "rationale": i18n.gettext(rule.rationale) if rule else "",
+        "thresholds": [(i18n.gettext(label), value) for _n, label, value in detail.thresholds],
+        "evidence": [
+            {"visit": v, "link": actor.can("register.view", v.site_id), "tz": v.site.timezone}
+            for v in detail.visits
+        ],
+        "other_sites": detail.other_sites,
+        "history": _history(detail.history),
+        "can_review": actor.can("flags.review", flag.site_id),
+        "forwardable": bool(rule and rule.forwardable),
+        "errors": errors or {},
+        "kept": kept or {},
+        "reviewed": reviewed,
+        "review_action": ACTION_LABELS.get(_review_action(flag)),
+    }
+
+
+def _review_action(flag: Flag) -> str:
+    return {v: k for k, v in flags.ACTIONS.items()}.get(flag.status, "")
+
+
+# --- pages -------------------------------------------------------------------------------
+
+
+class SiteFlagsController(Controller):
+    """A site's review queue, with filters; htmx asks for the rows alone."""
+
+    path = "/sites/{slug:str}"
+
+    @get("/flags", name="admin:flags", opt=VIEW)
+    async def queue(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        slug: FromPath[str],
+    ) -> Template:
+        site = await site_for(ctx.db, actor, slug, "flags.view")
+        params = request.query_params
+        form = {name: (params.get(name) or "").strip()[:40] for name in ("status", "rule")}
+        if form["status"] not in STATUS_FILTERS:
+            form["status"] = ""
+        rules = {
+            code: rule
+            for code, rule in RULES.items()
+            if not rule.restricted or flags.sees_restricted(actor)
+        }
+        if form["rule"] not in rules:
+            form["rule"] = ""
+        if form["status"] == "all":
+            statuses: tuple[str, ...] = flags.STATUSES
+        elif form["status"]:
+            statuses = (form["status"],)
+        else:
+            statuses = flags.DEFAULT_STATUSES
+        cursor = (params.get("cursor") or "")[:200] or None
+        query = FlagQuery(statuses=statuses, rule=form["rule"] or None, cursor=cursor)
+        now = ctx.clock.now()
+        error = None
+        try:
+            page = await flags.list_flags(ctx.db, actor, site.id, query, now=now)
+        except CursorInvalid:
+            page, error = flags.FlagPage(rows=[], next_cursor=None), i18n.gettext(MSG_CURSOR)
+        context = {
+            "site": site,
+            "tz": site.timezone,
+            "time_format": TIME_FORMAT,
+            "form": form,
+            "kept": {k: v for k, v in form.items() if v},
+            "rows": _rows(page.rows, now),
+            "next_cursor": page.next_cursor,
+            "is_next_page": bool(cursor),
+            "error": error,
+            "status_filters": STATUS_FILTERS,
+            "status_labels": STATUS_LABELS,
+            "rule_choices": sorted(
+                ((code, i18n.gettext(rule.title)) for code, rule in rules.items()),
+                key=lambda choice: choice[1].casefold(),
+            ),
+        }
+        status = HTTP_400_BAD_REQUEST if error else 200
+        htmx = request.htmx
+        if htmx and not htmx.history_restore_request:
+            return Template(
+                template_name="admin/_flag_rows.html", context=context, status_code=status
+            )
+        return Template(template_name="admin/flags.html", context=context, status_code=status)
+
+
+class FlagPagesController(Controller):
+    """One flag: why it was raised, the visits it rests on, its history, and its review."""
+
+    path = "/flags/{id:int}"
+
+    @get("/", name="admin:flag", opt=VIEW)
+    async def show(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        id: FromPath[int],  # the route table's name for it
+    ) -> Template:
+        detail = await flags.get_flag(ctx.db, actor, id, now=ctx.clock.now())
+        reviewed = request.query_params.get("reviewed") == "1"
+        context = _detail_context(detail, actor, reviewed=reviewed)
+        return Template(template_name="admin/flag.html", context=context)
+
+    @post("/review", name="admin:flag-review", opt=REVIEW)
+    async def review(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        id: FromPath[int],
+        data: FormBody,
+    ) -> Response[Any]:
+        """Dismiss, keep watching or forward; a mistake comes back next to its field."""
+        action = data.get("action") if isinstance(data.get("action"), str) else ""
+        reason = data.get("reason") if isinstance(data.get("reason"), str) else ""
+        action, reason = (action or "")[:20], (reason or "")[: flags.MAX_REVIEW_REASON * 2]
+        try:
+            await flags.review(ctx.db, actor, id, action, reason, now=ctx.clock.now())
+        except ReviewInvalid as invalid:
+            messages = {
+                name: render_error_message(e.message, dict(e.params))
+                for name, e in invalid.errors.items()
+            }
+            # A reason's error belongs next to the reason field of the form that was sent.
+            errors = {}
+            if "reason" in messages:
+                errors[action if action in flags.ACTIONS else "dismiss"] = messages["reason"]
+            if "action" in messages:
+                errors["action"] = messages["action"]
+            detail = await flags.get_flag(ctx.db, actor, id, now=ctx.clock.now())
+            context = _detail_context(
+                detail, actor, errors=errors, kept={action: reason} if action else {}
+            )
+            return Template(
+                template_name="admin/flag.html",
+                context=context,
+                status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+            )
+        return see_other(request, f"/admin/flags/{id}?reviewed=1")
+
+
+ROUTES = [SiteFlagsController, FlagPagesController]

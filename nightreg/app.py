@@ -171,7 +171,9 @@ def _staff_error_page(request: Request, status: int) -> Response:
     )
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, run_scheduler: bool = False
+) -> Litestar:
     from admin.api import openapi_config
     from admin.web import api_router, staff_router
     from kiosk.controllers import kiosk_router
@@ -181,9 +183,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        # One machine: the scheduled jobs run inside the server (each run takes its lease).
+        scheduler = None
+        if run_scheduler:
+            from nightreg.jobs import make_scheduler
+
+            scheduler = make_scheduler(ctx.db, settings, ctx.clock)
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             await ctx.visit_writer.close()
             await ctx.db.dispose()
 

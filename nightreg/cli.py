@@ -62,7 +62,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, run_scheduler=settings.scheduler_in_serve),
         host=args.host,
         port=args.port,
         # Our own request log leaves tokens out of the paths; uvicorn's would print them.

@@ -1,7 +1,90 @@
-"""Placeholder: filled in by the issue-4 work."""
+"""`nightreg jobs run scan|overdue [--full]` and `nightreg scheduler`."""
 
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
 from typing import Any
+
+from nightreg.clock import SystemClock
+from nightreg.db import Database
+from nightreg.settings import Settings
+
+
+def cmd_jobs_run(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.jobs import job_specs
+    from nightreg.services.jobs import holder_id, run_job
+
+    spec = job_specs(settings)[args.job]
+
+    async def work() -> int:
+        db = Database(settings.database_url)
+        try:
+            result = await run_job(
+                db, spec, clock=SystemClock(), holder=holder_id(), trigger="cli", full=args.full
+            )
+        finally:
+            await db.dispose()
+        if not result.ran or result.run is None:
+            print(f"Another process is running {args.job}; try again later.")
+            return 1
+        run = result.run
+        counts = ", ".join(f"{k} {v}" for k, v in json.loads(run.counts or "{}").items())
+        seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0.0
+        mode = " (full)" if args.full else ""
+        if run.status != "ok":
+            print(f"{args.job}{mode} failed after {seconds:.1f} s: {run.error}")
+            return 1
+        print(f"{args.job}{mode} done in {seconds:.1f} s: {counts}")
+        return 0
+
+    return asyncio.run(work())
+
+
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the scheduled jobs in the foreground until SIGTERM or Ctrl-C."""
+    from nightreg import migrate
+    from nightreg.jobs import crontabs, make_scheduler
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    migrate.upgrade(settings.database_url)
+
+    async def work() -> None:
+        db = Database(settings.database_url)
+        scheduler = make_scheduler(db, settings, SystemClock())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        scheduler.start()
+        for name, crontab in crontabs(settings).items():
+            logging.getLogger("nightreg.jobs").info("scheduled %s: %s", name, crontab)
+        try:
+            await stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            await db.dispose()
+
+    asyncio.run(work())
+    return 0
 
 
 def add_commands(sub: Any) -> None:
-    """Register this module's subcommands."""
+    jobs = sub.add_parser("jobs", help="the scheduled jobs")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    run = jobs_sub.add_parser("run", help="run a job now and print its summary")
+    run.add_argument("job", choices=("scan", "overdue"))
+    run.add_argument("--full", action="store_true", help="scan: look at every visit again")
+    run.set_defaults(func=cmd_jobs_run)
+
+    scheduler = sub.add_parser(
+        "scheduler", help="run the scheduled jobs (beside web instances that do not)"
+    )
+    scheduler.set_defaults(func=cmd_scheduler)

@@ -29,6 +29,7 @@ from nightreg.db import Database
 from nightreg.models import SOURCES, AuditEvent, Site, Visit, VisitNote
 from nightreg.security import new_reference, token_hash
 from nightreg.services import audit
+from nightreg.services import flags as flag_queue
 from nightreg.services.access import AccessDenied, Actor, NotFound
 from nightreg.services.sites import scoped_site
 from nightreg.services.writer import VisitWriter
@@ -225,6 +226,12 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
         midnight = _local_midnight(today, tz)
         next_midnight = _local_midnight(today + timedelta(days=1), tz)
         present = list(await session.scalars(_present(site.id, now, sqlite=db.is_sqlite)))
+        # Counted only for those who may open the queue; None leaves it off the board.
+        open_flags = (
+            await flag_queue.open_flag_count_in(session, actor, site.id)
+            if actor.can(flag_queue.VIEW, site.id)
+            else None
+        )
         arrived_today = list(
             await session.scalars(
                 select(Visit)
@@ -253,6 +260,7 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
         arrived_today=arrived_today,
         leaving_today=leaving_today,
         overdue=sorted(overdue, key=lambda v: (v.expected_departure_at, v.id)),
+        open_flags=open_flags,
     )
 
 

@@ -1,0 +1,363 @@
+"""The review queue: list a site's flags, open one with its evidence, and review it.
+
+Every function takes the actor and scopes its queries to the sites where the actor holds
+flags.view. Watchlist hits (restricted flags) exist only for analysts: for every other role
+they are not found, not listed and not counted, so that nobody at a site can tip anyone off.
+Reads write their audit event before the data is handed out; a review writes its event in the
+same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from nightreg.db import Database
+from nightreg.models import AuditEvent, Flag, Site, Visit, flag_visit
+from nightreg.rules import RULES
+from nightreg.rules.base import Rule
+from nightreg.services import audit
+from nightreg.services.access import AccessDenied, Actor, NotFound
+from nightreg.services.sites import scoped_site
+from nightreg.validation import MSG_CHOICE, MSG_TOO_LONG, N_, FieldError, clean_text
+
+VIEW = "flags.view"
+REVIEW = "flags.review"
+
+STATUSES = ("open", "watching", "dismissed", "forwarded", "expired")
+# What the queue shows unless asked otherwise: what still needs (or keeps) someone's attention.
+DEFAULT_STATUSES = ("open", "watching")
+ACTIONS = {"dismiss": "dismissed", "watch": "watching", "forward": "forwarded"}
+PAGE_SIZE = 50
+MAX_REVIEW_REASON = 1000
+# The history of a flag on its page: what happened to it, not every time someone looked.
+HISTORY_ACTIONS = ("flag_raised", "flag_grown", "flag_reviewed")
+
+MSG_DISMISS_REASON = N_("Please say why this flag can be dismissed.")
+MSG_NOT_FORWARDABLE = N_("Flags of this rule are for the site only and are never forwarded.")
+
+
+class ReviewInvalid(ValueError):
+    """A review that cannot be done as submitted: errors by field name ("reason", "action")."""
+
+    def __init__(self, errors: Mapping[str, FieldError]) -> None:
+        super().__init__(", ".join(sorted(errors)))
+        self.errors: dict[str, FieldError] = dict(errors)
+
+
+class CursorInvalid(ValueError):
+    """A queue cursor that this query did not make."""
+
+
+@dataclass(frozen=True)
+class FlagQuery:
+    statuses: tuple[str, ...] = DEFAULT_STATUSES
+    rule: str | None = None
+    cursor: str | None = None
+    limit: int = PAGE_SIZE
+
+    def filters(self) -> dict[str, Any]:
+        """The query as the audit records it."""
+        return {"statuses": list(self.statuses), "rule": self.rule or ""}
+
+
+@dataclass(frozen=True)
+class FlagRow:
+    flag: Flag
+    rule: Rule | None
+    evidence: int  # visits the flag rests on, at any site
+
+
+@dataclass(frozen=True)
+class FlagPage:
+    rows: list[FlagRow]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class FlagDetail:
+    flag: Flag
+    site: Site
+    rule: Rule | None
+    thresholds: list[tuple[str, str, int]]  # name, label (English msgid or the name), value
+    visits: list[Visit]  # evidence on sites where the actor holds flags.view, site loaded
+    other_sites: int  # evidence on sites the actor does not see: only counted
+    history: list[AuditEvent]
+
+
+# --- scope -------------------------------------------------------------------------------
+
+
+def sees_restricted(actor: Actor) -> bool:
+    """Watchlist hits are for analysts only (DESIGN §5; nightreg.rules.watchlist_hit)."""
+    return actor.role == "analyst"
+
+
+def _visible(actor: Actor, permission: str = VIEW) -> ColumnElement[bool]:
+    """The WHERE clause of every flag query: the actor's sites, and restricted flags hidden."""
+    sites = sorted(actor.sites_for(permission))
+    clause: ColumnElement[bool] = Flag.site_id.in_(sites) if sites else false()
+    if not sees_restricted(actor):
+        clause = and_(clause, Flag.restricted.is_(false()))
+    return clause
+
+
+async def _flag(session: AsyncSession, actor: Actor, flag_id: int, *, lock: bool = False) -> Flag:
+    if not actor.can(VIEW):
+        raise AccessDenied(VIEW)
+    stmt = select(Flag).where(Flag.id == flag_id, _visible(actor))
+    if lock:
+        stmt = stmt.with_for_update()
+    flag = await session.scalar(stmt)
+    if flag is None:
+        raise NotFound(f"flag {flag_id}")
+    return flag
+
+
+def rule_of(flag: Flag) -> Rule | None:
+    """The flag's rule; None for a rule code this version no longer knows."""
+    return RULES.get(flag.rule)
+
+
+def reason_params(flag: Flag) -> dict[str, Any]:
+    try:
+        params = json.loads(flag.reason_params or "{}")
+    except ValueError:
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
+def _thresholds(flag: Flag, rule: Rule | None) -> list[tuple[str, str, int]]:
+    try:
+        values = json.loads(flag.thresholds or "{}")
+    except ValueError:
+        values = {}
+    if not isinstance(values, dict):
+        values = {}
+    labels = {t.name: t.label for t in rule.thresholds} if rule else {}
+    # The rule's order first (as documented beside the rule), then anything it no longer has.
+    names = [n for n in labels if n in values] + sorted(n for n in values if n not in labels)
+    return [(name, labels.get(name, name), values[name]) for name in names]
+
+
+# --- the queue ---------------------------------------------------------------------------
+
+
+def _encode_cursor(flag: Flag) -> str:
+    raw = json.dumps(
+        [flag.score, flag.updated_at.astimezone(UTC).isoformat(), flag.id], separators=(",", ":")
+    ).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[int, datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        score, updated, flag_id = json.loads(raw)
+        if not isinstance(score, int) or not isinstance(flag_id, int):
+            raise ValueError(cursor)
+        at = datetime.fromisoformat(updated)
+        if at.tzinfo is None:
+            raise ValueError(updated)
+        return score, at, flag_id
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise CursorInvalid(cursor) from None
+
+
+async def list_flags(
+    db: Database, actor: Actor, site_id: int, query: FlagQuery, *, now: datetime
+) -> FlagPage:
+    """One page of a site's queue: highest score first, then the newest evidence.
+
+    Keyset pagination on (score, updated_at, id): a flag raised meanwhile never pushes a row
+    onto two pages. Unknown statuses and rules in the query simply match nothing.
+    """
+    if not 1 <= query.limit <= 200:
+        raise ValueError("limit must be from 1 to 200")
+    async with db.read() as session:
+        site = await scoped_site(session, actor, VIEW, site_id=site_id)
+        evidence = (
+            select(func.count())
+            .select_from(flag_visit)
+            .where(flag_visit.c.flag_id == Flag.id)
+            .correlate(Flag)
+            .scalar_subquery()
+        )
+        stmt = select(Flag, evidence).where(
+            Flag.site_id == site.id, _visible(actor), Flag.status.in_(query.statuses)
+        )
+        if query.rule:
+            stmt = stmt.where(Flag.rule == query.rule)
+        if query.cursor:
+            score, updated, last_id = _decode_cursor(query.cursor)
+            stmt = stmt.where(
+                or_(
+                    Flag.score < score,
+                    and_(Flag.score == score, Flag.updated_at < updated),
+                    and_(Flag.score == score, Flag.updated_at == updated, Flag.id < last_id),
+                )
+            )
+        stmt = stmt.order_by(Flag.score.desc(), Flag.updated_at.desc(), Flag.id.desc())
+        result = await session.execute(stmt.limit(query.limit + 1))
+        found = [(row[0], int(row[1])) for row in result]
+    shown = found[: query.limit]
+    next_cursor = _encode_cursor(shown[-1][0]) if len(found) > query.limit else None
+    await audit.log(
+        db,
+        actor,
+        "flags_viewed",
+        at=now,
+        site_id=site.id,
+        object_ids=[flag.id for flag, _n in shown],
+        details={"filters": query.filters()},
+    )
+    return FlagPage(
+        rows=[FlagRow(flag, rule_of(flag), n) for flag, n in shown], next_cursor=next_cursor
+    )
+
+
+async def open_flag_count_in(session: AsyncSession, actor: Actor, site_id: int) -> int:
+    """Open flags of a site as the actor may see them, inside the caller's session."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Flag)
+        .where(Flag.site_id == site_id, Flag.status == "open", _visible(actor))
+    )
+    return int(count or 0)
+
+
+async def open_flag_count(db: Database, actor: Actor, site_id: int) -> int:
+    """Tonight's count: open flags of the site; 0 for sites outside the actor's scope."""
+    async with db.read() as session:
+        return await open_flag_count_in(session, actor, site_id)
+
+
+# --- one flag ----------------------------------------------------------------------------
+
+
+async def get_flag(db: Database, actor: Actor, flag_id: int, *, now: datetime) -> FlagDetail:
+    """A flag with its rule, thresholds, evidence and history; the view is audited.
+
+    Evidence at sites where the actor does not hold flags.view (a boat that hops between
+    harbours) is counted, never loaded.
+    """
+    async with db.read() as session:
+        flag = await _flag(session, actor, flag_id)
+        site = await session.get(Site, flag.site_id)
+        assert site is not None  # the foreign key cascades
+        evidence_ids = list(
+            await session.scalars(
+                select(flag_visit.c.visit_id).where(flag_visit.c.flag_id == flag.id)
+            )
+        )
+        sites = sorted(actor.sites_for(VIEW))
+        visits = list(
+            await session.scalars(
+                select(Visit)
+                .where(Visit.id.in_(evidence_ids), Visit.site_id.in_(sites) if sites else false())
+                .options(joinedload(Visit.site))
+                .order_by(Visit.arrived_at, Visit.id)
+            )
+        )
+        history = list(
+            await session.scalars(
+                select(AuditEvent)
+                .where(
+                    AuditEvent.object_type == "flag",
+                    AuditEvent.object_id == flag.id,
+                    AuditEvent.action.in_(HISTORY_ACTIONS),
+                )
+                .order_by(AuditEvent.id)
+            )
+        )
+    rule = rule_of(flag)
+    await audit.log(
+        db,
+        actor,
+        "flag_viewed",
+        at=now,
+        site_id=flag.site_id,
+        object_type="flag",
+        object_id=flag.id,
+        object_ids=[v.id for v in visits],
+    )
+    return FlagDetail(
+        flag=flag,
+        site=site,
+        rule=rule,
+        thresholds=_thresholds(flag, rule),
+        visits=visits,
+        other_sites=len(evidence_ids) - len(visits),
+        history=history,
+    )
+
+
+# --- review ------------------------------------------------------------------------------
+
+
+def _check_review(action: str, reason: str, rule: Rule | None) -> str:
+    errors: dict[str, FieldError] = {}
+    text = reason if isinstance(reason, str) else ""
+    cleaned = clean_text(text, MAX_REVIEW_REASON, multiline=True)
+    if action not in ACTIONS:
+        errors["action"] = FieldError(MSG_CHOICE)
+    elif action == "forward" and (rule is None or not rule.forwardable):
+        errors["action"] = FieldError(MSG_NOT_FORWARDABLE)
+    if len(cleaned) > MAX_REVIEW_REASON:
+        errors["reason"] = FieldError(MSG_TOO_LONG, {"max": MAX_REVIEW_REASON})
+    elif action == "dismiss" and not cleaned:
+        errors["reason"] = FieldError(MSG_DISMISS_REASON)
+    if errors:
+        raise ReviewInvalid(errors)
+    return cleaned
+
+
+async def review(
+    db: Database,
+    actor: Actor,
+    flag_id: int,
+    action: str,
+    reason: str = "",
+    *,
+    now: datetime,
+) -> Flag:
+    """Dismiss (with a reason), keep watching or forward a flag; audited with the change.
+
+    A flag may be reviewed again whatever its status: watched today, forwarded tomorrow.
+    Forwarding only marks the flag; building the signal for the hub is the outbox's work.
+    """
+    async with db.write() as session:
+        flag = await _flag(session, actor, flag_id, lock=not db.is_sqlite)
+        actor.require(REVIEW, flag.site_id)
+        cleaned = _check_review(action, reason, rule_of(flag))
+        before = flag.status
+        flag.status = ACTIONS[action]
+        flag.reviewed_by = actor.label[:300]
+        flag.reviewed_at = now
+        flag.review_reason = cleaned or None
+        await audit.record(
+            session,
+            actor,
+            "flag_reviewed",
+            at=now,
+            site_id=flag.site_id,
+            object_type="flag",
+            object_id=flag.id,
+            details={"action": action, "reason": cleaned, "from": before, "to": flag.status},
+        )
+    return flag
+
+
+def statuses_from(values: Sequence[str]) -> tuple[str, ...]:
+    """Known statuses from a filter, in their usual order; none given means the default."""
+    chosen = tuple(s for s in STATUSES if s in values)
+    return chosen or DEFAULT_STATUSES

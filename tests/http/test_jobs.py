@@ -1,0 +1,220 @@
+"""Jobs: the lease that makes a run happen once, run records, the CLI and the Jobs page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from apscheduler.triggers.cron import CronTrigger
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+
+from nightreg import cli
+from nightreg.clock import FrozenClock, SystemClock
+from nightreg.db import Database
+from nightreg.jobs import make_scheduler, slot_of
+from nightreg.models import AuditEvent, JobRun
+from nightreg.services import jobs
+from nightreg.settings import Settings
+from tests.conftest import make_staff, sign_in
+
+T0 = datetime(2026, 7, 14, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Counts:
+    n: int = 1
+
+    def counts(self) -> dict[str, int]:
+        return {"found": self.n}
+
+
+def a_job(name: str, calls: list[datetime] | None = None, fail: bool = False) -> jobs.JobSpec:
+    async def body(db: Database, now: datetime, full: bool) -> Counts:
+        if calls is not None:
+            calls.append(now)
+        if fail:
+            raise RuntimeError("the database went away\nsecond line")
+        return Counts(3 if full else 1)
+
+    return jobs.JobSpec(name, body)
+
+
+def unique_job() -> str:
+    return f"test-{os.urandom(4).hex()}"
+
+
+async def test_a_lease_is_taken_once_until_it_expires(db: Database):
+    job = unique_job()
+    assert await jobs.acquire(db, job, holder="a", now=T0)
+    assert not await jobs.acquire(db, job, holder="b", now=T0 + timedelta(minutes=1))
+    assert await jobs.acquire(db, job, holder="b", now=T0 + timedelta(hours=1))
+
+
+async def test_a_released_lease_can_be_taken_but_not_for_a_slot_already_run(db: Database):
+    job = unique_job()
+    slot = T0.replace(minute=10)
+    assert await jobs.acquire(db, job, holder="a", now=T0, slot=slot)
+    await jobs.release(db, job, holder="a", now=T0 + timedelta(seconds=5))
+
+    assert not await jobs.acquire(db, job, holder="b", now=T0 + timedelta(seconds=6), slot=slot)
+    assert await jobs.acquire(
+        db, job, holder="b", now=T0 + timedelta(seconds=7), slot=slot + timedelta(minutes=10)
+    )
+
+
+async def test_a_run_is_recorded_with_its_counts(db: Database):
+    spec = a_job(unique_job())
+    result = await jobs.run_job(
+        db, spec, clock=FrozenClock(T0), holder="h", trigger="cli", full=True
+    )
+
+    assert result.ran
+    assert result.run is not None
+    runs = await jobs.recent_runs(db, spec.name)
+    assert [(r.status, json.loads(r.counts), r.trigger) for r in runs] == [
+        ("ok", {"found": 3}, "cli")
+    ]
+
+
+async def test_a_failing_job_is_recorded_as_failed_and_frees_its_lease(db: Database):
+    spec = a_job(unique_job(), fail=True)
+    result = await jobs.run_job(db, spec, clock=FrozenClock(T0), holder="h", trigger="cli")
+
+    assert result.run is not None
+    assert result.run.status == "failed"
+    assert "RuntimeError" in (result.run.error or "")
+    assert await jobs.acquire(db, spec.name, holder="other", now=T0 + timedelta(seconds=1))
+
+
+async def test_a_job_whose_lease_is_held_does_not_run_and_records_nothing(db: Database):
+    calls: list[datetime] = []
+    spec = a_job(unique_job(), calls)
+    await jobs.acquire(db, spec.name, holder="elsewhere", now=T0)
+
+    result = await jobs.run_job(db, spec, clock=FrozenClock(T0), holder="h", trigger="cli")
+
+    assert not result.ran
+    assert calls == []
+    assert await jobs.recent_runs(db, spec.name) == []
+
+
+def test_the_slot_of_a_firing_is_the_last_scheduled_time_at_or_before_now():
+    trigger = CronTrigger.from_crontab("*/10 * * * *", timezone=UTC)
+    assert slot_of(trigger, T0.replace(minute=13, second=2)) == T0.replace(minute=10)
+    assert slot_of(trigger, T0.replace(minute=20)) == T0.replace(minute=20)
+
+
+def test_the_cli_runs_the_scan_and_prints_its_summary(
+    cli_env: object, capsys: pytest.CaptureFixture[str]
+):
+    assert cli.main(["jobs", "run", "scan", "--full"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("scan (full) done in")
+    assert "findings" in out
+
+
+def test_the_cli_says_so_when_another_process_holds_the_lease(
+    cli_env: object, database_url: str, capsys: pytest.CaptureFixture[str]
+):
+    async def hold() -> None:
+        db = Database(database_url)
+        await jobs.acquire(db, "overdue", holder="elsewhere", now=SystemClock().now())
+        await db.dispose()
+
+    asyncio.run(hold())
+    try:
+        assert cli.main(["jobs", "run", "overdue"]) == 1
+        assert "Another process is running overdue" in capsys.readouterr().out
+    finally:
+
+        async def free() -> None:
+            db = Database(database_url)
+            await jobs.release(
+                db, "overdue", holder="elsewhere", now=datetime(2000, 1, 1, tzinfo=UTC)
+            )
+            await db.dispose()
+
+        asyncio.run(free())
+
+
+async def test_the_jobs_page_shows_each_job_and_an_admin_can_run_one_now(
+    client: AsyncTestClient[Litestar], db: Database
+):
+    admin = await make_staff(db, "admin")
+    csrf = await sign_in(client, admin.email)
+
+    page = await client.get("/admin/jobs")
+    assert page.status_code == 200
+    assert "*/10 * * * *" in page.text
+    assert "overdue" in page.text
+
+    answer = await client.post(
+        "/admin/jobs/overdue/run", data={"_csrf_token": csrf}, follow_redirects=False
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/admin/jobs?ran=overdue-ok"
+    async with db.read() as session:
+        requested = await session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.action == "job_run_requested", AuditEvent.actor.contains(admin.email)
+            )
+        )
+        run = await session.scalar(
+            select(JobRun).where(JobRun.trigger.contains(admin.email)).order_by(JobRun.id.desc())
+        )
+    assert requested is not None
+    assert run is not None
+    assert run.status == "ok"
+
+
+async def test_a_harbour_master_may_not_see_or_run_jobs(
+    client: AsyncTestClient[Litestar], db: Database
+):
+    staff = await make_staff(db, "harbour_master")
+    csrf = await sign_in(client, staff.email)
+
+    assert (await client.get("/admin/jobs")).status_code == 403
+    answer = await client.post("/admin/jobs/scan/run", data={"_csrf_token": csrf})
+    assert answer.status_code == 403
+
+
+@pytest.mark.skipif(
+    not os.environ.get("NIGHTREG_TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="two schedulers on one database is the PostgreSQL deployment",
+)
+async def test_two_schedulers_on_postgresql_run_each_slot_once(
+    database_url: str, settings: Settings
+):
+    name = unique_job()
+    calls: list[datetime] = []
+    spec = a_job(name, calls)
+    databases = [Database(database_url), Database(database_url)]
+    schedulers = [
+        make_scheduler(
+            db, settings, SystemClock(), specs={name: spec},
+            triggers={name: CronTrigger(second="*", timezone=UTC)},
+        )
+        for db in databases
+    ]  # fmt: skip
+    for scheduler in schedulers:
+        scheduler.start()
+    await asyncio.sleep(3.5)
+    for scheduler in schedulers:
+        scheduler.shutdown(wait=False)
+    await asyncio.sleep(0.3)
+    async with databases[0].read() as session:
+        runs = list(await session.scalars(select(JobRun).where(JobRun.job == name)))
+    for db in databases:
+        await db.dispose()
+
+    slots = Counter(run.started_at.replace(microsecond=0) for run in runs)
+    assert len(runs) >= 2
+    assert len(runs) == len(calls)
+    assert all(count == 1 for count in slots.values()), slots
