@@ -10,6 +10,7 @@ The rule itself then decides exactly, on the local clock, over the few visits th
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, Float, Integer, cast, func, literal_column
@@ -40,15 +41,21 @@ def hours_between(
 
 def zone_offsets(tz: ZoneInfo, start: datetime, end: datetime) -> set[int]:
     """Every UTC offset (in whole minutes) the zone uses between start and end."""
+    first, last = sorted((start.astimezone(UTC).year, end.astimezone(UTC).year))
+    return set(_offsets_in_years(tz.key, first, last))
+
+
+@lru_cache(maxsize=256)
+def _offsets_in_years(key: str, first: int, last: int) -> frozenset[int]:
+    tz = ZoneInfo(key)
     offsets = set()
-    start, end = min(start, end), max(start, end)
-    at = start.astimezone(UTC)
+    at = datetime(first, 1, 1, tzinfo=UTC)
     # Zones change offset at most a few times a year; a daily probe sees every offset in use.
-    while at <= end + timedelta(days=1):
+    while at.year <= last:
         offset = at.astimezone(tz).utcoffset()
         offsets.add(int(offset.total_seconds() // 60) if offset else 0)
         at += timedelta(days=1)
-    return offsets
+    return frozenset(offsets)
 
 
 def night_utc_hours(
