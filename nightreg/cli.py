@@ -15,7 +15,15 @@ from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from nightreg import __version__, cli_jobs, cli_tokens, cli_transfer, cli_watchlist, migrate
+from nightreg import (
+    __version__,
+    cli_jobs,
+    cli_rules,
+    cli_tokens,
+    cli_transfer,
+    cli_watchlist,
+    migrate,
+)
 from nightreg.clock import SystemClock
 from nightreg.db import Database
 from nightreg.models import ROLES, SITE_KINDS
@@ -260,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_tokens.add_commands(sub)
     cli_transfer.add_commands(sub)
     cli_jobs.add_commands(sub)
+    cli_rules.add_commands(sub)
     cli_watchlist.add_commands(sub)
     return parser
 
