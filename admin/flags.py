@@ -79,7 +79,8 @@ def reason_text(flag: Flag, rule: Rule | None) -> str:
 
 
 def _age(flag: Flag, now: datetime) -> str:
-    return format_timedelta(now - flag.created_at, locale=i18n.get_locale())
+    """How long ago the flag was raised ("3 hours ago"), in the request's language."""
+    return format_timedelta(flag.created_at - now, add_direction=True, locale=i18n.get_locale())
 
 
 def _rows(page_rows: list[flags.FlagRow], now: datetime) -> list[dict[str, Any]]:

@@ -3,6 +3,8 @@
 Every function takes the actor and scopes its queries to the sites where the actor holds
 flags.view. Watchlist hits (restricted flags) exist only for analysts: for every other role
 they are not found, not listed and not counted, so that nobody at a site can tip anyone off.
+Analysts, the hub's people, see nothing else but flags a site has forwarded (DESIGN §2: never
+the raw register).
 Reads write their audit event before the data is handed out; a review writes its event in the
 same transaction as the change.
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -106,7 +108,11 @@ def _visible(actor: Actor, permission: str = VIEW) -> ColumnElement[bool]:
     """The WHERE clause of every flag query: the actor's sites, and restricted flags hidden."""
     sites = sorted(actor.sites_for(permission))
     clause: ColumnElement[bool] = Flag.site_id.in_(sites) if sites else false()
-    if not sees_restricted(actor):
+    if sees_restricted(actor):
+        # The hub's analyst never sees the raw register (DESIGN §2): only what the hub sent
+        # (watchlist hits) and what a site forwarded to it.
+        clause = and_(clause, or_(Flag.restricted.is_(true()), Flag.status == "forwarded"))
+    else:
         clause = and_(clause, Flag.restricted.is_(false()))
     return clause
 
@@ -143,9 +149,10 @@ def _thresholds(flag: Flag, rule: Rule | None) -> list[tuple[str, str, int]]:
         values = {}
     if not isinstance(values, dict):
         values = {}
-    labels = {t.name: t.label for t in rule.thresholds} if rule else {}
+    labels: dict[str, str] = {t.name: t.label for t in rule.thresholds} if rule else {}
     # The rule's order first (as documented beside the rule), then anything it no longer has.
-    names = [n for n in labels if n in values] + sorted(n for n in values if n not in labels)
+    names = [n for n in labels if n in values]
+    names += sorted(str(n) for n in values if n not in labels)
     return [(name, labels.get(name, name), values[name]) for name in names]
 
 

@@ -115,10 +115,13 @@ async def run_job(
             status="running", counts="{}",
         )  # fmt: skip
         session.add(run)
-    status, counts, error = "ok", {}, None
+    # Until the body returns, the run counts as failed: a cancelled run (shutdown mid-job)
+    # raises no Exception, and must not be recorded as ok.
+    status, counts, error = "failed", {}, "interrupted"
     try:
         summary = await spec.body(db, started, full)
         counts = summary.counts()
+        status, error = "ok", ""
     except Exception as exc:
         log.exception("job %s failed", spec.name)
         first_line = (str(exc).strip().splitlines() or [""])[0]
@@ -135,7 +138,8 @@ async def run_job(
                 )
             )  # fmt: skip
         await release(db, spec.name, holder=holder, now=finished)
-    run.status, run.finished_at, run.counts, run.error = status, finished, json.dumps(counts), error
+    run.status, run.finished_at, run.counts = status, finished, json.dumps(counts)
+    run.error = error or None
     log.info("job %s %s: %s", spec.name, status, counts or error)
     return RunResult(ran=True, run=run)
 

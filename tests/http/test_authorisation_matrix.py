@@ -25,6 +25,7 @@ VIEW = frozenset({"admin", "harbour_master", "security"})
 EDIT = frozenset({"admin", "harbour_master"})
 ADMIN = frozenset({"admin"})
 AUDIT = frozenset({"admin", "auditor"})
+FLAGS = frozenset({"admin", "harbour_master", "security", "analyst"})
 
 PUBLIC = "public"  # no account needed
 GLOBAL = "global"  # the role decides; sites do not matter
@@ -33,6 +34,9 @@ SITE = "site"  # the role decides, and only on the account's own sites
 # One line per route: who may use it, and whether the site scope applies.
 MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "GET /admin/sign-in": (ANY, PUBLIC),
+    "GET /admin/sites/{slug}/flags": (FLAGS, SITE),
+    "GET /admin/flags/{id}": (FLAGS, SITE),
+    "POST /admin/flags/{id}/review": (FLAGS, SITE),
     "POST /admin/sign-in": (ANY, PUBLIC),
     "GET /admin/reset/{token}": (ANY, PUBLIC),
     "POST /admin/reset/{token}": (ANY, PUBLIC),
@@ -75,6 +79,9 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "POST /admin/points/{id}": (EDIT, SITE),
     "POST /admin/points/{id}/rotate": (EDIT, SITE),
     "GET /admin/points/{id}/poster/{fmt}": (EDIT, SITE),
+    # the scheduled jobs
+    "GET /admin/jobs": (ADMIN, GLOBAL),
+    "POST /admin/jobs/{job}/run": (ADMIN, GLOBAL),
     # the JSON API
     "GET /api/v1/sites": (VIEW, GLOBAL),
     "GET /api/v1/sites/{slug}/visits": (VIEW, SITE),
@@ -113,6 +120,7 @@ class World:
     visit_id: int
     point_id: int
     user_id: int
+    flag_id: int
 
 
 async def build_world(db: Database) -> World:
@@ -156,7 +164,31 @@ async def build_world(db: Database) -> World:
         idempotency_key=secrets.token_hex(8),
     )
     bystander = await make_staff(db, "security", [here.site_slug])
-    return World(here.site_slug, other.site_slug, result.visit.id, point_id, bystander.user_id)
+    flag_id = await a_forwarded_flag(db, site.id, result.visit.id)
+    return World(
+        here.site_slug, other.site_slug, result.visit.id, point_id, bystander.user_id, flag_id
+    )
+
+
+async def a_forwarded_flag(db: Database, site_id: int, visit_id: int) -> int:
+    """A flag every flag role may open: forwarded, so the hub's analyst sees it too."""
+    from sqlalchemy import update
+
+    from nightreg.models import Flag
+    from nightreg.rules.base import Finding
+    from nightreg.services import flagging
+
+    finding = Finding(
+        rule="night_movement", subject="reg:NL123AB", visit_ids=(visit_id,),
+        window_start=SUMMER_EVENING, window_end=SUMMER_EVENING, score=50,
+        params={"count": 2, "days": 14},
+    )  # fmt: skip
+    async with db.write() as session:
+        recorded = await flagging.record(session, finding, site_id=site_id, now=SUMMER_EVENING)
+        await session.execute(
+            update(Flag).where(Flag.id == recorded.flag_id).values(status="forwarded")
+        )
+    return recorded.flag_id
 
 
 def fill(path: str, world: World) -> str:
@@ -164,11 +196,14 @@ def fill(path: str, world: World) -> str:
         "slug": world.site_slug,
         "token": "not-a-reset-token",
         "fmt": "svg",
+        "job": "overdue",
     }
     if path.startswith("/admin/users/"):
         values["id"] = str(world.user_id)
     elif path.startswith("/admin/points/"):
         values["id"] = str(world.point_id)
+    elif path.startswith("/admin/flags/"):
+        values["id"] = str(world.flag_id)
     else:
         values["id"] = str(world.visit_id)
     return _PARAM.sub(lambda m: values[m.group(1)], path)

@@ -105,6 +105,39 @@ async def test_a_job_whose_lease_is_held_does_not_run_and_records_nothing(db: Da
     assert await jobs.recent_runs(db, spec.name) == []
 
 
+async def test_a_second_scheduler_firing_for_a_slot_already_run_skips_it(db: Database):
+    calls: list[datetime] = []
+    spec = a_job(unique_job(), calls)
+    slot = T0.replace(minute=10)
+    first = await jobs.run_job(
+        db, spec, clock=FrozenClock(T0.replace(minute=10, second=1)), holder="a",
+        trigger="schedule", slot=slot,
+    )  # fmt: skip
+    late = await jobs.run_job(
+        db, spec, clock=FrozenClock(T0.replace(minute=10, second=30)), holder="b",
+        trigger="schedule", slot=slot,
+    )  # fmt: skip
+    by_hand = await jobs.run_job(
+        db, spec, clock=FrozenClock(T0.replace(minute=11)), holder="b", trigger="cli"
+    )
+
+    assert (first.ran, late.ran, by_hand.ran) == (True, False, True)
+    assert len(calls) == 2
+
+
+async def test_a_cancelled_run_is_recorded_as_failed_not_ok_and_frees_its_lease(db: Database):
+    async def body(db: Database, now: datetime, full: bool) -> Counts:
+        raise asyncio.CancelledError
+
+    spec = jobs.JobSpec(unique_job(), body)
+    with pytest.raises(asyncio.CancelledError):
+        await jobs.run_job(db, spec, clock=FrozenClock(T0), holder="h", trigger="schedule")
+
+    [run] = await jobs.recent_runs(db, spec.name)
+    assert (run.status, run.error) == ("failed", "interrupted")
+    assert await jobs.acquire(db, spec.name, holder="other", now=T0 + timedelta(seconds=1))
+
+
 def test_the_slot_of_a_firing_is_the_last_scheduled_time_at_or_before_now():
     trigger = CronTrigger.from_crontab("*/10 * * * *", timezone=UTC)
     assert slot_of(trigger, T0.replace(minute=13, second=2)) == T0.replace(minute=10)
@@ -118,6 +151,18 @@ def test_the_cli_runs_the_scan_and_prints_its_summary(
     out = capsys.readouterr().out
     assert out.startswith("scan (full) done in")
     assert "findings" in out
+
+
+def test_the_cli_exits_1_and_prints_the_error_when_the_job_fails(
+    cli_env: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    import nightreg.jobs
+
+    failing = a_job(unique_job(), fail=True)
+    monkeypatch.setattr(nightreg.jobs, "job_specs", lambda settings: {"scan": failing})
+
+    assert cli.main(["jobs", "run", "scan"]) == 1
+    assert "scan failed after" in capsys.readouterr().out
 
 
 def test_the_cli_says_so_when_another_process_holds_the_lease(
@@ -172,6 +217,24 @@ async def test_the_jobs_page_shows_each_job_and_an_admin_can_run_one_now(
     assert requested is not None
     assert run is not None
     assert run.status == "ok"
+
+
+async def test_running_an_unknown_job_is_not_found_and_not_audited(
+    client: AsyncTestClient[Litestar], db: Database
+):
+    admin = await make_staff(db, "admin")
+    csrf = await sign_in(client, admin.email)
+
+    answer = await client.post("/admin/jobs/no-such-job/run", data={"_csrf_token": csrf})
+
+    assert answer.status_code == 404
+    async with db.read() as session:
+        requested = await session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.action == "job_run_requested", AuditEvent.actor.contains(admin.email)
+            )
+        )
+    assert requested is None
 
 
 async def test_a_harbour_master_may_not_see_or_run_jobs(
