@@ -462,8 +462,9 @@ class SitesController(Controller):
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
         form = _as_form(values, ZoneInfo(site.timezone))
         visit = await register.create_visit(
-            ctx.db, actor, site.id, form, now=ctx.clock.now(), source="api"
-        )
+            ctx.db, actor, site.id, form, now=ctx.clock.now(), source="api",
+            watchlist_key=ctx.settings.watchlist_key,
+        )  # fmt: skip
         return visit_out(visit, visit.site)
 
     @get(

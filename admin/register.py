@@ -371,8 +371,9 @@ class SiteRegisterController(Controller):
         form.pop("_csrf_token", None)
         try:
             visit = await register.create_visit(
-                ctx.db, actor, site.id, form, now=ctx.clock.now(), source="staff"
-            )
+                ctx.db, actor, site.id, form, now=ctx.clock.now(), source="staff",
+                watchlist_key=ctx.settings.watchlist_key,
+            )  # fmt: skip
         except VisitInvalid as invalid:
             kind = form.get("kind", "")
             if kind not in site.visit_kinds:

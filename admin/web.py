@@ -125,6 +125,7 @@ def provide_actor(request: Request[Any, Any, Any]) -> Actor:
 def _route_handlers() -> list[Any]:
     from admin import audit as audit_pages
     from admin import auth as auth_pages
+    from admin import flag_export as flag_export_pages
     from admin import flags as flag_pages
     from admin import jobs as job_pages
     from admin import manage as manage_pages
@@ -139,6 +140,7 @@ def _route_handlers() -> list[Any]:
         *manage_pages.ROUTES,
         *transfer_pages.ROUTES,
         *flag_pages.ROUTES,
+        *flag_export_pages.ROUTES,
         *observation_pages.ROUTES,
         *job_pages.ROUTES,
     ]

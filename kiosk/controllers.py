@@ -297,6 +297,7 @@ class CheckinController(Controller):
                 secret_key=ctx.settings.secret_key,
                 idempotency_key=values["idempotency_key"],
                 fingerprint=request_fingerprint(form),
+                watchlist_key=ctx.settings.watchlist_key,
             )
         except ReplayRefused:
             return error_page(request, HTTP_409_CONFLICT, start_url=f"/k/{point.token}")

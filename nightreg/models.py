@@ -100,8 +100,10 @@ class Visit(Base):
         Index("ix_visit_mmsi_arrived", "mmsi", "arrived_at"),
         # The register of a site for a date range (search, print, export).
         Index("ix_visit_site_arrived", "site_id", "arrived_at"),
-        # The incremental scan: what changed since the last one.
+        # The incremental scan: what changed since the last one, and the other visits of a
+        # boat name just seen (identity_change).
         Index("ix_visit_updated_at", "updated_at"),
+        Index("ix_visit_vessel_name", "vessel_name"),
         # The register search (`search_key LIKE '%fragment%'`) on PostgreSQL: a trigram GIN
         # index (pg_trgm, migration 0003) finds a rare fragment without reading the whole
         # site. SQLite has no such index; there the migration and this declaration do nothing.

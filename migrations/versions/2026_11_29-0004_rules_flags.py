@@ -155,10 +155,12 @@ def upgrade() -> None:
 
     with op.batch_alter_table("visit", schema=None) as batch_op:
         batch_op.create_index("ix_visit_updated_at", ["updated_at"], unique=False)
+        batch_op.create_index("ix_visit_vessel_name", ["vessel_name"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("visit", schema=None) as batch_op:
+        batch_op.drop_index("ix_visit_vessel_name")
         batch_op.drop_index("ix_visit_updated_at")
 
     with op.batch_alter_table("site", schema=None) as batch_op:

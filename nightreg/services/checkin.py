@@ -15,6 +15,7 @@ from sqlalchemy.orm import joinedload
 from nightreg.db import Database
 from nightreg.models import Visit
 from nightreg.security import new_reference, private_link_token, token_hash
+from nightreg.services import watchlist
 from nightreg.services.writer import VisitWriter
 from nightreg.validation import CheckinData, search_key
 
@@ -57,8 +58,13 @@ async def check_in(
     idempotency_key: str | None = None,
     fingerprint: str | None = None,
     source: str = "kiosk",
+    watchlist_key: str = "",
 ) -> CheckinResult:
-    """Write one visit; a repeat of the same request returns the visit written the first time."""
+    """Write one visit; a repeat of the same request returns the visit written the first time.
+
+    With a `watchlist_key`, the new visit is then matched against the hub's watchlist; a hit
+    raises a flag only analysts see, and the visitor's answer is the same either way.
+    """
     token = private_link_token(secret_key, idempotency_key)
     values = dataclasses.asdict(data)
     values.update(
@@ -93,6 +99,10 @@ async def check_in(
                     return _replay(earlier, token, fingerprint, now)
             continue
         visit = Visit(id=visit_id, **values)
+        if watchlist_key and visit_id is not None:
+            # Only once the visit is committed, in transactions of its own: a failing check is
+            # logged by check_new_visit and never fails the registration it looks at.
+            await watchlist.check_new_visit(db, visit, watchlist_key, now)
         return CheckinResult(visit=visit, private_token=token, replayed=False)
     raise RuntimeError("could not allocate a unique visit reference")
 

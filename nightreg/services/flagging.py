@@ -97,9 +97,19 @@ async def record(
     """Create or grow the flag for `finding`, inside the caller's write transaction."""
     rule = RULES[finding.rule]
     params = dict(finding.params)
-    flag = await _flag_sharing_a_visit(session, finding.rule, finding.visit_ids)
+    # Each observation is its own flag: a second one on the same visit is a new report,
+    # not more evidence for the first.
+    flag = (
+        None
+        if observation_id is not None
+        else await _flag_sharing_a_visit(session, finding.rule, finding.visit_ids)
+    )
     if flag is None:
-        key = dedupe_key(finding, site_id)
+        key = (
+            f"observation|{observation_id}"
+            if observation_id is not None
+            else dedupe_key(finding, site_id)
+        )
         values: dict[str, object] = {
             "site_id": site_id,
             "rule": finding.rule,

@@ -461,6 +461,7 @@ async def create_visit(
     now: datetime,
     source: str = "staff",
     writer: VisitWriter | None = None,
+    watchlist_key: str = "",
 ) -> Visit:
     """A visit entered by staff (a walk-in) or through the API, with the kiosk's validation.
 
@@ -525,7 +526,12 @@ async def create_visit(
                     select(Visit).where(Visit.id == visit_id).options(joinedload(Visit.site))
                 )
                 assert visit is not None
-                return visit
+            # After the commit, like a check-in: a hit raises a flag only analysts see.
+            if watchlist_key:
+                from nightreg.services import watchlist
+
+                await watchlist.check_new_visit(db, visit, watchlist_key, now)
+            return visit
         except IntegrityError:
             # A reference drawn twice (once in ~10^12), or the same form sent twice at once:
             # the next round finds the first visit by its idempotency key.

@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from nightreg.db import Database
-from nightreg.models import JobRun, Site, Visit
+from nightreg.models import Flag, JobRun, Site, Visit, flag_visit
 from nightreg.rules import RULES
 from nightreg.rules.base import Finding, NightCount, Rule, VisitFacts, fold_name
 from nightreg.services import flagging
@@ -234,9 +234,43 @@ class _Scan:
             thresholds = self.sites[site_id].thresholds(rule)
             self.findings.append((finding, site_id, thresholds))
 
+    async def known(self, findings: Sequence[Finding]) -> set[int]:
+        """Indexes of findings already wholly in a flag of their rule: nothing to record.
+
+        A rescan finds mostly what it found before; one read per batch tells which, so the
+        write transaction (SQLite's single writer) is only taken for what is new.
+        """
+        visit_ids = sorted({v for f in findings for v in f.visit_ids})
+        flags_of: dict[int, set[tuple[int, str]]] = defaultdict(set)
+        members: dict[int, set[int]] = defaultdict(set)
+        async with self.db.read() as session:
+            for chunk in _chunks(visit_ids):
+                rows = await session.execute(
+                    select(flag_visit.c.visit_id, flag_visit.c.flag_id, Flag.rule)
+                    .join(Flag, Flag.id == flag_visit.c.flag_id)
+                    .where(flag_visit.c.visit_id.in_(chunk))
+                )
+                for visit_id, flag_id, rule in rows:
+                    flags_of[visit_id].add((flag_id, rule))
+                    members[flag_id].add(visit_id)
+        done = set()
+        for index, finding in enumerate(findings):
+            if not finding.visit_ids:
+                continue
+            candidates = {
+                fid for fid, rule in flags_of[finding.visit_ids[0]] if rule == finding.rule
+            }
+            if any(set(finding.visit_ids) <= members[fid] for fid in candidates):
+                done.add(index)
+        return done
+
     async def record(self, summary: ScanSummary) -> None:
         for start in range(0, len(self.findings), RECORD_BATCH):
             batch = self.findings[start : start + RECORD_BATCH]
+            known = await self.known([finding for finding, _s, _t in batch])
+            batch = [item for index, item in enumerate(batch) if index not in known]
+            if not batch:
+                continue
             async with self.db.write() as session:
                 for finding, site_id, thresholds in batch:
                     done = await flagging.record(
@@ -337,8 +371,24 @@ def _link(visits: Sequence[VisitFacts]) -> list[list[VisitFacts]]:
     return list(groups.values())
 
 
+async def _touched_keys(scan: _Scan, since: datetime) -> tuple[set[str], set[str]]:
+    """The subjects (keys and MMSIs) of the visits written since `since` (ix_visit_updated_at)."""
+    async with scan.db.read() as session:
+        rows = (
+            await session.execute(
+                select(Visit.subject_key, Visit.mmsi).where(Visit.updated_at > since).distinct()
+            )
+        ).all()
+    return {key for key, _mmsi in rows}, {mmsi for _key, mmsi in rows if mmsi}
+
+
 async def _scan_subjects(scan: _Scan, since: datetime | None, summary: ScanSummary) -> None:
-    keys, mmsis = await _subject_candidates(scan, since)
+    if since is None:
+        keys, mmsis = await _subject_candidates(scan, since)
+    else:
+        # A few thousand touched subjects: reading their visits by index is cheaper than
+        # any GROUP BY over the table, and the rules decide exactly anyway.
+        keys, mmsis = await _touched_keys(scan, since)
     visits = await scan.load_subjects(keys, mmsis)
     summary.candidates += len(keys) + len(mmsis)
     summary.visits += len(visits)
@@ -359,34 +409,25 @@ async def _scan_identities(scan: _Scan, since: datetime | None, summary: ScanSum
     vessel = Visit.kind == "vessel"
     name = func.lower(Visit.vessel_name)
     guest = func.lower(Visit.guest_name)
-    touched = []
     if since is not None:
-        changed = select(Visit.id).where(Visit.updated_at > since, vessel)
-        touched_names = (
-            select(func.lower(Visit.vessel_name)).where(Visit.id.in_(changed)).scalar_subquery()
-        )
-        touched = [
-            or_(
-                _touched_subjects(since),  # type: ignore[arg-type]
-                _touched_mmsis(since),  # type: ignore[arg-type]
-                name.in_(touched_names),
-            )
-        ]
+        visits = await _touched_vessels(scan, since)
+        await _evaluate_identities(scan, list(visits.values()), summary)
+        return
     by_key = (
         select(Visit.subject_key)
-        .where(vessel, Visit.vessel_name.is_not(None), *touched)
+        .where(vessel, Visit.vessel_name.is_not(None))
         .group_by(Visit.subject_key)
         .having(func.count(func.distinct(name)) >= 2)
     )
     by_mmsi = (
         select(Visit.mmsi)
-        .where(vessel, Visit.mmsi.is_not(None), *touched)
+        .where(vessel, Visit.mmsi.is_not(None))
         .group_by(Visit.mmsi)
         .having(func.count(func.distinct(name)) >= 2)
     )
     by_name = (
         select(name)
-        .where(vessel, Visit.vessel_name.is_not(None), *touched)
+        .where(vessel, Visit.vessel_name.is_not(None))
         .group_by(name, guest)
         .having(func.count(func.distinct(Visit.subject_key)) >= 2)
     )
@@ -399,6 +440,36 @@ async def _scan_identities(scan: _Scan, since: datetime | None, summary: ScanSum
         for v in await scan.load(select(*_FACT_COLUMNS).where(vessel, name.in_(chunk))):
             visits[v.id] = v
     summary.candidates += len(keys) + len(mmsis) + len(names)
+    await _evaluate_identities(scan, list(visits.values()), summary)
+
+
+async def _touched_vessels(scan: _Scan, since: datetime) -> dict[int, VisitFacts]:
+    """Every visit sharing a registration, MMSI or exact name with a vessel written since."""
+    vessel = Visit.kind == "vessel"
+    async with scan.db.read() as session:
+        rows = (
+            await session.execute(
+                select(Visit.subject_key, Visit.mmsi, Visit.vessel_name)
+                .where(Visit.updated_at > since, vessel)
+                .distinct()
+            )
+        ).all()
+    keys = {key for key, _m, _n in rows}
+    mmsis = {mmsi for _k, mmsi, _n in rows if mmsi}
+    names = sorted({name for _k, _m, name in rows if name})
+    visits = {v.id: v for v in await scan.load_subjects(keys, mmsis)}
+    for chunk in _chunks(names):
+        for v in await scan.load(
+            select(*_FACT_COLUMNS).where(vessel, Visit.vessel_name.in_(chunk))
+        ):
+            visits[v.id] = v
+    return visits
+
+
+async def _evaluate_identities(
+    scan: _Scan, loaded: list[VisitFacts], summary: ScanSummary
+) -> None:
+    visits = {v.id: v for v in loaded if v.kind == "vessel"}
     summary.visits += len(visits)
     if not visits:
         return
@@ -465,91 +536,109 @@ def _unit_key(dialect: str) -> ColumnElement[str]:
     return func.upper(raw)
 
 
+def _by_site(visits: Iterable[VisitFacts]) -> dict[int, list[VisitFacts]]:
+    grouped: dict[int, list[VisitFacts]] = defaultdict(list)
+    for visit in visits:
+        grouped[visit.site_id].append(visit)
+    return grouped
+
+
+def _moved_at_night(scan: _Scan, code: str, site_ids: list[int], pad: int = 0) -> Any:
+    return or_(
+        scan.night_filter(Visit.arrived_at, code, pad=pad, site_ids=site_ids),
+        and_(
+            Visit.departed_at.is_not(None),
+            scan.night_filter(Visit.departed_at, code, pad=pad, site_ids=site_ids),
+        ),
+    )
+
+
 async def _scan_sites(scan: _Scan, touched: dict[int, datetime], summary: ScanSummary) -> None:
-    d = scan.dialect
-    marinas = [s for s in touched if scan.sites[s].kind == "marina"]
-    parks = [s for s in touched if scan.sites[s].kind == "business_park"]
+    """Marinas and business parks, all touched sites in one query per question."""
+    marinas = sorted(s for s in touched if scan.sites[s].kind == "marina")
+    parks = sorted(s for s in touched if scan.sites[s].kind == "business_park")
+    if marinas:
+        await _scan_marinas(scan, marinas, min(touched[s] for s in marinas), summary)
+    if parks:
+        await _scan_parks(scan, parks, min(touched[s] for s in parks), summary)
+
+
+async def _scan_marinas(
+    scan: _Scan, marinas: list[int], earliest: datetime, summary: ScanSummary
+) -> None:
     meet = RULES["boat_meets_vehicle"]
-    for site_id in marinas:
-        site = scan.sites[site_id]
-        start = touched[site_id] - timedelta(days=1)
-        query = select(*_FACT_COLUMNS).where(
-            Visit.site_id == site_id,
+    assert meet.evaluate is not None
+    start = earliest - timedelta(days=1)
+    visits = await scan.load(
+        select(*_FACT_COLUMNS).where(
+            Visit.site_id.in_(marinas),
             Visit.kind.in_(("vessel", "vehicle")),
             or_(Visit.departed_at.is_(None), Visit.departed_at >= start),
-            or_(
-                scan.night_filter(Visit.arrived_at, meet.code, pad=1, site_ids=[site_id]),
-                and_(
-                    Visit.departed_at.is_not(None),
-                    scan.night_filter(Visit.departed_at, meet.code, pad=1, site_ids=[site_id]),
-                ),
-            ),
+            _moved_at_night(scan, meet.code, marinas, pad=1),
         )
-        visits = await scan.load(query)
-        summary.visits += len(visits)
-        if any(v.kind == "vehicle" for v in visits) and any(v.kind == "vessel" for v in visits):
-            assert meet.evaluate is not None
-            scan.found(meet, meet.evaluate(visits, site.thresholds(meet), scan.now), site)
+    )
+    summary.visits += len(visits)
+    for site_id, site_visits in _by_site(visits).items():
+        kinds = {v.kind for v in site_visits}
+        if kinds == {"vessel", "vehicle"}:
+            site = scan.sites[site_id]
+            scan.found(meet, meet.evaluate(site_visits, site.thresholds(meet), scan.now), site)
 
+
+async def _scan_parks(
+    scan: _Scan, parks: list[int], earliest: datetime, summary: ScanSummary
+) -> None:
+    d = scan.dialect
     traffic = RULES["unit_night_traffic"]
     overnight = RULES["repeat_overnight_unit"]
+    assert traffic.evaluate is not None
+    assert overnight.evaluate is not None
     unit = _unit_key(d)
-    for site_id in parks:
+    start = earliest - timedelta(days=scan.loosest("unit_night_traffic", "days", max) + 2)
+    in_range = [
+        Visit.site_id.in_(parks),
+        or_(Visit.departed_at.is_(None), Visit.departed_at >= start),
+    ]
+    vehicles = [Visit.kind == "vehicle", unit.is_not(None), unit != ""]
+    # A local day spans at most two UTC dates: ten vans in a day are five on one of them.
+    busy = math.ceil(scan.loosest("unit_night_traffic", "vehicles") / 2)
+    busy_day = (
+        select(Visit.site_id, unit, utc_date(Visit.arrived_at, d))
+        .where(*in_range, *vehicles)
+        .group_by(text("1"), text("2"), text("3"))
+        .having(func.count(func.distinct(Visit.plate)) >= busy)
+    )
+    at_night = (
+        select(Visit.site_id, unit)
+        .where(*in_range, *vehicles, _moved_at_night(scan, traffic.code, parks))
+        .group_by(text("1"), text("2"))
+        .having(func.count() >= scan.loosest("unit_night_traffic", "nights"))
+    )
+    async with scan.db.read() as session:
+        pairs = {(site, u) for site, u, _day in (await session.execute(busy_day)).all()}
+        pairs |= {(site, u) for site, u in (await session.execute(at_night)).all()}
+    summary.candidates += len(pairs)
+    units = sorted({u for _site, u in pairs})
+    visits: list[VisitFacts] = []
+    for chunk in _chunks(units):
+        loaded = await scan.load(
+            select(*_FACT_COLUMNS).where(*in_range, *vehicles, unit.in_(chunk))
+        )
+        visits += loaded
+    stays = await scan.load(
+        select(*_FACT_COLUMNS).where(*in_range, Visit.kind == "stay", unit.is_not(None), unit != "")
+    )
+    summary.visits += len(visits) + len(stays)
+    by_site_visits = _by_site(visits)
+    for site_id, site_visits in _by_site(stays).items():
         site = scan.sites[site_id]
-        t = site.thresholds(traffic)
-        start = touched[site_id] - timedelta(days=max(t["days"], 2))
-        in_range = [
-            Visit.site_id == site_id,
-            or_(Visit.departed_at.is_(None), Visit.departed_at >= start),
-            Visit.arrived_at >= start - timedelta(days=400),
-        ]
-        vehicles = [Visit.kind == "vehicle", unit.is_not(None), unit != ""]
-        # A local day spans at most two UTC dates: ten vans in a day are five on one of them.
-        busy_day = (
-            select(unit)
-            .where(*in_range, *vehicles)
-            .group_by(unit, utc_date(Visit.arrived_at, d))
-            .having(func.count(func.distinct(Visit.plate)) >= math.ceil(t["vehicles"] / 2))
+        scan.found(
+            overnight, overnight.evaluate(site_visits, site.thresholds(overnight), scan.now), site
         )
-        at_night = (
-            select(unit)
-            .where(
-                *in_range,
-                *vehicles,
-                or_(
-                    scan.night_filter(Visit.arrived_at, traffic.code, site_ids=[site_id]),
-                    and_(
-                        Visit.departed_at.is_not(None),
-                        scan.night_filter(Visit.departed_at, traffic.code, site_ids=[site_id]),
-                    ),
-                ),
-            )
-            .group_by(unit)
-            .having(func.count() >= t["nights"])
-        )
-        async with scan.db.read() as session:
-            units = set((await session.scalars(busy_day)).all())
-            units |= set((await session.scalars(at_night)).all())
-        visits: list[VisitFacts] = []
-        for chunk in _chunks(sorted(units)):
-            visits += await scan.load(
-                select(*_FACT_COLUMNS).where(*in_range, *vehicles, unit.in_(chunk))
-            )
-        stays = await scan.load(
-            select(*_FACT_COLUMNS).where(
-                *in_range, Visit.kind == "stay", unit.is_not(None), unit != ""
-            )
-        )
-        summary.candidates += len(units)
-        summary.visits += len(visits) + len(stays)
-        if visits:
-            assert traffic.evaluate is not None
-            scan.found(traffic, traffic.evaluate(visits, t, scan.now), site)
-        if stays:
-            assert overnight.evaluate is not None
-            scan.found(
-                overnight, overnight.evaluate(stays, site.thresholds(overnight), scan.now), site
-            )
+    for site_id, site_visits in by_site_visits.items():
+        site = scan.sites[site_id]
+        # Units that are candidates at another park were loaded too; the rule decides exactly.
+        scan.found(traffic, traffic.evaluate(site_visits, site.thresholds(traffic), scan.now), site)
 
 
 # --- arrival surges ----------------------------------------------------------------------
@@ -560,67 +649,73 @@ def _midnight_hours(tz: ZoneInfo, start: datetime, end: datetime) -> list[int]:
     return sorted({(-offset // 60) % 24 for offset in zone_offsets(tz, start, end)})
 
 
-async def _night_counts(scan: _Scan, site_id: int, start: datetime) -> list[NightCount]:
-    """Arrivals per local date, counted in SQL by UTC date and hour band, dated exactly here.
+async def _night_counts(
+    scan: _Scan, site_ids: list[int], tz: ZoneInfo, start: datetime
+) -> dict[int, list[NightCount]]:
+    """Arrivals per site and local date, counted in SQL by UTC date and hour band.
 
     Within one UTC date, the hours before the earliest local midnight, each hour at which a
-    local midnight can fall, and the hours after the last, each belong to one local date.
+    local midnight can fall, and the hours after the last, each belong to one local date,
+    which is worked out here from one instant of the band.
     """
-    site = scan.sites[site_id]
     d = scan.dialect
-    edges = _midnight_hours(site.tz, start, scan.now)
+    edges = _midnight_hours(tz, start, scan.now)
     hour = utc_hour(Visit.arrived_at, d)
-    band = case(
-        (hour < edges[0], -1),
-        *[(hour == e, e) for e in edges],
-        else_=99,
-    )
+    band = case((hour < edges[0], -1), *[(hour == e, e) for e in edges], else_=99)
     query = (
-        select(utc_date(Visit.arrived_at, d), band, func.count())
-        .where(Visit.site_id == site_id, Visit.arrived_at >= start)
+        select(Visit.site_id, utc_date(Visit.arrived_at, d), band, func.count())
+        .where(Visit.site_id.in_(site_ids), Visit.arrived_at >= start)
         # By position: PostgreSQL matches a GROUP BY expression only when its bound
         # parameters are the same ones, and each use of an expression binds its own.
-        .group_by(text("1"), text("2"))
+        .group_by(text("1"), text("2"), text("3"))
     )
     async with scan.db.read() as session:
         rows = (await session.execute(query)).all()
-    per_date: dict[date, int] = defaultdict(int)
-    for day, band_hour, count in rows:
+    per_date: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    for site_id, day, band_hour, count in rows:
         day = date.fromisoformat(day) if isinstance(day, str) else day
         probe = {-1: 0, 99: 23}.get(band_hour, band_hour)
         instant = datetime(day.year, day.month, day.day, probe, tzinfo=UTC)
-        per_date[instant.astimezone(site.tz).date()] += count
-    return [NightCount(site_id, night, n) for night, n in sorted(per_date.items())]
+        per_date[site_id][instant.astimezone(tz).date()] += count
+    return {
+        site_id: [NightCount(site_id, night, n) for night, n in sorted(nights.items())]
+        for site_id, nights in per_date.items()
+    }
 
 
 async def _scan_surges(scan: _Scan, touched: dict[int, datetime], summary: ScanSummary) -> None:
     rule = RULES["arrival_surge"]
     assert rule.evaluate is not None
-    for site_id, earliest in touched.items():
-        site = scan.sites[site_id]
-        t = site.thresholds(rule)
-        start = max(EVER, earliest - timedelta(weeks=t["weeks"], days=2))
-        nights = await _night_counts(scan, site_id, start)
-        summary.candidates += len(nights)
-        findings = []
-        for finding in rule.evaluate(nights, t, scan.now, tz=site.tz):
-            # The evidence: that night's arrivals.
-            async with scan.db.read() as session:
-                ids = tuple(
-                    (
-                        await session.scalars(
-                            select(Visit.id)
-                            .where(
-                                Visit.site_id == site_id,
-                                Visit.arrived_at >= finding.window_start,
-                                Visit.arrived_at < finding.window_end,
+    by_zone: dict[str, list[int]] = defaultdict(list)
+    for site_id in touched:
+        by_zone[scan.sites[site_id].tz.key].append(site_id)
+    weeks = scan.loosest("arrival_surge", "weeks", max)
+    for zone, site_ids in by_zone.items():
+        earliest = min(touched[s] for s in site_ids)
+        start = max(EVER, earliest - timedelta(weeks=weeks, days=2))
+        counts = await _night_counts(scan, sorted(site_ids), ZoneInfo(zone), start)
+        for site_id, nights in counts.items():
+            site = scan.sites[site_id]
+            summary.candidates += len(nights)
+            findings = []
+            for finding in rule.evaluate(nights, site.thresholds(rule), scan.now, tz=site.tz):
+                # The evidence: that day's arrivals.
+                async with scan.db.read() as session:
+                    ids = tuple(
+                        (
+                            await session.scalars(
+                                select(Visit.id)
+                                .where(
+                                    Visit.site_id == site_id,
+                                    Visit.arrived_at >= finding.window_start,
+                                    Visit.arrived_at < finding.window_end,
+                                )
+                                .order_by(Visit.id)
                             )
-                            .order_by(Visit.id)
-                        )
-                    ).all()
-                )
-            findings.append(_with_visits(finding, ids))
-        scan.found(rule, findings, site)
+                        ).all()
+                    )
+                findings.append(_with_visits(finding, ids))
+            scan.found(rule, findings, site)
 
 
 def _with_visits(finding: Finding, visit_ids: tuple[int, ...]) -> Finding:
