@@ -218,7 +218,9 @@ def ordinary_visits(
     for i in range(max(1, count // 7)):
         home = i % sites
         marina = world.site_kinds[home] == "marina"
-        kinds = ("vessel", "vessel", "vessel", "vehicle") if marina else ("vehicle",) * 4 + ("stay",)
+        kinds = (
+            ("vessel", "vessel", "vessel", "vehicle") if marina else ("vehicle",) * 4 + ("stay",)
+        )
         pool.append(maker.subject(rng.choice(kinds), home))
     span = days
     for i in range(count):
@@ -233,13 +235,22 @@ def ordinary_visits(
         arrived = local(day, rng.randint(8, 19), rng.randint(0, 59))
         # People who sleep in a unit are one-offs in ordinary traffic: one night.
         nights = 1 if s.kind == "stay" else rng.choice((1, 1, 1, 2, 2, 3, 7))
-        departed = local(arrived + timedelta(days=nights), rng.randint(8, 19), rng.randint(0, 59))
-        yield maker.row(s, site, arrived, departed)
+        departed: datetime | None = local(
+            arrived + timedelta(days=nights), rng.randint(8, 19), rng.randint(0, 59)
+        )
+        expected = departed
+        if departed is not None and departed > world.now - timedelta(hours=1):
+            departed = None  # still here
+        yield maker.row(s, site, arrived, departed, expected=expected)
 
 
 def planted(maker: Maker, count: int, base: datetime, tag: str) -> Iterator[dict[str, Any]]:
     """`count` instances of every pattern, starting around `base`; recorded in world.plants."""
     world, rng = maker.world, maker.rng
+
+    def at(day: datetime, days: int, hour: int, minute: int = 0) -> datetime:
+        return local(day + timedelta(days=days), hour, minute)
+
     marinas = [i for i, k in enumerate(world.site_kinds) if k == "marina"]
     parks = [i for i, k in enumerate(world.site_kinds) if k == "business_park"]
 
@@ -256,7 +267,7 @@ def planted(maker: Maker, count: int, base: datetime, tag: str) -> Iterator[dict
             "night_movement",
             [
                 maker.row(boat, m, local(day, 23, 30), local(day + timedelta(days=1), 10)),
-                maker.row(boat, m, local(day + timedelta(days=5), 12), local(day + timedelta(days=6), 3, 15)),
+                maker.row(boat, m, at(day, 5, 12), at(day, 6, 3, 15)),
             ],
         )  # fmt: skip
         rib = maker.subject("vessel", m)
@@ -269,8 +280,7 @@ def planted(maker: Maker, count: int, base: datetime, tag: str) -> Iterator[dict
         yield from plant(
             "short_stay_repeat",
             [
-                maker.row(van, m, local(day + timedelta(days=d), 10), local(day + timedelta(days=d), 13))
-                for d in (0, 6, 12)
+                maker.row(van, m, at(day, d, 10), at(day, d, 13)) for d in (0, 6, 12)
             ],
         )  # fmt: skip
         hopper = maker.subject("vessel", m)
@@ -278,7 +288,7 @@ def planted(maker: Maker, count: int, base: datetime, tag: str) -> Iterator[dict
         yield from plant(
             "site_hopping",
             [
-                maker.row(hopper, site, local(day + timedelta(days=2 * k), 17), local(day + timedelta(days=2 * k + 1), 9))
+                maker.row(hopper, site, at(day, 2 * k, 17), at(day, 2 * k + 1, 9))
                 for k, site in enumerate(others)
             ],
         )  # fmt: skip
@@ -307,15 +317,16 @@ def planted(maker: Maker, count: int, base: datetime, tag: str) -> Iterator[dict
         yield from plant(
             "unit_night_traffic",
             [
-                maker.row(c, p, local(day + timedelta(days=3 * k), 23, 10), local(day + timedelta(days=3 * k + 1), 1), unit=unit)
+                maker.row(c, p, at(day, 3 * k, 23, 10), at(day, 3 * k + 1, 1), unit=unit)
                 for k, c in enumerate(callers)
             ],
         )  # fmt: skip
         sleeper = maker.subject("stay", p)
+        loods = f"Loods {tag}{i}"
         yield from plant(
             "repeat_overnight_unit",
             [
-                maker.row(sleeper, p, local(day + timedelta(days=2 * k), 20), local(day + timedelta(days=2 * k + 1), 7), unit=f"Loods {tag}{i}")
+                maker.row(sleeper, p, at(day, 2 * k, 20), at(day, 2 * k + 1, 7), unit=loods)
                 for k in range(3)
             ],
         )  # fmt: skip
@@ -466,8 +477,8 @@ async def run(url: str, args: argparse.Namespace) -> int:
         new_rows = list(planted(maker, max(1, args.plants // 4), new_plants_base, "b"))
         new_rows += list(
             ordinary_visits(
-            maker, args.new_visits - len(new_rows), now - timedelta(days=40), days=38
-        )
+                maker, args.new_visits - len(new_rows), now - timedelta(days=40), days=38
+            )
         )
         for row in new_rows:
             row["updated_at"] = later

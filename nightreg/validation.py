@@ -156,6 +156,8 @@ def clean_text(value: str | None, max_length: int, *, multiline: bool = False) -
 
 
 def _without_accents(text: str) -> str:
+    if text.isascii():  # the usual case, and NFKD leaves ASCII as it is
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 

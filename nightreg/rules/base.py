@@ -179,6 +179,8 @@ def fold_name(value: str | None) -> str | None:
     """A vessel or guest name as a key: case, accents and spacing do not make a new name."""
     if not value:
         return None
-    decomposed = unicodedata.normalize("NFKD", value.casefold())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    plain = value.casefold()
+    if not plain.isascii():  # NFKD leaves ASCII as it is: only fold what has accents
+        decomposed = unicodedata.normalize("NFKD", plain)
+        plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(plain.replace("-", " ").split()) or None

@@ -171,6 +171,8 @@ class _Scan:
         self.now = now
         self.dialect = "sqlite" if db.is_sqlite else "postgresql"
         self.findings: list[tuple[Finding, int, dict[str, int]]] = []
+        # The subjects' visits, kept for the identity rule, which looks at the same boats.
+        self.subject_visits: dict[int, VisitFacts] = {}
 
     # -- loose filters shared by several rules ---------------------------------------------
 
@@ -376,7 +378,8 @@ async def _touched_keys(scan: _Scan, since: datetime) -> tuple[set[str], set[str
     async with scan.db.read() as session:
         rows = (
             await session.execute(
-                select(Visit.subject_key, Visit.mmsi).where(Visit.updated_at > since).distinct()
+                # No DISTINCT: SQLite would then walk another index over the whole table.
+                select(Visit.subject_key, Visit.mmsi).where(Visit.updated_at > since)
             )
         ).all()
     return {key for key, _mmsi in rows}, {mmsi for _key, mmsi in rows if mmsi}
@@ -390,6 +393,7 @@ async def _scan_subjects(scan: _Scan, since: datetime | None, summary: ScanSumma
         # any GROUP BY over the table, and the rules decide exactly anyway.
         keys, mmsis = await _touched_keys(scan, since)
     visits = await scan.load_subjects(keys, mmsis)
+    scan.subject_visits = {v.id: v for v in visits}
     summary.candidates += len(keys) + len(mmsis)
     summary.visits += len(visits)
     for group in _link(visits):
@@ -449,15 +453,21 @@ async def _touched_vessels(scan: _Scan, since: datetime) -> dict[int, VisitFacts
     async with scan.db.read() as session:
         rows = (
             await session.execute(
-                select(Visit.subject_key, Visit.mmsi, Visit.vessel_name)
-                .where(Visit.updated_at > since, vessel)
-                .distinct()
+                select(Visit.subject_key, Visit.mmsi, Visit.vessel_name).where(
+                    Visit.updated_at > since, vessel
+                )
             )
         ).all()
     keys = {key for key, _m, _n in rows}
     mmsis = {mmsi for _k, mmsi, _n in rows if mmsi}
     names = sorted({name for _k, _m, name in rows if name})
-    visits = {v.id: v for v in await scan.load_subjects(keys, mmsis)}
+    # The subject step has read these boats' visits already (the same touched subjects).
+    known = scan.subject_visits
+    seen_keys = {v.subject_key for v in known.values()}
+    seen_mmsis = {v.mmsi for v in known.values() if v.mmsi}
+    visits = {i: v for i, v in known.items() if v.kind == "vessel"}
+    for v in await scan.load_subjects(keys - seen_keys, mmsis - seen_mmsis):
+        visits[v.id] = v
     for chunk in _chunks(names):
         for v in await scan.load(
             select(*_FACT_COLUMNS).where(vessel, Visit.vessel_name.in_(chunk))
@@ -466,9 +476,7 @@ async def _touched_vessels(scan: _Scan, since: datetime) -> dict[int, VisitFacts
     return visits
 
 
-async def _evaluate_identities(
-    scan: _Scan, loaded: list[VisitFacts], summary: ScanSummary
-) -> None:
+async def _evaluate_identities(scan: _Scan, loaded: list[VisitFacts], summary: ScanSummary) -> None:
     visits = {v.id: v for v in loaded if v.kind == "vessel"}
     summary.visits += len(visits)
     if not visits:
@@ -516,14 +524,18 @@ async def _touched_sites(scan: _Scan, since: datetime | None) -> dict[int, datet
     if since is None:
         return dict.fromkeys(scan.sites, EVER)
     async with scan.db.read() as session:
+        # Rows, not GROUP BY: grouped, SQLite walks the site index over the whole table
+        # instead of the few rows ix_visit_updated_at finds.
         rows = (
             await session.execute(
-                select(Visit.site_id, func.min(Visit.arrived_at))
-                .where(Visit.updated_at > since)
-                .group_by(Visit.site_id)
+                select(Visit.site_id, Visit.arrived_at).where(Visit.updated_at > since)
             )
         ).all()
-    return {site_id: at for site_id, at in rows if site_id in scan.sites}
+    earliest: dict[int, datetime] = {}
+    for site_id, arrived_at in rows:
+        if site_id in scan.sites and (site_id not in earliest or arrived_at < earliest[site_id]):
+            earliest[site_id] = arrived_at
+    return earliest
 
 
 def _unit_key(dialect: str) -> ColumnElement[str]:
