@@ -4,17 +4,20 @@ Rationale: a site's arrivals follow its own rhythm (weekends, season). A day wit
 arrivals than the same weekday over the last eight weeks, so many that chance explains it
 less than once in a thousand (Poisson tail), is an event worth knowing about: a gathering, a
 convoy, or a harbour used as a transfer point. At least five arrivals are needed, so that a
-quiet site's second visitor is not a surge.
+quiet site's second visitor is not a surge. The baseline never drops below half an arrival
+a day, so that a weekday that has been empty for eight weeks does not make any arrival at
+all look impossible.
 """
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from nightreg.rules.base import Finding, NightCount, Rule, Threshold, Thresholds
+from nightreg.rules.base import Finding, NightCount, Rule, Threshold, Thresholds, score
 from nightreg.validation import N_
 
 CODE = "arrival_surge"
@@ -24,15 +27,31 @@ MIN_BASELINE = 0.5
 
 
 def poisson_tail(n: int, mean: float) -> float:
-    """P(X >= n) for X ~ Poisson(mean)."""
+    """P(X >= n) for X ~ Poisson(mean).
+
+    Summed upwards from n rather than as 1 - P(X < n), which loses every digit once the tail
+    is smaller than about 1e-16 (and the score is read from the tail's order of magnitude).
+    """
     if n <= 0:
         return 1.0
-    term = math.exp(-mean)
-    below = term
-    for k in range(1, n):
+    if n <= mean:
+        below, term = 0.0, math.exp(-mean)
+        for k in range(n):
+            below += term
+            term *= mean / (k + 1)
+        return max(0.0, 1.0 - below)
+    term = math.exp(n * math.log(mean) - mean - math.lgamma(n + 1))
+    tail, k = 0.0, n
+    while term > tail * 1e-17:
+        tail += term
+        k += 1
         term *= mean / k
-        below += term
-    return max(0.0, 1.0 - below)
+    return tail
+
+
+def _decades(p: float) -> int:
+    """How many powers of ten below 1 a probability is."""
+    return int(-math.log10(max(p, 1e-30)))
 
 
 def evaluate(
@@ -45,9 +64,13 @@ def evaluate(
     tz = tz or ZoneInfo("Europe/Amsterdam")
     if not nights:
         return []
-    counts = {n.night: n.arrivals for n in nights}
+    counts: dict[date, int] = defaultdict(int)
+    for n in nights:
+        counts[n.night] += n.arrivals
     first = min(counts)
     weeks = t["weeks"]
+    if weeks < 1:
+        return []
     findings = []
     for night in sorted(counts):
         arrivals = counts[night]
@@ -67,7 +90,8 @@ def evaluate(
                 visit_ids=(),
                 window_start=start,
                 window_end=end,
-                score=min(100, 40 + int(-math.log10(max(tail, 1e-12)) * 5)),
+                # 50 at the threshold, 5 more for each power of ten beyond it.
+                score=score(50, _decades(tail), _decades(t["p_max_per_million"] / 1e6), step=5),
                 params={
                     "arrivals": arrivals,
                     "date": night.isoformat(),

@@ -11,7 +11,15 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts, in_window
+from nightreg.rules.base import (
+    Finding,
+    Rule,
+    Threshold,
+    Thresholds,
+    VisitFacts,
+    in_window,
+    score,
+)
 from nightreg.validation import N_
 
 CODE = "boat_meets_vehicle"
@@ -19,13 +27,12 @@ CODE = "boat_meets_vehicle"
 
 def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list[Finding]:
     """`visits`: the visits of one site; one finding per vehicle visit and vessel visit."""
-    if not visits or visits[0].site_kind != "marina":
-        return []
     gap = timedelta(minutes=t["minutes"])
+    at_marina = [v for v in visits if v.site_kind == "marina"]
     vehicle_moves = sorted(
         (
             (at, v)
-            for v in visits
+            for v in at_marina
             if v.kind == "vehicle"
             for at, _what in v.movements()
             if in_window(at, v.tz, t["night_start_hour"], t["night_end_hour"])
@@ -33,32 +40,32 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
         key=lambda move: (move[0], move[1].id),
     )
     vessel_moves = sorted(
-        ((at, v) for v in visits if v.kind == "vessel" for at, _what in v.movements()),
+        ((at, v) for v in at_marina if v.kind == "vessel" for at, _what in v.movements()),
         key=lambda move: (move[0], move[1].id),
     )
     boat_times = [at for at, _v in vessel_moves]
-    pairs: dict[tuple[int, int], tuple[datetime, datetime, VisitFacts, VisitFacts]] = {}
+    # (vehicle id, vessel id) -> every matched movement, and the closest the two came.
+    pairs: dict[tuple[int, int], tuple[list[datetime], timedelta, VisitFacts, VisitFacts]] = {}
     for car_at, car in vehicle_moves:
         near = vessel_moves[
             bisect_left(boat_times, car_at - gap) : bisect_right(boat_times, car_at + gap)
         ]
         for boat_at, boat in near:
-            key = (car.id, boat.id)
-            first, last = min(car_at, boat_at), max(car_at, boat_at)
-            if key in pairs:
-                first, last = min(first, pairs[key][0]), max(last, pairs[key][1])
-            pairs[key] = (first, last, car, boat)
+            times, closest, _car, _boat = pairs.get((car.id, boat.id), ([], gap, car, boat))
+            times += [car_at, boat_at]
+            pairs[(car.id, boat.id)] = (times, min(closest, abs(car_at - boat_at)), car, boat)
     findings = []
-    for (_car_id, _boat_id), (first, last, car, boat) in sorted(pairs.items()):
-        minutes = int(abs((last - first).total_seconds()) // 60)
+    for (_car_id, _boat_id), (times, closest, car, boat) in sorted(pairs.items()):
+        # The reason names the closest pair of movements; the window spans all of them.
+        minutes = int(closest.total_seconds() // 60)
         findings.append(
             Finding(
                 rule=CODE,
                 subject=f"{car.subject_key}+{boat.subject_key}"[:240],
                 visit_ids=tuple(sorted((car.id, boat.id))),
-                window_start=first,
-                window_end=last,
-                score=max(40, 70 - minutes),
+                window_start=min(times),
+                window_end=max(times),
+                score=score(40, t["minutes"], minutes, step=1),
                 params={"minutes": minutes},
                 site_id=car.site_id,
             )

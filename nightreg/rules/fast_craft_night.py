@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts, in_window
+from nightreg.rules.base import (
+    Finding,
+    Rule,
+    Threshold,
+    Thresholds,
+    VisitFacts,
+    in_window,
+    score,
+)
 from nightreg.validation import N_
 
 CODE = "fast_craft_night"
@@ -37,7 +45,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
                 visit_ids=(visit.id,),
                 window_start=at_night[0],
                 window_end=at_night[-1],
-                score=min(100, 40 + 20 * (len(at_night) - 1)),
+                score=score(40, len(at_night), t["count"], step=20),
                 params={"movements": len(at_night)},
             )
         )

@@ -8,36 +8,55 @@ that could change beside it, and a swapped plate is invisible to a register.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts, score
+from nightreg.rules.base import (
+    Finding,
+    Rule,
+    Threshold,
+    Thresholds,
+    VisitFacts,
+    fold_name,
+    score,
+)
 from nightreg.validation import N_
 
 CODE = "identity_change"
-_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
 def _name(visit: VisitFacts) -> str:
-    """A vessel name as compared: "Zee-Meeuw" and "zeemeeuw" are one name."""
-    return _NOT_ALNUM.sub("", visit.vessel_name or "")
+    """A vessel name as compared: "Zee-Meeuw", "zee meeuw" and "ZEEMEEUW" are one name."""
+    # isalnum rather than [a-z0-9], so that a name in Greek or Cyrillic letters is not erased.
+    return "".join(c for c in fold_name(visit.vessel_name) or "" if c.isalnum())
+
+
+def _renamed(a: VisitFacts, b: VisitFacts) -> bool:
+    return _name(a) != _name(b)
+
+
+def _renumbered(a: VisitFacts, b: VisitFacts) -> bool:
+    """Another registration, or another MMSI; a number given on one visit only is no change."""
+    return bool(
+        (a.registration and b.registration and a.registration != b.registration)
+        or (a.mmsi and b.mmsi and a.mmsi != b.mmsi)
+    )
 
 
 def _changes(
     visits: Sequence[VisitFacts],
     window: timedelta,
-    value: Callable[[VisitFacts], str],
+    differ: Callable[[VisitFacts, VisitFacts], bool],
 ) -> list[list[VisitFacts]]:
-    """Visits that differ in `value` from another visit within `window`, chained in time."""
+    """Visits that differ from another visit within `window`, chained in time."""
     ordered = sorted(visits, key=lambda v: (v.arrived_at, v.id))
     involved: set[int] = set()
     for i, later in enumerate(ordered):
         for earlier in reversed(ordered[:i]):
             if later.arrived_at - earlier.arrived_at > window:
                 break
-            if value(earlier) != value(later):
+            if differ(earlier, later):
                 involved.update((earlier.id, later.id))
     groups: list[list[VisitFacts]] = []
     for visit in ordered:
@@ -48,6 +67,16 @@ def _changes(
         else:
             groups.append([visit])
     return groups
+
+
+def _distinct_names(run: Sequence[VisitFacts]) -> int:
+    return len({_name(v) for v in run})
+
+
+def _distinct_numbers(run: Sequence[VisitFacts]) -> int:
+    registrations = {v.registration for v in run if v.registration}
+    mmsis = {v.mmsi for v in run if v.mmsi}
+    return max(len(registrations), len(mmsis), 2)
 
 
 def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list[Finding]:
@@ -61,29 +90,26 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
             by_identifier[f"reg:{v.registration}"].append(v)
         if v.mmsi:
             by_identifier[f"mmsi:{v.mmsi}"].append(v)
-        if v.guest:
+        if v.guest and (v.registration or v.mmsi):
             by_name[f"name:{_name(v)}|{v.guest}"].append(v)
 
-    def identifier(v: VisitFacts) -> str:
-        return v.registration or f"mmsi:{v.mmsi}"
-
     findings = []
-    for groups, value, kind in (
-        (by_identifier, _name, "name"),
-        (by_name, identifier, "identifier"),
+    for groups, differ, count, what in (
+        (by_identifier, _renamed, _distinct_names, "name"),
+        (by_name, _renumbered, _distinct_numbers, "number"),
     ):
         for subject, members in sorted(groups.items()):
-            for run in _changes(members, window, value):
-                distinct = len({value(v) for v in run})
+            for run in _changes(members, window, differ):
+                distinct = count(run)
                 findings.append(
                     Finding(
                         rule=CODE,
-                        subject=subject,
+                        subject=subject[:240],
                         visit_ids=tuple(sorted(v.id for v in run)),
                         window_start=run[0].arrived_at,
                         window_end=run[-1].arrived_at,
                         score=score(60, distinct, 2),
-                        params={"what": kind, "count": distinct, "days": t["days"]},
+                        params={"what": what, "count": distinct, "days": t["days"]},
                     )
                 )
     return findings
@@ -97,7 +123,10 @@ RULE = Rule(
         "A registration or MMSI seen under another boat name, or the same boat and skipper "
         "under another registration, is how a known boat hides."
     ),
-    reason=N_("Seen with %(count)s different values of its %(what)s within %(days)s days."),
+    reason=N_(
+        "The same boat was seen under %(count)s different names or registration numbers "
+        "within %(days)s days."
+    ),
     thresholds=(Threshold("days", 180, N_("days")),),
     evaluate=evaluate,
 )

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts
+from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts, score
 from nightreg.validation import N_
 
 CODE = "overdue"
 
 
 def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list[Finding]:
+    """Each visit on its own, judged at `now`."""
     late = timedelta(hours=t["hours"])
     findings = []
     for visit in visits:
@@ -30,7 +31,8 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
                 visit_ids=(visit.id,),
                 window_start=visit.expected_departure_at,
                 window_end=visit.expected_departure_at + late,
-                score=20,
+                # Step 0: a reminder, not a risk; it does not grow more urgent by the hour.
+                score=score(20, hours, t["hours"], step=0),
                 params={"hours": hours},
             )
         )

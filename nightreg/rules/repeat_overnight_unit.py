@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts, clusters, score
 from nightreg.validation import N_
@@ -20,14 +20,20 @@ CHECK_HOUR = time(2, 0)
 
 
 def _nights(visit: VisitFacts, now: datetime) -> list[tuple[datetime, date]]:
-    """The nights a stay covers, as (the instant it was checked, the night's date)."""
+    """The nights a stay covers, as (the instant it was checked, in UTC; the night's date).
+
+    Present at the check means arrived at or before it and not yet gone: departed after it,
+    or still there and `now` is past it.
+    """
     end = visit.departed_at or now
-    wall = visit.arrived_at.astimezone(visit.tz)
-    day = wall.date() - timedelta(days=1)
+    day = visit.arrived_at.astimezone(visit.tz).date() - timedelta(days=1)
     covered = []
     while True:
-        check = datetime.combine(day + timedelta(days=1), CHECK_HOUR, tzinfo=visit.tz)
-        if check > end:
+        # In UTC, so that sorting and the days between checks are exact across a DST change;
+        # on the spring night 02:00 does not exist and zoneinfo reads it as 03:00 summer time.
+        wall = datetime.combine(day + timedelta(days=1), CHECK_HOUR, tzinfo=visit.tz)
+        check = wall.astimezone(UTC)
+        if check >= end:
             break
         if check >= visit.arrived_at:
             covered.append((check, day))
@@ -38,6 +44,7 @@ def _nights(visit: VisitFacts, now: datetime) -> list[tuple[datetime, date]]:
 def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list[Finding]:
     """`visits`: the stays of one business park; grouped here by unit."""
     by_unit: dict[str, dict[date, tuple[datetime, set[int]]]] = defaultdict(dict)
+    site_of = {v.id: v.site_id for v in visits}
     for v in visits:
         if v.kind != "stay" or not v.unit or v.site_kind != "business_park":
             continue
@@ -59,7 +66,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
                     window_end=group[-1][0],
                     score=score(50, len(group), t["nights"]),
                     params={"unit": unit, "nights": len(group), "days": t["days"]},
-                    site_id=next(v.site_id for v in visits if v.id == visit_ids[0]),
+                    site_id=site_of[visit_ids[0]],
                 )
             )
     return findings

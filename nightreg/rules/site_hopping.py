@@ -40,19 +40,21 @@ def _windows(
 
 
 def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list[Finding]:
+    """`visits` are one subject's visits (any sites); only arrival times count."""
     arrivals = sorted((v.arrived_at, v.site_id, v.id) for v in visits)
     findings = []
     clauses = (
         (t["sites"], timedelta(days=t["days"]), "days", t["days"]),
         (t["quick_sites"], timedelta(hours=t["quick_hours"]), "hours", t["quick_hours"]),
     )
-    seen: set[tuple[int, ...]] = set()
+    # A quick hop inside a week-long pattern already found is the same pattern, not a second.
+    found: list[frozenset[int]] = []
     for needed, window, unit, amount in clauses:
         for group in _windows(arrivals, needed, window):
             visit_ids = tuple(sorted(visit_id for _at, _site, visit_id in group))
-            if visit_ids in seen:
+            if any(known.issuperset(visit_ids) for known in found):
                 continue
-            seen.add(visit_ids)
+            found.append(frozenset(visit_ids))
             site_count = len({site for _at, site, _id in group})
             findings.append(
                 Finding(
