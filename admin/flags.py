@@ -72,8 +72,12 @@ def reason_text(flag: Flag, rule: Rule | None) -> str:
     """The flag's sentence in the request's language; the stored English one if that fails."""
     if rule is None:
         return flag.reason
+    params = flags.reason_params(flag)
+    # Words among the parameters ("licence plate") are catalogue entries too; numbers,
+    # units and names have no entry and stay as they are.
+    shown = {k: i18n.gettext(v) if isinstance(v, str) and v else v for k, v in params.items()}
     try:
-        return i18n.gettext(rule.reason) % flags.reason_params(flag)
+        return i18n.gettext(rule.reason_for(params)) % shown
     except (KeyError, TypeError, ValueError):
         return flag.reason
 

@@ -102,10 +102,18 @@ class Rule:
     reason: str
     thresholds: tuple[Threshold, ...]
     evaluate: Evaluate | None
+    # A rule that finds two kinds of thing says which in Finding.params["reason"]: the key of
+    # its sentence here (each one whole, so that it translates as a whole).
+    variants: Mapping[str, str] = field(default_factory=dict)
     # Operational rules (overdue) are for the harbour master only and never go to the hub.
     forwardable: bool = True
     # Watchlist hits are shown only to analysts.
     restricted: bool = False
+
+    def reason_for(self, params: Mapping[str, object]) -> str:
+        """The (untranslated) sentence for a finding with these parameters."""
+        variant = params.get("reason")
+        return self.variants.get(variant, self.reason) if isinstance(variant, str) else self.reason
 
     @property
     def defaults(self) -> dict[str, int]:

@@ -64,10 +64,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
                     window_start=group[0][0],
                     window_end=group[-1][0],
                     score=score(50, site_count, needed),
-                    params={
-                        "sites": site_count,
-                        "period": f"{amount} {unit}",
-                    },
+                    params={"sites": site_count, unit: amount, "reason": unit},
                 )
             )
     return findings
@@ -81,7 +78,11 @@ RULE = Rule(
         "Turning up at three sites in a week, or at two within twelve hours, spreads "
         "movements so that no single harbour master sees the pattern."
     ),
-    reason=N_("Seen at %(sites)s different sites within %(period)s."),
+    reason=N_("Seen at %(sites)s different sites within %(days)s days."),
+    variants={
+        "days": N_("Seen at %(sites)s different sites within %(days)s days."),
+        "hours": N_("Seen at %(sites)s different sites within %(hours)s hours."),
+    },
     thresholds=(
         Threshold("sites", 3, N_("different sites")),
         Threshold("days", 7, N_("days")),

@@ -53,7 +53,12 @@ def _busy_days(unit: str, visits: list[VisitFacts], t: Thresholds) -> list[Findi
                 window_start=ordered[0].arrived_at,
                 window_end=ordered[-1].arrived_at,
                 score=score(50, len(plates), t["vehicles"], step=3),
-                params={"unit": unit, "vehicles": len(plates), "minutes": int(median(stays))},
+                params={
+                    "unit": unit,
+                    "vehicles": len(plates),
+                    "minutes": int(median(stays)),
+                    "reason": "busy_day",
+                },
                 site_id=ordered[0].site_id,
             )
         )
@@ -80,7 +85,7 @@ def _night_calls(unit: str, visits: list[VisitFacts], t: Thresholds) -> list[Fin
                 window_start=group[0][0],
                 window_end=max(at for _at, night in group for at, _vid in nights[night]),
                 score=score(55, len(group), t["nights"]),
-                params={"unit": unit, "nights": len(group), "days": t["days"]},
+                params={"unit": unit, "nights": len(group), "days": t["days"], "reason": "nights"},
                 site_id=visits[0].site_id,
             )
         )
@@ -112,6 +117,13 @@ RULE = Rule(
         "Unit %(unit)s: many short vehicle calls in one day, or vehicle calls at night on "
         "several nights."
     ),
+    variants={
+        "busy_day": N_(
+            "Unit %(unit)s: %(vehicles)s different vehicles in one day, half of them gone "
+            "within %(minutes)s minutes."
+        ),
+        "nights": N_("Unit %(unit)s: vehicles at night on %(nights)s nights within %(days)s days."),
+    },
     thresholds=(
         Threshold("vehicles", 10, N_("different vehicles in one day")),
         Threshold("median_minutes", 30, N_("median stay under (minutes)")),

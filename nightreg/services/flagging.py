@@ -51,7 +51,7 @@ def dedupe_key(finding: Finding, site_id: int) -> str:
 
 
 def english_reason(rule: Rule, params: dict[str, str | int]) -> str:
-    return rule.reason % params
+    return rule.reason_for(params) % params
 
 
 async def _flag_sharing_a_visit(
@@ -128,7 +128,7 @@ async def record(
             "observation_id": observation_id,
         }
         result = await session.execute(_insert_ignoring_duplicates(session, values))
-        if result.rowcount:
+        if result.rowcount:  # type: ignore[attr-defined]
             flag_id = await session.scalar(select(Flag.id).where(Flag.dedupe_key == key))
             assert flag_id is not None
             await _add_visits(session, flag_id, finding.visit_ids)

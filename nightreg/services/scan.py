@@ -28,7 +28,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    Select,
     and_,
     case,
     func,
@@ -47,6 +46,7 @@ from nightreg.rules import RULES
 from nightreg.rules.base import Finding, NightCount, Rule, VisitFacts, fold_name
 from nightreg.services import flagging
 from nightreg.services.scan_sql import (
+    Column,
     hours_between,
     night_utc_hours,
     utc_date,
@@ -182,7 +182,7 @@ class _Scan:
 
     def night_filter(
         self,
-        column: ColumnElement[datetime],
+        column: Column,
         code: str,
         *,
         start_name: str = "night_start_hour",
@@ -212,7 +212,8 @@ class _Scan:
 
     # -- loading ---------------------------------------------------------------------------
 
-    async def load(self, query: Select[Any]) -> list[VisitFacts]:
+    async def load(self, query: Any) -> list[VisitFacts]:
+        """Run a select of _FACT_COLUMNS and make facts of its rows."""
         async with self.db.read() as session:
             rows = (await session.execute(query)).all()
         return [_facts(row, self.sites[row.site_id]) for row in rows if row.site_id in self.sites]
@@ -382,7 +383,7 @@ async def _touched_keys(scan: _Scan, since: datetime) -> tuple[set[str], set[str
                 select(Visit.subject_key, Visit.mmsi).where(Visit.updated_at > since)
             )
         ).all()
-    return {key for key, _mmsi in rows}, {mmsi for _key, mmsi in rows if mmsi}
+    return {key for key, _mmsi in rows}, {str(mmsi) for _key, mmsi in rows if mmsi}
 
 
 async def _scan_subjects(scan: _Scan, since: datetime | None, summary: ScanSummary) -> None:
@@ -437,7 +438,7 @@ async def _scan_identities(scan: _Scan, since: datetime | None, summary: ScanSum
     )
     async with scan.db.read() as session:
         keys = set((await session.scalars(by_key)).all())
-        mmsis = set((await session.scalars(by_mmsi)).all())
+        mmsis = {m for m in (await session.scalars(by_mmsi)).all() if m}
         names = set((await session.scalars(by_name)).all())
     visits = {v.id: v for v in await scan.load_subjects(keys, mmsis)}
     for chunk in _chunks(sorted(names)):
@@ -540,7 +541,7 @@ async def _touched_sites(scan: _Scan, since: datetime | None) -> dict[int, datet
 
 def _unit_key(dialect: str) -> ColumnElement[str]:
     """unit or company without case, spaces or dashes (close to normalise_identifier)."""
-    raw = func.coalesce(Visit.unit, Visit.company)
+    raw: Any = func.coalesce(Visit.unit, Visit.company)
     # Literals, not bound parameters: PostgreSQL matches a GROUP BY expression to the
     # selected one only when their parameters are the same.
     for char in (" ", "-", "."):

@@ -11,29 +11,32 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, Float, Integer, cast, func, literal_column
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
+# A mapped attribute (Visit.arrived_at) or any SQL expression of a time.
+Column = InstrumentedAttribute[Any] | ColumnElement[Any]
 
-def utc_hour(column: ColumnElement[datetime], dialect: str) -> ColumnElement[int]:
+
+def utc_hour(column: Column, dialect: str) -> ColumnElement[int]:
     if dialect == "sqlite":
         # DateTimeUTC stores "YYYY-MM-DD HH:MM:SS.ffffff" in UTC.
         return cast(func.strftime("%H", column), Integer)
     return cast(func.extract("hour", func.timezone(literal_column("'UTC'"), column)), Integer)
 
 
-def utc_date(column: ColumnElement[datetime], dialect: str) -> ColumnElement[object]:
+def utc_date(column: Column, dialect: str) -> ColumnElement[object]:
     """The UTC calendar date: a 'YYYY-MM-DD' string on SQLite, a date on PostgreSQL."""
     if dialect == "sqlite":
         return func.date(column)
     return cast(func.timezone(literal_column("'UTC'"), column), Date)
 
 
-def hours_between(
-    start: ColumnElement[datetime], end: ColumnElement[datetime], dialect: str
-) -> ColumnElement[float]:
+def hours_between(start: Column, end: Column, dialect: str) -> ColumnElement[float]:
     if dialect == "sqlite":
         return cast((func.julianday(end) - func.julianday(start)) * 24.0, Float)
     return cast(func.extract("epoch", end - start) / literal_column("3600.0"), Float)

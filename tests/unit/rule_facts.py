@@ -68,7 +68,7 @@ def run(
     findings = rule.evaluate(items, rule.resolve(overrides), now or utc(2027, 1, 1), **kw)
     for finding in findings:
         assert finding.rule == rule.code
-        assert rule.reason % dict(finding.params)
+        assert rule.reason_for(finding.params) % dict(finding.params)
         assert all(isinstance(p, str | int) for p in finding.params.values())
         assert 0 <= finding.score <= 100
         assert finding.window_start <= finding.window_end

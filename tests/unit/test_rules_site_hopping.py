@@ -20,7 +20,7 @@ def test_three_sites_in_six_days_are_flagged_with_the_week_clause() -> None:
     [finding] = run(RULE, visits)
     assert finding.subject == "reg:NL123AB"
     assert finding.visit_ids == tuple(v.id for v in visits)
-    assert finding.params == {"sites": 3, "period": "7 days"}
+    assert finding.params == {"sites": 3, "days": 7, "reason": "days"}
     assert (finding.window_start, finding.window_end) == (START, START + timedelta(days=6))
     assert finding.score == 50
 
@@ -42,7 +42,7 @@ def test_three_sites_in_seven_days_and_a_minute_do_not() -> None:
 def test_two_sites_within_eleven_hours_are_flagged_with_the_quick_clause() -> None:
     visits = [at(timedelta(0), 1), at(timedelta(hours=11), 2)]
     [finding] = run(RULE, visits)
-    assert finding.params == {"sites": 2, "period": "12 hours"}
+    assert finding.params == {"sites": 2, "hours": 12, "reason": "hours"}
     assert finding.visit_ids == tuple(v.id for v in visits)
 
 
@@ -62,7 +62,7 @@ def test_a_quick_hop_inside_a_week_long_pattern_is_not_a_second_finding() -> Non
         at(timedelta(days=4), 3),
     ]
     [finding] = run(RULE, visits)
-    assert finding.params == {"sites": 3, "period": "7 days"}
+    assert finding.params == {"sites": 3, "days": 7, "reason": "days"}
     assert len(finding.visit_ids) == 3
 
 
@@ -75,7 +75,7 @@ def test_a_quick_hop_outside_the_week_pattern_is_its_own_finding() -> None:
         at(timedelta(days=30, hours=5), 5),
     ]
     findings = run(RULE, visits)
-    assert [f.params["period"] for f in findings] == ["7 days", "12 hours"]
+    assert [f.params["reason"] for f in findings] == ["days", "hours"]
     assert findings[1].visit_ids == (visits[3].id, visits[4].id)
 
 
@@ -89,10 +89,10 @@ def test_a_site_can_change_both_clauses() -> None:
     visits = [at(timedelta(0), 1), at(timedelta(days=3), 2)]
     assert run(RULE, visits) == []
     [finding] = run(RULE, visits, overrides={"sites": 2})
-    assert finding.params == {"sites": 2, "period": "7 days"}
+    assert finding.params == {"sites": 2, "days": 7, "reason": "days"}
     quick = [at(timedelta(0), 1), at(timedelta(hours=20), 2)]
     [finding] = run(RULE, quick, overrides={"quick_hours": 24, "sites": 9})
-    assert finding.params == {"sites": 2, "period": "24 hours"}
+    assert finding.params == {"sites": 2, "hours": 24, "reason": "hours"}
 
 
 def test_twelve_hours_across_the_autumn_clock_change_are_real_hours() -> None:

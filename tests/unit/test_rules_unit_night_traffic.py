@@ -29,7 +29,7 @@ def test_ten_vehicles_calling_briefly_in_one_day_are_flagged() -> None:
     assert finding.subject == "unit:A12"
     assert finding.site_id == 1
     assert finding.visit_ids == tuple(v.id for v in visits)
-    assert finding.params == {"unit": "A12", "vehicles": 10, "minutes": 10}
+    assert finding.params == {"unit": "A12", "vehicles": 10, "minutes": 10, "reason": "busy_day"}
     assert finding.score == 50
 
 
@@ -71,7 +71,7 @@ def test_vehicles_calling_at_night_on_three_nights_in_two_weeks_are_flagged() ->
     visits = night_calls(utc(2026, 6, 1, 21), utc(2026, 6, 5, 22), utc(2026, 6, 9, 1))
     [finding] = run(RULE, visits)
     assert finding.subject == "unit:A12"
-    assert finding.params == {"unit": "A12", "nights": 3, "days": 14}
+    assert finding.params == {"unit": "A12", "nights": 3, "days": 14, "reason": "nights"}
     assert finding.visit_ids == tuple(v.id for v in visits)
     assert finding.window_start == visits[0].arrived_at
     assert finding.window_end == visits[-1].departed_at
