@@ -114,7 +114,9 @@ class AccountController(Controller):
         register_sites = await sites_for(ctx.db, actor, "register.view")
         if len(register_sites) == 1 and not actor.can("users.manage"):
             return Redirect(f"/admin/sites/{register_sites[0].slug}/tonight")
-        return Template(template_name="admin/home.html", context={"sites": register_sites})
+        # The hub's analyst has no register: their sites are those of their flags.
+        shown = register_sites or await sites_for(ctx.db, actor, "flags.view")
+        return Template(template_name="admin/home.html", context={"sites": shown})
 
     @get("/password", name="admin:password", opt={"permission": None})
     async def password_page(self) -> Template:

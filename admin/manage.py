@@ -44,8 +44,8 @@ ROLE_LABELS = {
 ROLE_HINTS = {
     "admin": N_("Accounts, sites and check-in points; the register of its own sites."),
     "harbour_master": N_("The register and the check-in points of its own sites."),
-    "security": N_("Reads the register of its own sites."),
-    "analyst": N_("No register access yet."),
+    "security": N_("Reads the register of its own sites; reviews and exports their flags."),
+    "analyst": N_("The hub's watchlist hits and the flags its sites forwarded; no register."),
     "auditor": N_("Reads the audit trail of all sites."),
 }
 SITE_KIND_LABELS = {"marina": N_("Marina"), "business_park": N_("Business park")}

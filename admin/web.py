@@ -86,10 +86,10 @@ async def staff_guard(
     if permission is not None and not actor.can(permission):
         raise AccessDenied(permission)
     if not connection.url.path.startswith(API_PREFIX):
-        # The layout's navigation: the sites this account works on.
-        connection.state.nav_sites = await sites.sites_for(
-            app_context(connection).db, actor, "register.view"
-        )
+        # The layout's navigation: the sites this account works on (the hub's analyst works
+        # on their flags only).
+        nav = "register.view" if actor.can("register.view") else "flags.view"
+        connection.state.nav_sites = await sites.sites_for(app_context(connection).db, actor, nav)
 
 
 MSG_DATE = N_("Please enter a date like 2026-07-14.")
