@@ -219,7 +219,7 @@ def ordinary_visits(
         home = i % sites
         marina = world.site_kinds[home] == "marina"
         kinds = (
-            ("vessel", "vessel", "vessel", "vehicle") if marina else ("vehicle",) * 4 + ("stay",)
+            ("vessel", "vessel", "vessel", "vehicle") if marina else ("vehicle",) * 19 + ("stay",)
         )
         pool.append(maker.subject(rng.choice(kinds), home))
     span = days
@@ -464,11 +464,13 @@ async def run(url: str, args: argparse.Namespace) -> int:
         overdue = await scan.run_overdue(db, now=now)
         full_s = time.perf_counter() - t0
         print(f"full scan:        {full_s:6.1f} s  ({full.line()}; {overdue.line()})", flush=True)
+        print(f"  phases (s): {full.phases}", flush=True)
 
         t0 = time.perf_counter()
         again = await scan.run_scan(db, now=now, full=True)
         again_s = time.perf_counter() - t0
         print(f"full scan again:  {again_s:6.1f} s  ({again.line()})", flush=True)
+        print(f"  phases (s): {again.phases}", flush=True)
 
         # New visits: ordinary ones and a new batch of plants, written "now".
         since = now
@@ -492,6 +494,7 @@ async def run(url: str, args: argparse.Namespace) -> int:
             f"({incremental.line()})",
             flush=True,
         )
+        print(f"  phases (s): {incremental.phases}", flush=True)
         found = await check_plants(db, world.plants)
         flags = await count_flags(db)
     finally:

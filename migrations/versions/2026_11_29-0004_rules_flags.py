@@ -156,10 +156,28 @@ def upgrade() -> None:
     with op.batch_alter_table("visit", schema=None) as batch_op:
         batch_op.create_index("ix_visit_updated_at", ["updated_at"], unique=False)
         batch_op.create_index("ix_visit_vessel_name", ["vessel_name"], unique=False)
+        # The scan groups the register by subject (and by MMSI) with the departure and the
+        # site: indexes that cover them replace the narrower ones of 0001.
+        batch_op.create_index(
+            "ix_visit_subject_scan",
+            ["subject_key", "arrived_at", "departed_at", "site_id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_visit_mmsi_scan", ["mmsi", "arrived_at", "departed_at", "site_id"], unique=False
+        )
+        batch_op.drop_index("ix_visit_subject_arrived")
+        batch_op.drop_index("ix_visit_mmsi_arrived")
 
 
 def downgrade() -> None:
     with op.batch_alter_table("visit", schema=None) as batch_op:
+        batch_op.create_index("ix_visit_mmsi_arrived", ["mmsi", "arrived_at"], unique=False)
+        batch_op.create_index(
+            "ix_visit_subject_arrived", ["subject_key", "arrived_at"], unique=False
+        )
+        batch_op.drop_index("ix_visit_mmsi_scan")
+        batch_op.drop_index("ix_visit_subject_scan")
         batch_op.drop_index("ix_visit_vessel_name")
         batch_op.drop_index("ix_visit_updated_at")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from nightreg.rules.base import (
     Finding,
@@ -28,8 +29,13 @@ CODE = "identity_change"
 
 def _name(visit: VisitFacts) -> str:
     """A vessel name as compared: "Zee-Meeuw", "zee meeuw" and "ZEEMEEUW" are one name."""
+    return _compared(visit.vessel_name)
+
+
+@lru_cache(maxsize=65536)
+def _compared(name: str | None) -> str:
     # isalnum rather than [a-z0-9], so that a name in Greek or Cyrillic letters is not erased.
-    return "".join(c for c in fold_name(visit.vessel_name) or "" if c.isalnum())
+    return "".join(c for c in fold_name(name) or "" if c.isalnum())
 
 
 def _renamed(a: VisitFacts, b: VisitFacts) -> bool:
@@ -69,6 +75,13 @@ def _changes(
     return groups
 
 
+def _any_renumbered(visits: Sequence[VisitFacts]) -> bool:
+    return (
+        len({v.registration for v in visits if v.registration}) > 1
+        or len({v.mmsi for v in visits if v.mmsi}) > 1
+    )
+
+
 def _distinct_names(run: Sequence[VisitFacts]) -> int:
     return len({_name(v) for v in run})
 
@@ -99,6 +112,8 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
         (by_name, _renumbered, _distinct_numbers, "number"),
     ):
         for subject, members in sorted(groups.items()):
+            if count(members) < 2 or (count is _distinct_numbers and not _any_renumbered(members)):
+                continue  # one name (or one number) throughout: nothing changed
             for run in _changes(members, window, differ):
                 distinct = count(run)
                 findings.append(

@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,7 +37,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    union_all,
+    union,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -112,6 +113,7 @@ class ScanSummary:
     watchlist_hits: int = 0
     seconds: float = 0.0
     by_rule: dict[str, int] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         counts = {
@@ -135,6 +137,18 @@ class ScanSummary:
 # --- facts -------------------------------------------------------------------------------
 
 
+def _identifier(value: str | None, key: str, prefix: str) -> str | None:
+    """The normalised registration or plate; the subject key holds it already when it leads."""
+    if not value:
+        return None
+    return key[len(prefix) :] if key.startswith(prefix) else normalise_identifier(value)
+
+
+# Boat names and units repeat across a register: fold each spelling once per process.
+_fold = lru_cache(maxsize=65536)(fold_name)
+_unit = lru_cache(maxsize=65536)(normalise_identifier)
+
+
 def _facts(row: Any, site: SiteInfo) -> VisitFacts:
     unit = row.unit or row.company
     return VisitFacts(
@@ -147,13 +161,13 @@ def _facts(row: Any, site: SiteInfo) -> VisitFacts:
         arrived_at=row.arrived_at,
         expected_departure_at=row.expected_departure_at,
         departed_at=row.departed_at,
-        registration=normalise_identifier(row.registration) if row.registration else None,
+        registration=_identifier(row.registration, row.subject_key, "reg:"),
         mmsi=row.mmsi or None,
-        plate=normalise_identifier(row.plate) if row.plate else None,
-        vessel_name=fold_name(row.vessel_name),
+        plate=_identifier(row.plate, row.subject_key, "plate:"),
+        vessel_name=_fold(row.vessel_name),
         vessel_type=row.vessel_type,
         guest=fold_name(row.guest_name) or "",
-        unit=(normalise_identifier(unit) or None) if unit else None,
+        unit=(_unit(unit) or None) if unit else None,
     )
 
 
@@ -291,65 +305,54 @@ class _Scan:
 # --- subjects: night movements, short stays, site hopping ---------------------------------
 
 
-def _touched_subjects(since: datetime | None) -> ColumnElement[bool] | None:
-    if since is None:
-        return None
-    touched = select(Visit.subject_key).where(Visit.updated_at > since).scalar_subquery()
-    return Visit.subject_key.in_(touched)
+async def _subject_candidates(scan: _Scan) -> tuple[set[str], set[str]]:
+    """Subject keys and MMSIs that some subject rule could flag, in one pass each.
 
-
-def _touched_mmsis(since: datetime | None) -> ColumnElement[bool] | None:
-    if since is None:
-        return None
-    touched = (
-        select(Visit.mmsi)
-        .where(Visit.updated_at > since, Visit.mmsi.is_not(None))
-        .scalar_subquery()
-    )
-    return Visit.mmsi.in_(touched)
-
-
-async def _subject_candidates(scan: _Scan, since: datetime | None) -> tuple[set[str], set[str]]:
-    """Subject keys and MMSIs that some subject rule could flag."""
+    Two night movements, enough short stays, or two different sites: a loose filter (the
+    loosest thresholds of all sites); the rules then decide on these subjects' visits.
+    """
     d = scan.dialect
-    night_count = scan.loosest("night_movement", "count")
-    short_count = scan.loosest("short_stay_repeat", "count")
+    departed = Visit.departed_at.is_not(None)
+    night_moves = func.sum(
+        case((scan.night_filter(Visit.arrived_at, "night_movement"), 1), else_=0)
+    ) + func.sum(
+        case((and_(departed, scan.night_filter(Visit.departed_at, "night_movement")), 1), else_=0)
+    )
     short_hours = scan.loosest("short_stay_repeat", "hours", max)
-    keys: set[str] = set()
-    mmsis: set[str] = set()
-    for column, touched in (
-        (Visit.subject_key, _touched_subjects(since)),
-        (Visit.mmsi, _touched_mmsis(since)),
-    ):
-        base = [column.is_not(None)] + ([touched] if touched is not None else [])
-        arrivals = select(column.label("k")).where(
-            *base, scan.night_filter(Visit.arrived_at, "night_movement")
+    short_stays = func.sum(
+        case(
+            (
+                and_(departed, hours_between(Visit.arrived_at, Visit.departed_at, d) < short_hours),
+                1,
+            ),
+            else_=0,
         )
-        departures = select(column.label("k")).where(
-            *base,
-            Visit.departed_at.is_not(None),
-            scan.night_filter(Visit.departed_at, "night_movement"),
+    )
+    wanted = or_(
+        night_moves >= scan.loosest("night_movement", "count"),
+        short_stays >= scan.loosest("short_stay_repeat", "count"),
+        func.count(func.distinct(Visit.site_id)) >= 2,
+    )
+    async with scan.db.read() as session:
+        keys = set(
+            (
+                await session.scalars(
+                    select(Visit.subject_key).group_by(Visit.subject_key).having(wanted)
+                )
+            ).all()
         )
-        movements = union_all(arrivals, departures).subquery()
-        queries = [
-            select(movements.c.k).group_by(movements.c.k).having(func.count() >= night_count),
-            select(column)
-            .where(
-                *base,
-                Visit.departed_at.is_not(None),
-                hours_between(Visit.arrived_at, Visit.departed_at, d) < short_hours,
-            )
-            .group_by(column)
-            .having(func.count() >= short_count),
-            select(column)
-            .where(*base)
-            .group_by(column)
-            .having(func.count(func.distinct(Visit.site_id)) >= 2),
-        ]
-        async with scan.db.read() as session:
-            for query in queries:
-                found = set((await session.scalars(query)).all())
-                (keys if column is Visit.subject_key else mmsis).update(found)
+        mmsis = {
+            str(m)
+            for m in (
+                await session.scalars(
+                    select(Visit.mmsi)
+                    .where(Visit.mmsi.is_not(None))
+                    .group_by(Visit.mmsi)
+                    .having(wanted)
+                )
+            ).all()
+            if m
+        }
     return keys, mmsis
 
 
@@ -388,7 +391,7 @@ async def _touched_keys(scan: _Scan, since: datetime) -> tuple[set[str], set[str
 
 async def _scan_subjects(scan: _Scan, since: datetime | None, summary: ScanSummary) -> None:
     if since is None:
-        keys, mmsis = await _subject_candidates(scan, since)
+        keys, mmsis = await _subject_candidates(scan)
     else:
         # A few thousand touched subjects: reading their visits by index is cheaper than
         # any GROUP BY over the table, and the rules decide exactly anyway.
@@ -576,6 +579,27 @@ async def _scan_sites(scan: _Scan, touched: dict[int, datetime], summary: ScanSu
         await _scan_parks(scan, parks, min(touched[s] for s in parks), summary)
 
 
+def _recent(site_ids: list[int], start: datetime, *, present: bool = False) -> list[Any]:
+    """Visits of these sites that arrived or changed since `start` (and, if asked, those
+    still present), as a condition on visit.id that each database answers from its indexes.
+
+    A departure is recorded after it happens, so a visit that left since `start` was also
+    written since then. The obvious `arrived_at >= start OR departed_at >= start` makes
+    SQLite read every visit of the site instead.
+    """
+    if start <= EVER:
+        return [Visit.site_id.in_(site_ids)]
+    parts = [
+        select(Visit.id).where(Visit.site_id.in_(site_ids), Visit.arrived_at >= start),
+        select(Visit.id).where(Visit.updated_at >= start),
+    ]
+    if present:
+        parts.append(
+            select(Visit.id).where(Visit.site_id.in_(site_ids), Visit.departed_at.is_(None))
+        )
+    return [Visit.site_id.in_(site_ids), Visit.id.in_(union(*parts).scalar_subquery())]
+
+
 async def _scan_marinas(
     scan: _Scan, marinas: list[int], earliest: datetime, summary: ScanSummary
 ) -> None:
@@ -584,9 +608,8 @@ async def _scan_marinas(
     start = earliest - timedelta(days=1)
     visits = await scan.load(
         select(*_FACT_COLUMNS).where(
-            Visit.site_id.in_(marinas),
+            *_recent(marinas, start),
             Visit.kind.in_(("vessel", "vehicle")),
-            or_(Visit.departed_at.is_(None), Visit.departed_at >= start),
             _moved_at_night(scan, meet.code, marinas, pad=1),
         )
     )
@@ -608,10 +631,7 @@ async def _scan_parks(
     assert overnight.evaluate is not None
     unit = _unit_key(d)
     start = earliest - timedelta(days=scan.loosest("unit_night_traffic", "days", max) + 2)
-    in_range = [
-        Visit.site_id.in_(parks),
-        or_(Visit.departed_at.is_(None), Visit.departed_at >= start),
-    ]
+    in_range = _recent(parks, start)
     vehicles = [Visit.kind == "vehicle", unit.is_not(None), unit != ""]
     # A local day spans at most two UTC dates: ten vans in a day are five on one of them.
     busy = math.ceil(scan.loosest("unit_night_traffic", "vehicles") / 2)
@@ -639,7 +659,12 @@ async def _scan_parks(
         )
         visits += loaded
     stays = await scan.load(
-        select(*_FACT_COLUMNS).where(*in_range, Visit.kind == "stay", unit.is_not(None), unit != "")
+        select(*_FACT_COLUMNS).where(
+            *_recent(parks, start, present=True),
+            Visit.kind == "stay",
+            unit.is_not(None),
+            unit != "",
+        )
     )
     summary.visits += len(visits) + len(stays)
     by_site_visits = _by_site(visits)
@@ -762,6 +787,19 @@ async def last_scan_started(db: Database) -> datetime | None:
         )
 
 
+class _PhaseClock:
+    """Seconds per phase of a scan, for the benchmark and the log."""
+
+    def __init__(self, summary: ScanSummary) -> None:
+        self.summary = summary
+        self.last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.summary.phases[phase] = round(now - self.last, 2)
+        self.last = now
+
+
 async def run_scan(
     db: Database,
     *,
@@ -784,15 +822,23 @@ async def run_scan(
     sites = await load_sites(db)
     if sites:
         scan = _Scan(db, sites, now)
+        clock = _PhaseClock(summary)
         await _scan_subjects(scan, since, summary)
+        clock.lap("subjects")
         await _scan_identities(scan, since, summary)
+        clock.lap("identities")
         await _scan_fast_craft(scan, since, summary)
+        clock.lap("fast_craft")
         touched = await _touched_sites(scan, since)
         await _scan_sites(scan, touched, summary)
+        clock.lap("sites")
         await _scan_surges(scan, touched, summary)
+        clock.lap("surges")
         await scan.record(summary)
+        clock.lap("record")
         if watchlist_key:
             summary.watchlist_hits = await _scan_watchlist(db, since, watchlist_key, now)
+            clock.lap("watchlist")
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -68,8 +68,14 @@ def test_the_register_has_indexes_for_present_now_one_subject_and_a_date_range(s
     migrate.upgrade(scratch_url)
     indexes = {name: list(ix["column_names"]) for name, ix in visit_indexes(scratch_url).items()}
     assert indexes["ix_visit_present"] == ["site_id", "arrived_at"]
-    assert indexes["ix_visit_subject_arrived"] == ["subject_key", "arrived_at"]
+    assert indexes["ix_visit_subject_scan"] == [
+        "subject_key",
+        "arrived_at",
+        "departed_at",
+        "site_id",
+    ]
     assert indexes["ix_visit_site_arrived"] == ["site_id", "arrived_at"]
+    assert indexes["ix_visit_updated_at"] == ["updated_at"]
 
 
 # --- 0003: the trigram index for the register search (PostgreSQL only) -----------------------
