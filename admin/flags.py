@@ -68,6 +68,14 @@ def rule_title(flag: Flag, rule: Rule | None) -> str:
     return i18n.gettext(rule.title) if rule else flag.rule
 
 
+def _translated(value: str) -> str:
+    """A word, or a list of words ("boat low in the water, locks replaced"), translated."""
+    whole = i18n.gettext(value)
+    if whole != value or ", " not in value:
+        return whole
+    return ", ".join(i18n.gettext(part) for part in value.split(", "))
+
+
 def reason_text(flag: Flag, rule: Rule | None) -> str:
     """The flag's sentence in the request's language; the stored English one if that fails."""
     if rule is None:
@@ -75,7 +83,7 @@ def reason_text(flag: Flag, rule: Rule | None) -> str:
     params = flags.reason_params(flag)
     # Words among the parameters ("licence plate") are catalogue entries too; numbers,
     # units and names have no entry and stay as they are.
-    shown = {k: i18n.gettext(v) if isinstance(v, str) and v else v for k, v in params.items()}
+    shown = {k: _translated(v) if isinstance(v, str) and v else v for k, v in params.items()}
     try:
         return i18n.gettext(rule.reason_for(params)) % shown
     except (KeyError, TypeError, ValueError):

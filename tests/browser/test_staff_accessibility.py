@@ -32,6 +32,7 @@ class Harbour:
     visit_id: int
     harbour_master: StaffRef
     admin: StaffRef
+    flag_id: int
 
 
 def sign_in_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
@@ -168,6 +169,45 @@ def import_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
     expect(page.locator("main input[type=file]")).to_be_visible()
 
 
+def flag_queue(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/sites/{harbour.slug}/flags"))
+    expect(page.locator("main h1")).to_be_visible()
+
+
+def flag_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/flags/{harbour.flag_id}"))
+    expect(page.locator("#flag-reason")).to_be_visible()
+
+
+def dismiss_without_a_reason(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    flag_page(page, server, harbour)
+    page.locator("#f-dismiss-reason").evaluate("el => el.removeAttribute('required')")
+    page.locator("#f-dismiss-reason").locator("xpath=ancestor::form").locator(
+        "button[type=submit]"
+    ).click()
+    expect(page.locator("#err-dismiss-reason")).not_to_be_empty()
+
+
+def observation_form(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/sites/{harbour.slug}/observations/new?visit={harbour.visit_id}"))
+    expect(page.locator("main h1")).to_be_visible()
+
+
+def flag_export_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/sites/{harbour.slug}/flags/export"))
+    expect(page.locator("main h1")).to_be_visible()
+
+
+def jobs_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.admin)
+    page.goto(server.url("/admin/jobs"))
+    expect(page.locator("main h1")).to_be_visible()
+
+
 PAGES: dict[str, Callable[[Page, LiveServer, Harbour], None]] = {
     "sign-in page": sign_in_page,
     "sign-in page with an error": sign_in_with_an_error,
@@ -190,7 +230,42 @@ PAGES: dict[str, Callable[[Page, LiveServer, Harbour], None]] = {
     "a site and its check-in points": site_page,
     "export": export_page,
     "import": import_page,
+    "flag queue": flag_queue,
+    "a flag": flag_page,
+    "a flag dismissed without a reason": dismiss_without_a_reason,
+    "observation form": observation_form,
+    "export of flagged entries": flag_export_page,
+    "jobs": jobs_page,
 }
+
+
+def a_flag(server: LiveServer, slug: str, visit_id: int) -> int:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from nightreg.db import Database
+    from nightreg.models import Site
+    from nightreg.rules.base import Finding
+    from nightreg.services import flagging
+
+    async def run() -> int:
+        db = Database(server.settings.database_url)
+        try:
+            async with db.write() as session:
+                site_id = await session.scalar(select(Site.id).where(Site.slug == slug))
+                assert site_id is not None
+                at = datetime.now(UTC)
+                finding = Finding(
+                    rule="night_movement", subject="reg:TEST", visit_ids=(visit_id,),
+                    window_start=at, window_end=at, score=60, params={"count": 2, "days": 14},
+                )  # fmt: skip
+                done = await flagging.record(session, finding, site_id=site_id, now=at)
+                return done.flag_id
+        finally:
+            await db.dispose()
+
+    return run_async(run)
 
 
 def correct(server: LiveServer, visit_id: int, changes: dict[str, str], reason: str) -> None:
@@ -235,6 +310,7 @@ def harbour(server: LiveServer) -> Harbour:
         visit_id=visit.id,
         harbour_master=server.new_staff("harbour_master", [slug]),
         admin=server.new_staff("admin", [slug]),
+        flag_id=a_flag(server, slug, visit.id),
     )
 
 
