@@ -108,3 +108,28 @@ def test_a_harbour_master_dismisses_a_flag_from_tonight_and_it_leaves_the_open_q
     expect(page.locator("#flag-rows")).to_contain_text("No flags to show.")
     page.goto(server.url(f"/admin/sites/{point.site_slug}/tonight"))
     expect(page.locator("#count-flags")).to_have_text("0")
+
+
+def test_park_security_exports_the_flagged_entries_from_the_queue_as_csv(
+    server: LiveServer, new_context: NewContext
+) -> None:
+    point = server.new_point("marina")
+    boat = server.add_visit(point.site_slug, guest_name="Exporteur de Wit")
+    raise_flag(server, point.site_slug, boat)
+    staff = server.new_staff("security", [point.site_slug])
+    page = new_context(accept_downloads=True, **DESK).new_page()
+
+    sign_in_as(page, server, staff)
+    page.goto(server.url(f"/admin/sites/{point.site_slug}/flags"))
+    page.get_by_role("link", name="Export flagged entries").click()
+    page.wait_for_url(server.url(f"/admin/sites/{point.site_slug}/flags/export"))
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download").click()
+
+    download = download_info.value
+    assert download.suggested_filename.endswith(".csv")
+    path = download.path()
+    assert path is not None
+    text = path.read_text(encoding="utf-8-sig")
+    assert "night_movement" in text
+    assert "Exporteur de Wit" in text
