@@ -93,15 +93,18 @@ async def record(
     thresholds: Mapping[str, int] | None = None,
     actor: Actor = SYSTEM,
     observation_id: int | None = None,
+    fresh: bool = False,
 ) -> Recorded:
     """Create or grow the flag for `finding`, inside the caller's write transaction."""
     rule = RULES[finding.rule]
     params = dict(finding.params)
     # Each observation is its own flag: a second one on the same visit is a new report,
     # not more evidence for the first.
+    # `fresh`: the caller (the scan) has just seen that no flag of this rule holds any of
+    # these visits, so the lookup can be skipped.
     flag = (
         None
-        if observation_id is not None
+        if observation_id is not None or fresh
         else await _flag_sharing_a_visit(session, finding.rule, finding.visit_ids)
     )
     if flag is None:
@@ -127,10 +130,10 @@ async def record(
             "updated_at": now,
             "observation_id": observation_id,
         }
-        result = await session.execute(_insert_ignoring_duplicates(session, values))
-        if result.rowcount:  # type: ignore[attr-defined]
-            flag_id = await session.scalar(select(Flag.id).where(Flag.dedupe_key == key))
-            assert flag_id is not None
+        flag_id = await session.scalar(
+            _insert_ignoring_duplicates(session, values).returning(Flag.id)
+        )
+        if flag_id is not None:
             await _add_visits(session, flag_id, finding.visit_ids)
             await audit.record(
                 session, actor, "flag_raised", at=now, site_id=site_id, object_type="flag",

@@ -16,6 +16,7 @@ clocks a little apart; a full scan looks at everything.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import math
@@ -251,8 +252,9 @@ class _Scan:
             thresholds = self.sites[site_id].thresholds(rule)
             self.findings.append((finding, site_id, thresholds))
 
-    async def known(self, findings: Sequence[Finding]) -> set[int]:
-        """Indexes of findings already wholly in a flag of their rule: nothing to record.
+    async def known(self, findings: Sequence[Finding]) -> tuple[set[int], set[int]]:
+        """Indexes of findings already wholly in a flag of their rule (nothing to record), and
+        of those with no flag of their rule on any of their visits (a new flag, surely).
 
         A rescan finds mostly what it found before; one read per batch tells which, so the
         write transaction (SQLite's single writer) is only taken for what is new.
@@ -270,29 +272,33 @@ class _Scan:
                 for visit_id, flag_id, rule in rows:
                     flags_of[visit_id].add((flag_id, rule))
                     members[flag_id].add(visit_id)
-        done = set()
+        done: set[int] = set()
+        fresh: set[int] = set()
         for index, finding in enumerate(findings):
             if not finding.visit_ids:
                 continue
-            candidates = {
-                fid for fid, rule in flags_of[finding.visit_ids[0]] if rule == finding.rule
+            same_rule = {
+                fid for v in finding.visit_ids for fid, rule in flags_of[v] if rule == finding.rule
             }
-            if any(set(finding.visit_ids) <= members[fid] for fid in candidates):
+            if any(set(finding.visit_ids) <= members[fid] for fid in same_rule):
                 done.add(index)
-        return done
+            elif not same_rule:
+                fresh.add(index)
+        return done, fresh
 
     async def record(self, summary: ScanSummary) -> None:
         for start in range(0, len(self.findings), RECORD_BATCH):
             batch = self.findings[start : start + RECORD_BATCH]
-            known = await self.known([finding for finding, _s, _t in batch])
-            batch = [item for index, item in enumerate(batch) if index not in known]
-            if not batch:
+            known, fresh = await self.known([finding for finding, _s, _t in batch])
+            todo = [(i, item) for i, item in enumerate(batch) if i not in known]
+            if not todo:
                 continue
             async with self.db.write() as session:
-                for finding, site_id, thresholds in batch:
+                for index, (finding, site_id, thresholds) in todo:
                     done = await flagging.record(
-                        session, finding, site_id=site_id, now=self.now, thresholds=thresholds
-                    )
+                        session, finding, site_id=site_id, now=self.now, thresholds=thresholds,
+                        fresh=index in fresh,
+                    )  # fmt: skip
                     summary.created += done.created
                     summary.grown += bool(done.added_visits) and not done.created
                     summary.reopened += done.reopened
@@ -822,18 +828,28 @@ async def run_scan(
     sites = await load_sites(db)
     if sites:
         scan = _Scan(db, sites, now)
+
+        async def subjects() -> None:
+            clock = _PhaseClock(summary)
+            await _scan_subjects(scan, since, summary)
+            clock.lap("subjects")
+            await _scan_identities(scan, since, summary)
+            clock.lap("identities")
+            await _scan_fast_craft(scan, since, summary)
+            clock.lap("fast_craft")
+
+        async def places() -> None:
+            clock = _PhaseClock(summary)
+            touched = await _touched_sites(scan, since)
+            await _scan_sites(scan, touched, summary)
+            clock.lap("sites")
+            await _scan_surges(scan, touched, summary)
+            clock.lap("surges")
+
+        # The two halves only read, each on its own connection: the database works on one
+        # while Python works on the other's rows.
+        await asyncio.gather(subjects(), places())
         clock = _PhaseClock(summary)
-        await _scan_subjects(scan, since, summary)
-        clock.lap("subjects")
-        await _scan_identities(scan, since, summary)
-        clock.lap("identities")
-        await _scan_fast_craft(scan, since, summary)
-        clock.lap("fast_craft")
-        touched = await _touched_sites(scan, since)
-        await _scan_sites(scan, touched, summary)
-        clock.lap("sites")
-        await _scan_surges(scan, touched, summary)
-        clock.lap("surges")
         await scan.record(summary)
         clock.lap("record")
         if watchlist_key:
