@@ -287,6 +287,7 @@ class _Scan:
         return done, fresh
 
     async def record(self, summary: ScanSummary) -> None:
+        recorded: dict[str, set[int]] = defaultdict(set)
         for start in range(0, len(self.findings), RECORD_BATCH):
             batch = self.findings[start : start + RECORD_BATCH]
             known, fresh = await self.known([finding for finding, _s, _t in batch])
@@ -295,9 +296,14 @@ class _Scan:
                 continue
             async with self.db.write() as session:
                 for index, (finding, site_id, thresholds) in todo:
+                    # Fresh as of the batch's read, unless a finding recorded just before in
+                    # this batch shares a visit with it (then it grows that one's flag).
+                    mine = recorded[finding.rule]
+                    is_fresh = index in fresh and mine.isdisjoint(finding.visit_ids)
+                    mine.update(finding.visit_ids)
                     done = await flagging.record(
                         session, finding, site_id=site_id, now=self.now, thresholds=thresholds,
-                        fresh=index in fresh,
+                        fresh=is_fresh,
                     )  # fmt: skip
                     summary.created += done.created
                     summary.grown += bool(done.added_visits) and not done.created
@@ -741,24 +747,40 @@ async def _scan_surges(scan: _Scan, touched: dict[int, datetime], summary: ScanS
         for site_id, nights in counts.items():
             site = scan.sites[site_id]
             summary.candidates += len(nights)
-            findings = []
-            for finding in rule.evaluate(nights, site.thresholds(rule), scan.now, tz=site.tz):
-                # The evidence: that day's arrivals.
-                async with scan.db.read() as session:
-                    ids = tuple(
-                        (
-                            await session.scalars(
-                                select(Visit.id)
-                                .where(
-                                    Visit.site_id == site_id,
-                                    Visit.arrived_at >= finding.window_start,
-                                    Visit.arrived_at < finding.window_end,
+            surging = rule.evaluate(nights, site.thresholds(rule), scan.now, tz=site.tz)
+            if not surging:
+                continue
+            # The evidence: those days' arrivals, read in one query per site.
+            async with scan.db.read() as session:
+                arrivals = (
+                    await session.execute(
+                        select(Visit.id, Visit.arrived_at)
+                        .where(
+                            Visit.site_id == site_id,
+                            or_(
+                                *(
+                                    and_(
+                                        Visit.arrived_at >= f.window_start,
+                                        Visit.arrived_at < f.window_end,
+                                    )
+                                    for f in surging
                                 )
-                                .order_by(Visit.id)
-                            )
-                        ).all()
+                            ),
+                        )
+                        .order_by(Visit.id)
                     )
-                findings.append(_with_visits(finding, ids))
+                ).all()
+            findings = [
+                _with_visits(
+                    finding,
+                    tuple(
+                        visit_id
+                        for visit_id, at in arrivals
+                        if finding.window_start <= at < finding.window_end
+                    ),
+                )
+                for finding in surging
+            ]
             scan.found(rule, findings, site)
 
 
@@ -838,17 +860,21 @@ async def run_scan(
             await _scan_fast_craft(scan, since, summary)
             clock.lap("fast_craft")
 
-        async def places() -> None:
+        touched = await _touched_sites(scan, since)
+
+        async def sites_() -> None:
             clock = _PhaseClock(summary)
-            touched = await _touched_sites(scan, since)
             await _scan_sites(scan, touched, summary)
             clock.lap("sites")
+
+        async def surges() -> None:
+            clock = _PhaseClock(summary)
             await _scan_surges(scan, touched, summary)
             clock.lap("surges")
 
-        # The two halves only read, each on its own connection: the database works on one
-        # while Python works on the other's rows.
-        await asyncio.gather(subjects(), places())
+        # The three parts only read, each on its own connection: the database works on one
+        # while Python works on another's rows.
+        await asyncio.gather(subjects(), sites_(), surges())
         clock = _PhaseClock(summary)
         await scan.record(summary)
         clock.lap("record")

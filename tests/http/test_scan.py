@@ -371,3 +371,17 @@ async def test_two_scans_at_once_make_each_flag_once(db: Database):
     )
 
     assert len(await flags_of(db, ids, "night_movement")) == 1
+
+
+async def test_findings_of_one_rule_that_share_a_visit_in_one_scan_make_one_flag(db: Database):
+    marina = await a_site(db)
+    first_boat = await plant(db, marina, local("2026-07-10", 23, 50), local("2026-07-11", 8))
+    second_boat = await plant(db, marina, local("2026-07-11", 0, 20), local("2026-07-11", 9))
+    van = await plant(
+        db, marina, local("2026-07-11", 0, 5), local("2026-07-11", 0, 50), kind="vehicle"
+    )
+
+    await scan.run_scan(db, now=NOW, full=True)
+
+    flags = await flags_of(db, [first_boat, second_boat, van], "boat_meets_vehicle")
+    assert list(flags.values()) == [{first_boat, second_boat, van}]
