@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import io
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -93,6 +93,40 @@ async def record(
     # that raises a few hundred flags writes a few hundred events.
     event_id = await session.scalar(insert(AuditEvent).values(**values).returning(AuditEvent.id))
     return AuditEvent(id=event_id, **values)
+
+
+async def record_many(
+    session: AsyncSession, actor: Actor, events: Sequence[Mapping[str, Any]]
+) -> None:
+    """Append several events in one statement, chained in order (a scan's raised flags).
+
+    Each event is a mapping of `record`'s keyword arguments (action, at, site_id, ...).
+    """
+    if not events:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
+    prev_hash = (
+        await session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+        or GENESIS
+    )
+    rows = []
+    for event in events:
+        fields: dict[str, Any] = {
+            "at": event["at"],
+            "actor": actor.label[:300],
+            "address": actor.address[:64],
+            "action": event["action"],
+            "site_id": event.get("site_id"),
+            "object_type": event.get("object_type", ""),
+            "object_id": event.get("object_id"),
+            "object_ids": _json(sorted(set(event.get("object_ids", ())))),
+            "details": _json(dict(event.get("details") or {})),
+        }
+        digest = event_hash(prev_hash, fields)
+        rows.append({**fields, "prev_hash": prev_hash, "hash": digest})
+        prev_hash = digest
+    await session.execute(insert(AuditEvent), rows)
 
 
 async def log(db: Database, actor: Actor, action: str, *, at: datetime, **kwargs: Any) -> None:

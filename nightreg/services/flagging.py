@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Insert, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -84,6 +84,19 @@ async def _add_visits(session: AsyncSession, flag_id: int, visit_ids: Sequence[i
         )
 
 
+async def _audit(
+    session: AsyncSession,
+    actor: Actor,
+    audit_log: list[dict[str, Any]] | None,
+    **event: Any,
+) -> None:
+    """Audit now, or (for a scan writing many flags) collect for audit.record_many."""
+    if audit_log is None:
+        await audit.record(session, actor, **event)
+    else:
+        audit_log.append(event)
+
+
 async def record(
     session: AsyncSession,
     finding: Finding,
@@ -94,6 +107,7 @@ async def record(
     actor: Actor = SYSTEM,
     observation_id: int | None = None,
     fresh: bool = False,
+    audit_log: list[dict[str, Any]] | None = None,
 ) -> Recorded:
     """Create or grow the flag for `finding`, inside the caller's write transaction."""
     rule = RULES[finding.rule]
@@ -135,16 +149,16 @@ async def record(
         )
         if flag_id is not None:
             await _add_visits(session, flag_id, finding.visit_ids)
-            await audit.record(
-                session, actor, "flag_raised", at=now, site_id=site_id, object_type="flag",
-                object_id=flag_id, object_ids=finding.visit_ids,
+            await _audit(
+                session, actor, audit_log, action="flag_raised", at=now, site_id=site_id,
+                object_type="flag", object_id=flag_id, object_ids=finding.visit_ids,
                 details={"rule": finding.rule, "score": finding.score},
             )  # fmt: skip
             return Recorded(flag_id, True, tuple(finding.visit_ids), False)
         # Another scan made this flag a moment ago: grow that one.
         flag = await session.scalar(select(Flag).where(Flag.dedupe_key == key))
         assert flag is not None
-    return await _grow(session, flag, finding, params, now=now, actor=actor)
+    return await _grow(session, flag, finding, params, now=now, actor=actor, audit_log=audit_log)
 
 
 async def _grow(
@@ -155,6 +169,7 @@ async def _grow(
     *,
     now: datetime,
     actor: Actor,
+    audit_log: list[dict[str, Any]] | None,
 ) -> Recorded:
     known = set(
         await session.scalars(select(flag_visit.c.visit_id).where(flag_visit.c.flag_id == flag.id))
@@ -178,9 +193,9 @@ async def _grow(
             status="open" if reopened else flag.status,
         )
     )
-    await audit.record(
-        session, actor, "flag_grown", at=now, site_id=flag.site_id, object_type="flag",
-        object_id=flag.id, object_ids=added,
+    await _audit(
+        session, actor, audit_log, action="flag_grown", at=now, site_id=flag.site_id,
+        object_type="flag", object_id=flag.id, object_ids=added,
         details={"rule": finding.rule, "reopened_from": flag.status if reopened else None},
     )  # fmt: skip
     return Recorded(flag.id, False, added, reopened)

@@ -46,7 +46,8 @@ from nightreg.db import Database
 from nightreg.models import Flag, JobRun, Site, Visit, flag_visit
 from nightreg.rules import RULES
 from nightreg.rules.base import Finding, NightCount, Rule, VisitFacts, fold_name
-from nightreg.services import flagging
+from nightreg.services import audit, flagging
+from nightreg.services.access import SYSTEM
 from nightreg.services.scan_sql import (
     Column,
     hours_between,
@@ -295,6 +296,8 @@ class _Scan:
             if not todo:
                 continue
             async with self.db.write() as session:
+                # The batch's audit events are chained and written together at its end.
+                events: list[dict[str, Any]] = []
                 for index, (finding, site_id, thresholds) in todo:
                     # Fresh as of the batch's read, unless a finding recorded just before in
                     # this batch shares a visit with it (then it grows that one's flag).
@@ -303,11 +306,12 @@ class _Scan:
                     mine.update(finding.visit_ids)
                     done = await flagging.record(
                         session, finding, site_id=site_id, now=self.now, thresholds=thresholds,
-                        fresh=is_fresh,
+                        fresh=is_fresh, audit_log=events,
                     )  # fmt: skip
                     summary.created += done.created
                     summary.grown += bool(done.added_visits) and not done.created
                     summary.reopened += done.reopened
+                await audit.record_many(session, SYSTEM, events)
         summary.findings += len(self.findings)
         for finding, _site_id, _t in self.findings:
             summary.by_rule[finding.rule] = summary.by_rule.get(finding.rule, 0) + 1

@@ -120,7 +120,8 @@ async def test_two_night_arrivals_make_one_flag_and_a_second_scan_changes_nothin
     flags = await flags_of(db, [first, second], "night_movement")
     assert list(flags.values()) == [{first, second}]
     assert summary.created >= 1
-    assert again.created == 0 and again.grown == 0
+    assert again.created == 0
+    assert again.grown == 0
 
 
 async def test_a_third_night_movement_grows_the_flag_instead_of_making_a_new_one(db: Database):
@@ -385,3 +386,33 @@ async def test_findings_of_one_rule_that_share_a_visit_in_one_scan_make_one_flag
 
     flags = await flags_of(db, [first_boat, second_boat, van], "boat_meets_vehicle")
     assert list(flags.values()) == [{first_boat, second_boat, van}]
+
+
+async def test_the_flags_a_scan_raises_are_in_the_audit_trail_and_the_chain_holds(db: Database):
+    from nightreg.models import AuditEvent
+    from nightreg.services import audit
+
+    site = await a_site(db)
+    reg = a_registration()
+    ids = [
+        await plant(
+            db, site, local("2026-07-10", 23, 40), local("2026-07-11", 10), registration=reg
+        ),
+        await plant(
+            db, site, local("2026-07-15", 2, 15), local("2026-07-15", 12), registration=reg
+        ),
+    ]
+
+    await scan.run_scan(db, now=NOW, full=True)
+
+    (flag_id,) = await flags_of(db, ids, "night_movement")
+    async with db.read() as session:
+        raised = await session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.action == "flag_raised", AuditEvent.object_id == flag_id
+            )
+        )
+    assert raised is not None
+    assert raised.actor == "system"
+    assert json.loads(raised.object_ids) == sorted(ids)
+    assert (await audit.verify(db)).intact
