@@ -490,7 +490,7 @@ async def run(url: str, args: argparse.Namespace) -> int:
         incremental_s = time.perf_counter() - t0
         await scan.run_overdue(db, now=later)
         print(
-            f"incremental scan: {incremental_s:6.1f} s  after {added:,} new visits "
+            f"incremental scan: {incremental_s:6.2f} s  after {added:,} new visits "
             f"({incremental.line()})",
             flush=True,
         )
@@ -510,9 +510,9 @@ async def run(url: str, args: argparse.Namespace) -> int:
         missing += planted_n - found_n
         print(f"{rule:<24}{planted_n:>9}{found_n:>7}{flags.get(rule, 0):>8}")
     print()
-    print(f"full scan        {full_s:6.1f} s   target <= {TARGET_FULL_S:.0f} s   "
+    print(f"full scan        {full_s:6.2f} s   target <= {TARGET_FULL_S:.0f} s   "
           f"{'OK' if full_s <= TARGET_FULL_S else 'MISSED'}")  # fmt: skip
-    print(f"incremental scan {incremental_s:6.1f} s   target <= {TARGET_INCREMENTAL_S:.0f} s   "
+    print(f"incremental scan {incremental_s:6.2f} s   target <= {TARGET_INCREMENTAL_S:.0f} s   "
           f"{'OK' if incremental_s <= TARGET_INCREMENTAL_S else 'MISSED'}")  # fmt: skip
     print(f"idempotent       second full scan created {again.created}, grew {again.grown}   "
           f"{'OK' if again.created == again.grown == 0 else 'MISSED'}")  # fmt: skip

@@ -595,7 +595,9 @@ async def _scan_sites(scan: _Scan, touched: dict[int, datetime], summary: ScanSu
         await _scan_parks(scan, parks, min(touched[s] for s in parks), summary)
 
 
-def _recent(site_ids: list[int], start: datetime, *, present: bool = False) -> list[Any]:
+def _recent(
+    site_ids: list[int], start: datetime, *, present: bool = False, dialect: str = "sqlite"
+) -> list[Any]:
     """Visits of these sites that arrived or changed since `start` (and, if asked, those
     still present), as a condition on visit.id that each database answers from its indexes.
 
@@ -605,6 +607,13 @@ def _recent(site_ids: list[int], start: datetime, *, present: bool = False) -> l
     """
     if start <= EVER:
         return [Visit.site_id.in_(site_ids)]
+    if dialect == "postgresql":
+        # PostgreSQL combines the indexes of an OR itself (BitmapOr); an IN (… UNION …)
+        # would make it hash-join the whole table instead.
+        either = [Visit.arrived_at >= start, Visit.updated_at >= start]
+        if present:
+            either.append(Visit.departed_at.is_(None))
+        return [Visit.site_id.in_(site_ids), or_(*either)]
     parts = [
         select(Visit.id).where(Visit.site_id.in_(site_ids), Visit.arrived_at >= start),
         select(Visit.id).where(Visit.updated_at >= start),
@@ -624,7 +633,7 @@ async def _scan_marinas(
     start = earliest - timedelta(days=1)
     visits = await scan.load(
         select(*_FACT_COLUMNS).where(
-            *_recent(marinas, start),
+            *_recent(marinas, start, dialect=scan.dialect),
             Visit.kind.in_(("vessel", "vehicle")),
             _moved_at_night(scan, meet.code, marinas, pad=1),
         )
@@ -647,7 +656,7 @@ async def _scan_parks(
     assert overnight.evaluate is not None
     unit = _unit_key(d)
     start = earliest - timedelta(days=scan.loosest("unit_night_traffic", "days", max) + 2)
-    in_range = _recent(parks, start)
+    in_range = _recent(parks, start, dialect=d)
     vehicles = [Visit.kind == "vehicle", unit.is_not(None), unit != ""]
     # A local day spans at most two UTC dates: ten vans in a day are five on one of them.
     busy = math.ceil(scan.loosest("unit_night_traffic", "vehicles") / 2)
@@ -676,7 +685,7 @@ async def _scan_parks(
         visits += loaded
     stays = await scan.load(
         select(*_FACT_COLUMNS).where(
-            *_recent(parks, start, present=True),
+            *_recent(parks, start, present=True, dialect=d),
             Visit.kind == "stay",
             unit.is_not(None),
             unit != "",
