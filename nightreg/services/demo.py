@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from nightreg.db import Database
-from nightreg.models import CheckinPoint, Site, User
-from nightreg.services import sites, users
+from nightreg.models import CheckinPoint, Site, User, Visit
+from nightreg.services import scan, sites, users
 from nightreg.services.checkin import check_in
 from nightreg.validation import validate_checkin
 
@@ -172,6 +172,39 @@ async def _demo_visits(db: Database, spec: _DemoSite, now: datetime) -> None:
         )
 
 
+async def _demo_night_trip(db: Database, now: datetime) -> None:
+    """A boat that came in at night and left before dawn: the scan's first flag to look at."""
+    site = await sites.get_site(db, "jachthaven-zeemeeuw")
+    tz = ZoneInfo(site.timezone)
+    night = (now - timedelta(days=3)).astimezone(tz).replace(hour=23, minute=40, second=0)
+    fields = {
+        "guest_name": "Ruud Schaduw",
+        "residence": "Den Oever",
+        "vessel_name": "Nachtegaal",
+        "registration": "NL-DO-666",
+        "vessel_type": "speedboat",
+        "persons": "3",
+        "arrived_at": night.strftime("%Y-%m-%d %H:%M"),
+        "expected_departure_at": (night + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M"),
+    }
+    data, errors = validate_checkin(
+        fields, kind="vessel", allowed_kinds=site.visit_kinds, now=night, tz=tz
+    )
+    if data is None:
+        raise ValueError(f"demo night trip: {errors}")
+    result = await check_in(
+        db, site_id=site.id, point_id=None, data=data, now=night,
+        secret_key=secrets.token_hex(16), source="staff",
+    )  # fmt: skip
+    left = (night + timedelta(hours=4, minutes=30)).astimezone(UTC)
+    async with db.write() as session:
+        await session.execute(
+            update(Visit)
+            .where(Visit.id == result.visit.id)
+            .values(departed_at=left, updated_at=left)
+        )
+
+
 async def seed_demo(db: Database, now: datetime) -> DemoLogin:
     """Create what is missing of the demo; the admin gets a fresh password each time."""
     for spec in _DEMO_SITES:
@@ -192,6 +225,10 @@ async def seed_demo(db: Database, now: datetime) -> DemoLogin:
                     db, site_slug=spec.slug, name=name, kiosk_mode=kiosk_mode, now=now
                 )
             await _demo_visits(db, spec, now)
+            if spec.kind == "marina":
+                await _demo_night_trip(db, now)
+                # The queue has something to review from the first minute.
+                await scan.run_scan(db, now=now, full=True)
     password = secrets.token_urlsafe(12)
     async with db.read() as session:
         admin = await session.scalar(select(User.id).where(User.email == DEMO_ADMIN))

@@ -60,3 +60,21 @@ async def test_the_demo_has_guests_tonight_one_of_them_overdue(db: Database):
     present = [v for v in visits if v.departed_at is None]
     assert len(present) == 4
     assert any(v.expected_departure_at < SUMMER_EVENING for v in present)
+
+
+async def test_the_demo_queue_has_a_flag_to_review(db: Database):
+    from sqlalchemy import select
+
+    from nightreg.models import Flag, Site
+
+    await seed_demo(db, SUMMER_EVENING)
+
+    async with db.read() as session:
+        rules = set(
+            await session.scalars(
+                select(Flag.rule)
+                .join(Site, Site.id == Flag.site_id)
+                .where(Site.slug == "jachthaven-zeemeeuw")
+            )
+        )
+    assert {"night_movement", "fast_craft_night"} <= rules
