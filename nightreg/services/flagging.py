@@ -84,6 +84,85 @@ async def _add_visits(session: AsyncSession, flag_id: int, visit_ids: Sequence[i
         )
 
 
+def _flag_values(
+    finding: Finding,
+    site_id: int,
+    *,
+    now: datetime,
+    thresholds: Mapping[str, int] | None,
+    key: str,
+    observation_id: int | None = None,
+) -> dict[str, object]:
+    rule = RULES[finding.rule]
+    params = dict(finding.params)
+    return {
+        "site_id": site_id,
+        "rule": finding.rule,
+        "subject": finding.subject[:240],
+        "dedupe_key": key,
+        "window_start": finding.window_start,
+        "window_end": finding.window_end,
+        "score": finding.score,
+        "reason": english_reason(rule, params),
+        "reason_params": json.dumps(params, sort_keys=True),
+        "thresholds": json.dumps(dict(thresholds or {}), sort_keys=True),
+        "status": "open",
+        "restricted": rule.restricted,
+        "created_at": now,
+        "updated_at": now,
+        "observation_id": observation_id,
+    }
+
+
+async def create_many(
+    session: AsyncSession,
+    items: Sequence[tuple[Finding, int, Mapping[str, int]]],
+    *,
+    now: datetime,
+    audit_log: list[dict[str, Any]],
+) -> list[int | None]:
+    """New flags for findings no flag holds yet, in one INSERT; their ids in order.
+
+    The scan's bulk path: `items` are findings that share no visit with any flag of their
+    rule nor with each other. None marks one whose dedupe key was taken (another scan got
+    there first): the caller records that one the ordinary way.
+    """
+    if not items:
+        return []
+    rows = [
+        _flag_values(finding, site_id, now=now, thresholds=t, key=dedupe_key(finding, site_id))
+        for finding, site_id, t in items
+    ]
+    table = cast(Table, Flag.__table__)
+    insert_: Any = (
+        postgresql.insert(table)
+        if session.get_bind().dialect.name == "postgresql"
+        else sqlite.insert(table)
+    )
+    stmt = insert_.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(
+        table.c.id, table.c.dedupe_key
+    )
+    created = {key: flag_id for flag_id, key in (await session.execute(stmt, rows)).all()}
+    ids: list[int | None] = []
+    links = []
+    for (finding, site_id, _t), row in zip(items, rows, strict=True):
+        flag_id = created.pop(str(row["dedupe_key"]), None)  # a key twice: the first wins
+        ids.append(flag_id)
+        if flag_id is None:
+            continue
+        links += [{"flag_id": flag_id, "visit_id": v} for v in finding.visit_ids]
+        audit_log.append(
+            {
+                "action": "flag_raised", "at": now, "site_id": site_id, "object_type": "flag",
+                "object_id": flag_id, "object_ids": finding.visit_ids,
+                "details": {"rule": finding.rule, "score": finding.score},
+            }
+        )  # fmt: skip
+    if links:
+        await session.execute(insert(flag_visit), links)
+    return ids
+
+
 async def _audit(
     session: AsyncSession,
     actor: Actor,
@@ -106,19 +185,15 @@ async def record(
     thresholds: Mapping[str, int] | None = None,
     actor: Actor = SYSTEM,
     observation_id: int | None = None,
-    fresh: bool = False,
     audit_log: list[dict[str, Any]] | None = None,
 ) -> Recorded:
     """Create or grow the flag for `finding`, inside the caller's write transaction."""
-    rule = RULES[finding.rule]
     params = dict(finding.params)
     # Each observation is its own flag: a second one on the same visit is a new report,
     # not more evidence for the first.
-    # `fresh`: the caller (the scan) has just seen that no flag of this rule holds any of
-    # these visits, so the lookup can be skipped.
     flag = (
         None
-        if observation_id is not None or fresh
+        if observation_id is not None
         else await _flag_sharing_a_visit(session, finding.rule, finding.visit_ids)
     )
     if flag is None:
@@ -127,23 +202,10 @@ async def record(
             if observation_id is not None
             else dedupe_key(finding, site_id)
         )
-        values: dict[str, object] = {
-            "site_id": site_id,
-            "rule": finding.rule,
-            "subject": finding.subject[:240],
-            "dedupe_key": key,
-            "window_start": finding.window_start,
-            "window_end": finding.window_end,
-            "score": finding.score,
-            "reason": english_reason(rule, params),
-            "reason_params": json.dumps(params, sort_keys=True),
-            "thresholds": json.dumps(dict(thresholds or {}), sort_keys=True),
-            "status": "open",
-            "restricted": rule.restricted,
-            "created_at": now,
-            "updated_at": now,
-            "observation_id": observation_id,
-        }
+        values = _flag_values(
+            finding, site_id, now=now, thresholds=thresholds, key=key,
+            observation_id=observation_id,
+        )  # fmt: skip
         flag_id = await session.scalar(
             _insert_ignoring_duplicates(session, values).returning(Flag.id)
         )

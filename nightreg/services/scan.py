@@ -298,15 +298,22 @@ class _Scan:
             async with self.db.write() as session:
                 # The batch's audit events are chained and written together at its end.
                 events: list[dict[str, Any]] = []
-                for index, (finding, site_id, thresholds) in todo:
-                    # Fresh as of the batch's read, unless a finding recorded just before in
-                    # this batch shares a visit with it (then it grows that one's flag).
-                    mine = recorded[finding.rule]
-                    is_fresh = index in fresh and mine.isdisjoint(finding.visit_ids)
-                    mine.update(finding.visit_ids)
+                new: list[tuple[Finding, int, dict[str, int]]] = []
+                rest: list[tuple[Finding, int, dict[str, int]]] = []
+                for index, item in todo:
+                    # Fresh as of the batch's read, unless a finding before it in this batch
+                    # shares a visit with it (then it grows that one's flag, written first).
+                    mine = recorded[item[0].rule]
+                    fresh_here = index in fresh and mine.isdisjoint(item[0].visit_ids)
+                    mine.update(item[0].visit_ids)
+                    (new if fresh_here else rest).append(item)
+                ids = await flagging.create_many(session, new, now=self.now, audit_log=events)
+                summary.created += sum(flag_id is not None for flag_id in ids)
+                rest += [item for item, flag_id in zip(new, ids, strict=True) if flag_id is None]
+                for finding, site_id, thresholds in rest:
                     done = await flagging.record(
                         session, finding, site_id=site_id, now=self.now, thresholds=thresholds,
-                        fresh=is_fresh, audit_log=events,
+                        audit_log=events,
                     )  # fmt: skip
                     summary.created += done.created
                     summary.grown += bool(done.added_visits) and not done.created
