@@ -60,7 +60,7 @@ RULE = Rule(
         "RIBs and speedboats are what pick-ups at sea are made with; coming in or going out "
         "in the dark with one is worth a look."
     ),
-    reason=N_("A RIB or speedboat arrived or left at night (%(movements)s times on this visit)."),
+    reason=N_("A RIB or speedboat arrived or left at night."),
     thresholds=(
         Threshold("count", 1, N_("night arrivals or departures")),
         Threshold("night_start_hour", 23, N_("night starts (hour)")),
