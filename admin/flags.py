@@ -23,7 +23,7 @@ from nightreg.context import AppContext
 from nightreg.models import AuditEvent, Flag
 from nightreg.rules import RULES
 from nightreg.rules.base import Rule
-from nightreg.services import flags
+from nightreg.services import agreements, flags, signals
 from nightreg.services.access import Actor
 from nightreg.services.flags import CursorInvalid, FlagDetail, FlagQuery, ReviewInvalid
 from nightreg.services.sites import site_for
@@ -59,6 +59,11 @@ ACTION_LABELS = {
     "forward": N_("Forwarded"),
 }
 MSG_CURSOR = N_("This list cannot be continued; please start again.")
+SIGNAL_STATUS_LABELS = {
+    "pending": N_("Waiting to be delivered"),
+    "delivered": N_("Delivered"),
+    "failed": N_("Not delivered"),
+}
 
 
 # --- presentation ------------------------------------------------------------------------
@@ -172,6 +177,36 @@ def _detail_context(
         "kept": kept or {},
         "reviewed": reviewed,
         "review_action": ACTION_LABELS.get(_review_action(flag)),
+        "signals": detail.signals,
+        "signal_status_labels": SIGNAL_STATUS_LABELS,
+    }
+
+
+def _preview_context(flag: Flag, draft: signals.Draft, actor: Actor) -> dict[str, Any]:
+    """The forward page: the agreement, what is sent field by field, and the exact JSON."""
+    rule = flags.rule_of(flag)
+    sent = agreements.fields_of(draft.agreement) if draft.agreement else ()
+    body = draft.body or {}
+    visit_fields = [f for f in agreements.VISIT_FIELDS if f in sent]
+    return {
+        "flag": flag,
+        "title": rule_title(flag, rule),
+        "reason": reason_text(flag, rule),
+        "agreement": draft.agreement,
+        "can_read_agreement": actor.can("agreements.view"),
+        "refused": (
+            render_error_message(draft.refused.message, dict(draft.refused.params))
+            if draft.refused
+            else ""
+        ),
+        "sent": [i18n.gettext(agreements.FIELDS[f]) for f in sent],
+        "not_sent": [
+            i18n.gettext(label) for f, label in agreements.FIELDS.items() if f not in sent
+        ],
+        "body": body,
+        "visit_columns": [(f, i18n.gettext(agreements.FIELDS[f])) for f in visit_fields],
+        "body_json": json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True),
+        "already": flag.status == "forwarded",
     }
 
 
@@ -264,6 +299,20 @@ class FlagPagesController(Controller):
         reviewed = request.query_params.get("reviewed") == "1"
         context = _detail_context(detail, actor, reviewed=reviewed)
         return Template(template_name="admin/flag.html", context=context)
+
+    @get("/forward", name="admin:flag-forward", opt=REVIEW)
+    async def forward(
+        self,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        id: FromPath[int],
+    ) -> Template:
+        """Exactly what forwarding would send, under which agreement, before anyone confirms."""
+        flag, draft = await flags.forward_preview(ctx.db, actor, id, now=ctx.clock.now())
+        return Template(
+            template_name="admin/flag_forward.html",
+            context=_preview_context(flag, draft, actor),
+        )
 
     @post("/review", name="admin:flag-review", opt=REVIEW)
     async def review(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from advanced_alchemy.types import DateTimeUTC
@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -424,3 +425,75 @@ class JobLease(Base):
     # The scheduled time of the last run that took the lease: two schedulers firing for the
     # same slot run it once, even when the first has finished before the second asks.
     last_slot: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+
+
+class SharingAgreement(Base):
+    """What may be passed to the hub (DESIGN §3): which rules, which fields, for how long.
+
+    `rules`, `fields` and `auto_rules` are JSON lists of codes (nightreg.services.agreements
+    holds the fixed list of fields). An agreement is in force from `valid_from` to
+    `valid_until` (dates in the installation's time zone, both inclusive) unless an admin
+    ended it earlier (`ended_at`). Agreements are never deleted: a signal names the one it
+    was sent under.
+    """
+
+    __tablename__ = "sharing_agreement"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    recipient: Mapped[str] = mapped_column(String(200))
+    # The partners' own number for the agreement; the hub sees it in every signal.
+    reference: Mapped[str] = mapped_column(String(100))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    rules: Mapped[str] = mapped_column(Text, default="[]")
+    fields: Mapped[str] = mapped_column(Text, default="[]")
+    # Rules whose flags go out without a staff review (a watchlist hit); a subset of `rules`.
+    auto_rules: Mapped[str] = mapped_column(Text, default="[]")
+    # How long the sender keeps forwarded flags and their signals (the retention job).
+    keep_days: Mapped[int] = mapped_column(Integer, default=180)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    created_by: Mapped[str] = mapped_column(String(300), default="")
+    ended_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Signal(Base):
+    """One forwarded flag in the outbox, delivered to the hub (pushed, or pulled by it).
+
+    `uid` is the stable signal id the hub sees and the Idempotency-Key of every attempt;
+    `body` holds the exact bytes sent, fixed when the flag was forwarded, so that a resend
+    is byte for byte the first send. Status: `pending` (to be sent; `next_attempt_at` says
+    when), `delivered` (the hub answered 2xx, or acknowledged a pull), `failed` (the hub
+    refused it, or seven days of retries ran out; `last_error` says why).
+    """
+
+    __tablename__ = "signal"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        # The dispatcher's query: pending signals that are due.
+        Index("ix_signal_status_next", "status", "next_attempt_at"),
+        Index("ix_signal_site_created", "site_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("flag.id", ondelete="CASCADE"), index=True)
+    agreement_id: Mapped[int] = mapped_column(
+        ForeignKey("sharing_agreement.id", ondelete="RESTRICT"), index=True
+    )
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    rule: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    forwarded_by: Mapped[str] = mapped_column(String(300), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    # "push" (the hub answered our POST) or "pull" (the hub acknowledged it over the API).
+    delivered_by: Mapped[str | None] = mapped_column(String(8), nullable=True)

@@ -126,6 +126,16 @@ class Settings:
     # The key shared with the hub for the watchlist's keyed hashes (HMAC-SHA256). Empty:
     # no watchlist can be imported or matched.
     watchlist_key: str = ""
+    # Delivery of signals to the hub (docs/hub.md). No URL: signals wait in the outbox for
+    # the hub to pull them over the API. The secret signs every POST (HMAC-SHA256); the key
+    # id names it, so that the hub can accept an old and a new key while they rotate.
+    dispatch_cron: str = "* * * * *"
+    hub_url: str = ""
+    hub_secret: str = ""
+    hub_key_id: str = "k1"
+    hub_timeout_seconds: int = 10
+    # How long a signal is retried (network errors, 408, 429, 5xx) before it is given up.
+    hub_retry_days: int = 7
 
     @property
     def https(self) -> bool:
@@ -174,6 +184,17 @@ class Settings:
         proxies = tuple(
             p.strip() for p in (_get(env, "TRUSTED_PROXIES") or "").split(",") if p.strip()
         )
+        hub_url = (_get(env, "HUB_URL") or "").strip()
+        hub_secret = _get(env, "HUB_SECRET") or ""
+        if hub_url:
+            hub_parts = urlsplit(hub_url)
+            if hub_parts.scheme not in {"http", "https"} or not hub_parts.netloc:
+                raise SettingsError(f"{PREFIX}HUB_URL: expected https://host/path, got {hub_url!r}")
+            if len(hub_secret) < 32:
+                raise SettingsError(
+                    f"{PREFIX}HUB_SECRET: signals to {hub_url} are signed; "
+                    "set a secret of at least 32 characters"
+                )
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -193,4 +214,10 @@ class Settings:
             overdue_cron=_cron(env, "OVERDUE_CRON", "0 * * * *"),
             scheduler_in_serve=_bool(env, "SCHEDULER_IN_SERVE", True),
             watchlist_key=_get(env, "WATCHLIST_KEY") or "",
+            dispatch_cron=_cron(env, "DISPATCH_CRON", "* * * * *"),
+            hub_url=hub_url,
+            hub_secret=hub_secret,
+            hub_key_id=(_get(env, "HUB_KEY_ID") or "k1").strip(),
+            hub_timeout_seconds=_int(env, "HUB_TIMEOUT_SECONDS", 10, minimum=1),
+            hub_retry_days=_int(env, "HUB_RETRY_DAYS", 7, minimum=1),
         )

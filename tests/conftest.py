@@ -8,7 +8,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -234,3 +234,83 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) 
     monkeypatch.setenv("NIGHTREG_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("NIGHTREG_BASE_URL", "https://register.example.org")
     return tmp_path
+
+
+# --- sharing agreements ----------------------------------------------------------------------
+# Agreements hold for the whole installation, and tests share one database: every agreement a
+# test makes is ended when the test ends (ended at the epoch: in force at no time at all), and
+# a test that needs "no agreement" ends them all first with `end_agreements(db)`.
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def end_agreements(db: Database, ids: list[int] | None = None) -> None:
+    from sqlalchemy import update
+
+    from nightreg.models import SharingAgreement
+
+    stmt = update(SharingAgreement).where(SharingAgreement.ended_at.is_(None))
+    if ids is not None:
+        stmt = stmt.where(SharingAgreement.id.in_(ids))
+    async with db.write() as session:
+        await session.execute(stmt.values(ended_at=EPOCH, ended_by="test teardown"))
+
+
+async def add_agreement(
+    db: Database,
+    *,
+    rules: list[str] | None = None,
+    fields: list[str] | None = None,
+    auto_rules: list[str] | None = None,
+    valid_from: date = date(2020, 1, 1),
+    valid_until: date | None = None,
+    name: str = "Convenant gegevensdeling Drugshub",
+    reference: str = "RIEC-NH-2026-01",
+    keep_days: int = 180,
+) -> int:
+    """An agreement straight into the database (the agreements service validates forms)."""
+    import json
+
+    from nightreg.models import SharingAgreement
+    from nightreg.rules import RULES
+    from nightreg.services.agreements import FIELDS
+
+    agreement = SharingAgreement(
+        name=name,
+        recipient="RIEC Noord-Holland (Drugshub)",
+        reference=reference,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        rules=json.dumps(
+            rules if rules is not None else [c for c, r in RULES.items() if r.forwardable]
+        ),
+        fields=json.dumps(fields if fields is not None else list(FIELDS)),
+        auto_rules=json.dumps(auto_rules or []),
+        keep_days=keep_days,
+        created_at=SUMMER_EVENING,
+        created_by="test",
+    )
+    async with db.write() as session:
+        session.add(agreement)
+        await session.flush()
+        return agreement.id
+
+
+@pytest.fixture
+async def make_agreement(db: Database) -> AsyncIterator[object]:
+    """Make agreements (keywords of add_agreement); all are ended after the test."""
+    made: list[int] = []
+
+    async def make(**kwargs: object) -> int:
+        agreement_id = await add_agreement(db, **kwargs)  # type: ignore[arg-type]
+        made.append(agreement_id)
+        return agreement_id
+
+    yield make
+    await end_agreements(db, made)
+
+
+@pytest.fixture
+async def agreement(make_agreement: object) -> int:
+    """An agreement in force covering every forwardable rule with every field."""
+    return await make_agreement()  # type: ignore[operator, no-any-return]

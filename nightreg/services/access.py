@@ -37,10 +37,34 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "observations.add": frozenset({"admin", "harbour_master", "security"}),
     # the scheduled jobs: their runs, and running one now (all sites)
     "jobs.manage": frozenset({"admin"}),
+    # sharing agreements with the hub: read them (the privacy officer signs them off) ...
+    "agreements.view": frozenset({"admin", "auditor"}),
+    # ... and make and end them
+    "agreements.manage": frozenset({"admin"}),
+    # the signals forwarded to the hub, across all sites, as sent; the hub's pull API
+    "signals.view": frozenset({"analyst"}),
+    # acknowledge pulled signals (the hub's API)
+    "signals.ack": frozenset({"analyst"}),
+    # information pictures: aggregates, no personal data (analysts: across all sites)
+    "insight.view": frozenset({"admin", "harbour_master", "security", "analyst"}),
+    # the same pictures over every site rather than one's own
+    "insight.all": frozenset({"analyst"}),
 }
 
 # Permissions that reach across all sites rather than the account's own.
-GLOBAL_PERMISSIONS = frozenset({"sites.manage", "users.manage", "audit.view", "jobs.manage"})
+GLOBAL_PERMISSIONS = frozenset(
+    {
+        "sites.manage",
+        "users.manage",
+        "audit.view",
+        "jobs.manage",
+        "agreements.view",
+        "agreements.manage",
+        "signals.view",
+        "signals.ack",
+        "insight.all",
+    }
+)
 
 
 class AccessDenied(Exception):

@@ -187,7 +187,34 @@ async def record(
     observation_id: int | None = None,
     audit_log: list[dict[str, Any]] | None = None,
 ) -> Recorded:
-    """Create or grow the flag for `finding`, inside the caller's write transaction."""
+    """Create or grow the flag for `finding`, inside the caller's write transaction.
+
+    Without an `audit_log` (one flag at a time: a watchlist hit, an observation) a flag that
+    an agreement forwards automatically goes to the outbox here too; the scan, which
+    collects its audit, does that itself after writing its batch.
+    """
+    recorded = await _record(
+        session, finding, site_id=site_id, now=now, thresholds=thresholds, actor=actor,
+        observation_id=observation_id, audit_log=audit_log,
+    )  # fmt: skip
+    if audit_log is None and (recorded.created or recorded.reopened):
+        from nightreg.services import signals
+
+        await signals.auto_forward(session, [recorded.flag_id], now=now)
+    return recorded
+
+
+async def _record(
+    session: AsyncSession,
+    finding: Finding,
+    *,
+    site_id: int,
+    now: datetime,
+    thresholds: Mapping[str, int] | None,
+    actor: Actor,
+    observation_id: int | None,
+    audit_log: list[dict[str, Any]] | None,
+) -> Recorded:
     params = dict(finding.params)
     # Each observation is its own flag: a second one on the same visit is a new report,
     # not more evidence for the first.

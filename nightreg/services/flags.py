@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from nightreg.db import Database
-from nightreg.models import AuditEvent, Flag, Site, Visit, flag_visit
+from nightreg.models import AuditEvent, Flag, Signal, Site, Visit, flag_visit
 from nightreg.rules import RULES
 from nightreg.rules.base import Rule
-from nightreg.services import audit
+from nightreg.services import audit, signals
 from nightreg.services.access import AccessDenied, Actor, NotFound
 from nightreg.services.sites import scoped_site
 from nightreg.validation import MSG_CHOICE, MSG_TOO_LONG, N_, FieldError, clean_text
@@ -94,6 +94,7 @@ class FlagDetail:
     visits: list[Visit]  # evidence on sites where the actor holds flags.view, site loaded
     other_sites: int  # evidence on sites the actor does not see: only counted
     history: list[AuditEvent]
+    signals: list[Signal] = field(default_factory=list)  # what went to the hub, newest first
 
 
 # --- scope -------------------------------------------------------------------------------
@@ -286,6 +287,7 @@ async def get_flag(db: Database, actor: Actor, flag_id: int, *, now: datetime) -
                 .order_by(AuditEvent.id)
             )
         )
+        sent = await signals.signals_of_flag(session, flag.id)
     rule = rule_of(flag)
     await audit.log(
         db,
@@ -305,6 +307,7 @@ async def get_flag(db: Database, actor: Actor, flag_id: int, *, now: datetime) -
         visits=visits,
         other_sites=len(evidence_ids) - len(visits),
         history=history,
+        signals=sent,
     )
 
 
@@ -328,6 +331,16 @@ def _check_review(action: str, reason: str, rule: Rule | None) -> str:
     return cleaned
 
 
+async def forward_preview(
+    db: Database, actor: Actor, flag_id: int, *, now: datetime
+) -> tuple[Flag, signals.Draft]:
+    """What forwarding the flag would send now (or why it cannot); the read is audited."""
+    async with db.read() as session:
+        flag = await _flag(session, actor, flag_id)
+    actor.require(REVIEW, flag.site_id)
+    return flag, await signals.preview(db, actor, flag, now=now)
+
+
 async def review(
     db: Database,
     actor: Actor,
@@ -340,13 +353,23 @@ async def review(
     """Dismiss (with a reason), keep watching or forward a flag; audited with the change.
 
     A flag may be reviewed again whatever its status: watched today, forwarded tomorrow.
-    Forwarding only marks the flag; building the signal for the hub is the outbox's work.
+    Forwarding writes the flag's signal into the outbox in the same transaction, under the
+    agreement in force that covers its rule; without one it is refused (ReviewInvalid on
+    "action", saying which agreement is missing or lapsed). A forwarded flag is forwarded
+    again only after new evidence reopened it: a second click sends nothing twice.
     """
     async with db.write() as session:
         flag = await _flag(session, actor, flag_id, lock=not db.is_sqlite)
         actor.require(REVIEW, flag.site_id)
         cleaned = _check_review(action, reason, rule_of(flag))
         before = flag.status
+        if action == "forward":
+            if before == "forwarded":
+                raise ReviewInvalid({"action": FieldError(signals.MSG_ALREADY_FORWARDED)})
+            try:
+                await signals.queue(session, actor, flag, now=now)
+            except signals.ForwardRefused as refused:
+                raise ReviewInvalid({"action": refused.error}) from None
         flag.status = ACTIONS[action]
         flag.reviewed_by = actor.label[:300]
         flag.reviewed_at = now

@@ -46,7 +46,7 @@ from nightreg.db import Database
 from nightreg.models import Flag, JobRun, Site, Visit, flag_visit
 from nightreg.rules import RULES
 from nightreg.rules.base import Finding, NightCount, Rule, VisitFacts, fold_name
-from nightreg.services import audit, flagging
+from nightreg.services import audit, flagging, signals
 from nightreg.services.access import SYSTEM
 from nightreg.services.scan_sql import (
     Column,
@@ -113,6 +113,8 @@ class ScanSummary:
     grown: int = 0
     reopened: int = 0
     watchlist_hits: int = 0
+    # Flags an agreement forwards without review (watchlist hits), sent to the outbox.
+    forwarded: int = 0
     seconds: float = 0.0
     by_rule: dict[str, int] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
@@ -125,6 +127,7 @@ class ScanSummary:
             "created": self.created,
             "grown": self.grown,
             "reopened": self.reopened,
+            "forwarded": self.forwarded,
         }
         if self.job == "scan":
             counts["watchlist_hits"] = self.watchlist_hits
@@ -310,6 +313,8 @@ class _Scan:
                 ids = await flagging.create_many(session, new, now=self.now, audit_log=events)
                 summary.created += sum(flag_id is not None for flag_id in ids)
                 rest += [item for item, flag_id in zip(new, ids, strict=True) if flag_id is None]
+                # Flags a reviewer has not seen in this state: new, or reopened by evidence.
+                unseen = [flag_id for flag_id in ids if flag_id is not None]
                 for finding, site_id, thresholds in rest:
                     done = await flagging.record(
                         session, finding, site_id=site_id, now=self.now, thresholds=thresholds,
@@ -318,7 +323,10 @@ class _Scan:
                     summary.created += done.created
                     summary.grown += bool(done.added_visits) and not done.created
                     summary.reopened += done.reopened
+                    if done.created or done.reopened:
+                        unseen.append(done.flag_id)
                 await audit.record_many(session, SYSTEM, events)
+                summary.forwarded += await signals.auto_forward(session, unseen, now=self.now)
         summary.findings += len(self.findings)
         for finding, _site_id, _t in self.findings:
             summary.by_rule[finding.rule] = summary.by_rule.get(finding.rule, 0) + 1

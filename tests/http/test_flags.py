@@ -348,7 +348,7 @@ async def test_a_rejected_review_keeps_what_was_typed(client: Client, db: Databa
     ],
 )
 async def test_a_review_changes_the_status_and_is_audited(
-    client: Client, db: Database, action: str, reason: str, status: str
+    client: Client, db: Database, agreement: int, action: str, reason: str, status: str
 ):
     site = await new_site(db)
     flag = await make_flag(db, site)
@@ -415,7 +415,9 @@ async def test_forwarding_an_overdue_flag_is_refused(client: Client, db: Databas
     assert (await load(db, flag)).status == "open"
 
 
-async def test_a_watched_flag_may_be_forwarded_later(client: Client, db: Database):
+async def test_a_watched_flag_may_be_forwarded_later(
+    client: Client, db: Database, agreement: int
+):
     site = await new_site(db)
     flag = await make_flag(db, site)
     reviewer = staff("security", site)

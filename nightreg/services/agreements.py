@@ -1,0 +1,812 @@
+"""Sharing agreements: what may be passed to the hub, under which reference, until when.
+
+Nothing leaves the system outside an agreement in force (DESIGN §3): forwarding a flag looks
+up the agreement that covers its rule (`covering`) and builds the signal from the fields that
+agreement allows, and nothing else (nightreg.services.signals).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+from babel.lists import format_list
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nightreg.db import Database
+from nightreg.i18n import get_locale, gettext, ngettext
+from nightreg.models import SharingAgreement
+from nightreg.rules import RULES
+from nightreg.services import audit
+from nightreg.services.access import Actor, NotFound
+from nightreg.validation import MSG_TOO_LONG, N_, FieldError, clean_text
+
+VIEW = "agreements.view"
+MANAGE = "agreements.manage"
+
+# The fields an agreement may allow, in the order a privacy officer reads them, with their
+# labels. The rule and its reason go into every signal (the hub must know what it is looking
+# at); the others only when the agreement names them. Visit fields are per evidence visit.
+ALWAYS_SENT = ("rule", "reason")
+FIELDS: dict[str, str] = {
+    "rule": N_("Rule"),
+    "reason": N_("Reason"),
+    "score": N_("Score"),
+    "site": N_("Site"),
+    "arrived_at": N_("Arrival time"),
+    "departed_at": N_("Departure time"),
+    "vessel_name": N_("Vessel name"),
+    "registration": N_("Registration"),
+    "mmsi": N_("MMSI"),
+    "flag": N_("Flag (country of the vessel)"),
+    "vessel_type": N_("Vessel type"),
+    "plate": N_("Licence plate"),
+    "vehicle_type": N_("Vehicle type"),
+    "persons": N_("Persons"),
+    "guest_name": N_("Guest name"),
+    "residence": N_("Place of residence"),
+}
+VISIT_FIELDS = (
+    "arrived_at",
+    "departed_at",
+    "vessel_name",
+    "registration",
+    "mmsi",
+    "flag",
+    "vessel_type",
+    "plate",
+    "vehicle_type",
+    "persons",
+    "guest_name",
+    "residence",
+)
+DEFAULT_KEEP_DAYS = 180
+# What a field holds where its label alone does not say, for the agreement's summary.
+FIELD_NOTES: dict[str, str] = {
+    "rule": N_("which rule raised the flag"),
+    "reason": N_("the flag's one-sentence explanation, in English"),
+    "score": N_("from 0 to 100, how strongly the pattern shows"),
+    "site": N_("the site's name, short name, kind and municipality"),
+}
+
+
+def codes(raw: str | None) -> tuple[str, ...]:
+    """A JSON list of codes as stored; anything else reads as none."""
+    try:
+        value = json.loads(raw or "[]")
+    except ValueError:
+        return ()
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(v) for v in value)
+
+
+def fields_of(agreement: SharingAgreement) -> tuple[str, ...]:
+    """The fields a signal under this agreement carries, in FIELDS order, rule and reason too."""
+    allowed = set(codes(agreement.fields)) | set(ALWAYS_SENT)
+    return tuple(f for f in FIELDS if f in allowed)
+
+
+def rules_of(agreement: SharingAgreement) -> tuple[str, ...]:
+    return codes(agreement.rules)
+
+
+def auto_rules_of(agreement: SharingAgreement) -> tuple[str, ...]:
+    """Rules forwarded without a staff review: only those the agreement also covers."""
+    covered = set(codes(agreement.rules))
+    return tuple(r for r in codes(agreement.auto_rules) if r in covered)
+
+
+def local_day(at: datetime, tz: ZoneInfo) -> date:
+    return at.astimezone(tz).date()
+
+
+def in_force(agreement: SharingAgreement, at: datetime, tz: ZoneInfo) -> bool:
+    """Valid on the local day of `at` (both ends inclusive) and not ended before `at`."""
+    day = local_day(at, tz)
+    if day < agreement.valid_from:
+        return False
+    if agreement.valid_until is not None and day > agreement.valid_until:
+        return False
+    return agreement.ended_at is None or agreement.ended_at > at
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The agreement a rule's flags go out under, or why there is none."""
+
+    agreement: SharingAgreement | None
+    # When there is none: the agreements that would cover the rule but are not in force
+    # (ended, expired or not yet valid), newest first, so a refusal can name them.
+    lapsed: tuple[SharingAgreement, ...] = ()
+
+
+def choose(
+    agreements: Sequence[SharingAgreement], rule: str, at: datetime, tz: ZoneInfo
+) -> Coverage:
+    """Of the agreements covering `rule`, the newest in force (latest valid_from, then id)."""
+    covering = [a for a in agreements if rule in rules_of(a)]
+    covering.sort(key=lambda a: (a.valid_from, a.id), reverse=True)
+    for agreement in covering:
+        if in_force(agreement, at, tz):
+            return Coverage(agreement)
+    return Coverage(None, tuple(covering))
+
+
+async def all_agreements(session: AsyncSession) -> list[SharingAgreement]:
+    """Every agreement: a handful per installation, so rules are matched in Python."""
+    return list(await session.scalars(select(SharingAgreement).order_by(SharingAgreement.id)))
+
+
+async def covering(session: AsyncSession, rule: str, at: datetime, tz: ZoneInfo) -> Coverage:
+    return choose(await all_agreements(session), rule, at, tz)
+
+
+# --- states ----------------------------------------------------------------------------------
+
+IN_FORCE, NOT_YET, EXPIRED, ENDED = "in_force", "not_yet", "expired", "ended"
+STATES = (IN_FORCE, NOT_YET, EXPIRED, ENDED)
+STATE_LABELS = {
+    IN_FORCE: N_("In force"),
+    NOT_YET: N_("Not yet in force"),
+    EXPIRED: N_("Expired"),
+    ENDED: N_("Ended"),
+}
+
+
+def state(agreement: SharingAgreement, at: datetime, tz: ZoneInfo) -> str:
+    """in_force, not_yet, expired or ended at `at`: an agreement an admin ended is `ended`
+    whatever its dates said."""
+    if in_force(agreement, at, tz):
+        return IN_FORCE
+    if agreement.ended_at is not None and agreement.ended_at <= at:
+        return ENDED
+    if local_day(at, tz) < agreement.valid_from:
+        return NOT_YET
+    return EXPIRED
+
+
+def forwardable_rules() -> tuple[str, ...]:
+    """The rule codes an agreement may cover, in the catalogue's order (never `overdue`)."""
+    return tuple(code for code, rule in RULES.items() if rule.forwardable)
+
+
+# --- creating and ending ---------------------------------------------------------------------
+
+MAX_NAME = 200
+MAX_RECIPIENT = 200
+MAX_REFERENCE = 100
+MAX_END_REASON = 1000
+MIN_KEEP_DAYS, MAX_KEEP_DAYS = 1, 3650
+
+MSG_NAME = N_("Please enter a name for the agreement.")
+MSG_RECIPIENT = N_("Please enter who receives the signals (the hub or partner).")
+MSG_REFERENCE = N_("Please enter the agreement's reference (the partners' number for it).")
+MSG_DATE = N_("Please enter a date like 2026-07-14.")
+MSG_VALID_FROM = N_("Please enter the first day on which the agreement is in force.")
+MSG_UNTIL_BEFORE = N_("The last day cannot be before the first day.")
+MSG_UNTIL_PAST = N_("The last day has passed already: such an agreement would never be in force.")
+MSG_RULES = N_("Please choose at least one rule whose flags may be forwarded.")
+MSG_RULE_CHOICE = N_("Please choose rules from the list; flags of this rule are never forwarded.")
+MSG_FIELD_CHOICE = N_("Please choose fields from the list.")
+MSG_AUTO_NOT_COVERED = N_(
+    "Automatic forwarding can only be chosen for rules the agreement covers: tick the rule "
+    "above too, or untick it here."
+)
+MSG_KEEP_DAYS = N_("Please enter a number of days from 1 to 3650.")
+MSG_END_REASON = N_("Please say why the agreement ends.")
+MSG_ALREADY_ENDED = N_("This agreement has been ended already; it cannot be ended twice.")
+
+
+class AgreementInvalid(ValueError):
+    """An agreement (or its end) that cannot be saved as submitted: errors by field name.
+
+    Field names are the form's: name, recipient, reference, valid_from, valid_until, rules,
+    fields, auto_rules, keep_days; for an end, reason, or `agreement` when it has ended
+    already.
+    """
+
+    def __init__(self, errors: Mapping[str, FieldError]) -> None:
+        super().__init__(", ".join(sorted(errors)))
+        self.errors: dict[str, FieldError] = dict(errors)
+
+
+@dataclass(frozen=True)
+class AgreementData:
+    """A checked agreement, ready to be stored."""
+
+    name: str
+    recipient: str
+    reference: str
+    valid_from: date
+    valid_until: date | None
+    rules: tuple[str, ...]
+    fields: tuple[str, ...]
+    auto_rules: tuple[str, ...]
+    keep_days: int
+
+
+def _text(values: Mapping[str, Any], name: str) -> str:
+    value = values.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _choices(values: Mapping[str, Any], name: str) -> list[str]:
+    """A group of ticked boxes: a list (or one string, or a tuple from the command line)."""
+    value = values.get(name)
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    return [str(v) for v in items[:200] if v not in (None, "")]
+
+
+def _day(value: object) -> date | None:
+    """A date, or text YYYY-MM-DD; None when empty; ValueError for anything else."""
+    if isinstance(value, datetime):
+        raise ValueError(value)
+    if isinstance(value, date):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        return None
+    if len(text) != 10:  # fromisoformat also takes 20260714 and week dates
+        raise ValueError(text)
+    return date.fromisoformat(text)
+
+
+def _required_text(
+    values: Mapping[str, Any], name: str, limit: int, missing: str, errors: dict[str, FieldError]
+) -> str:
+    text = clean_text(_text(values, name), limit)
+    if not text:
+        errors[name] = FieldError(missing)
+    elif len(text) > limit:
+        errors[name] = FieldError(MSG_TOO_LONG, {"max": limit})
+    return text
+
+
+def _keep_days(value: object, errors: dict[str, FieldError]) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_KEEP_DAYS
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    else:
+        text = value.strip() if isinstance(value, str) else ""
+        number = int(text) if text.isdigit() and len(text) < 8 else None
+    if number is None or not MIN_KEEP_DAYS <= number <= MAX_KEEP_DAYS:
+        errors["keep_days"] = FieldError(MSG_KEEP_DAYS)
+        return DEFAULT_KEEP_DAYS
+    return number
+
+
+def validate(values: Mapping[str, Any], *, today: date) -> AgreementData:
+    """Check a submitted agreement field by field (a pure function); AgreementInvalid lists
+    every field at fault.
+
+    `today` is the local date of the installation: an agreement whose last day has passed
+    would never be in force, and is refused rather than stored.
+    """
+    errors: dict[str, FieldError] = {}
+    name = _required_text(values, "name", MAX_NAME, MSG_NAME, errors)
+    recipient = _required_text(values, "recipient", MAX_RECIPIENT, MSG_RECIPIENT, errors)
+    reference = _required_text(values, "reference", MAX_REFERENCE, MSG_REFERENCE, errors)
+
+    valid_from: date | None = None
+    try:
+        valid_from = _day(values.get("valid_from"))
+        if valid_from is None:
+            errors["valid_from"] = FieldError(MSG_VALID_FROM)
+    except ValueError:
+        errors["valid_from"] = FieldError(MSG_DATE)
+    valid_until: date | None = None
+    try:
+        valid_until = _day(values.get("valid_until"))
+    except ValueError:
+        errors["valid_until"] = FieldError(MSG_DATE)
+    if valid_until is not None:
+        if valid_from is not None and valid_until < valid_from:
+            errors["valid_until"] = FieldError(MSG_UNTIL_BEFORE)
+        elif valid_until < today:
+            errors["valid_until"] = FieldError(MSG_UNTIL_PAST)
+
+    allowed_rules = forwardable_rules()
+    chosen_rules = set(_choices(values, "rules"))
+    if not chosen_rules:
+        errors["rules"] = FieldError(MSG_RULES)
+    elif not chosen_rules <= set(allowed_rules):
+        errors["rules"] = FieldError(MSG_RULE_CHOICE)
+    rules = tuple(code for code in allowed_rules if code in chosen_rules)
+
+    chosen_fields = set(_choices(values, "fields"))
+    if not chosen_fields <= set(FIELDS):
+        errors["fields"] = FieldError(MSG_FIELD_CHOICE)
+    chosen_fields |= set(ALWAYS_SENT)
+    fields = tuple(code for code in FIELDS if code in chosen_fields)
+
+    chosen_auto = set(_choices(values, "auto_rules"))
+    if not chosen_auto <= set(allowed_rules):
+        errors["auto_rules"] = FieldError(MSG_RULE_CHOICE)
+    elif not chosen_auto <= chosen_rules:
+        errors["auto_rules"] = FieldError(MSG_AUTO_NOT_COVERED)
+    auto_rules = tuple(code for code in allowed_rules if code in chosen_auto)
+
+    keep_days = _keep_days(values.get("keep_days"), errors)
+    if errors:
+        raise AgreementInvalid(errors)
+    assert valid_from is not None  # an error otherwise
+    return AgreementData(
+        name=name,
+        recipient=recipient,
+        reference=reference,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        rules=rules,
+        fields=fields,
+        auto_rules=auto_rules,
+        keep_days=keep_days,
+    )
+
+
+def as_record(agreement: SharingAgreement) -> dict[str, Any]:
+    """The whole agreement as the audit trail keeps it (and the command line prints it)."""
+    return {
+        "id": agreement.id,
+        "name": agreement.name,
+        "recipient": agreement.recipient,
+        "reference": agreement.reference,
+        "valid_from": agreement.valid_from.isoformat(),
+        "valid_until": agreement.valid_until.isoformat() if agreement.valid_until else None,
+        "rules": list(rules_of(agreement)),
+        "fields": list(fields_of(agreement)),
+        "auto_rules": list(auto_rules_of(agreement)),
+        "keep_days": agreement.keep_days,
+        "created_at": agreement.created_at.isoformat() if agreement.created_at else None,
+        "created_by": agreement.created_by,
+        "ended_at": agreement.ended_at.isoformat() if agreement.ended_at else None,
+        "ended_by": agreement.ended_by,
+        "end_reason": agreement.end_reason,
+    }
+
+
+def _dump(codes_: Sequence[str]) -> str:
+    return json.dumps(list(codes_))
+
+
+async def create(
+    db: Database, actor: Actor, values: Mapping[str, Any], *, now: datetime, tz: ZoneInfo
+) -> SharingAgreement:
+    """Check and store a new agreement; audited (the whole agreement) in the same transaction.
+
+    `values` are the form's fields as text (rules, fields and auto_rules as lists of codes);
+    `tz` is the installation's time zone, whose dates the agreement's days are.
+    """
+    actor.require(MANAGE)
+    data = validate(values, today=local_day(now, tz))
+    async with db.write() as session:
+        agreement = SharingAgreement(
+            name=data.name,
+            recipient=data.recipient,
+            reference=data.reference,
+            valid_from=data.valid_from,
+            valid_until=data.valid_until,
+            rules=_dump(data.rules),
+            fields=_dump(data.fields),
+            auto_rules=_dump(data.auto_rules),
+            keep_days=data.keep_days,
+            created_at=now,
+            created_by=actor.label[:300],
+        )
+        session.add(agreement)
+        await session.flush()
+        await audit.record(
+            session,
+            actor,
+            "agreement_created",
+            at=now,
+            object_type="agreement",
+            object_id=agreement.id,
+            details=as_record(agreement),
+        )
+    return agreement
+
+
+async def end(
+    db: Database, actor: Actor, agreement_id: int, reason: str, *, now: datetime
+) -> SharingAgreement:
+    """End an agreement now, with a reason; audited. It stays readable for good (signals name
+    it); ending it twice is refused (AgreementInvalid on `agreement`)."""
+    actor.require(MANAGE)
+    cleaned = clean_text(reason if isinstance(reason, str) else "", MAX_END_REASON, multiline=True)
+    async with db.write() as session:
+        stmt = select(SharingAgreement).where(SharingAgreement.id == agreement_id)
+        if not db.is_sqlite:  # two admins ending it at once: the second sees the first's end
+            stmt = stmt.with_for_update()
+        agreement = await session.scalar(stmt)
+        if agreement is None:
+            raise NotFound(f"agreement {agreement_id}")
+        if agreement.ended_at is not None:
+            raise AgreementInvalid({"agreement": FieldError(MSG_ALREADY_ENDED)})
+        if not cleaned:
+            raise AgreementInvalid({"reason": FieldError(MSG_END_REASON)})
+        if len(cleaned) > MAX_END_REASON:
+            raise AgreementInvalid({"reason": FieldError(MSG_TOO_LONG, {"max": MAX_END_REASON})})
+        agreement.ended_at = now
+        agreement.ended_by = actor.label[:300]
+        agreement.end_reason = cleaned
+        await session.flush()
+        await audit.record(
+            session,
+            actor,
+            "agreement_ended",
+            at=now,
+            object_type="agreement",
+            object_id=agreement.id,
+            details=as_record(agreement),
+        )
+    return agreement
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgreementRow:
+    agreement: SharingAgreement
+    state: str
+
+
+async def list_agreements(
+    db: Database, actor: Actor, *, now: datetime, tz: ZoneInfo
+) -> list[AgreementRow]:
+    """Every agreement with its state at `now`: those in force first, then those still to
+    come, then the expired and the ended; newest first within each.
+
+    Agreements hold no personal data (who may receive what), so reading them is not audited.
+    """
+    actor.require(VIEW)
+    async with db.read() as session:
+        found = await all_agreements(session)
+    rows = [AgreementRow(a, state(a, now, tz)) for a in found]
+    rows.sort(key=lambda r: (STATES.index(r.state), -r.agreement.id))
+    return rows
+
+
+async def get(db: Database, actor: Actor, agreement_id: int) -> SharingAgreement:
+    """One agreement, ended or not; NotFound when there is none with that id."""
+    actor.require(VIEW)
+    async with db.read() as session:
+        agreement = await session.get(SharingAgreement, agreement_id)
+    if agreement is None:
+        raise NotFound(f"agreement {agreement_id}")
+    return agreement
+
+
+# --- the summary a privacy officer signs off -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    """One line of a list in the summary: a term (a rule's title, a field) and what it means."""
+
+    term: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Block:
+    """A paragraph, or a list when `items` is set (then `text` may introduce it)."""
+
+    text: str = ""
+    items: tuple[Item, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str  # stable: parties, rules, fields, review, retention, delivery, audit
+    heading: str
+    blocks: tuple[Block, ...]
+
+
+def _date_text(day: date) -> str:
+    # "1 December 2026" rather than the American "December 1, 2026": the partners are Dutch.
+    locale = get_locale()
+    return format_date(day, format="long", locale="en_GB" if locale == "en" else locale)
+
+
+def _list_text(items: Sequence[str]) -> str:
+    locale = get_locale()
+    return format_list(list(items), locale="en_GB" if locale == "en" else locale)
+
+
+def _rule_title(code: str) -> str:
+    rule = RULES.get(code)
+    return gettext(rule.title) if rule else code
+
+
+def _field_item(code: str) -> Item:
+    note = FIELD_NOTES.get(code)
+    return Item(gettext(FIELDS[code]), gettext(note) if note else "")
+
+
+def _rule_items(rule_codes: Sequence[str]) -> tuple[Item, ...]:
+    items = []
+    for code in rule_codes:
+        rule = RULES.get(code)
+        if rule is None:  # stored by a version that knew it; kept visible, never hidden
+            items.append(
+                Item(code, gettext("A rule this version of the night register does not know."))
+            )
+        else:
+            items.append(Item(gettext(rule.title), gettext(rule.rationale)))
+    return tuple(items)
+
+
+def _parties(agreement: SharingAgreement, tz: ZoneInfo) -> Section:
+    blocks = [
+        Block(
+            gettext(
+                "Under this agreement %(recipient)s receives signals from this night register: "
+                "flags that a rule raised about visits, with the data listed below and nothing "
+                "else.",
+                recipient=agreement.recipient,
+            )
+        ),
+        Block(
+            gettext(
+                "The agreement is called “%(name)s”; its reference is %(reference)s. Every "
+                "signal names that reference.",
+                name=agreement.name,
+                reference=agreement.reference,
+            )
+        ),
+    ]
+    start = _date_text(agreement.valid_from)
+    if agreement.valid_until is not None:
+        validity = gettext(
+            "It is in force from %(start)s until %(end)s, both days included; outside those "
+            "days nothing is forwarded under it.",
+            start=start,
+            end=_date_text(agreement.valid_until),
+        )
+    else:
+        validity = gettext(
+            "It is in force from %(start)s, with no last day, until an administrator ends it; "
+            "before that day nothing is forwarded under it.",
+            start=start,
+        )
+    blocks.append(
+        Block(validity + " " + gettext("Days are counted in the time zone %(tz)s.", tz=tz.key))
+    )
+    if agreement.ended_at is not None:
+        blocks.append(
+            Block(
+                gettext(
+                    "It was ended on %(date)s by %(who)s, with this reason: %(reason)s. "
+                    "Nothing is forwarded under it since.",
+                    date=_date_text(agreement.ended_at.astimezone(tz).date()),
+                    who=agreement.ended_by or "",
+                    reason=agreement.end_reason or "",
+                )
+            )
+        )
+    return Section("parties", gettext("Who receives what"), tuple(blocks))
+
+
+def _rules(agreement: SharingAgreement) -> Section:
+    covered = rules_of(agreement)
+    others = [code for code in forwardable_rules() if code not in covered]
+    blocks = [
+        Block(
+            gettext(
+                "Only flags of these rules can be forwarded under this agreement. Each rule "
+                "looks at behaviour, never at who a person is:"
+            ),
+            _rule_items(covered),
+        )
+    ]
+    if others:
+        blocks.append(
+            Block(
+                gettext(
+                    "Flags of these rules are never forwarded under this agreement: %(rules)s.",
+                    rules=_list_text([_rule_title(code) for code in others]),
+                )
+            )
+        )
+    blocks.append(
+        Block(
+            gettext(
+                "Operational flags, such as a visitor who stayed past their expected "
+                "departure, are for the site only and are never forwarded under any agreement."
+            )
+        )
+    )
+    return Section("rules", gettext("Which flags"), tuple(blocks))
+
+
+def _fields(agreement: SharingAgreement) -> Section:
+    shared = fields_of(agreement)
+    withheld = [code for code in FIELDS if code not in shared]
+    blocks = [
+        Block(
+            gettext("A signal carries exactly these fields of the flag and its visits:"),
+            tuple(_field_item(code) for code in shared),
+        )
+    ]
+    per_visit = [code for code in VISIT_FIELDS if code in shared]
+    if per_visit:
+        blocks.append(
+            Block(
+                gettext(
+                    "%(fields)s are given for each visit the flag rests on at the site that "
+                    "forwards it. Of visits at other sites only their number is sent.",
+                    fields=_list_text([gettext(FIELDS[code]) for code in per_visit]),
+                )
+            )
+        )
+    else:
+        blocks.append(
+            Block(
+                gettext(
+                    "No data about the visits themselves is sent: only how many visits the "
+                    "flag rests on."
+                )
+            )
+        )
+    blocks.append(
+        Block(
+            gettext(
+                "Every signal also carries its own id, the time it was forwarded, this "
+                "agreement's name, recipient and reference, whether a person reviewed it, and "
+                "how many visits the flag rests on."
+            )
+        )
+    )
+    if withheld:
+        blocks.append(
+            Block(
+                gettext("These fields are never sent under this agreement:"),
+                tuple(Item(gettext(FIELDS[code])) for code in withheld),
+            )
+        )
+    blocks.append(
+        Block(
+            gettext(
+                "No other data from the register ever leaves under this agreement: not the "
+                "visitor's country, contact details, identity document, berth or notes."
+            )
+        )
+    )
+    return Section("fields", gettext("Which data"), tuple(blocks))
+
+
+def _review(agreement: SharingAgreement) -> Section:
+    automatic = auto_rules_of(agreement)
+    reviewed = [code for code in rules_of(agreement) if code not in automatic]
+    preview = gettext(
+        "Before forwarding, the staff member sees a preview of exactly what will be sent."
+    )
+    if not automatic:
+        blocks = [
+            Block(
+                gettext(
+                    "A staff member of the site reviews every flag and decides whether to "
+                    "forward it; nothing is forwarded automatically."
+                )
+                + " "
+                + preview
+            )
+        ]
+    else:
+        blocks = [
+            Block(
+                gettext(
+                    "Flags of these rules are forwarded automatically as soon as they are "
+                    "raised, without a staff review:"
+                ),
+                _rule_items(automatic),
+            )
+        ]
+        if reviewed:
+            blocks.append(
+                Block(
+                    gettext(
+                        "Flags of %(rules)s are forwarded only after a staff member of the "
+                        "site has reviewed them.",
+                        rules=_list_text([_rule_title(code) for code in reviewed]),
+                    )
+                    + " "
+                    + preview
+                )
+            )
+    return Section("review", gettext("Who decides"), tuple(blocks))
+
+
+def _retention(agreement: SharingAgreement) -> Section:
+    text = ngettext(
+        "This night register keeps what it forwarded under this agreement (each signal and the "
+        "flag it came from) for %(num)s day after forwarding; then it is deleted.",
+        "This night register keeps what it forwarded under this agreement (each signal and the "
+        "flag it came from) for %(num)s days after forwarding; then it is deleted.",
+        agreement.keep_days,
+    )
+    return Section("retention", gettext("How long the sender keeps it"), (Block(text),))
+
+
+def _delivery() -> Section:
+    return Section(
+        "delivery",
+        gettext("How signals travel"),
+        (
+            Block(
+                gettext(
+                    "Signals are sent to the hub by HTTPS POST. Each request is signed with "
+                    "HMAC-SHA256 over a timestamp and the exact body, with a secret shared only "
+                    "with the hub, and names the key it was signed with, so that the hub can "
+                    "check that it came from this night register unchanged."
+                )
+            ),
+            Block(
+                gettext(
+                    "Each signal has a stable id, sent as its Idempotency-Key: a signal that "
+                    "has to be sent again after a failure is never counted twice, and none is "
+                    "lost."
+                )
+            ),
+            Block(
+                gettext(
+                    "Instead of receiving them, the hub may fetch the signals itself over the "
+                    "night register's API with an analyst's token, and acknowledge each one."
+                )
+            ),
+        ),
+    )
+
+
+def _audit() -> Section:
+    return Section(
+        "audit",
+        gettext("What is recorded"),
+        (
+            Block(
+                gettext(
+                    "Every forward is recorded in the audit trail: which flag, under which "
+                    "agreement, with which fields, by whom (or automatically) and when. So are "
+                    "the making and the ending of this agreement."
+                )
+            ),
+            Block(
+                gettext(
+                    "The privacy officer can read the audit trail and this agreement at any "
+                    "time; the audit trail is chained so that a changed or removed entry shows."
+                )
+            ),
+        ),
+    )
+
+
+def summary(agreement: SharingAgreement, tz: ZoneInfo) -> list[Section]:
+    """The agreement in plain language, for a privacy officer to read and sign off.
+
+    A pure function of the agreement and the installation's time zone, in the language of
+    the current request (nightreg.i18n): who receives what and when, which rules with their
+    rationale, exactly which fields (and which never), who decides, how long the sender keeps
+    it, how signals travel and what the audit trail records.
+    """
+    return [
+        _parties(agreement, tz),
+        _rules(agreement),
+        _fields(agreement),
+        _review(agreement),
+        _retention(agreement),
+        _delivery(),
+        _audit(),
+    ]

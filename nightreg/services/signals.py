@@ -1,0 +1,402 @@
+"""The outbox: a forwarded flag becomes a signal for the hub, built under a sharing agreement.
+
+A signal's body is fixed when the flag is forwarded: canonical JSON holding only what the
+agreement allows, plus the rule, its reason and the signal's stable id. The dispatcher
+(nightreg.services.dispatch) sends those exact bytes, however often it has to try, and the
+hub may pull them instead (nightreg.services.hub_pull). The signal is written in the same
+transaction as the flag's status change, so a forwarded flag always has its signal and a
+signal never exists for a flag that was not forwarded.
+
+What a signal carries of the evidence: the visits at the flag's own site (the site's staff
+decided to forward them), and only a count of evidence visits at other sites, whose staff
+did not.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nightreg.db import Database
+from nightreg.models import Flag, SharingAgreement, Signal, Site, Visit, flag_visit
+from nightreg.rules import RULES
+from nightreg.services import audit
+from nightreg.services.access import SYSTEM, Actor, NotFound
+from nightreg.services.agreements import (
+    VISIT_FIELDS,
+    Coverage,
+    all_agreements,
+    auto_rules_of,
+    choose,
+    covering,
+    fields_of,
+)
+from nightreg.validation import N_, FieldError
+
+SCHEMA_ID = "nightreg.signal/1"
+REVIEW = "flags.review"
+
+MSG_NO_AGREEMENT = N_(
+    "No sharing agreement covers the rule “%(rule)s”: an admin must add one before such "
+    "flags can be forwarded."
+)
+MSG_AGREEMENT_ENDED = N_(
+    "The sharing agreement “%(agreement)s” (%(reference)s) that covers this rule was ended "
+    "on %(date)s; nothing can be forwarded under it."
+)
+MSG_AGREEMENT_EXPIRED = N_(
+    "The sharing agreement “%(agreement)s” (%(reference)s) that covers this rule expired "
+    "on %(date)s; nothing can be forwarded under it."
+)
+MSG_AGREEMENT_NOT_YET = N_(
+    "The sharing agreement “%(agreement)s” (%(reference)s) that covers this rule comes into "
+    "force on %(date)s; nothing can be forwarded under it before then."
+)
+MSG_ALREADY_FORWARDED = N_(
+    "This flag has already been forwarded; it can be forwarded again when new evidence reopens it."
+)
+
+
+class ForwardRefused(Exception):
+    """Forwarding is not allowed now; `error` says why in words for the reviewer."""
+
+    def __init__(self, error: FieldError) -> None:
+        super().__init__(error.message % error.params if error.params else error.message)
+        self.error = error
+
+
+# --- the body ------------------------------------------------------------------------------
+
+_TIME = {"type": "string", "format": "date-time", "description": "UTC, ISO 8601, with Z"}
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+
+SIGNAL_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://nightreg.invalid/schema/signal-1.json",
+    "title": "Nachtregister signal",
+    "description": (
+        "One flag forwarded to the hub under a sharing agreement. Optional members are "
+        "present only when the agreement allows that field; nothing else is ever sent."
+    ),
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "schema",
+        "id",
+        "forwarded_at",
+        "agreement",
+        "review",
+        "rule",
+        "reason",
+        "visit_count",
+        "visits_elsewhere",
+    ],
+    "properties": {
+        "schema": {"const": SCHEMA_ID},
+        "id": {
+            "type": "string",
+            "format": "uuid",
+            "description": "The signal's stable id; also the Idempotency-Key of every delivery.",
+        },
+        "forwarded_at": _TIME,
+        "agreement": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["reference", "name", "recipient"],
+            "properties": {
+                "reference": {"type": "string"},
+                "name": {"type": "string"},
+                "recipient": {"type": "string"},
+            },
+        },
+        "review": {
+            "enum": ["staff", "automatic"],
+            "description": "staff: a person reviewed the flag; automatic: the agreement "
+            "forwards this rule without review.",
+        },
+        "rule": {"type": "string", "description": "The rule's code (docs: the rule catalogue)."},
+        "reason": {"type": "string", "description": "The flag's one-sentence reason, English."},
+        "score": {"type": "integer", "minimum": 0, "maximum": 100},
+        "site": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["slug", "name", "kind", "municipality"],
+            "properties": {
+                "slug": {"type": "string"},
+                "name": {"type": "string"},
+                "kind": {"enum": ["marina", "business_park"]},
+                "municipality": {"type": "string"},
+            },
+        },
+        "visit_count": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Evidence visits at the forwarding site.",
+        },
+        "visits_elsewhere": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Evidence visits at other sites: counted, never sent.",
+        },
+        "visits": {
+            "type": "array",
+            "description": "The evidence visits at the forwarding site, with the allowed fields.",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "arrived_at": _TIME,
+                    "departed_at": {**_TIME, "type": ["string", "null"]},
+                    "vessel_name": _TEXT_OR_NULL,
+                    "registration": _TEXT_OR_NULL,
+                    "mmsi": {"type": ["string", "null"], "pattern": "^[0-9]{9}$"},
+                    "flag": {
+                        "type": ["string", "null"],
+                        "description": "ISO 3166-1 alpha-2 country of the vessel's flag.",
+                    },
+                    "vessel_type": _TEXT_OR_NULL,
+                    "plate": _TEXT_OR_NULL,
+                    "vehicle_type": _TEXT_OR_NULL,
+                    "persons": {"type": "integer", "minimum": 1},
+                    "guest_name": _TEXT_OR_NULL,
+                    "residence": _TEXT_OR_NULL,
+                },
+            },
+        },
+    },
+}
+
+
+def utc_text(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _visit_value(visit: Visit, name: str) -> Any:
+    value = getattr(visit, name)
+    if isinstance(value, datetime):
+        return utc_text(value)
+    return value
+
+
+def build_body(
+    *,
+    uid: str,
+    agreement: SharingAgreement,
+    flag: Flag,
+    site: Site,
+    visits: Sequence[Visit],
+    elsewhere: int,
+    forwarded_at: datetime,
+    review: str,
+) -> dict[str, Any]:
+    """The signal as the hub receives it: only the agreement's fields (a pure function)."""
+    allowed = set(fields_of(agreement))
+    body: dict[str, Any] = {
+        "schema": SCHEMA_ID,
+        "id": uid,
+        "forwarded_at": utc_text(forwarded_at),
+        "agreement": {
+            "reference": agreement.reference,
+            "name": agreement.name,
+            "recipient": agreement.recipient,
+        },
+        "review": review,
+        "rule": flag.rule,
+        "reason": flag.reason,
+        "visit_count": len(visits),
+        "visits_elsewhere": elsewhere,
+    }
+    if "score" in allowed:
+        body["score"] = flag.score
+    if "site" in allowed:
+        body["site"] = {
+            "slug": site.slug,
+            "name": site.name,
+            "kind": site.kind,
+            "municipality": site.municipality,
+        }
+    visit_fields = [name for name in VISIT_FIELDS if name in allowed]
+    if visit_fields:
+        body["visits"] = [
+            {name: _visit_value(visit, name) for name in visit_fields} for visit in visits
+        ]
+    return body
+
+
+def encode(body: Mapping[str, Any]) -> str:
+    """Canonical JSON: the bytes signed and sent, the same on every attempt."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- forwarding ----------------------------------------------------------------------------
+
+
+def refusal(coverage: Coverage, rule: str, at: datetime, tz: ZoneInfo) -> FieldError:
+    """Why nothing can be forwarded for `rule`, naming the agreement that lapsed, if any."""
+    if not coverage.lapsed:
+        return FieldError(MSG_NO_AGREEMENT, {"rule": rule})
+    agreement = coverage.lapsed[0]
+    params: dict[str, str | int] = {"agreement": agreement.name, "reference": agreement.reference}
+    if agreement.ended_at is not None and agreement.ended_at <= at:
+        day = agreement.ended_at.astimezone(tz).date()
+        return FieldError(MSG_AGREEMENT_ENDED, {**params, "date": day.isoformat()})
+    if agreement.valid_from > at.astimezone(tz).date():
+        return FieldError(
+            MSG_AGREEMENT_NOT_YET, {**params, "date": agreement.valid_from.isoformat()}
+        )
+    until = agreement.valid_until.isoformat() if agreement.valid_until else ""
+    return FieldError(MSG_AGREEMENT_EXPIRED, {**params, "date": until})
+
+
+async def _evidence(session: AsyncSession, flag: Flag) -> tuple[list[Visit], int]:
+    """The flag's evidence visits at its own site, and how many it has elsewhere."""
+    ids = select(flag_visit.c.visit_id).where(flag_visit.c.flag_id == flag.id)
+    visits = list(
+        await session.scalars(
+            select(Visit)
+            .where(Visit.id.in_(ids), Visit.site_id == flag.site_id)
+            .order_by(Visit.arrived_at, Visit.id)
+        )
+    )
+    total = await session.scalar(
+        select(func.count()).select_from(flag_visit).where(flag_visit.c.flag_id == flag.id)
+    )
+    return visits, int(total or 0) - len(visits)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What forwarding a flag would send now, or why it cannot."""
+
+    agreement: SharingAgreement | None
+    body: dict[str, Any] | None
+    refused: FieldError | None
+    visit_ids: tuple[int, ...] = ()
+
+
+async def _draft(
+    session: AsyncSession, flag: Flag, *, now: datetime, review: str, uid: str
+) -> Draft:
+    site = await session.get(Site, flag.site_id)
+    if site is None:
+        raise NotFound(f"site {flag.site_id}")
+    tz = ZoneInfo(site.timezone)
+    rule = RULES.get(flag.rule)
+    if rule is None or not rule.forwardable:
+        from nightreg.services.flags import MSG_NOT_FORWARDABLE
+
+        return Draft(None, None, FieldError(MSG_NOT_FORWARDABLE))
+    coverage = await covering(session, flag.rule, now, tz)
+    if coverage.agreement is None:
+        return Draft(None, None, refusal(coverage, flag.rule, now, tz))
+    visits, elsewhere = await _evidence(session, flag)
+    body = build_body(
+        uid=uid, agreement=coverage.agreement, flag=flag, site=site, visits=visits,
+        elsewhere=elsewhere, forwarded_at=now, review=review,
+    )  # fmt: skip
+    return Draft(coverage.agreement, body, None, tuple(v.id for v in visits))
+
+
+async def preview(db: Database, actor: Actor, flag: Flag, *, now: datetime) -> Draft:
+    """What forwarding `flag` (already scoped by the caller) would send; the read is audited.
+
+    The id in a preview is a placeholder: the real one is made when the flag is forwarded.
+    """
+    actor.require(REVIEW, flag.site_id)
+    async with db.read() as session:
+        draft = await _draft(session, flag, now=now, review="staff", uid=str(uuid.UUID(int=0)))
+    if draft.body is not None:
+        await audit.log(
+            db, actor, "signal_previewed", at=now, site_id=flag.site_id, object_type="flag",
+            object_id=flag.id, object_ids=list(draft.visit_ids),
+            details={"agreement": draft.agreement.reference if draft.agreement else ""},
+        )  # fmt: skip
+    return draft
+
+
+async def queue(
+    session: AsyncSession, actor: Actor, flag: Flag, *, now: datetime, review: str = "staff"
+) -> Signal:
+    """Write the flag's signal into the outbox, inside the caller's transaction.
+
+    Raises ForwardRefused when no agreement in force covers the rule (or the rule is never
+    forwarded). The caller sets the flag's status; the signal is pending and due at once.
+    """
+    uid = str(uuid.uuid4())
+    draft = await _draft(session, flag, now=now, review=review, uid=uid)
+    if draft.refused is not None or draft.body is None or draft.agreement is None:
+        raise ForwardRefused(draft.refused or FieldError(MSG_NO_AGREEMENT, {"rule": flag.rule}))
+    signal = Signal(
+        uid=uid, flag_id=flag.id, agreement_id=draft.agreement.id, site_id=flag.site_id,
+        rule=flag.rule, body=encode(draft.body), status="pending", created_at=now,
+        forwarded_by=actor.label[:300], attempts=0, next_attempt_at=now,
+    )  # fmt: skip
+    session.add(signal)
+    await session.flush()
+    await audit.record(
+        session, actor, "signal_queued", at=now, site_id=flag.site_id, object_type="signal",
+        object_id=signal.id, object_ids=list(draft.visit_ids),
+        details={
+            "uid": uid, "flag": flag.id, "rule": flag.rule, "review": review,
+            "agreement": draft.agreement.reference,
+            "fields": list(fields_of(draft.agreement)),
+        },
+    )  # fmt: skip
+    return signal
+
+
+async def auto_forward(session: AsyncSession, flag_ids: Sequence[int], *, now: datetime) -> int:
+    """Forward, without review, the open flags whose rule an agreement in force names for it.
+
+    Called inside the transaction that raised (or reopened) the flags; returns how many
+    went. Agreements are few: they are read once per call.
+    """
+    if not flag_ids:
+        return 0
+    agreements = await all_agreements(session)
+    auto = {rule for a in agreements for rule in auto_rules_of(a)}
+    if not auto:
+        return 0
+    flags = list(
+        await session.scalars(
+            select(Flag).where(Flag.id.in_(flag_ids), Flag.rule.in_(auto), Flag.status == "open")
+        )
+    )
+    sent = 0
+    for flag in flags:
+        site = await session.get(Site, flag.site_id)
+        if site is None:
+            continue
+        coverage = choose(agreements, flag.rule, now, ZoneInfo(site.timezone))
+        if coverage.agreement is None or flag.rule not in auto_rules_of(coverage.agreement):
+            continue
+        await queue(session, SYSTEM, flag, now=now, review="automatic")
+        flag.status = "forwarded"
+        flag.reviewed_by = f"automatic ({coverage.agreement.reference})"[:300]
+        flag.reviewed_at = now
+        flag.review_reason = None
+        await audit.record(
+            session, SYSTEM, "flag_reviewed", at=now, site_id=flag.site_id,
+            object_type="flag", object_id=flag.id,
+            details={"action": "forward", "reason": "", "from": "open", "to": "forwarded",
+                     "automatic": coverage.agreement.reference},
+        )  # fmt: skip
+        sent += 1
+    return sent
+
+
+async def signals_of_flag(session: AsyncSession, flag_id: int) -> list[Signal]:
+    """The flag's signals, newest first (its page shows what went and whether it arrived)."""
+    return list(
+        await session.scalars(
+            select(Signal).where(Signal.flag_id == flag_id).order_by(Signal.id.desc())
+        )
+    )
