@@ -10,12 +10,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 
 from nightreg.db import Database
-from nightreg.models import CheckinPoint, Site, User, Visit
-from nightreg.services import scan, sites, users
+from nightreg.models import CheckinPoint, SharingAgreement, Site, User, Visit
+from nightreg.services import agreements, scan, sites, users
+from nightreg.services.access import CLI
 from nightreg.services.checkin import check_in
 from nightreg.validation import validate_checkin
 
 DEMO_ADMIN = "admin@demo.nachtregister.nl"
+DEMO_AGREEMENT = "DEMO-RIEC-NH-2026"
 
 
 @dataclass(frozen=True)
@@ -205,8 +207,45 @@ async def _demo_night_trip(db: Database, now: datetime) -> None:
         )
 
 
+# What the demo hub may receive: enough to act on a boat or a van, and no names or places of
+# residence (an agreement that shares the minimum is the example worth copying).
+_DEMO_AGREEMENT_FIELDS = (
+    "score", "site", "arrived_at", "departed_at", "vessel_name", "registration", "mmsi",
+    "vessel_type", "plate", "vehicle_type", "persons",
+)  # fmt: skip
+
+
+async def _demo_agreement(db: Database, now: datetime) -> None:
+    """A sharing agreement in force, so that a demo flag can be forwarded and seen to leave."""
+    async with db.read() as session:
+        made = await session.scalar(
+            select(SharingAgreement.id).where(SharingAgreement.reference == DEMO_AGREEMENT)
+        )
+    if made is not None:
+        return
+    tz = ZoneInfo("Europe/Amsterdam")
+    await agreements.create(
+        db,
+        CLI,
+        {
+            "name": "Demo: convenant gegevensdeling RIEC Noord-Holland",
+            "recipient": "RIEC Noord-Holland (Drugshub)",
+            "reference": DEMO_AGREEMENT,
+            "valid_from": now.astimezone(tz).date().isoformat(),
+            "valid_until": "",
+            "rules": list(agreements.forwardable_rules()),
+            "fields": list(_DEMO_AGREEMENT_FIELDS),
+            "auto_rules": ["watchlist_hit"],
+            "keep_days": "180",
+        },
+        now=now,
+        tz=tz,
+    )
+
+
 async def seed_demo(db: Database, now: datetime) -> DemoLogin:
     """Create what is missing of the demo; the admin gets a fresh password each time."""
+    await _demo_agreement(db, now)
     for spec in _DEMO_SITES:
         async with db.read() as session:
             exists = await session.scalar(select(Site.id).where(Site.slug == spec.slug))

@@ -37,6 +37,7 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "GET /admin/sites/{slug}/flags": (FLAGS, SITE),
     "GET /admin/flags/{id}": (FLAGS, SITE),
     "POST /admin/flags/{id}/review": (FLAGS, SITE),
+    "GET /admin/flags/{id}/forward": (FLAGS, SITE),
     "GET /admin/sites/{slug}/observations/new": (VIEW, SITE),
     "POST /admin/sites/{slug}/observations/new": (VIEW, SITE),
     "GET /admin/sites/{slug}/flags/export": (FLAGS, SITE),

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
 from sqlalchemy import delete, select
 
 from nightreg.db import Database
-from nightreg.models import CheckinPoint, Site, User, Visit
+from nightreg.models import CheckinPoint, SharingAgreement, Signal, Site, User, Visit
 from nightreg.security import verify_password
-from nightreg.services.demo import DEMO_ADMIN, seed_demo
-from tests.conftest import SUMMER_EVENING
+from nightreg.services.agreements import auto_rules_of, fields_of
+from nightreg.services.demo import DEMO_ADMIN, DEMO_AGREEMENT, seed_demo
+from tests.conftest import SUMMER_EVENING, end_agreements
+
+
+@pytest.fixture(autouse=True)
+async def _end_the_demo_agreement(db: Database) -> AsyncIterator[None]:
+    """The demo's agreement is in force once seeded; other tests share this database."""
+    yield
+    await end_agreements(db)
 
 
 async def _remove_demo(db: Database) -> None:
@@ -19,6 +30,9 @@ async def _remove_demo(db: Database) -> None:
         await session.execute(delete(CheckinPoint).where(CheckinPoint.site_id.in_(site_ids)))
         await session.execute(delete(Site).where(Site.id.in_(site_ids)))
         await session.execute(delete(User).where(User.email == DEMO_ADMIN))
+        demo = select(SharingAgreement.id).where(SharingAgreement.reference == DEMO_AGREEMENT)
+        await session.execute(delete(Signal).where(Signal.agreement_id.in_(demo)))
+        await session.execute(delete(SharingAgreement).where(SharingAgreement.id.in_(demo)))
 
 
 async def test_the_demo_has_both_kinds_of_site_with_points_and_a_working_admin_login(db: Database):
@@ -78,3 +92,19 @@ async def test_the_demo_queue_has_a_flag_to_review(db: Database):
             )
         )
     assert {"night_movement", "fast_craft_night"} <= rules
+
+
+async def test_the_demo_has_an_agreement_that_shares_no_names_and_forwards_hits_at_once(
+    db: Database,
+):
+    await _remove_demo(db)
+    await seed_demo(db, SUMMER_EVENING)
+    async with db.read() as session:
+        agreement = await session.scalar(
+            select(SharingAgreement).where(SharingAgreement.reference == DEMO_AGREEMENT)
+        )
+    assert agreement is not None
+    assert agreement.ended_at is None
+    assert "guest_name" not in fields_of(agreement)
+    assert "residence" not in fields_of(agreement)
+    assert auto_rules_of(agreement) == ("watchlist_hit",)
