@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nightreg import (
     __version__,
+    cli_agreements,
     cli_jobs,
     cli_rules,
     cli_tokens,
@@ -270,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_jobs.add_commands(sub)
     cli_rules.add_commands(sub)
     cli_watchlist.add_commands(sub)
+    cli_agreements.add_commands(sub)
     return parser
 
 

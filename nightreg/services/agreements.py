@@ -8,6 +8,7 @@ agreement allows, and nothing else (nightreg.services.signals).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -246,6 +247,9 @@ def _choices(values: Mapping[str, Any], name: str) -> list[str]:
     return [str(v) for v in items[:200] if v not in (None, "")]
 
 
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _day(value: object) -> date | None:
     """A date, or text YYYY-MM-DD; None when empty; ValueError for anything else."""
     if isinstance(value, datetime):
@@ -255,7 +259,7 @@ def _day(value: object) -> date | None:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
         return None
-    if len(text) != 10:  # fromisoformat also takes 20260714 and week dates
+    if not _ISO_DAY.fullmatch(text):  # fromisoformat also takes 20260714 and 2026-W29-2
         raise ValueError(text)
     return date.fromisoformat(text)
 
@@ -731,11 +735,12 @@ def _review(agreement: SharingAgreement) -> Section:
 
 
 def _retention(agreement: SharingAgreement) -> Section:
+    # The agreement's term; the retention job (issue 6) is what enforces it.
     text = ngettext(
-        "This night register keeps what it forwarded under this agreement (each signal and the "
-        "flag it came from) for %(num)s day after forwarding; then it is deleted.",
-        "This night register keeps what it forwarded under this agreement (each signal and the "
-        "flag it came from) for %(num)s days after forwarding; then it is deleted.",
+        "Under this agreement, what was forwarded (each signal and the flag it came from) may "
+        "be kept by this night register for at most %(num)s day after forwarding.",
+        "Under this agreement, what was forwarded (each signal and the flag it came from) may "
+        "be kept by this night register for at most %(num)s days after forwarding.",
         agreement.keep_days,
     )
     return Section("retention", gettext("How long the sender keeps it"), (Block(text),))

@@ -1,0 +1,157 @@
+"""`nightreg agreement list|add|end`: sharing agreements from the server's shell."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from nightreg.clock import SystemClock
+from nightreg.db import Database
+from nightreg.models import SharingAgreement
+from nightreg.settings import Settings
+
+if TYPE_CHECKING:
+    from nightreg.services.agreements import AgreementInvalid, AgreementRow
+
+
+def _problem(exc: AgreementInvalid) -> str:
+    """Every field at fault, one after another, in the source language."""
+    parts = []
+    for field, error in exc.errors.items():
+        text = error.message % error.params if error.params else error.message
+        parts.append(f"{field}: {text}")
+    return "; ".join(parts)
+
+
+def _validity(agreement: SharingAgreement) -> str:
+    until = agreement.valid_until.isoformat() if agreement.valid_until else "open-ended"
+    return f"{agreement.valid_from.isoformat()}..{until}"
+
+
+def cmd_agreement_list(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.cli import _run
+    from nightreg.services import agreements
+    from nightreg.services.access import CLI
+
+    now = SystemClock().now()
+
+    async def work(db: Database) -> list[AgreementRow]:
+        return await agreements.list_agreements(db, CLI, now=now, tz=settings.tz)
+
+    rows = _run(settings, work)
+    if not rows:
+        print("No sharing agreements: nothing can be forwarded to the hub.")
+        return 0
+    for row in rows:
+        a = row.agreement
+        state = row.state.replace("_", " ")
+        rules = ",".join(agreements.rules_of(a)) or "-"
+        auto = ",".join(agreements.auto_rules_of(a)) or "-"
+        print(
+            f"{a.id}\t{a.reference}\t{a.name}\t{a.recipient}\t{_validity(a)}\t{state}\t"
+            f"rules {rules}\tautomatic {auto}\tkeep {a.keep_days} days"
+        )
+    return 0
+
+
+def cmd_agreement_add(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.cli import CommandError, _run
+    from nightreg.services import agreements
+    from nightreg.services.access import CLI
+
+    now = SystemClock().now()
+    values = {
+        "name": args.name,
+        "recipient": args.recipient,
+        "reference": args.reference,
+        "valid_from": args.valid_from or agreements.local_day(now, settings.tz).isoformat(),
+        "valid_until": args.valid_until or "",
+        "rules": args.rule or [],
+        "fields": args.field or [],
+        "auto_rules": args.auto or [],
+        "keep_days": args.keep_days or "",
+    }
+
+    async def work(db: Database) -> SharingAgreement:
+        return await agreements.create(db, CLI, values, now=now, tz=settings.tz)
+
+    try:
+        agreement = _run(settings, work)
+    except agreements.AgreementInvalid as exc:
+        raise CommandError(_problem(exc)) from exc
+    fields = ", ".join(agreements.fields_of(agreement))
+    print(
+        f"Agreement {agreement.id} ({agreement.reference}, {_validity(agreement)}) made: "
+        f"rules {', '.join(agreements.rules_of(agreement))}; fields {fields}; "
+        f"keep {agreement.keep_days} days."
+    )
+    return 0
+
+
+def cmd_agreement_end(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.cli import CommandError, _run
+    from nightreg.services import agreements
+    from nightreg.services.access import CLI, NotFound
+
+    now = SystemClock().now()
+
+    async def work(db: Database) -> SharingAgreement:
+        return await agreements.end(db, CLI, args.id, args.reason, now=now)
+
+    try:
+        agreement = _run(settings, work)
+    except NotFound:
+        raise CommandError(f"no agreement with id {args.id}") from None
+    except agreements.AgreementInvalid as exc:
+        raise CommandError(_problem(exc)) from exc
+    print(
+        f"Agreement {agreement.id} ({agreement.reference}) ended; nothing more is forwarded "
+        "under it."
+    )
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Add `agreement` to the `nightreg` command's subcommands."""
+    from nightreg.rules import RULES
+    from nightreg.services.agreements import FIELDS
+
+    forwardable = [code for code, rule in RULES.items() if rule.forwardable]
+    agreement = sub.add_parser("agreement", help="sharing agreements with the hub")
+    agreement_sub = agreement.add_subparsers(dest="agreement_command", required=True)
+
+    listing = agreement_sub.add_parser("list", help="every agreement with its state")
+    listing.set_defaults(func=cmd_agreement_list)
+
+    add = agreement_sub.add_parser("add", help="make an agreement (audited)")
+    add.add_argument("name", help="how staff and the hub know it")
+    add.add_argument("--recipient", required=True, help="who receives the signals")
+    add.add_argument("--reference", required=True, help="the partners' number for it")
+    add.add_argument(
+        "--from", dest="valid_from", metavar="DATE", help="first day in force (default: today)"
+    )
+    add.add_argument(
+        "--until", dest="valid_until", metavar="DATE", help="last day in force (default: none)"
+    )
+    add.add_argument(
+        "--rule", action="append", choices=forwardable, help="a rule it covers; repeat for more"
+    )
+    add.add_argument(
+        "--field",
+        action="append",
+        choices=list(FIELDS),
+        help="a field signals may carry (rule and reason always); repeat for more",
+    )
+    add.add_argument(
+        "--auto",
+        action="append",
+        choices=forwardable,
+        help="a covered rule forwarded without a staff review; repeat for more",
+    )
+    add.add_argument("--keep-days", help="days the sender keeps forwarded data (default 180)")
+    add.set_defaults(func=cmd_agreement_add)
+
+    end = agreement_sub.add_parser("end", help="end an agreement now (audited)")
+    end.add_argument("id", type=int)
+    end.add_argument("--reason", required=True, help="kept with the agreement and audited")
+    end.set_defaults(func=cmd_agreement_end)
