@@ -1,4 +1,8 @@
-"""The admin's "Jobs" page: each scheduled job, its schedule and next run, its last runs."""
+"""The admin's "Jobs" page: each scheduled job, its schedule and next run, its last runs.
+
+For the dispatch job it also shows the outbox: how many signals wait, went, or failed, and the
+latest failed signals with the hub's answer (no payload: a signal's uid, site, rule, attempts).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from litestar.response import Response, Template
 from admin.web import see_other
 from nightreg.context import AppContext
 from nightreg.jobs import crontabs, job_specs, next_run
-from nightreg.services import audit
+from nightreg.services import audit, dispatch
 from nightreg.services import jobs as job_service
 from nightreg.services.access import Actor
 
@@ -48,6 +52,7 @@ class JobsController(Controller):
                 "tz": ctx.settings.tz,
                 "in_serve": ctx.settings.scheduler_in_serve,
                 "ran": request.query_params.get("ran", ""),
+                "outbox": await dispatch.outbox(ctx.db, ctx.settings),
             },
         )
 

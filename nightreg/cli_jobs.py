@@ -1,4 +1,4 @@
-"""`nightreg jobs run scan|overdue [--full]` and `nightreg scheduler`."""
+"""`nightreg jobs run scan|overdue|dispatch [--full]` and `nightreg scheduler`."""
 
 from __future__ import annotations
 
@@ -33,16 +33,45 @@ def cmd_jobs_run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"Another process is running {args.job}; try again later.")
             return 1
         run = result.run
-        counts = ", ".join(f"{k} {v}" for k, v in json.loads(run.counts or "{}").items())
+        values = json.loads(run.counts or "{}")
+        counts = ", ".join(f"{k} {v}" for k, v in values.items())
         seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0.0
-        mode = " (full)" if args.full else ""
+        mode = " (full)" if args.full and args.job != "dispatch" else ""
         if run.status != "ok":
             print(f"{args.job}{mode} failed after {seconds:.1f} s: {run.error}")
             return 1
+        if args.job == "dispatch":
+            return _dispatch_said(values, seconds)
         print(f"{args.job}{mode} done in {seconds:.1f} s: {counts}")
         return 0
 
     return asyncio.run(work())
+
+
+def _dispatch_said(counts: dict[str, int], seconds: float) -> int:
+    """The dispatch run in words; exit 1 when a signal failed (it needs someone to look)."""
+    if counts.get("push_off"):
+        print(
+            f"dispatch done in {seconds:.1f} s: push is off (no NIGHTREG_HUB_URL); "
+            f"{counts.get('pending_left', 0)} pending signals wait for the hub to pull them"
+        )
+        return 0
+    shown = ("sent", "delivered", "retried", "failed", "pending_left", "skipped")
+    print(
+        f"dispatch done in {seconds:.1f} s: "
+        + ", ".join(f"{k} {counts[k]}" for k in shown if k in counts)
+    )
+    if counts.get("hub_unreachable"):
+        print("The hub did not answer; the run stopped early. The rest are tried next run.")
+    if counts.get("time_budget"):
+        print("The run used its time; the rest are tried next run.")
+    if counts.get("failed"):
+        print(
+            f"{counts['failed']} signals failed and will not be sent again: "
+            "see the admin Jobs page (/admin/jobs) for the hub's answers."
+        )
+        return 1
+    return 0
 
 
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
@@ -80,7 +109,7 @@ def add_commands(sub: Any) -> None:
     jobs = sub.add_parser("jobs", help="the scheduled jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     run = jobs_sub.add_parser("run", help="run a job now and print its summary")
-    run.add_argument("job", choices=("scan", "overdue"))
+    run.add_argument("job", choices=("scan", "overdue", "dispatch"))
     run.add_argument("--full", action="store_true", help="scan: look at every visit again")
     run.set_defaults(func=cmd_jobs_run)
 

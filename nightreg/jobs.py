@@ -1,10 +1,11 @@
 """The scheduled jobs and the scheduler that runs them (APScheduler 3).
 
-A job is a service call on a schedule: the scan every ten minutes, overdue visits every hour
-(crontab strings in the settings). `nightreg serve` runs the scheduler in-process for a
-one-machine install; deployments with several web instances turn that off
-(NIGHTREG_SCHEDULER_IN_SERVE=false) and run one `nightreg scheduler` process instead. Either
-way every run takes the job's lease first (nightreg.services.jobs), so a slot runs once.
+A job is a service call on a schedule: the scan every ten minutes, overdue visits every hour,
+the delivery of pending signals to the hub every minute (crontab strings in the settings).
+`nightreg serve` runs the scheduler in-process for a one-machine install; deployments with
+several web instances turn that off (NIGHTREG_SCHEDULER_IN_SERVE=false) and run one
+`nightreg scheduler` process instead. Either way every run takes the job's lease first
+(nightreg.services.jobs), so a slot runs once.
 """
 
 from __future__ import annotations
@@ -34,11 +35,24 @@ def job_specs(settings: Settings) -> dict[str, JobSpec]:
 
         return await run_overdue(db, now=now)
 
-    return {"scan": JobSpec("scan", scan), "overdue": JobSpec("overdue", overdue)}
+    async def dispatch(db: Database, now: datetime, full: bool) -> Summary:
+        from nightreg.services.dispatch import dispatch as deliver
+
+        return await deliver(db, settings, now=now)
+
+    return {
+        "scan": JobSpec("scan", scan),
+        "overdue": JobSpec("overdue", overdue),
+        "dispatch": JobSpec("dispatch", dispatch),
+    }
 
 
 def crontabs(settings: Settings) -> dict[str, str]:
-    return {"scan": settings.scan_cron, "overdue": settings.overdue_cron}
+    return {
+        "scan": settings.scan_cron,
+        "overdue": settings.overdue_cron,
+        "dispatch": settings.dispatch_cron,
+    }
 
 
 def trigger_for(crontab: str, settings: Settings) -> CronTrigger:

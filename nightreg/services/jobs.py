@@ -5,6 +5,9 @@ only when the lease has expired and, for a scheduled run, when nobody ran this s
 yet. Two schedulers that fire for the same slot (two machines, or a restarted process) thus
 run it once, even when the second asks after the first has finished: the slot stays recorded.
 The expiry frees a lease whose holder died mid-run.
+
+Run records older than RUN_HISTORY are deleted as each run ends (the dispatch job runs every
+minute), except a job's newest successful run, which the scan reads to know where it left off.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nightreg.clock import Clock
@@ -29,6 +32,7 @@ from nightreg.models import JobLease, JobRun
 log = logging.getLogger("nightreg.jobs")
 
 LEASE_TTL = timedelta(minutes=30)
+RUN_HISTORY = timedelta(days=90)
 
 
 class Summary(Protocol):
@@ -137,6 +141,20 @@ async def run_job(
                     error=error[:2000] if error else None,
                 )
             )  # fmt: skip
+            newest_ok = (
+                select(func.max(JobRun.id))
+                .where(JobRun.job == spec.name, JobRun.status == "ok")
+                .scalar_subquery()
+            )
+            await session.execute(
+                delete(JobRun)
+                .where(
+                    JobRun.job == spec.name,
+                    JobRun.started_at < finished - RUN_HISTORY,
+                    JobRun.id != func.coalesce(newest_ok, 0),
+                )
+                .execution_options(synchronize_session=False)
+            )
         await release(db, spec.name, holder=holder, now=finished)
     run.status, run.finished_at, run.counts = status, finished, json.dumps(counts)
     run.error = error or None

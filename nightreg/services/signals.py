@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.db import Database
@@ -38,6 +38,7 @@ from nightreg.services.agreements import (
     choose,
     covering,
     fields_of,
+    in_force,
 )
 from nightreg.validation import N_, FieldError
 
@@ -400,3 +401,59 @@ async def signals_of_flag(session: AsyncSession, flag_id: int) -> list[Signal]:
             select(Signal).where(Signal.flag_id == flag_id).order_by(Signal.id.desc())
         )
     )
+
+
+MSG_WITHHELD = "not sent: the agreement {reference} was no longer in force at delivery"
+
+
+async def withhold_lapsed(db: Database, *, now: datetime) -> int:
+    """Fail the pending signals whose agreement is no longer in force; how many.
+
+    Nothing leaves the system outside an agreement in force (DESIGN §3): a signal queued the
+    day before its agreement ended is not delivered the day after, by push or by pull. The
+    dispatcher calls this at the start of every run.
+    """
+    async with db.read() as session:
+        pairs = (
+            await session.execute(
+                select(Signal.agreement_id, Signal.site_id)
+                .where(Signal.status == "pending")
+                .distinct()
+            )
+        ).all()
+        if not pairs:
+            return 0
+        agreements = {a.id: a for a in await all_agreements(session)}
+        zones = dict((await session.execute(select(Site.id, Site.timezone))).tuples().all())
+    lapsed = [
+        (agreement_id, site_id)
+        for agreement_id, site_id in pairs
+        if not in_force(agreements[agreement_id], now, ZoneInfo(zones[site_id]))
+    ]
+    withheld = 0
+    for agreement_id, site_id in lapsed:
+        reference = agreements[agreement_id].reference
+        async with db.write() as session:
+            ids = list(
+                await session.scalars(
+                    select(Signal.id).where(
+                        Signal.status == "pending",
+                        Signal.agreement_id == agreement_id,
+                        Signal.site_id == site_id,
+                    )
+                )
+            )
+            if not ids:
+                continue
+            await session.execute(
+                update(Signal)
+                .where(Signal.id.in_(ids), Signal.status == "pending")
+                .values(status="failed", last_error=MSG_WITHHELD.format(reference=reference))
+            )
+            await audit.record(
+                session, SYSTEM, "signals_withheld", at=now, site_id=site_id,
+                object_type="agreement", object_id=agreement_id, object_ids=ids,
+                details={"agreement": reference, "count": len(ids)},
+            )  # fmt: skip
+            withheld += len(ids)
+    return withheld

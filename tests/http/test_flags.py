@@ -415,9 +415,7 @@ async def test_forwarding_an_overdue_flag_is_refused(client: Client, db: Databas
     assert (await load(db, flag)).status == "open"
 
 
-async def test_a_watched_flag_may_be_forwarded_later(
-    client: Client, db: Database, agreement: int
-):
+async def test_a_watched_flag_may_be_forwarded_later(client: Client, db: Database, agreement: int):
     site = await new_site(db)
     flag = await make_flag(db, site)
     reviewer = staff("security", site)

@@ -281,3 +281,35 @@ async def test_two_schedulers_on_postgresql_run_each_slot_once(
     assert len(runs) >= 2
     assert len(runs) == len(calls)
     assert all(count == 1 for count in slots.values()), slots
+
+
+def test_the_dispatch_job_is_scheduled_every_minute_by_default(settings: Settings):
+    from nightreg.jobs import crontabs, job_specs
+
+    assert crontabs(settings)["dispatch"] == "* * * * *"
+    assert job_specs(settings)["dispatch"].name == "dispatch"
+
+
+async def test_run_records_older_than_ninety_days_go_but_the_newest_successful_one_stays(
+    db: Database,
+):
+    name = unique_job()
+    ok = a_job(name)
+    failing = jobs.JobSpec(name, a_job(name, fail=True).body)
+    await jobs.run_job(db, ok, clock=FrozenClock(T0), holder="h", trigger="cli")
+    await jobs.run_job(db, failing, clock=FrozenClock(T0 + timedelta(days=1)), holder="h",
+                       trigger="cli")  # fmt: skip
+    await jobs.run_job(db, failing, clock=FrozenClock(T0 + timedelta(days=2)), holder="h",
+                       trigger="cli")  # fmt: skip
+
+    await jobs.run_job(
+        db, failing, clock=FrozenClock(T0 + timedelta(days=91, hours=12)), holder="h",
+        trigger="cli",
+    )  # fmt: skip
+
+    runs = await jobs.recent_runs(db, name)
+    assert [(r.status, r.started_at) for r in runs] == [
+        ("failed", T0 + timedelta(days=91, hours=12)),
+        ("failed", T0 + timedelta(days=2)),
+        ("ok", T0),
+    ]

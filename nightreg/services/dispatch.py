@@ -1,0 +1,656 @@
+"""Deliver pending signals to the hub: signed POSTs, retries with backoff, each outcome once.
+
+The outbox (`signal` rows) is the truth. A run takes the due signals (pending, next attempt
+at or before now) oldest first, POSTs each one's stored body byte for byte with a fresh
+signature (nightreg.hubsign) and its uid as Idempotency-Key, up to DEFAULT_CONCURRENCY at
+once, and records the outcomes in short write transactions (never open across a POST; the
+outcomes that are waiting share one, like check-ins do):
+
+- 2xx: delivered (by "push"), audited as `signal_delivered`;
+- no answer (network error, timeout), 408, 429 or 5xx: tried again later, after an exponential
+  backoff with full jitter (30 s doubling up to 1 h; a Retry-After within that hour is
+  honoured), until the signal is `hub_retry_days` old: then failed, audited `signal_failed`;
+- any other answer (4xx, 3xx): failed at once with the status and the start of the answer.
+
+A signal only leaves `pending` once its outcome is committed. A crash after the POST and before
+the record leaves it pending, so the next run sends it again with the same Idempotency-Key and
+the same bytes: the hub deduplicates. Each record is a compare-and-swap (`WHERE status =
+'pending'`), so a second dispatcher running by mistake cannot record an outcome twice; the
+job's lease (nightreg.services.jobs) makes such a second run rare in the first place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import functools
+import logging
+import random
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol, cast
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import Table, bindparam, func, select, update
+
+from nightreg import hubsign
+from nightreg.clock import Clock
+from nightreg.db import Database
+from nightreg.models import Signal, Site
+from nightreg.services import audit, signals
+from nightreg.services.access import Actor
+from nightreg.settings import Settings
+
+log = logging.getLogger("nightreg.dispatch")
+
+DISPATCHER = Actor(kind="system", name="dispatch")
+
+# POSTs in flight at once: enough to hide the hub's latency, few enough not to swamp it.
+DEFAULT_CONCURRENCY = 16
+# Due signals read per query (keyset on id, oldest first).
+BATCH = 500
+# Backoff: the ceiling doubles from 30 s per failed attempt and stops at an hour; the wait is
+# drawn uniformly below the ceiling ("full jitter"), so signals that failed together (the hub
+# was down) do not all come back in the same second. The job runs every minute, so in practice
+# a signal waits at least until the next run.
+BASE_DELAY_SECONDS = 30.0
+MAX_DELAY_SECONDS = 3600.0
+# How much of the hub's answer is kept as the error (it is shown to admins).
+ERROR_CHARS = 300
+READ_LIMIT = 4096
+# This many answerless attempts in a row (refused connections, timeouts) and the hub is taken
+# to be down: the run stops, and the signals it did not try wait, still due, for the next run
+# rather than each waiting out its own timeout now.
+UNREACHABLE_AFTER = 32
+# At most this many outcomes are recorded in one transaction.
+RECORD_GROUP = 64
+# A run stops taking new signals after this long, well inside the job's 30-minute lease.
+TIME_BUDGET_SECONDS = 20 * 60.0
+
+Answer = Literal["delivered", "retry", "refused"]
+
+
+class Jitter(Protocol):
+    """Where the random wait comes from (random.Random; tests pass a fixed one)."""
+
+    def uniform(self, a: float, b: float) -> float: ...
+
+
+@dataclass(frozen=True)
+class Due:
+    """What the dispatcher needs of a pending signal: never more than the outbox row."""
+
+    id: int
+    uid: str
+    body: str
+    site_id: int
+    agreement_id: int
+    rule: str
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The result of one POST."""
+
+    at: datetime
+    outcome: Answer
+    status_code: int | None = None
+    error: str = ""
+    retry_after: float | None = None
+    answered: bool = True  # False: no HTTP answer at all (network error, timeout)
+
+
+@dataclass
+class DispatchSummary:
+    """What a run did: POSTs made and the outcomes recorded; what is still pending after it."""
+
+    push: bool = True  # False: no hub URL, nothing sent
+    sent: int = 0
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    gave_up: int = 0
+    # Outcomes another dispatcher (or the hub's acknowledgement over the API) recorded first.
+    skipped: int = 0
+    # Pending signals whose agreement ended (or expired) before they left: failed, not sent.
+    withheld: int = 0
+    pending_left: int = 0
+    stopped: str = ""  # "" | "hub_unreachable" | "time_budget"
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        if not self.push:
+            off = {"push_off": 1, "pending_left": self.pending_left}
+            return {**off, "withheld": self.withheld} if self.withheld else off
+        counts = {
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "retried": self.retried,
+            "failed": self.failed,
+            "pending_left": self.pending_left,
+        }
+        if self.skipped:
+            counts["skipped"] = self.skipped
+        if self.withheld:
+            counts["withheld"] = self.withheld
+        if self.stopped:
+            counts[self.stopped] = 1
+        return counts
+
+    def line(self) -> str:
+        if not self.push:
+            return (
+                f"push is off (no NIGHTREG_HUB_URL): {self.pending_left} pending signals "
+                "wait for the hub to pull them"
+            )
+        parts = ", ".join(f"{k} {v}" for k, v in self.counts().items())
+        return f"dispatch: {parts} in {self.seconds:.1f} s"
+
+
+# --- backoff -----------------------------------------------------------------------------
+
+
+def backoff(attempts: int, rng: Jitter, retry_after: float | None = None) -> timedelta:
+    """How long to wait after the `attempts`-th failed attempt (1 for the first)."""
+    if retry_after is not None:
+        return timedelta(seconds=min(MAX_DELAY_SECONDS, max(0.0, retry_after)))
+    ceiling = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** max(0, min(attempts - 1, 30)))
+    return timedelta(seconds=rng.uniform(0.0, ceiling))
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """A Retry-After header (seconds, or an HTTP date) as seconds from now; None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _retryable(status_code: int) -> bool:
+    return status_code in (408, 429) or 500 <= status_code <= 599
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# --- one POST ----------------------------------------------------------------------------
+
+
+async def _read_some(response: httpx.Response) -> str:
+    """The start of the hub's answer, as one line of text."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= READ_LIMIT:
+            break
+    text = b"".join(chunks)[:READ_LIMIT].decode("utf-8", errors="replace")
+    return " ".join(text.split())[:ERROR_CHARS]
+
+
+async def post(client: httpx.AsyncClient, settings: Settings, due: Due, at: datetime) -> Attempt:
+    """POST the signal's stored body, as it is, with this attempt's signature."""
+    body = due.body.encode("utf-8")
+    headers = hubsign.request_headers(
+        body, secret=settings.hub_secret, key_id=settings.hub_key_id, uid=due.uid, at=at
+    )
+    try:
+        async with client.stream("POST", settings.hub_url, content=body, headers=headers) as answer:
+            text = await _read_some(answer)
+            code = answer.status_code
+            retry_after = answer.headers.get("retry-after")
+    except httpx.TimeoutException as exc:
+        error = f"no answer within {settings.hub_timeout_seconds} s ({type(exc).__name__})"
+        return Attempt(at=at, outcome="retry", error=error, answered=False)
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}".strip()[:ERROR_CHARS]
+        return Attempt(at=at, outcome="retry", error=error, answered=False)
+    status_line = f"HTTP {code}: {text}" if text else f"HTTP {code}"
+    if 200 <= code <= 299:
+        return Attempt(at=at, outcome="delivered", status_code=code)
+    if _retryable(code):
+        return Attempt(
+            at=at, outcome="retry", status_code=code, error=status_line,
+            retry_after=retry_after_seconds(retry_after, at),
+        )  # fmt: skip
+    return Attempt(at=at, outcome="refused", status_code=code, error=status_line)
+
+
+# --- recording outcomes ------------------------------------------------------------------
+# One Core statement per kind of outcome, compiled once; each a compare-and-swap on the row.
+
+_SIGNAL = cast(Table, Signal.__table__)
+_DELIVERED = (
+    update(_SIGNAL)
+    .where(_SIGNAL.c.id == bindparam("b_id"), _SIGNAL.c.status == "pending")
+    .values(
+        status="delivered", delivered_at=bindparam("b_at"), delivered_by="push",
+        attempts=_SIGNAL.c.attempts + 1, last_attempt_at=bindparam("b_at"),
+        last_status_code=bindparam("b_code"), last_error=None,
+    )
+)  # fmt: skip
+# A retry or a failure also checks the attempts it read: a stray second dispatcher that
+# recorded this attempt first wins, and this one's record is dropped.
+_RETRY = (
+    update(_SIGNAL)
+    .where(
+        _SIGNAL.c.id == bindparam("b_id"), _SIGNAL.c.status == "pending",
+        _SIGNAL.c.attempts == bindparam("b_seen"),
+    )
+    .values(
+        attempts=_SIGNAL.c.attempts + 1, last_attempt_at=bindparam("b_at"),
+        last_status_code=bindparam("b_code"), last_error=bindparam("b_error"),
+        next_attempt_at=bindparam("b_next"),
+    )
+)  # fmt: skip
+_FAILED = (
+    update(_SIGNAL)
+    .where(
+        _SIGNAL.c.id == bindparam("b_id"), _SIGNAL.c.status == "pending",
+        _SIGNAL.c.attempts == bindparam("b_seen"),
+    )
+    .values(
+        status="failed", attempts=_SIGNAL.c.attempts + 1, last_attempt_at=bindparam("b_at"),
+        last_status_code=bindparam("b_code"), last_error=bindparam("b_error"),
+    )
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to record of one attempt: delivered, tried again at `next_at`, or failed."""
+
+    due: Due
+    attempt: Attempt
+    status: Literal["delivered", "retry", "failed"]
+    error: str = ""
+    next_at: datetime | None = None
+    reason: str = ""  # failed: "refused" (the hub said no) or "gave_up" (out of days)
+
+
+async def record_outcomes(db: Database, outcomes: Sequence[Outcome]) -> list[bool]:
+    """Record outcomes in one short write transaction; say which of them took.
+
+    Each is a compare-and-swap on its row (see the statements above): an outcome another
+    dispatcher recorded first, or a signal the hub acknowledged by pull meanwhile, is left
+    alone. Deliveries and failures that took are audited, without the payload or the hub's
+    answer (which may echo it): the status code is kept.
+    """
+    took: list[bool] = []
+    events: list[dict[str, Any]] = []
+    async with db.write() as session:
+        connection = await session.connection()
+        for outcome in outcomes:
+            due, attempt = outcome.due, outcome.attempt
+            params: dict[str, Any] = {
+                "b_id": due.id, "b_at": attempt.at, "b_code": attempt.status_code,
+            }  # fmt: skip
+            if outcome.status == "delivered":
+                statement = _DELIVERED
+            else:
+                params.update(b_seen=due.attempts, b_error=outcome.error[:2000])
+                if outcome.status == "retry":
+                    statement = _RETRY
+                    params["b_next"] = outcome.next_at
+                else:
+                    statement = _FAILED
+            result = await connection.execute(statement, params)
+            took.append(bool(result.rowcount))
+            if not result.rowcount or outcome.status == "retry":
+                continue
+            details: dict[str, Any] = {
+                "uid": due.uid, "agreement_id": due.agreement_id, "rule": due.rule,
+                "status_code": attempt.status_code, "attempts": due.attempts + 1,
+            }  # fmt: skip
+            if outcome.status == "delivered":
+                details["by"] = "push"
+            else:
+                details["reason"] = outcome.reason
+            events.append(
+                {
+                    "action": f"signal_{outcome.status}", "at": attempt.at,
+                    "site_id": due.site_id, "object_type": "signal", "object_id": due.id,
+                    "details": details,
+                }
+            )  # fmt: skip
+        await audit.record_many(session, DISPATCHER, events)
+    return took
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+async def _pending_count(db: Database) -> int:
+    async with db.read() as session:
+        return int(
+            await session.scalar(
+                select(func.count()).select_from(Signal).where(Signal.status == "pending")
+            )
+            or 0
+        )
+
+
+async def _due_batch(db: Database, now: datetime, after_id: int, limit: int) -> list[Due]:
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                select(
+                    Signal.id, Signal.uid, Signal.body, Signal.site_id, Signal.agreement_id,
+                    Signal.rule, Signal.attempts, Signal.created_at,
+                )
+                .where(
+                    Signal.status == "pending", Signal.next_attempt_at <= now,
+                    Signal.id > after_id,
+                )
+                .order_by(Signal.id)
+                .limit(limit)
+            )
+        ).all()  # fmt: skip
+    return [Due(*row) for row in rows]
+
+
+class _Run:
+    """One run: a feeder reads due signals, workers POST them, a recorder writes outcomes.
+
+    The recorder writes whatever outcomes are waiting in one transaction (group commit, as
+    for check-ins): one at a time when signals are few, many together under load, never
+    holding a transaction open over the network.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clients: Sequence[httpx.AsyncClient],
+        now: datetime,
+        clock: Clock | None,
+        rng: Jitter,
+        concurrency: int,
+        batch: int,
+        time_budget: float,
+    ) -> None:
+        self.db, self.settings, self.clients = db, settings, clients
+        self.now, self.clock, self.rng = now, clock, rng
+        self.concurrency, self.batch, self.time_budget = concurrency, batch, time_budget
+        self.summary = DispatchSummary()
+        self.started = time.monotonic()
+        self.unanswered_in_a_row = 0
+        self.retry_days = settings.hub_retry_days
+
+    def at(self) -> datetime:
+        """When this attempt happens: the clock's time, or `now` moved on by the time spent."""
+        if self.clock is not None:
+            return self.clock.now()
+        return self.now + timedelta(seconds=time.monotonic() - self.started)
+
+    def stop_taking_work(self) -> bool:
+        if self.summary.stopped:
+            return True
+        if time.monotonic() - self.started > self.time_budget:
+            self.summary.stopped = "time_budget"
+        return bool(self.summary.stopped)
+
+    async def feed(self, due: asyncio.Queue[Due | None]) -> None:
+        after_id = 0
+        while not self.stop_taking_work():
+            batch = await _due_batch(self.db, self.now, after_id, self.batch)
+            if not batch:
+                break
+            for signal in batch:
+                if self.stop_taking_work():
+                    break
+                await due.put(signal)
+            after_id = batch[-1].id
+        # One end mark per worker. (On an error the task group cancels the workers instead.)
+        for _ in range(self.concurrency):
+            await due.put(None)
+
+    async def work_all(
+        self, due: asyncio.Queue[Due | None], done: asyncio.Queue[Outcome | None]
+    ) -> None:
+        async with asyncio.TaskGroup() as workers:
+            for client in self.clients:
+                workers.create_task(self.work(client, due, done))
+        await done.put(None)
+
+    async def work(
+        self,
+        client: httpx.AsyncClient,
+        due: asyncio.Queue[Due | None],
+        done: asyncio.Queue[Outcome | None],
+    ) -> None:
+        while (signal := await due.get()) is not None:
+            if self.summary.stopped:
+                continue  # still due: the next run takes it
+            attempt = await post(client, self.settings, signal, self.at())
+            self.summary.sent += 1
+            if attempt.answered:
+                self.unanswered_in_a_row = 0
+            else:
+                self.unanswered_in_a_row += 1
+                if self.unanswered_in_a_row >= UNREACHABLE_AFTER:
+                    self.summary.stopped = "hub_unreachable"
+            await done.put(self.decide(signal, attempt))
+
+    def decide(self, due: Due, attempt: Attempt) -> Outcome:
+        if attempt.outcome == "delivered":
+            return Outcome(due, attempt, "delivered")
+        if attempt.outcome == "refused":
+            return Outcome(due, attempt, "failed", attempt.error, reason="refused")
+        attempts = due.attempts + 1
+        deadline = due.created_at + timedelta(days=self.retry_days)
+        if attempt.at >= deadline:
+            error = (
+                f"gave up after {_plural(attempts, 'attempt')} over "
+                f"{_plural(self.retry_days, 'day')}; last: {attempt.error}"
+            )
+            return Outcome(due, attempt, "failed", error, reason="gave_up")
+        wait = backoff(attempts, self.rng, attempt.retry_after)
+        # The last try falls on the deadline, not after it.
+        return Outcome(
+            due, attempt, "retry", attempt.error, next_at=min(attempt.at + wait, deadline)
+        )
+
+    async def record_all(self, done: asyncio.Queue[Outcome | None]) -> None:
+        summary = self.summary
+        finished = False
+        while not finished:
+            first = await done.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < RECORD_GROUP and not done.empty():
+                item = done.get_nowait()
+                if item is None:
+                    finished = True
+                    break
+                group.append(item)
+            for outcome, took in zip(group, await record_outcomes(self.db, group), strict=True):
+                if not took:
+                    summary.skipped += 1
+                    log.info("signal %s: its outcome was recorded elsewhere first", outcome.due.uid)
+                elif outcome.status == "delivered":
+                    summary.delivered += 1
+                elif outcome.status == "retry":
+                    summary.retried += 1
+                else:
+                    summary.failed += 1
+                    summary.gave_up += outcome.reason == "gave_up"
+
+    async def run(self) -> None:
+        due: asyncio.Queue[Due | None] = asyncio.Queue(maxsize=self.concurrency * 2)
+        done: asyncio.Queue[Outcome | None] = asyncio.Queue(maxsize=self.concurrency * 2)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.feed(due))
+                group.create_task(self.work_all(due, done))
+                group.create_task(self.record_all(done))
+        except BaseExceptionGroup as errors:
+            # Report the first real error, not the group: the job's record shows one line.
+            first = errors.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every client and run: loading the CA bundle costs ~30 ms each time.
+
+    httpx's default: certifi's bundle, or SSL_CERT_FILE / SSL_CERT_DIR (a hub behind a
+    private CA).
+    """
+    return httpx.create_ssl_context()
+
+
+def make_client(settings: Settings, connections: int = 1) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        verify=_tls(),
+        timeout=httpx.Timeout(float(settings.hub_timeout_seconds)),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        follow_redirects=False,
+    )
+
+
+async def dispatch(
+    db: Database,
+    settings: Settings,
+    *,
+    now: datetime,
+    client: httpx.AsyncClient | None = None,
+    clock: Clock | None = None,
+    rng: Jitter | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    batch: int = BATCH,
+    time_budget: float = TIME_BUDGET_SECONDS,
+) -> DispatchSummary:
+    """Deliver the signals due at `now`; without a hub URL, do nothing and say so.
+
+    `client`: one to share between the workers (tests); by default each worker has its own
+    client with one keep-alive connection, which costs httpx less per request than one pool
+    of `concurrency` connections.
+    """
+    started = time.monotonic()
+    withheld = await signals.withhold_lapsed(db, now=now)
+    if not settings.hub_url:
+        summary = DispatchSummary(
+            push=False, withheld=withheld, pending_left=await _pending_count(db)
+        )
+        log.info("dispatch: %s", summary.line())
+        return summary
+    workers = max(1, concurrency)
+    owned = [] if client is not None else [make_client(settings) for _ in range(workers)]
+    clients = [client] * workers if client is not None else owned
+    run = _Run(
+        db, settings, clients, now, clock, rng or random.SystemRandom(), workers, max(1, batch),
+        time_budget,
+    )  # fmt: skip
+    try:
+        await run.run()
+    finally:
+        for own in owned:
+            await own.aclose()
+    summary = run.summary
+    summary.withheld = withheld
+    summary.pending_left = await _pending_count(db)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+# --- the outbox at a glance (the admin's Jobs page) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxSignal:
+    """A signal as the Jobs page lists it: no payload, no personal data."""
+
+    uid: str
+    site: str
+    rule: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Outbox:
+    push: bool
+    hub: str  # the hub's address without its path: where signals go
+    pending: int
+    delivered: int
+    failed: int
+    failed_recent: list[OutboxSignal]
+    retrying_recent: list[OutboxSignal]
+
+
+async def outbox(db: Database, settings: Settings, *, limit: int = 10) -> Outbox:
+    """Counts by status, the latest failed signals, and pending ones whose last try failed."""
+    async with db.read() as session:
+        by_status = dict(
+            (
+                await session.execute(
+                    select(Signal.status, func.count()).group_by(Signal.status)
+                )
+            ).all()
+        )  # fmt: skip
+
+        def listed(status: str) -> Any:
+            return (
+                select(
+                    Signal.uid, Site.name, Signal.rule, Signal.attempts, Signal.last_status_code,
+                    Signal.last_error, Signal.last_attempt_at, Signal.next_attempt_at,
+                )
+                .join(Site, Site.id == Signal.site_id)
+                .where(Signal.status == status)
+            )  # fmt: skip
+
+        failed_rows = (
+            await session.execute(
+                listed("failed")
+                .order_by(Signal.last_attempt_at.desc(), Signal.id.desc())
+                .limit(limit)
+            )
+        ).all()
+        retrying_rows = (
+            await session.execute(
+                listed("pending")
+                .where(Signal.last_error.is_not(None))
+                .order_by(Signal.last_attempt_at.desc(), Signal.id.desc())
+                .limit(limit)
+            )
+        ).all()
+
+    def item(row: Any, *, next_attempt: bool) -> OutboxSignal:
+        uid, site, rule, attempts, code, error, last_at, next_at = row
+        return OutboxSignal(
+            uid, site, rule, attempts, code, error or "", last_at, next_at if next_attempt else None
+        )
+
+    parts = urlsplit(settings.hub_url)
+    return Outbox(
+        push=bool(settings.hub_url),
+        hub=f"{parts.scheme}://{parts.netloc}" if settings.hub_url else "",
+        pending=int(by_status.get("pending", 0)),
+        delivered=int(by_status.get("delivered", 0)),
+        failed=int(by_status.get("failed", 0)),
+        failed_recent=[item(r, next_attempt=False) for r in failed_rows],
+        retrying_recent=[item(r, next_attempt=True) for r in retrying_rows],
+    )
