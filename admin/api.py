@@ -18,13 +18,16 @@ from litestar import Controller, Request, Response, Router, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, Example, SecurityScheme
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_400_BAD_REQUEST
 
+from admin import api_signals
+from admin.api_common import ApiError, invalid
+from admin.api_common import doc as _doc
+from admin.api_common import errors as _errors
 from nightreg.context import AppContext
 from nightreg.models import Site, Visit
 from nightreg.services import register, sites, transfer
@@ -35,7 +38,6 @@ from nightreg.validation import FieldError
 
 PATH = "/api/v1"
 BEARER = "BearerToken"
-HTTP_422 = 422
 
 VIEW = {"permission": "register.view"}
 EDIT = {"permission": "register.edit"}
@@ -56,13 +58,6 @@ MSG_REPEATED_HOUR = (
 MSG_TIME_OFFSET = "Please send an ISO 8601 date and time, e.g. 2026-07-14T21:30:00+02:00."
 
 
-def _doc(description: str, *examples: Any) -> msgspec.Meta:
-    schema: dict[str, Any] = {"description": description}
-    if examples:
-        schema["examples"] = list(examples)
-    return msgspec.Meta(extra_json_schema=schema)
-
-
 Kind = Literal["vessel", "vehicle", "stay"]
 Source = Literal["kiosk", "staff", "api"]
 Status = Literal["present", "departed", "overdue"]
@@ -79,23 +74,6 @@ _STATUS_DOC = "overdue: present, and past the expected departure"
 
 
 # --- the shapes ----------------------------------------------------------------------------
-
-
-class ApiError(msgspec.Struct):
-    """Every error the API answers: a stable code, a message for people, the field at fault."""
-
-    code: Annotated[str, _doc("Stable, snake_case: unauthorized, forbidden, not_found, invalid")]
-    message: str
-    field: str | None = None
-
-
-class InvalidError(msgspec.Struct):
-    """A request that does not validate: the first problem, and every problem by field."""
-
-    code: Annotated[str, _doc("Always `invalid`", "invalid")]
-    message: str
-    field: str | None
-    errors: dict[str, str]
 
 
 class SiteOut(msgspec.Struct):
@@ -234,14 +212,6 @@ def _error_text(error: FieldError) -> str:
     return error.message % error.params if error.params else error.message
 
 
-def invalid(errors: Mapping[str, str]) -> Response[InvalidError]:
-    field, message = next(iter(errors.items()))
-    return Response(
-        InvalidError(code="invalid", message=message, field=field, errors=dict(errors)),
-        status_code=HTTP_422,
-    )
-
-
 def _visit_invalid(_request: Request[Any, Any, Any], exc: VisitInvalid) -> Response[Any]:
     return invalid({name: _error_text(error) for name, error in exc.errors.items()})
 
@@ -273,43 +243,6 @@ def _validation_failed(_request: Request[Any, Any, Any], exc: ValidationExceptio
         ApiError(code="bad_request", message=exc.detail or "Bad request", field=None),
         status_code=HTTP_400_BAD_REQUEST,
     )
-
-
-def _errors(*statuses: int) -> dict[int, ResponseSpec]:
-    described = {
-        400: "The request cannot be read (a body that is not JSON, for instance)",
-        401: "No bearer token, or one that is unknown, expired or revoked",
-        403: "The token's role may not do this",
-        404: "No such site or visit, or not one of the token's sites",
-        422: "The request does not validate",
-    }
-    specs = {
-        status: ResponseSpec(ApiError, description=described[status], generate_examples=False)
-        for status in statuses
-        if status != HTTP_422
-    }
-    if HTTP_422 in statuses:
-        # Whatever can be invalid can also be unreadable; Litestar's own 400 has another shape.
-        specs[HTTP_400_BAD_REQUEST] = ResponseSpec(
-            ApiError, description=described[HTTP_400_BAD_REQUEST], generate_examples=False
-        )
-        specs[HTTP_422] = ResponseSpec(
-            InvalidError,
-            description=described[HTTP_422],
-            generate_examples=False,
-            examples=[
-                Example(
-                    summary="A field missing",
-                    value={
-                        "code": "invalid",
-                        "message": "Please enter your name.",
-                        "field": "guest_name",
-                        "errors": {"guest_name": "Please enter your name."},
-                    },
-                )
-            ],
-        )
-    return specs
 
 
 # --- translating between the API and the services ------------------------------------------
@@ -598,13 +531,14 @@ class VisitsController(Controller):
 
 api_router = Router(
     path=PATH,
-    route_handlers=[SitesController, VisitsController],
+    route_handlers=[SitesController, VisitsController, *api_signals.CONTROLLERS],
     security=[{BEARER: []}],
     exception_handlers={
         VisitInvalid: _visit_invalid,
         QueryInvalid: _query_invalid,
         ExportInvalid: _export_invalid,
         ValidationException: _validation_failed,
+        **api_signals.EXCEPTION_HANDLERS,
     },
 )
 

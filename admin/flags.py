@@ -170,6 +170,7 @@ def _detail_context(
             for v in detail.visits
         ],
         "other_sites": detail.other_sites,
+        "evidence_withheld": flags.sees_restricted(actor),
         "history": _history(detail.history),
         "can_review": actor.can("flags.review", flag.site_id),
         "forwardable": bool(rule and rule.forwardable),

@@ -123,14 +123,17 @@ def provide_actor(request: Request[Any, Any, Any]) -> Actor:
 
 
 def _route_handlers() -> list[Any]:
+    from admin import agreements as agreement_pages
     from admin import audit as audit_pages
     from admin import auth as auth_pages
     from admin import flag_export as flag_export_pages
     from admin import flags as flag_pages
+    from admin import insight as insight_pages
     from admin import jobs as job_pages
     from admin import manage as manage_pages
     from admin import observations as observation_pages
     from admin import register as register_pages
+    from admin import signals as signal_pages
     from admin import transfer as transfer_pages
 
     handlers: list[Any] = [
@@ -143,6 +146,9 @@ def _route_handlers() -> list[Any]:
         *flag_export_pages.ROUTES,
         *observation_pages.ROUTES,
         *job_pages.ROUTES,
+        *agreement_pages.ROUTES,
+        *signal_pages.ROUTES,
+        *insight_pages.ROUTES,
     ]
     return handlers
 

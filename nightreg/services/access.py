@@ -31,8 +31,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "flags.view": frozenset({"admin", "harbour_master", "security", "analyst"}),
     # dismiss, keep watching, forward
     "flags.review": frozenset({"admin", "harbour_master", "security", "analyst"}),
-    # export flagged entries (CSV, JSON)
-    "flags.export": frozenset({"admin", "harbour_master", "security", "analyst"}),
+    # export flagged entries with their visits (CSV, JSON); not analysts, who get what an
+    # agreement allows, as signals, and never the register's rows themselves
+    "flags.export": frozenset({"admin", "harbour_master", "security"}),
     # record what one saw on a visit or at a place on the site
     "observations.add": frozenset({"admin", "harbour_master", "security"}),
     # the scheduled jobs: their runs, and running one now (all sites)

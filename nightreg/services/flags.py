@@ -267,7 +267,9 @@ async def get_flag(db: Database, actor: Actor, flag_id: int, *, now: datetime) -
                 select(flag_visit.c.visit_id).where(flag_visit.c.flag_id == flag.id)
             )
         )
-        sites = sorted(actor.sites_for(VIEW))
+        # The hub's analyst sees evidence as the agreement lets it go (signals), never the
+        # register's rows: visits are only counted for them.
+        sites = [] if sees_restricted(actor) else sorted(actor.sites_for(VIEW))
         visits = list(
             await session.scalars(
                 select(Visit)

@@ -208,6 +208,37 @@ def jobs_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
     expect(page.locator("main h1")).to_be_visible()
 
 
+def forward_preview(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url(f"/admin/flags/{harbour.flag_id}/forward"))
+    expect(page.locator("main h1")).to_be_visible()
+
+
+def information_pictures(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url("/admin/insight"))
+    expect(page.locator("svg.chart").first).to_be_visible()
+
+
+def information_pictures_with_a_bad_date(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.harbour_master)
+    page.goto(server.url("/admin/insight?from=2026-13-45"))
+    expect(page.locator("#err-from")).to_be_visible()
+
+
+def agreements_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.admin)
+    page.goto(server.url("/admin/agreements"))
+    expect(page.locator("main h1")).to_be_visible()
+
+
+def new_agreement_with_errors(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.admin)
+    page.goto(server.url("/admin/agreements/new"))
+    page.get_by_role("button", name="Make the agreement").click()
+    expect(page.locator("#name-error")).to_be_visible()
+
+
 PAGES: dict[str, Callable[[Page, LiveServer, Harbour], None]] = {
     "sign-in page": sign_in_page,
     "sign-in page with an error": sign_in_with_an_error,
@@ -236,6 +267,11 @@ PAGES: dict[str, Callable[[Page, LiveServer, Harbour], None]] = {
     "observation form": observation_form,
     "export of flagged entries": flag_export_page,
     "jobs": jobs_page,
+    "forward preview": forward_preview,
+    "information pictures": information_pictures,
+    "information pictures with a bad date": information_pictures_with_a_bad_date,
+    "sharing agreements": agreements_page,
+    "new agreement with errors": new_agreement_with_errors,
 }
 
 

@@ -18,7 +18,7 @@ from nightreg.db import Database
 from nightreg.models import ROLES, StaffSession
 from nightreg.security import token_hash
 from nightreg.services.access import CLI
-from tests.conftest import SUMMER_EVENING, make_point, make_staff
+from tests.conftest import SUMMER_EVENING, add_agreement, end_agreements, make_point, make_staff
 
 ANY = frozenset(ROLES)
 VIEW = frozenset({"admin", "harbour_master", "security"})
@@ -26,6 +26,7 @@ EDIT = frozenset({"admin", "harbour_master"})
 ADMIN = frozenset({"admin"})
 AUDIT = frozenset({"admin", "auditor"})
 FLAGS = frozenset({"admin", "harbour_master", "security", "analyst"})
+ANALYST = frozenset({"analyst"})
 
 PUBLIC = "public"  # no account needed
 GLOBAL = "global"  # the role decides; sites do not matter
@@ -40,8 +41,8 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "GET /admin/flags/{id}/forward": (FLAGS, SITE),
     "GET /admin/sites/{slug}/observations/new": (VIEW, SITE),
     "POST /admin/sites/{slug}/observations/new": (VIEW, SITE),
-    "GET /admin/sites/{slug}/flags/export": (FLAGS, SITE),
-    "GET /admin/sites/{slug}/flags/export/download": (FLAGS, SITE),
+    "GET /admin/sites/{slug}/flags/export": (VIEW, SITE),
+    "GET /admin/sites/{slug}/flags/export/download": (VIEW, SITE),
     "POST /admin/sign-in": (ANY, PUBLIC),
     "GET /admin/reset/{token}": (ANY, PUBLIC),
     "POST /admin/reset/{token}": (ANY, PUBLIC),
@@ -84,6 +85,25 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "POST /admin/points/{id}": (EDIT, SITE),
     "POST /admin/points/{id}/rotate": (EDIT, SITE),
     "GET /admin/points/{id}/poster/{fmt}": (EDIT, SITE),
+    # sharing agreements
+    "GET /admin/agreements": (AUDIT, GLOBAL),
+    "GET /admin/agreements/new": (ADMIN, GLOBAL),
+    "POST /admin/agreements/new": (ADMIN, GLOBAL),
+    "GET /admin/agreements/{id}": (AUDIT, GLOBAL),
+    "POST /admin/agreements/{id}/end": (ADMIN, GLOBAL),
+    # information pictures (insight.view; sites are scoped inside)
+    "GET /admin/insight": (FLAGS, GLOBAL),
+    "GET /admin/insight/flags.csv": (FLAGS, GLOBAL),
+    "GET /admin/insight/arrivals.csv": (FLAGS, GLOBAL),
+    "GET /admin/insight/signals.csv": (FLAGS, GLOBAL),
+    "GET /admin/insight/shared.csv": (FLAGS, GLOBAL),
+    # the signals, for the hub's analysts (all sites)
+    "GET /admin/signals": (ANALYST, GLOBAL),
+    "GET /admin/signals/{uid}": (ANALYST, GLOBAL),
+    "GET /api/v1/signals": (ANALYST, GLOBAL),
+    "GET /api/v1/signals/{uid}": (ANALYST, GLOBAL),
+    "GET /api/v1/signals/schema": (ANALYST, GLOBAL),
+    "POST /api/v1/signals/ack": (ANALYST, GLOBAL),
     # the scheduled jobs
     "GET /admin/jobs": (ADMIN, GLOBAL),
     "POST /admin/jobs/{job}/run": (ADMIN, GLOBAL),
@@ -126,6 +146,8 @@ class World:
     point_id: int
     user_id: int
     flag_id: int
+    agreement_id: int
+    signal_uid: str
 
 
 async def build_world(db: Database) -> World:
@@ -170,9 +192,25 @@ async def build_world(db: Database) -> World:
     )
     bystander = await make_staff(db, "security", [here.site_slug])
     flag_id = await a_forwarded_flag(db, site.id, result.visit.id)
+    agreement_id, signal_uid = await a_signal(db, flag_id)
     return World(
-        here.site_slug, other.site_slug, result.visit.id, point_id, bystander.user_id, flag_id
-    )
+        here.site_slug, other.site_slug, result.visit.id, point_id, bystander.user_id, flag_id,
+        agreement_id, signal_uid,
+    )  # fmt: skip
+
+
+async def a_signal(db: Database, flag_id: int) -> tuple[int, str]:
+    """The flag's signal, under an agreement ended at once (in force for no other test)."""
+    from nightreg.models import Flag
+    from nightreg.services import signals
+
+    agreement_id = await add_agreement(db, reference="RIEC-MATRIX")
+    async with db.write() as session:
+        flag = await session.get(Flag, flag_id)
+        assert flag is not None
+        signal = await signals.queue(session, CLI, flag, now=SUMMER_EVENING)
+    await end_agreements(db, [agreement_id])
+    return agreement_id, signal.uid
 
 
 async def a_forwarded_flag(db: Database, site_id: int, visit_id: int) -> int:
@@ -202,6 +240,7 @@ def fill(path: str, world: World) -> str:
         "token": "not-a-reset-token",
         "fmt": "svg",
         "job": "overdue",
+        "uid": world.signal_uid,
     }
     if path.startswith("/admin/users/"):
         values["id"] = str(world.user_id)
@@ -209,6 +248,8 @@ def fill(path: str, world: World) -> str:
         values["id"] = str(world.point_id)
     elif path.startswith("/admin/flags/"):
         values["id"] = str(world.flag_id)
+    elif path.startswith("/admin/agreements/"):
+        values["id"] = str(world.agreement_id)
     else:
         values["id"] = str(world.visit_id)
     return _PARAM.sub(lambda m: values[m.group(1)], path)

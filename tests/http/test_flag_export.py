@@ -171,7 +171,7 @@ async def test_formulas_are_escaped_in_csv_and_left_alone_in_json(db: Database):
     assert flag["review_reason"] == "@SUM(A1)"
 
 
-async def test_watchlist_hits_are_exported_only_to_analysts_and_the_cli(db: Database):
+async def test_watchlist_hits_are_exported_only_to_the_cli(db: Database):
     site = await new_site(db)
     visit = await add_visit(db, site)
     ordinary = await make_flag(db, site, [visit])
@@ -179,8 +179,16 @@ async def test_watchlist_hits_are_exported_only_to_analysts_and_the_cli(db: Data
 
     for role in ("admin", "harbour_master", "security"):
         assert await exported_ids(db, staff(role, site), site) == [ordinary]
-    assert await exported_ids(db, staff("analyst", site), site) == [ordinary, hit]
     assert await exported_ids(db, CLI, site) == [ordinary, hit]
+
+
+async def test_an_analyst_cannot_export_flagged_entries(db: Database):
+    # The hub gets what an agreement allows, as signals; never the register's rows.
+    site = await new_site(db)
+    await make_flag(db, site, [await add_visit(db, site)], rule="watchlist_hit")
+
+    with pytest.raises(AccessDenied):
+        await exported_ids(db, staff("analyst", site), site)
 
 
 async def test_the_status_filter_keeps_only_flags_with_that_status(db: Database):
@@ -206,7 +214,7 @@ async def test_a_period_holds_flags_whose_window_overlaps_it_or_that_changed_wit
     old = await make_flag(db, site, [], window=early, raised=datetime(2026, 7, 2, 8, 0, tzinfo=UTC))
     old_but_reviewed = await make_flag(db, site, [], window=early, raised=NOW)
     recent = await make_flag(db, site, [], window=late, raised=NOW)  # fmt: skip
-    actor = staff("analyst", site)
+    actor = staff("security", site)
 
     first_days = await exported_ids(
         db, actor, site, date_from=date(2026, 7, 1), date_to=date(2026, 7, 3)
@@ -244,7 +252,7 @@ async def test_evidence_on_a_site_the_actor_does_not_hold_is_left_out(db: Databa
     flag_id = await make_flag(db, site, [here, there])
 
     [mine] = json.loads(await export(db, staff("security", site), site))
-    [full] = json.loads(await export(db, staff("analyst", site, other), site))
+    [full] = json.loads(await export(db, staff("harbour_master", site, other), site))
 
     assert mine["flag_id"] == full["flag_id"] == flag_id
     assert [v["reference"] for v in mine["visits"]] == [here.reference]

@@ -1,0 +1,93 @@
+"""What every part of the JSON API shares: the error shapes and their OpenAPI descriptions.
+
+admin/api.py and admin/api_signals.py both use these; api.py includes api_signals at import
+time, so they live here rather than in either of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Response
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+from litestar.status_codes import HTTP_400_BAD_REQUEST
+
+HTTP_422 = 422
+
+_NOT_FOUND = "No such site or visit, or not one of the token's sites"
+_INVALID_EXAMPLE = Example(
+    summary="A field missing",
+    value={
+        "code": "invalid",
+        "message": "Please enter your name.",
+        "field": "guest_name",
+        "errors": {"guest_name": "Please enter your name."},
+    },
+)
+
+
+def doc(description: str, *examples: Any) -> msgspec.Meta:
+    """A field's description (and examples) for the OpenAPI schema."""
+    schema: dict[str, Any] = {"description": description}
+    if examples:
+        schema["examples"] = list(examples)
+    return msgspec.Meta(extra_json_schema=schema)
+
+
+class ApiError(msgspec.Struct):
+    """Every error the API answers: a stable code, a message for people, the field at fault."""
+
+    code: Annotated[str, doc("Stable, snake_case: unauthorized, forbidden, not_found, invalid")]
+    message: str
+    field: str | None = None
+
+
+class InvalidError(msgspec.Struct):
+    """A request that does not validate: the first problem, and every problem by field."""
+
+    code: Annotated[str, doc("Always `invalid`", "invalid")]
+    message: str
+    field: str | None
+    errors: dict[str, str]
+
+
+def invalid(errors: Mapping[str, str]) -> Response[InvalidError]:
+    """A 422 naming every field at fault (the first one also as `field`)."""
+    field, message = next(iter(errors.items()))
+    return Response(
+        InvalidError(code="invalid", message=message, field=field, errors=dict(errors)),
+        status_code=HTTP_422,
+    )
+
+
+def errors(
+    *statuses: int, not_found: str = _NOT_FOUND, invalid_example: Example = _INVALID_EXAMPLE
+) -> dict[int, ResponseSpec]:
+    """The error answers a route documents, in the shapes above."""
+    described = {
+        400: "The request cannot be read (a body that is not JSON, for instance)",
+        401: "No bearer token, or one that is unknown, expired or revoked",
+        403: "The token's role may not do this",
+        404: not_found,
+        422: "The request does not validate",
+    }
+    specs = {
+        status: ResponseSpec(ApiError, description=described[status], generate_examples=False)
+        for status in statuses
+        if status != HTTP_422
+    }
+    if HTTP_422 in statuses:
+        # Whatever can be invalid can also be unreadable; Litestar's own 400 has another shape.
+        specs[HTTP_400_BAD_REQUEST] = ResponseSpec(
+            ApiError, description=described[HTTP_400_BAD_REQUEST], generate_examples=False
+        )
+        specs[HTTP_422] = ResponseSpec(
+            InvalidError,
+            description=described[HTTP_422],
+            generate_examples=False,
+            examples=[invalid_example],
+        )
+    return specs
