@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nightreg.db import Database
 from nightreg.models import Signal, Site
 from nightreg.rules import RULES
-from nightreg.services import audit
+from nightreg.services import audit, signals
 from nightreg.services.access import Actor, NotFound
 from nightreg.validation import N_
 
@@ -209,7 +209,11 @@ def _row(signal: Signal, slug: str, name: str) -> SignalRow:
 
 
 def _selected(query: SignalQuery, site_id: int | None, tz: ZoneInfo) -> Select[Signal, str, str]:
-    stmt = select(Signal, Site.slug, Site.name).join(Site, Site.id == Signal.site_id)
+    stmt = (
+        select(Signal, Site.slug, Site.name)
+        .join(Site, Site.id == Signal.site_id)
+        .where(signals.not_withheld())
+    )
     if site_id is not None:
         stmt = stmt.where(Signal.site_id == site_id)
     if query.rule:
@@ -241,6 +245,8 @@ async def list_signals(
     actor.require(VIEW)
     _check(query)
     zone = tz or ZoneInfo("UTC")
+    # A signal whose agreement ended since it was queued is not handed out, not even pulled.
+    await signals.withhold_lapsed(db, now=now)
     async with db.read() as session:
         site = await _site(session, query.site) if query.site else None
         stmt = _selected(query, site.id if site else None, zone).limit(query.limit + 1)
@@ -264,12 +270,13 @@ async def get_signal(db: Database, actor: Actor, uid: str, *, now: datetime) -> 
     actor.require(VIEW)
     found = None
     if _plausible(uid):
+        await signals.withhold_lapsed(db, now=now)
         async with db.read() as session:
             found = (
                 await session.execute(
                     select(Signal, Site.slug, Site.name)
                     .join(Site, Site.id == Signal.site_id)
-                    .where(Signal.uid == uid)
+                    .where(Signal.uid == uid, signals.not_withheld())
                 )
             ).first()
     if found is None:
@@ -317,7 +324,11 @@ async def acknowledge(
         delivered = (
             await session.execute(
                 update(Signal)
-                .where(Signal.uid.in_(wanted), Signal.status.in_(UNACKNOWLEDGED))
+                .where(
+                    Signal.uid.in_(wanted),
+                    Signal.status.in_(UNACKNOWLEDGED),
+                    signals.not_withheld(),
+                )
                 .values(status="delivered", delivered_by="pull", delivered_at=now)
                 .returning(Signal.id, Signal.uid)
                 .execution_options(synchronize_session=False)

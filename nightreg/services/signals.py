@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.db import Database
@@ -403,7 +403,17 @@ async def signals_of_flag(session: AsyncSession, flag_id: int) -> list[Signal]:
     )
 
 
-MSG_WITHHELD = "not sent: the agreement {reference} was no longer in force at delivery"
+WITHHELD_PREFIX = "not sent: the agreement "
+MSG_WITHHELD = WITHHELD_PREFIX + "{reference} was no longer in force at delivery"
+
+
+def not_withheld() -> ColumnElement[bool]:
+    """Signals the hub may still get: a withheld one never leaves, by push or by pull."""
+    return or_(
+        Signal.status != "failed",
+        Signal.last_error.is_(None),
+        ~Signal.last_error.startswith(WITHHELD_PREFIX, autoescape=True),
+    )
 
 
 async def withhold_lapsed(db: Database, *, now: datetime) -> int:

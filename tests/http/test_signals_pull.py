@@ -608,3 +608,26 @@ async def test_the_openapi_document_describes_the_signals_and_their_payload(clie
     assert payload["properties"] == signals.SIGNAL_SCHEMA["properties"]
     pull_responses = document["paths"]["/api/v1/signals"]["get"]["responses"]
     assert {"200", "401", "403", "422"} <= set(pull_responses)
+
+
+async def test_a_signal_whose_agreement_ended_is_neither_pulled_nor_acknowledged(
+    client: Client, db: Database
+):
+    site, agreement = await new_site(db), await make_agreement(db)
+    signal = await forward(db, site, agreement)
+    async with db.write() as session:
+        stored = await session.get(SharingAgreement, agreement.id)
+        assert stored is not None
+        stored.ended_at = NOW - timedelta(minutes=1)
+    auth = await analyst_token(db)
+
+    listed = await pull(client, auth, site=site.slug)
+    one = await client.get(f"/api/v1/signals/{signal.uid}", headers=auth)
+    ack = await client.post("/api/v1/signals/ack", json={"ids": [signal.uid]}, headers=auth)
+
+    assert uids(listed) == []
+    assert one.status_code == 404
+    assert ack.json()["acknowledged"] == []
+    withheld = await load_signal(db, signal.uid)
+    assert withheld.status == "failed"
+    assert withheld.delivered_at is None
