@@ -13,7 +13,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 
-from admin.web import see_other
+from admin.web import form_choices, form_text, see_other
 from nightreg.context import AppContext
 from nightreg.models import SharingAgreement
 from nightreg.rules import RULES
@@ -34,21 +34,6 @@ MSG_CREATED = N_("The agreement has been made. Read its summary below before it 
 MSG_ENDED = N_("The agreement has been ended. Nothing is forwarded under it any more.")
 # Longer than any field's own limit, so that the service reports the length, not the cut.
 _FIELD_LIMIT = 2000
-
-
-def _text(data: Mapping[str, Any], name: str) -> str:
-    """One text field; of a repeated key the first value counts, and huge input is cut."""
-    value = data.get(name, "")
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return value[:_FIELD_LIMIT] if isinstance(value, str) else ""
-
-
-def _ticked(data: Mapping[str, Any], name: str) -> list[str]:
-    """The ticked boxes of a group (one arrives as a string, several as a list)."""
-    value = data.get(name, [])
-    items = value if isinstance(value, list) else [value]
-    return [v[:100] for v in items[:200] if isinstance(v, str) and v]
 
 
 def _messages(errors: Mapping[str, FieldError]) -> dict[str, str]:
@@ -169,11 +154,11 @@ class AgreementController(Controller):
     ) -> Response[Any]:
         """Make the agreement and show its summary; errors come back beside their fields."""
         form: dict[str, Any] = {
-            name: _text(data, name)
+            name: form_text(data, name, _FIELD_LIMIT)
             for name in ("name", "recipient", "reference", "valid_from", "valid_until", "keep_days")
         }
         for name in ("rules", "fields", "auto_rules"):
-            form[name] = _ticked(data, name)
+            form[name] = form_choices(data, name, 200)
         try:
             agreement = await agreements.create(
                 ctx.db, actor, form, now=ctx.clock.now(), tz=ctx.settings.tz
@@ -211,7 +196,7 @@ class AgreementController(Controller):
         data: FormBody,
     ) -> Response[Any]:
         """End it now, with a reason; a second end is refused with the page as it is."""
-        reason = _text(data, "reason")
+        reason = form_text(data, "reason", _FIELD_LIMIT)
         try:
             await agreements.end(ctx.db, actor, id, reason, now=ctx.clock.now())
         except AgreementInvalid as invalid:

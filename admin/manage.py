@@ -14,7 +14,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
-from admin.web import form_int, see_other
+from admin.web import form_choices, form_int, form_text, see_other
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.models import ROLES, SITE_KINDS, Site, User
@@ -61,23 +61,8 @@ NO_STORE = {"Cache-Control": "no-store"}
 # --- form helpers ------------------------------------------------------------------------
 
 
-def _text(data: Mapping[str, Any], name: str, limit: int = 300) -> str:
-    """One text field; of a repeated key the first value counts, and long input is cut."""
-    value = data.get(name, "")
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return value[:limit] if isinstance(value, str) else ""
-
-
-def _values(data: Mapping[str, Any], name: str) -> list[str]:
-    """The checked boxes of a group (one value arrives as a string, several as a list)."""
-    value = data.get(name, [])
-    items = value if isinstance(value, list) else [value]
-    return [v[:100] for v in items[:500] if isinstance(v, str) and v]
-
-
 def _active(data: Mapping[str, Any]) -> bool | None:
-    return {"yes": True, "no": False}.get(_text(data, "active", 3))
+    return {"yes": True, "no": False}.get(form_text(data, "active", 3))
 
 
 def _translated(errors: Mapping[str, str]) -> dict[str, str]:
@@ -169,9 +154,9 @@ class UsersController(Controller):
     ) -> Response[Any]:
         """Create an account; without a password, its one-time reset link is shown once."""
         email, role, site_slugs = (
-            _text(data, "email", 300),
-            _text(data, "role", 30),
-            _values(data, "sites"),
+            form_text(data, "email", 300),
+            form_text(data, "role", 30),
+            form_choices(data, "sites"),
         )
         form: dict[str, Any] = {"email": email, "role": role, "sites": site_slugs}
         try:
@@ -181,7 +166,7 @@ class UsersController(Controller):
                 email=email,
                 role=role,
                 site_slugs=site_slugs,
-                password=_text(data, "password", 1024),
+                password=form_text(data, "password", 1024),
                 now=ctx.clock.now(),
             )
         except AccountInvalid as invalid:
@@ -233,11 +218,11 @@ class UsersController(Controller):
         data: FormBody,
     ) -> Response[Any]:
         """Change role, sites, active; the account's sessions end so that it holds at once."""
-        role, site_slugs = _text(data, "role", 30), _values(data, "sites")
+        role, site_slugs = form_text(data, "role", 30), form_choices(data, "sites")
         form: dict[str, Any] = {
             "role": role,
             "sites": site_slugs,
-            "active": _text(data, "active", 3),
+            "active": form_text(data, "active", 3),
         }
         try:
             await users.change_user(
@@ -290,9 +275,9 @@ def _site_form(site: Site) -> dict[str, str]:
 
 def _point_form(data: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "name": _text(data, "name", 200),
-        "kiosk_mode": bool(_text(data, "kiosk_mode", 3)),
-        "active": _text(data, "active", 3),
+        "name": form_text(data, "name", 200),
+        "kiosk_mode": bool(form_text(data, "kiosk_mode", 3)),
+        "active": form_text(data, "active", 3),
     }
 
 
@@ -393,7 +378,7 @@ class SitesController(Controller):
         data: FormBody,
     ) -> Response[Any]:
         form = {
-            name: _text(data, name, 300)
+            name: form_text(data, name)
             for name in ("slug", "name", "kind", "timezone", "municipality", "contact")
         }
         try:
@@ -441,7 +426,7 @@ class SitesController(Controller):
     ) -> Response[Any]:
         """Rename a site or disable it; an admin may do so on every site."""
         form = {
-            name: _text(data, name, 300) for name in ("name", "municipality", "contact", "active")
+            name: form_text(data, name) for name in ("name", "municipality", "contact", "active")
         }
         try:
             await sites.change_site(
@@ -468,7 +453,7 @@ class SitesController(Controller):
                 edit_errors=invalid.errors,
                 status_code=HTTP_400_BAD_REQUEST,
             )
-        if _text(data, "back", 10) == "site" and actor.can("points.manage"):
+        if form_text(data, "back", 10) == "site" and actor.can("points.manage"):
             site = await site_for(ctx.db, actor, slug, "sites.manage")
             if actor.can("points.manage", site.id):
                 return see_other(request, f"/admin/sites/{slug}?saved=1")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -93,6 +95,7 @@ async def staff_guard(
 
 
 MSG_DATE = N_("Please enter a date like 2026-07-14.")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def form_date(value: str | None) -> date | None:
@@ -100,9 +103,24 @@ def form_date(value: str | None) -> date | None:
     value = (value or "").strip()
     if not value:
         return None
-    if len(value) != 10:  # fromisoformat also takes 20260714 and week dates
+    if not _ISO_DATE.fullmatch(value):  # fromisoformat also takes 20260714 and week dates
         raise ValueError(value)
     return date.fromisoformat(value)
+
+
+def form_text(data: Mapping[str, Any], name: str, limit: int = 300) -> str:
+    """One text field; of a repeated key the first value counts, and long input is cut."""
+    value = data.get(name, "")
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def form_choices(data: Mapping[str, Any], name: str, most: int = 500) -> list[str]:
+    """The ticked boxes of a group (one value arrives as a string, several as a list)."""
+    value = data.get(name, [])
+    items = value if isinstance(value, list) else [value]
+    return [v[:100] for v in items[:most] if isinstance(v, str) and v]
 
 
 def form_int(value: str | None) -> int | None:
