@@ -484,8 +484,8 @@ def test_the_summary_says_how_long_the_sender_keeps_it_in_days():
     one = texts(section(summary(agreement(keep_days=1), AMSTERDAM), "retention"))
     many = texts(section(summary(agreement(keep_days=90), AMSTERDAM), "retention"))
 
-    assert "for 1 day after forwarding" in one
-    assert "for 90 days after forwarding" in many
+    assert "for at most 1 day after forwarding" in one
+    assert "for at most 90 days after forwarding" in many
 
 
 def test_the_summary_describes_signed_delivery_pulling_and_the_audit_trail():
