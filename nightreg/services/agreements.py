@@ -137,7 +137,19 @@ def choose(
     for agreement in covering:
         if in_force(agreement, at, tz):
             return Coverage(agreement)
-    return Coverage(None, tuple(covering))
+    return Coverage(None, tuple(sorted(covering, key=lambda a: _lapse_order(a, at, tz))))
+
+
+def _lapse_order(agreement: SharingAgreement, at: datetime, tz: ZoneInfo) -> tuple[int, int]:
+    """Which lapsed agreement a refusal names first: the next to come into force, else the
+    one whose last day in force is the most recent."""
+    today = local_day(at, tz)
+    if agreement.valid_from > today:
+        return (0, agreement.valid_from.toordinal())
+    last = agreement.valid_until or today
+    if agreement.ended_at is not None:
+        last = min(last, local_day(agreement.ended_at, tz))
+    return (1, -last.toordinal())
 
 
 async def all_agreements(session: AsyncSession) -> list[SharingAgreement]:

@@ -434,7 +434,8 @@ async def withhold_lapsed(db: Database, *, now: datetime) -> int:
         if not pairs:
             return 0
         agreements = {a.id: a for a in await all_agreements(session)}
-        zones = dict((await session.execute(select(Site.id, Site.timezone))).tuples().all())
+        rows = await session.execute(select(Site.id, Site.timezone))
+        zones = {site_id: zone for site_id, zone in rows}
     lapsed = [
         (agreement_id, site_id)
         for agreement_id, site_id in pairs

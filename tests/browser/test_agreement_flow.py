@@ -114,7 +114,7 @@ def test_an_admin_makes_an_agreement_reads_its_summary_and_ends_it(
         "These fields are never sent under this agreement"
     )
     expect(page.locator("section.summary-review")).to_contain_text("without a staff review")
-    expect(page.locator("section.summary-retention")).to_contain_text("for 90 days")
+    expect(page.locator("section.summary-retention")).to_contain_text("for at most 90 days")
     expect(page.get_by_role("button", name="Print")).to_be_visible()
 
     page.get_by_label("Why does it end?").fill("Replaced by the 2027 agreement.")

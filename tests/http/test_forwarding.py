@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 
@@ -290,11 +291,12 @@ async def test_the_scan_forwards_what_an_agreement_forwards_automatically(
     await end_agreements(db)
     await make_agreement(rules=["night_movement"], auto_rules=["night_movement"])
     site = await new_site(db)
-    boat = f"NL-{NOW.microsecond}-{site.id}-NM"
+    # The rules follow this guest by name and place (add_visit's subject key): one of a kind.
+    guest = f"Nachtvaarder {secrets.token_hex(4)}"
     for day in (1, 3, 5):
         # 02:00 in Amsterdam: in and out at night, three times in a week.
         at = NOW - timedelta(days=day) + timedelta(hours=5)
-        await add_visit(db, site, registration=boat, arrived=at, departed=at + timedelta(hours=1))
+        await add_visit(db, site, guest_name=guest, arrived=at, departed=at + timedelta(hours=1))
 
     summary = await run_scan(db, now=NOW, full=True, watchlist_key=KEY)
 

@@ -171,3 +171,16 @@ def test_the_refusal_names_an_expired_an_ended_and_a_future_agreement():
         MSG_AGREEMENT_NOT_YET
     )
     assert refusal(Coverage(None, (ended,)), "r", NOW, AMSTERDAM).message == MSG_AGREEMENT_ENDED
+
+
+def test_the_refusal_names_the_agreement_that_lapsed_last_or_the_next_to_start():
+    long_ago = an_agreement([], id=1, valid_from=date(2025, 1, 1), ended_at=datetime(
+        1970, 1, 1, tzinfo=UTC))  # fmt: skip
+    last_month = an_agreement([], id=2, valid_from=date(2020, 1, 1), valid_until=date(2026, 6, 30))
+    next_month = an_agreement([], id=3, valid_from=date(2026, 8, 1))
+
+    lapsed = choose([long_ago, last_month], "night_movement", NOW, AMSTERDAM).lapsed
+    upcoming = choose([long_ago, last_month, next_month], "night_movement", NOW, AMSTERDAM)
+
+    assert lapsed == (last_month, long_ago)
+    assert upcoming.lapsed[0] is next_month
