@@ -434,8 +434,9 @@ async def withhold_lapsed(db: Database, *, now: datetime) -> int:
         if not pairs:
             return 0
         agreements = {a.id: a for a in await all_agreements(session)}
-        rows = await session.execute(select(Site.id, Site.timezone))
-        zones = {site_id: zone for site_id, zone in rows}
+        zones: dict[int, str] = {
+            row.id: row.timezone for row in await session.execute(select(Site.id, Site.timezone))
+        }
     lapsed = [
         (agreement_id, site_id)
         for agreement_id, site_id in pairs
