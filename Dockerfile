@@ -22,7 +22,8 @@ RUN groupadd --system --gid 10001 nightreg \
 COPY --from=build /opt/nightreg /opt/nightreg
 ENV PATH="/opt/nightreg/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
-    NIGHTREG_DATA_DIR=/data
+    NIGHTREG_DATA_DIR=/data \
+    MPLCONFIGDIR=/tmp/matplotlib
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
