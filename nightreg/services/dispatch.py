@@ -625,7 +625,7 @@ async def outbox(db: Database, settings: Settings, *, limit: int = 10) -> Outbox
         failed_rows = (
             await session.execute(
                 listed("failed")
-                .order_by(Signal.last_attempt_at.desc(), Signal.id.desc())
+                .order_by(Signal.last_attempt_at.desc().nulls_last(), Signal.id.desc())
                 .limit(limit)
             )
         ).all()
@@ -633,7 +633,7 @@ async def outbox(db: Database, settings: Settings, *, limit: int = 10) -> Outbox
             await session.execute(
                 listed("pending")
                 .where(Signal.last_error.is_not(None))
-                .order_by(Signal.last_attempt_at.desc(), Signal.id.desc())
+                .order_by(Signal.last_attempt_at.desc().nulls_last(), Signal.id.desc())
                 .limit(limit)
             )
         ).all()

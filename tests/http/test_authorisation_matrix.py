@@ -18,7 +18,7 @@ from nightreg.db import Database
 from nightreg.models import ROLES, StaffSession
 from nightreg.security import token_hash
 from nightreg.services.access import CLI
-from tests.conftest import SUMMER_EVENING, add_agreement, end_agreements, make_point, make_staff
+from tests.conftest import SUMMER_EVENING, make_point, make_staff
 
 ANY = frozenset(ROLES)
 VIEW = frozenset({"admin", "harbour_master", "security"})
@@ -192,25 +192,27 @@ async def build_world(db: Database) -> World:
     )
     bystander = await make_staff(db, "security", [here.site_slug])
     flag_id = await a_forwarded_flag(db, site.id, result.visit.id)
-    agreement_id, signal_uid = await a_signal(db, flag_id)
+    agreement_id, signal_uid = await a_signal(db, site.id, result.visit.id)
     return World(
         here.site_slug, other.site_slug, result.visit.id, point_id, bystander.user_id, flag_id,
         agreement_id, signal_uid,
     )  # fmt: skip
 
 
-async def a_signal(db: Database, flag_id: int) -> tuple[int, str]:
-    """The flag's signal, under an agreement ended at once (in force for no other test)."""
-    from nightreg.models import Flag
-    from nightreg.services import signals
+async def a_signal(db: Database, site_id: int, visit_id: int) -> tuple[int, str]:
+    """A signal under an agreement that covers no rule (so no other test finds it in force
+    or lapsed), as the pull API's tests make them."""
+    from nightreg.models import Site, Visit
+    from tests.http.test_signals_pull import forward, make_agreement
 
-    agreement_id = await add_agreement(db, reference="RIEC-MATRIX")
-    async with db.write() as session:
-        flag = await session.get(Flag, flag_id)
-        assert flag is not None
-        signal = await signals.queue(session, CLI, flag, now=SUMMER_EVENING)
-    await end_agreements(db, [agreement_id])
-    return agreement_id, signal.uid
+    agreement = await make_agreement(db)
+    async with db.read() as session:
+        site = await session.get(Site, site_id)
+        visit = await session.get(Visit, visit_id)
+    assert site is not None
+    assert visit is not None
+    signal = await forward(db, site, agreement, visit=visit)
+    return agreement.id, signal.uid
 
 
 async def a_forwarded_flag(db: Database, site_id: int, visit_id: int) -> int:
