@@ -19,7 +19,7 @@ from litestar.response import Response, Template
 from admin.web import see_other
 from nightreg.context import AppContext
 from nightreg.jobs import crontabs, job_specs, next_run
-from nightreg.services import audit, dispatch
+from nightreg.services import audit, dispatch, signals
 from nightreg.services import jobs as job_service
 from nightreg.services.access import Actor
 
@@ -52,6 +52,7 @@ class JobsController(Controller):
                 "tz": ctx.settings.tz,
                 "in_serve": ctx.settings.scheduler_in_serve,
                 "ran": request.query_params.get("ran", ""),
+                "retried": request.query_params.get("retried", ""),
                 "outbox": await dispatch.outbox(ctx.db, ctx.settings),
             },
         )
@@ -76,6 +77,21 @@ class JobsController(Controller):
         )  # fmt: skip
         outcome = "busy" if not result.ran else (result.run.status if result.run else "failed")
         return see_other(request, f"/admin/jobs?ran={job}-{outcome}")
+
+    @post("/signals/{uid:str}/retry", name="admin:signal-retry", opt=MANAGE)
+    async def retry_signal(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        uid: FromPath[str],
+    ) -> Response[Any]:
+        """Send a failed signal again with the next dispatch run."""
+        try:
+            await signals.retry(ctx.db, actor, uid, now=ctx.clock.now())
+        except signals.RetryRefused:
+            return see_other(request, "/admin/jobs?retried=refused#outbox")
+        return see_other(request, "/admin/jobs?retried=ok#outbox")
 
 
 ROUTES = [JobsController]

@@ -589,6 +589,11 @@ class OutboxSignal:
     last_attempt_at: datetime | None
     next_attempt_at: datetime | None
 
+    @property
+    def withheld(self) -> bool:
+        """Failed because its agreement lapsed first: never sent, so never sent again."""
+        return self.last_error.startswith(signals.WITHHELD_PREFIX)
+
 
 @dataclass(frozen=True)
 class Outbox:

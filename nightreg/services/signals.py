@@ -469,3 +469,44 @@ async def withhold_lapsed(db: Database, *, now: datetime) -> int:
             )  # fmt: skip
             withheld += len(ids)
     return withheld
+
+
+class RetryRefused(Exception):
+    """A signal that cannot be sent again; `message` says why."""
+
+    def __init__(self, message: str, params: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.params = params or {}
+
+
+# Said by the exception (logs, the CLI); the Jobs page says only that it cannot be done.
+MSG_RETRY_NOT_FAILED = "only a signal that was not delivered can be sent again"
+MSG_RETRY_WITHHELD = "withheld: its agreement is no longer in force, so it is never sent"
+
+
+async def retry(db: Database, actor: Actor, uid: str, *, now: datetime) -> Signal:
+    """Send a failed signal again at the next dispatch (after the hub fixed its side).
+
+    The same bytes and the same id go out, so the hub can still drop a copy it has. A
+    withheld signal stays withheld: its agreement no longer allows it to leave. Audited with
+    the error it failed with.
+    """
+    actor.require("jobs.manage")
+    async with db.write() as session:
+        signal = await session.scalar(select(Signal).where(Signal.uid == uid[:36]))
+        if signal is None:
+            raise NotFound(f"signal {uid[:36]}")
+        if signal.status != "failed":
+            raise RetryRefused(MSG_RETRY_NOT_FAILED)
+        if (signal.last_error or "").startswith(WITHHELD_PREFIX):
+            raise RetryRefused(MSG_RETRY_WITHHELD)
+        error = signal.last_error
+        signal.status = "pending"
+        signal.next_attempt_at = now
+        await audit.record(
+            session, actor, "signal_retried", at=now, site_id=signal.site_id,
+            object_type="signal", object_id=signal.id,
+            details={"uid": signal.uid, "error": error or ""},
+        )  # fmt: skip
+    return signal

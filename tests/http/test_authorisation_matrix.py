@@ -107,6 +107,7 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     # the scheduled jobs
     "GET /admin/jobs": (ADMIN, GLOBAL),
     "POST /admin/jobs/{job}/run": (ADMIN, GLOBAL),
+    "POST /admin/jobs/signals/{uid}/retry": (ADMIN, GLOBAL),
     # the JSON API
     "GET /api/v1/sites": (VIEW, GLOBAL),
     "GET /api/v1/sites/{slug}/visits": (VIEW, SITE),

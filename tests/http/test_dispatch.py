@@ -34,7 +34,7 @@ from nightreg.db import Database
 from nightreg.models import AuditEvent, Flag, JobLease, SharingAgreement, Signal, Site
 from nightreg.services import dispatch as dispatching
 from nightreg.services import signals
-from nightreg.services.access import Actor
+from nightreg.services.access import CLI, Actor
 from nightreg.services.signals import SIGNAL_SCHEMA
 from nightreg.settings import Settings
 from tests.conftest import make_point, make_staff, sign_in
@@ -808,3 +808,61 @@ async def test_a_signal_whose_agreement_ended_before_delivery_is_withheld_not_se
         )
     assert withheld is not None
     assert json.loads(withheld.object_ids) == [signal.id]
+
+
+async def test_an_admin_sends_a_refused_signal_again_once_the_hub_is_fixed(
+    db: Database, outbox: Outbox, receiver: Receiver, hub_settings: Settings
+):
+    [signal] = await outbox.forward()
+    receiver.answer = lambda request: Answer(401, b"unknown key id")
+    await run(db, hub_settings, EPOCH)
+    assert (await outbox.get(signal.uid)).status == "failed"
+    app = create_app(hub_settings, clock=FrozenClock(EPOCH + timedelta(minutes=5)))
+    admin = await make_staff(db, "admin")
+
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
+        csrf = await sign_in(client, admin.email)
+        page = await client.get("/admin/jobs")
+        answer = await client.post(
+            f"/admin/jobs/signals/{signal.uid}/retry",
+            data={"_csrf_token": csrf},
+            follow_redirects=False,
+        )
+        again = await client.post(
+            f"/admin/jobs/signals/{signal.uid}/retry",
+            data={"_csrf_token": csrf},
+            follow_redirects=False,
+        )
+
+    assert f'action="/admin/jobs/signals/{signal.uid}/retry"' in page.text
+    assert answer.headers["location"] == "/admin/jobs?retried=ok#outbox"
+    assert again.headers["location"] == "/admin/jobs?retried=refused#outbox"  # pending now
+    receiver.answer = lambda request: Answer()
+    await run(db, hub_settings, EPOCH + timedelta(minutes=6))
+    stored = await outbox.get(signal.uid)
+    assert stored.status == "delivered"
+    assert [r.headers["Idempotency-Key"] for r in receiver.received] == [signal.uid] * 2
+    async with db.read() as session:
+        retried = await session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.action == "signal_retried", AuditEvent.object_id == signal.id
+            )
+        )
+    assert retried is not None
+    assert "unknown key id" in json.loads(retried.details)["error"]
+
+
+async def test_a_withheld_signal_is_never_sent_again(
+    db: Database, outbox: Outbox, receiver: Receiver, hub_settings: Settings
+):
+    [signal] = await outbox.forward()
+    async with db.write() as session:
+        agreement = await session.get(SharingAgreement, signal.agreement_id)
+        assert agreement is not None
+        agreement.ended_at = EPOCH
+    await run(db, hub_settings, EPOCH + timedelta(minutes=1))
+
+    with pytest.raises(signals.RetryRefused):
+        await signals.retry(db, CLI, signal.uid, now=EPOCH + timedelta(minutes=2))
+    assert (await outbox.get(signal.uid)).status == "failed"
+    assert receiver.received == []
