@@ -14,6 +14,7 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.web import form_choices, form_text, see_other
+from nightreg.clock import local_day
 from nightreg.context import AppContext
 from nightreg.models import SharingAgreement
 from nightreg.rules import RULES
@@ -130,7 +131,7 @@ class AgreementController(Controller):
     @get("/new", name="admin:agreement-new", opt=MANAGE)
     async def new_form(self, ctx: NamedDependency[AppContext]) -> Template:
         """An empty agreement starting today, with a staff review for every rule."""
-        today = agreements.local_day(ctx.clock.now(), ctx.settings.tz)
+        today = local_day(ctx.clock.now(), ctx.settings.tz)
         form = {
             "name": "",
             "recipient": "",

@@ -9,7 +9,7 @@ must not import admin.api (the shared error shapes are in admin.api_common).
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -21,6 +21,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.api_common import ApiError, doc, errors, invalid
+from nightreg.clock import utc_text
 from nightreg.context import AppContext
 from nightreg.services import hub_pull
 from nightreg.services.access import Actor
@@ -133,16 +134,12 @@ class AckOut(msgspec.Struct):
     unknown: Annotated[list[str], doc("No signal has this id")]
 
 
-def _utc(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def signal_out(row: SignalRow) -> SignalOut:
     return SignalOut(
         id=row.uid,
         cursor=row.id,
         status=row.status,  # type: ignore[arg-type]  # the table's CHECK holds it to the Literal
-        created_at=_utc(row.created_at),
+        created_at=utc_text(row.created_at),
         site=row.site_slug,
         rule=row.rule,
         # The stored text itself: the bytes the hub gets by push, not a re-encoding.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from nightreg.clock import SystemClock
+from nightreg.clock import SystemClock, local_day
 from nightreg.db import Database
 from nightreg.models import SharingAgreement
 from nightreg.settings import Settings
@@ -64,7 +64,7 @@ def cmd_agreement_add(settings: Settings, args: argparse.Namespace) -> int:
         "name": args.name,
         "recipient": args.recipient,
         "reference": args.reference,
-        "valid_from": args.valid_from or agreements.local_day(now, settings.tz).isoformat(),
+        "valid_from": args.valid_from or local_day(now, settings.tz).isoformat(),
         "valid_until": args.valid_until or "",
         "rules": args.rule or [],
         "fields": args.field or [],

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
@@ -33,3 +34,21 @@ class FrozenClock:
 
     def set(self, at: datetime) -> None:
         self._at = at.astimezone(UTC)
+
+
+# --- the site's calendar -----------------------------------------------------------------
+
+
+def local_day(at: datetime, tz: ZoneInfo) -> date:
+    """The calendar day `at` falls on in `tz` (a site's or the installation's)."""
+    return at.astimezone(tz).date()
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The start of `day` in `tz`, in UTC: where a period of local dates begins."""
+    return datetime.combine(day, time(0), tz).astimezone(UTC)
+
+
+def utc_text(at: datetime) -> str:
+    """ISO 8601 in UTC with a Z, to the second (what the hub and the API read)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

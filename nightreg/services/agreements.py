@@ -20,6 +20,7 @@ from babel.lists import format_list
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nightreg.clock import local_day
 from nightreg.db import Database
 from nightreg.i18n import get_locale, gettext, ngettext
 from nightreg.models import SharingAgreement
@@ -102,10 +103,6 @@ def auto_rules_of(agreement: SharingAgreement) -> tuple[str, ...]:
     """Rules forwarded without a staff review: only those the agreement also covers."""
     covered = set(codes(agreement.rules))
     return tuple(r for r in codes(agreement.auto_rules) if r in covered)
-
-
-def local_day(at: datetime, tz: ZoneInfo) -> date:
-    return at.astimezone(tz).date()
 
 
 def in_force(agreement: SharingAgreement, at: datetime, tz: ZoneInfo) -> bool:
@@ -607,7 +604,7 @@ def _parties(agreement: SharingAgreement, tz: ZoneInfo) -> Section:
                 gettext(
                     "It was ended on %(date)s by %(who)s, with this reason: %(reason)s. "
                     "Nothing is forwarded under it since.",
-                    date=_date_text(agreement.ended_at.astimezone(tz).date()),
+                    date=_date_text(local_day(agreement.ended_at, tz)),
                     who=agreement.ended_by or "",
                     reason=agreement.end_reason or "",
                 )

@@ -23,12 +23,13 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
+from nightreg.clock import local_midnight
 from nightreg.db import Database
 from nightreg.models import FLAG_STATUSES, Flag, Site, Visit, flag_visit
 from nightreg.services import audit
@@ -74,10 +75,6 @@ def export_filename(
     return f"flags-{site_slug}-{period}{'-' + status if status else ''}.{fmt}"
 
 
-def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tz).astimezone(UTC)
-
-
 def _where(
     actor: Actor,
     site_id: int,
@@ -91,8 +88,8 @@ def _where(
         clauses.append(Flag.status == status)
     if not sees_restricted(actor):
         clauses.append(Flag.restricted.is_(false()))
-    start = _local_midnight(date_from, tz) if date_from else None
-    end = _local_midnight(date_to + timedelta(days=1), tz) if date_to else None
+    start = local_midnight(date_from, tz) if date_from else None
+    end = local_midnight(date_to + timedelta(days=1), tz) if date_to else None
     if start is not None or end is not None:
         overlaps: list[ColumnElement[bool]] = []
         updated: list[ColumnElement[bool]] = []

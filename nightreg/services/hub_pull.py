@@ -23,13 +23,14 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nightreg.clock import local_midnight
 from nightreg.db import Database
 from nightreg.models import Signal, Site
 from nightreg.rules import RULES
@@ -169,10 +170,6 @@ def _payload(body: str) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(), tz).astimezone(UTC)
-
-
 def _check(query: SignalQuery) -> None:
     if not 1 <= query.limit <= MAX_LIMIT:
         raise PullInvalid("limit", MSG_LIMIT, {"max": MAX_LIMIT})
@@ -221,9 +218,9 @@ def _selected(query: SignalQuery, site_id: int | None, tz: ZoneInfo) -> Select[S
     if query.statuses:
         stmt = stmt.where(Signal.status.in_(query.statuses))
     if query.date_from is not None:
-        stmt = stmt.where(Signal.created_at >= _local_midnight(query.date_from, tz))
+        stmt = stmt.where(Signal.created_at >= local_midnight(query.date_from, tz))
     if query.date_to is not None:
-        end = _local_midnight(query.date_to + timedelta(days=1), tz)
+        end = local_midnight(query.date_to + timedelta(days=1), tz)
         stmt = stmt.where(Signal.created_at < end)
     if query.newest_first:
         if query.before is not None:

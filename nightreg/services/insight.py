@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, false, select
 
+from nightreg.clock import local_day
 from nightreg.db import Database
 from nightreg.models import Flag, Signal, Site, Visit, flag_visit
 from nightreg.services import audit
@@ -170,10 +171,6 @@ def weeks_between(first: date, last: date) -> tuple[date, ...]:
     """The Mondays of every week that holds a day of first..last."""
     start, end = monday(first), monday(last)
     return tuple(start + timedelta(weeks=n) for n in range((end - start).days // 7 + 1))
-
-
-def local_day(at: datetime, tz: ZoneInfo) -> date:
-    return at.astimezone(tz).date()
 
 
 def week_of(at: datetime, tz: ZoneInfo) -> date:

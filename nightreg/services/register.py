@@ -14,7 +14,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from nightreg.clock import local_midnight
 from nightreg.db import Database
 from nightreg.models import SOURCES, AuditEvent, Site, Visit, VisitNote
 from nightreg.security import new_reference, token_hash
@@ -181,10 +182,6 @@ def _tz(site: Site) -> ZoneInfo:
     return ZoneInfo(site.timezone)
 
 
-def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tz).astimezone(UTC)
-
-
 # --- tonight -----------------------------------------------------------------------------
 
 _VISIT_COLUMNS = ", ".join(f"visit.{c.name}" for c in Visit.__table__.columns)
@@ -223,8 +220,8 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
         site = await scoped_site(session, actor, VIEW, site_id=site_id)
         tz = _tz(site)
         today = now.astimezone(tz).date()
-        midnight = _local_midnight(today, tz)
-        next_midnight = _local_midnight(today + timedelta(days=1), tz)
+        midnight = local_midnight(today, tz)
+        next_midnight = local_midnight(today + timedelta(days=1), tz)
         present = list(await session.scalars(_present(site.id, now, sqlite=db.is_sqlite)))
         # Counted only for those who may open the queue; None leaves it off the board.
         open_flags = (
@@ -315,9 +312,9 @@ def _period(
     A visit not yet departed stays on: it overlaps every period from its arrival onwards.
     """
     if date_to is not None:
-        stmt = stmt.where(Visit.arrived_at < _local_midnight(date_to + timedelta(days=1), tz))
+        stmt = stmt.where(Visit.arrived_at < local_midnight(date_to + timedelta(days=1), tz))
     if date_from is not None:
-        start = _local_midnight(date_from, tz)
+        start = local_midnight(date_from, tz)
         stmt = stmt.where(or_(Visit.departed_at.is_(None), Visit.departed_at > start))
     return stmt
 

@@ -18,13 +18,14 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nightreg.clock import local_day, utc_text
 from nightreg.db import Database
 from nightreg.models import Flag, SharingAgreement, Signal, Site, Visit, flag_visit
 from nightreg.rules import RULES
@@ -176,10 +177,6 @@ SIGNAL_SCHEMA: dict[str, Any] = {
 }
 
 
-def utc_text(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _visit_value(visit: Visit, name: str) -> Any:
     value = getattr(visit, name)
     if isinstance(value, datetime):
@@ -247,9 +244,9 @@ def refusal(coverage: Coverage, rule: str, at: datetime, tz: ZoneInfo) -> FieldE
     agreement = coverage.lapsed[0]
     params: dict[str, str | int] = {"agreement": agreement.name, "reference": agreement.reference}
     if agreement.ended_at is not None and agreement.ended_at <= at:
-        day = agreement.ended_at.astimezone(tz).date()
+        day = local_day(agreement.ended_at, tz)
         return FieldError(MSG_AGREEMENT_ENDED, {**params, "date": day.isoformat()})
-    if agreement.valid_from > at.astimezone(tz).date():
+    if agreement.valid_from > local_day(at, tz):
         return FieldError(
             MSG_AGREEMENT_NOT_YET, {**params, "date": agreement.valid_from.isoformat()}
         )

@@ -52,7 +52,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import IO, Any, cast
 from zoneinfo import ZoneInfo
@@ -60,6 +60,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, DateTime, Table, func, insert, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from nightreg.clock import local_midnight
 from nightreg.db import Database
 from nightreg.models import SOURCES, Site, Visit
 from nightreg.security import REFERENCE_ALPHABET
@@ -247,10 +248,6 @@ def visit_record(visit: Visit, site_slug: str, tz: ZoneInfo) -> dict[str, str | 
     return dict(zip(EXPORT_COLUMNS, _values(row, site_slug, _LocalTimes(tz)), strict=True))
 
 
-def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tz).astimezone(UTC)
-
-
 def _period(
     site_id: int, tz: ZoneInfo, date_from: date | None, date_to: date | None
 ) -> list[ColumnElement[bool]]:
@@ -261,9 +258,9 @@ def _period(
     """
     clauses: list[ColumnElement[bool]] = [_visit.c.site_id == site_id]
     if date_to is not None:
-        clauses.append(_visit.c.arrived_at < _local_midnight(date_to + timedelta(days=1), tz))
+        clauses.append(_visit.c.arrived_at < local_midnight(date_to + timedelta(days=1), tz))
     if date_from is not None:
-        start = _local_midnight(date_from, tz)
+        start = local_midnight(date_from, tz)
         clauses.append(or_(_visit.c.departed_at.is_(None), _visit.c.departed_at > start))
     return clauses
 
