@@ -16,7 +16,7 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.register import TIME_FORMAT
-from admin.web import see_other
+from admin.web import page_or_part, see_other
 from kiosk.controllers import KIND_LABELS
 from nightreg import i18n
 from nightreg.context import AppContext
@@ -275,12 +275,9 @@ class SiteFlagsController(Controller):
             ),
         }
         status = HTTP_400_BAD_REQUEST if error else 200
-        htmx = request.htmx
-        if htmx and not htmx.history_restore_request:
-            return Template(
-                template_name="admin/_flag_rows.html", context=context, status_code=status
-            )
-        return Template(template_name="admin/flags.html", context=context, status_code=status)
+        return page_or_part(
+            request, "admin/flags.html", "admin/_flag_rows.html", context, status=status
+        )
 
 
 class FlagPagesController(Controller):

@@ -18,7 +18,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
 
-from admin.web import MSG_DATE, form_date, see_other
+from admin.web import MSG_DATE, form_date, page_or_part, see_other
 from kiosk.controllers import (
     ID_DOCUMENT_LABELS,
     KIND_LABELS,
@@ -264,9 +264,7 @@ class SiteRegisterController(Controller):
             "can_edit": actor.can("register.edit", site.id),
             "can_print": actor.can("register.export", site.id),
         }
-        if request.htmx and not request.htmx.history_restore_request:
-            return Template(template_name="admin/_tonight_board.html", context=context)
-        return Template(template_name="admin/tonight.html", context=context)
+        return page_or_part(request, "admin/tonight.html", "admin/_tonight_board.html", context)
 
     @get("/register", name="admin:register", opt=VIEW)
     async def register_page(
@@ -327,13 +325,10 @@ class SiteRegisterController(Controller):
             "sources": SOURCES,
         }
         status = HTTP_400_BAD_REQUEST if errors else 200
-        htmx = request.htmx
-        if htmx and not htmx.history_restore_request:
-            partial = "_register_rows" if htmx.target == "register-more" else "_register_results"
-            return Template(
-                template_name=f"admin/{partial}.html", context=context, status_code=status
-            )
-        return Template(template_name="admin/register.html", context=context, status_code=status)
+        return page_or_part(
+            request, "admin/register.html", "admin/_register_results.html", context,
+            status=status, more=("register-more", "admin/_register_rows.html"),
+        )  # fmt: skip
 
     @get("/walk-in", name="admin:walk-in", opt=EDIT)
     async def walk_in_form(

@@ -20,7 +20,7 @@ from litestar.response import Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.register import TIME_FORMAT
-from admin.web import MSG_DATE, form_date, form_int
+from admin.web import MSG_DATE, form_date, form_int, page_or_part
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.rules import RULES
@@ -237,14 +237,10 @@ class SignalPagesController(Controller):
             "time_format": TIME_FORMAT,
         }
         status = HTTP_400_BAD_REQUEST if errors else 200
-        htmx = request.htmx
-        if htmx and not htmx.history_restore_request:
-            # Partials are named signals_* (this area's templates), not _signal_*.
-            partial = "signals_rows" if htmx.target == "signal-more" else "signals_results"
-            return Template(
-                template_name=f"admin/{partial}.html", context=context, status_code=status
-            )
-        return Template(template_name="admin/signals.html", context=context, status_code=status)
+        return page_or_part(
+            request, "admin/signals.html", "admin/signals_results.html", context,
+            status=status, more=("signal-more", "admin/signals_rows.html"),
+        )  # fmt: skip
 
     @get("/{uid:str}", name="admin:signal", opt=VIEW)
     async def signal(

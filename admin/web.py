@@ -13,7 +13,7 @@ from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.htmx import ClientRedirect, HTMXRequest
-from litestar.response import Redirect, Response
+from litestar.response import Redirect, Response, Template
 
 from nightreg.context import AppContext
 from nightreg.services import auth, sites, tokens
@@ -126,6 +126,27 @@ def form_choices(data: Mapping[str, Any], name: str, most: int = 500) -> list[st
 def form_int(value: str | None) -> int | None:
     """A whole number from a query field (an id, a keyset position), else None."""
     return int(value) if value and value.isdigit() and len(value) < 12 else None
+
+
+def page_or_part(
+    request: HTMXRequest,
+    page: str,
+    part: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    more: tuple[str, str] | None = None,
+) -> Template:
+    """The whole page, or for htmx only the part it swaps in.
+
+    `more` is (the target id of a "more" row, the template of the rows alone) for lists
+    that page on; a history restore asks for the whole page again.
+    """
+    htmx = request.htmx
+    if htmx and not htmx.history_restore_request:
+        name = more[1] if more and htmx.target == more[0] else part
+        return Template(template_name=name, context=context, status_code=status)
+    return Template(template_name=page, context=context, status_code=status)
 
 
 def see_other(request: HTMXRequest, path: str) -> Response[Any]:
