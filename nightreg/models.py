@@ -21,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 from nightreg.db import Base
 
@@ -497,3 +498,6 @@ class Signal(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
     # "push" (the hub answered our POST) or "pull" (the hub acknowledged it over the API).
     delivered_by: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # Failed because its agreement was no longer in force when it was due: it never leaves,
+    # by push or by pull, and is never sent again.
+    withheld: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

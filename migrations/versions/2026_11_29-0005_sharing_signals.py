@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("delivered_at", DateTimeUTC(timezone=True), nullable=True),
         sa.Column("delivered_by", sa.String(length=8), nullable=True),
+        sa.Column("withheld", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.CheckConstraint(
             "status IN ('pending', 'delivered', 'failed')", name=op.f("ck_signal_status")
         ),

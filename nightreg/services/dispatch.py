@@ -588,11 +588,7 @@ class OutboxSignal:
     last_error: str
     last_attempt_at: datetime | None
     next_attempt_at: datetime | None
-
-    @property
-    def withheld(self) -> bool:
-        """Failed because its agreement lapsed first: never sent, so never sent again."""
-        return self.last_error.startswith(signals.WITHHELD_PREFIX)
+    withheld: bool = False  # its agreement lapsed first: never sent, so never sent again
 
 
 @dataclass(frozen=True)
@@ -622,6 +618,7 @@ async def outbox(db: Database, settings: Settings, *, limit: int = 10) -> Outbox
                 select(
                     Signal.uid, Site.name, Signal.rule, Signal.attempts, Signal.last_status_code,
                     Signal.last_error, Signal.last_attempt_at, Signal.next_attempt_at,
+                    Signal.withheld,
                 )
                 .join(Site, Site.id == Signal.site_id)
                 .where(Signal.status == status)
@@ -644,10 +641,11 @@ async def outbox(db: Database, settings: Settings, *, limit: int = 10) -> Outbox
         ).all()
 
     def item(row: Any, *, next_attempt: bool) -> OutboxSignal:
-        uid, site, rule, attempts, code, error, last_at, next_at = row
+        uid, site, rule, attempts, code, error, last_at, next_at, withheld = row
         return OutboxSignal(
-            uid, site, rule, attempts, code, error or "", last_at, next_at if next_attempt else None
-        )
+            uid, site, rule, attempts, code, error or "", last_at,
+            next_at if next_attempt else None, withheld,
+        )  # fmt: skip
 
     parts = urlsplit(settings.hub_url)
     return Outbox(

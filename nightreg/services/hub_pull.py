@@ -209,7 +209,7 @@ def _selected(query: SignalQuery, site_id: int | None, tz: ZoneInfo) -> Select[S
     stmt = (
         select(Signal, Site.slug, Site.name)
         .join(Site, Site.id == Signal.site_id)
-        .where(signals.not_withheld())
+        .where(Signal.withheld.is_(False))
     )
     if site_id is not None:
         stmt = stmt.where(Signal.site_id == site_id)
@@ -273,7 +273,7 @@ async def get_signal(db: Database, actor: Actor, uid: str, *, now: datetime) -> 
                 await session.execute(
                     select(Signal, Site.slug, Site.name)
                     .join(Site, Site.id == Signal.site_id)
-                    .where(Signal.uid == uid, signals.not_withheld())
+                    .where(Signal.uid == uid, Signal.withheld.is_(False))
                 )
             ).first()
     if found is None:
@@ -324,7 +324,7 @@ async def acknowledge(
                 .where(
                     Signal.uid.in_(wanted),
                     Signal.status.in_(UNACKNOWLEDGED),
-                    signals.not_withheld(),
+                    Signal.withheld.is_(False),
                 )
                 .values(status="delivered", delivered_by="pull", delivered_at=now)
                 .returning(Signal.id, Signal.uid)

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.clock import local_day, utc_text
@@ -400,17 +400,7 @@ async def signals_of_flag(session: AsyncSession, flag_id: int) -> list[Signal]:
     )
 
 
-WITHHELD_PREFIX = "not sent: the agreement "
-MSG_WITHHELD = WITHHELD_PREFIX + "{reference} was no longer in force at delivery"
-
-
-def not_withheld() -> ColumnElement[bool]:
-    """Signals the hub may still get: a withheld one never leaves, by push or by pull."""
-    return or_(
-        Signal.status != "failed",
-        Signal.last_error.is_(None),
-        ~Signal.last_error.startswith(WITHHELD_PREFIX, autoescape=True),
-    )
+MSG_WITHHELD = "not sent: the agreement {reference} was no longer in force at delivery"
 
 
 async def withhold_lapsed(db: Database, *, now: datetime) -> int:
@@ -431,9 +421,8 @@ async def withhold_lapsed(db: Database, *, now: datetime) -> int:
         if not pairs:
             return 0
         agreements = {a.id: a for a in await all_agreements(session)}
-        zones: dict[int, str] = {
-            row.id: row.timezone for row in await session.execute(select(Site.id, Site.timezone))
-        }
+        sites = select(Site.id, Site.timezone).where(Site.id.in_({s for _a, s in pairs}))
+        zones: dict[int, str] = {row.id: row.timezone for row in await session.execute(sites)}
     lapsed = [
         (agreement_id, site_id)
         for agreement_id, site_id in pairs
@@ -457,7 +446,11 @@ async def withhold_lapsed(db: Database, *, now: datetime) -> int:
             await session.execute(
                 update(Signal)
                 .where(Signal.id.in_(ids), Signal.status == "pending")
-                .values(status="failed", last_error=MSG_WITHHELD.format(reference=reference))
+                .values(
+                    status="failed",
+                    withheld=True,
+                    last_error=MSG_WITHHELD.format(reference=reference),
+                )
             )
             await audit.record(
                 session, SYSTEM, "signals_withheld", at=now, site_id=site_id,
@@ -496,7 +489,7 @@ async def retry(db: Database, actor: Actor, uid: str, *, now: datetime) -> Signa
             raise NotFound(f"signal {uid[:36]}")
         if signal.status != "failed":
             raise RetryRefused(MSG_RETRY_NOT_FAILED)
-        if (signal.last_error or "").startswith(WITHHELD_PREFIX):
+        if signal.withheld:
             raise RetryRefused(MSG_RETRY_WITHHELD)
         error = signal.last_error
         signal.status = "pending"
