@@ -176,7 +176,7 @@ async def seed(url: str, count: int, now: datetime) -> None:
                     {
                         "slug": f"haven-{i + 1:02d}", "name": f"Jachthaven {i + 1}",
                         "kind": "marina", "municipality": "Hoorn",
-                        "timezone": "Europe/Amsterdam", "contact": "", "retention_days": 365,
+                        "timezone": "Europe/Amsterdam", "contact": "",
                         "rule_thresholds": "{}", "is_active": True,
                         "created_at": now - timedelta(days=30),
                     }

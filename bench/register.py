@@ -377,7 +377,6 @@ async def seed(url: str, args: argparse.Namespace) -> Seeded:
                         "municipality": "Hoorn",
                         "timezone": TZ_NAME,
                         "contact": "havenmeester@example.nl",
-                        "retention_days": 730,
                         "is_active": True,
                         "created_at": now - timedelta(days=HISTORY_DAYS + 1),
                     }

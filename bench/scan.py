@@ -382,7 +382,6 @@ async def seed_sites(url: str, sites: int, now: datetime) -> tuple[list[int], li
                         "municipality": "Hoorn",
                         "timezone": "Europe/Amsterdam",
                         "contact": "",
-                        "retention_days": 730,
                         "rule_thresholds": "{}",
                         "is_active": True,
                         "created_at": now - timedelta(days=HISTORY_DAYS + 1),

@@ -175,9 +175,11 @@ def _form_context(
     banner: str | None = None,
     banner_hint: str | None = None,
     remembered: bool = False,
+    retention_days: int,
 ) -> dict[str, Any]:
     return {
         "point": point,
+        "retention_days": retention_days,
         "kind": kind,
         "kinds": KINDS_BY_SITE_KIND[point.site_kind],
         "kind_labels": KIND_LABELS,
@@ -237,7 +239,10 @@ class CheckinController(Controller):
         assert kind is not None
         values = {**remembered.get(kind, {}), **_default_times(kind, ctx.clock.now(), point)}
         values["idempotency_key"] = new_idempotency_key()
-        context = _form_context(point, kind, values, remembered=kind in remembered)
+        context = _form_context(
+            point, kind, values, remembered=kind in remembered,
+            retention_days=point.site_retention_days or ctx.settings.retention_visit_days,
+        )  # fmt: skip
         context["idle_seconds"] = ctx.settings.kiosk_idle_seconds
         template = (
             "kiosk/_kind_fields.html" if request.headers.get("hx-request") else "kiosk/form.html"
@@ -261,8 +266,9 @@ class CheckinController(Controller):
         def form_again(status: int, *, errors: dict[str, str] | None = None,
                        banner: str | None = None, hint: str | None = None) -> Template:  # fmt: skip
             context = _form_context(
-                point, shown_kind, values, errors=errors, banner=banner, banner_hint=hint
-            )
+                point, shown_kind, values, errors=errors, banner=banner, banner_hint=hint,
+                retention_days=point.site_retention_days or ctx.settings.retention_visit_days,
+            )  # fmt: skip
             context["idle_seconds"] = ctx.settings.kiosk_idle_seconds
             return Template(template_name="kiosk/form.html", context=context, status_code=status)
 

@@ -1,4 +1,4 @@
-"""`nightreg jobs run scan|overdue|dispatch [--full]` and `nightreg scheduler`."""
+"""`nightreg jobs run scan|overdue|dispatch|purge [--full] [--dry-run]`, `nightreg scheduler`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ def cmd_jobs_run(settings: Settings, args: argparse.Namespace) -> int:
     from nightreg.jobs import job_specs
     from nightreg.services.jobs import holder_id, run_job
 
+    if args.job == "purge" and args.dry_run:
+        return _purge_preview(settings)
     spec = job_specs(settings)[args.job]
 
     async def work() -> int:
@@ -42,10 +44,48 @@ def cmd_jobs_run(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         if args.job == "dispatch":
             return _dispatch_said(values, seconds)
+        if args.job == "purge":
+            return _purge_said(values, seconds)
         print(f"{args.job}{mode} done in {seconds:.1f} s: {counts}")
         return 0
 
     return asyncio.run(work())
+
+
+def _purge_preview(settings: Settings) -> int:
+    """`--dry-run`: what a purge now would delete, by category and date; nothing changes."""
+    from nightreg.services import retention
+
+    async def work() -> retention.Preview:
+        db = Database(settings.database_url)
+        try:
+            return await retention.preview(db, settings, at=SystemClock().now())
+        finally:
+            await db.dispose()
+
+    result = asyncio.run(work())
+    print(f"purge --dry-run: a run now would delete {result.total} rows (nothing was deleted)")
+    for entry in result.categories:
+        print(f"  {entry.category}: {entry.count}")
+        for day, count in entry.by_date[:10]:
+            print(f"    {day.isoformat()}: {count}")
+        if len(entry.by_date) > 10:
+            rest = sum(count for _day, count in entry.by_date[10:])
+            print(f"    … {len(entry.by_date) - 10} more dates: {rest}")
+    print(f"  kept by legal holds: {result.held_visits} visits ({result.holds_in_force} holds)")
+    return 0
+
+
+def _purge_said(counts: dict[str, int], seconds: float) -> int:
+    deleted = {k: v for k, v in counts.items() if k != "aggregated_visits"}
+    print(
+        f"purge done in {seconds:.1f} s: deleted "
+        + ", ".join(f"{k} {v}" for k, v in deleted.items())
+        + f"; {counts.get('aggregated_visits', 0)} visits counted into the aggregates first"
+    )
+    if counts.get("unfinished"):
+        print("The run used its time; the rest goes next run (or run it again now).")
+    return 0
 
 
 def _dispatch_said(counts: dict[str, int], seconds: float) -> int:
@@ -109,8 +149,11 @@ def add_commands(sub: Any) -> None:
     jobs = sub.add_parser("jobs", help="the scheduled jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     run = jobs_sub.add_parser("run", help="run a job now and print its summary")
-    run.add_argument("job", choices=("scan", "overdue", "dispatch"))
+    run.add_argument("job", choices=("scan", "overdue", "dispatch", "purge"))
     run.add_argument("--full", action="store_true", help="scan: look at every visit again")
+    run.add_argument(
+        "--dry-run", action="store_true", help="purge: show what it would delete; delete nothing"
+    )
     run.set_defaults(func=cmd_jobs_run)
 
     scheduler = sub.add_parser(

@@ -1,7 +1,8 @@
 """The scheduled jobs and the scheduler that runs them (APScheduler 3).
 
 A job is a service call on a schedule: the scan every ten minutes, overdue visits every hour,
-the delivery of pending signals to the hub every minute (crontab strings in the settings).
+the delivery of pending signals to the hub every minute, the retention purge at night
+(crontab strings in the settings).
 `nightreg serve` runs the scheduler in-process for a one-machine install; deployments with
 several web instances turn that off (NIGHTREG_SCHEDULER_IN_SERVE=false) and run one
 `nightreg scheduler` process instead. Either way every run takes the job's lease first
@@ -40,10 +41,17 @@ def job_specs(settings: Settings) -> dict[str, JobSpec]:
 
         return await deliver(db, settings, now=now)
 
+    async def purge(db: Database, now: datetime, full: bool) -> Summary:
+        from nightreg.services.retention import purge as run_purge
+
+        # The lease lasts 30 minutes: what is left after 25 goes the next night.
+        return await run_purge(db, settings, now=now, time_budget=timedelta(minutes=25))
+
     return {
         "scan": JobSpec("scan", scan),
         "overdue": JobSpec("overdue", overdue),
         "dispatch": JobSpec("dispatch", dispatch),
+        "purge": JobSpec("purge", purge),
     }
 
 
@@ -52,6 +60,7 @@ def crontabs(settings: Settings) -> dict[str, str]:
         "scan": settings.scan_cron,
         "overdue": settings.overdue_cron,
         "dispatch": settings.dispatch_cron,
+        "purge": settings.purge_cron,
     }
 
 

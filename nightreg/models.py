@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -48,7 +49,6 @@ class Site(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Amsterdam")
     # Shown in the privacy notice: whom a visitor asks about their data.
     contact: Mapped[str] = mapped_column(String(200), default="")
-    retention_days: Mapped[int] = mapped_column(Integer, default=365)
     # Per-site overrides of rule thresholds, JSON: {"night_movement": {"count": 3}}.
     # A rule's defaults (nightreg.rules) hold for every threshold not named here.
     rule_thresholds: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
@@ -501,3 +501,108 @@ class Signal(Base):
     # Failed because its agreement was no longer in force when it was due: it never leaves,
     # by push or by pull, and is never sent again.
     withheld: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class RetentionPolicy(Base):
+    """A site's own retention periods; a column left empty takes the installation's default.
+
+    The defaults live in the settings (NIGHTREG_RETENTION_*), so that changing one reaches
+    every site that did not choose otherwise. Audit events, job runs and aggregates are kept
+    for the whole installation, not per site.
+    """
+
+    __tablename__ = "retention_policy"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("site.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Days after departure (or expected departure, for a visit never checked out).
+    visit_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Days an open (or watched) flag may live after it was raised.
+    open_flag_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Days after a dismissal (or after a flag expired).
+    dismissed_flag_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    updated_by: Mapped[str] = mapped_column(String(300), default="")
+
+
+HOLD_SCOPES = ("visits", "subject", "site")
+
+
+class LegalHold(Base):
+    """A freeze on deletion for a case: named visits, everything of one subject, or a site.
+
+    A hold is in force until it is released or its `until` day (inclusive, installation time
+    zone) has passed. Holds are never deleted: the list is the privacy officer's record.
+    """
+
+    __tablename__ = "legal_hold"
+    __table_args__ = (
+        CheckConstraint("scope IN ('visits', 'subject', 'site')", name="scope"),
+        Index("ix_legal_hold_subject_key", "subject_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(10))
+    case_reference: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # scope "site": the site; scope "subject": the site it is limited to, or none for all.
+    site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("site.id", ondelete="RESTRICT"), nullable=True
+    )
+    subject_key: Mapped[str | None] = mapped_column(String(240), nullable=True)
+    # scope "visits": how many were named (the links go when an ended hold's visits are purged).
+    visit_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    created_by: Mapped[str] = mapped_column(String(300), default="")
+    released_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    released_by: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    release_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+legal_hold_visit = Table(
+    "legal_hold_visit",
+    Base.metadata,
+    Column("hold_id", ForeignKey("legal_hold.id", ondelete="CASCADE"), primary_key=True),
+    Column("visit_id", ForeignKey("visit.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_legal_hold_visit_visit_id", "visit_id"),
+)
+
+
+class VisitAggregate(Base):
+    """Non-personal counts per site, local day and kind, made from visits before they go.
+
+    `visits` and `persons` count arrivals on `day`; `overnight_stays` counts persons staying
+    the night that begins on `day` (persons × nights, split by night, so a stay across a month
+    end counts in both months). The tourist-tax return adds these to the live register.
+    """
+
+    __tablename__ = "visit_aggregate"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("site.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    visits: Mapped[int] = mapped_column(Integer, default=0)
+    persons: Mapped[int] = mapped_column(Integer, default=0)
+    overnight_stays: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AuditAnchor(Base):
+    """Where the audit chain starts after the purge removed its oldest events.
+
+    The first kept event links to `prev_hash`, the hash of the last removed one; verification
+    starts there instead of at the genesis hash. One row, written in the same transaction as
+    the deletion (and the deletion's receipt names it too).
+    """
+
+    __tablename__ = "audit_anchor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The events with ids up to here were removed; the next one links to prev_hash.
+    removed_through_id: Mapped[int] = mapped_column(Integer)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    removed_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    at: Mapped[datetime] = mapped_column(DateTimeUTC)

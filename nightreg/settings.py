@@ -136,6 +136,17 @@ class Settings:
     hub_timeout_seconds: int = 10
     # How long a signal is retried (network errors, 408, 429, 5xx) before it is given up.
     hub_retry_days: int = 7
+    # Retention (the purge job; README "Retention"): days, unless a site's policy says
+    # otherwise for visits and flags. The reasons for each default are in the README.
+    purge_cron: str = "30 3 * * *"
+    retention_visit_days: int = 365
+    retention_open_flag_days: int = 365
+    retention_dismissed_flag_days: int = 30
+    # For forwarded flags and their signals when no agreement says (an agreement's keep_days).
+    retention_forwarded_flag_days: int = 180
+    retention_audit_days: int = 730
+    retention_job_run_days: int = 90
+    retention_aggregate_years: int = 7
 
     @property
     def https(self) -> bool:
@@ -220,4 +231,14 @@ class Settings:
             hub_key_id=(_get(env, "HUB_KEY_ID") or "k1").strip(),
             hub_timeout_seconds=_int(env, "HUB_TIMEOUT_SECONDS", 10, minimum=1),
             hub_retry_days=_int(env, "HUB_RETRY_DAYS", 7, minimum=1),
+            purge_cron=_cron(env, "PURGE_CRON", "30 3 * * *"),
+            retention_visit_days=_int(env, "RETENTION_VISIT_DAYS", 365, minimum=1),
+            retention_open_flag_days=_int(env, "RETENTION_OPEN_FLAG_DAYS", 365, minimum=1),
+            retention_dismissed_flag_days=_int(env, "RETENTION_DISMISSED_FLAG_DAYS", 30, minimum=1),
+            retention_forwarded_flag_days=_int(
+                env, "RETENTION_FORWARDED_FLAG_DAYS", 180, minimum=1
+            ),
+            retention_audit_days=_int(env, "RETENTION_AUDIT_DAYS", 730, minimum=30),
+            retention_job_run_days=_int(env, "RETENTION_JOB_RUN_DAYS", 90, minimum=1),
+            retention_aggregate_years=_int(env, "RETENTION_AGGREGATE_YEARS", 7, minimum=1),
         )

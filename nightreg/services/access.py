@@ -50,6 +50,16 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "insight.view": frozenset({"admin", "harbour_master", "security", "analyst"}),
     # the same pictures over every site rather than one's own
     "insight.all": frozenset({"analyst"}),
+    # retention: the policies, the next purge's preview, its receipts, the legal holds
+    # (all sites; the privacy officer's instrument, with no personal data on it) ...
+    "retention.view": frozenset({"admin", "auditor"}),
+    # ... and changing a site's periods, placing and lifting legal holds
+    "retention.manage": frozenset({"admin"}),
+    # subject requests (AVG): find, report and erase early a person's, boat's or car's
+    # visits and flags on one's own sites
+    "subjects.manage": frozenset({"admin", "harbour_master"}),
+    # the tourist-tax return of one's own sites: counts only
+    "tourist_tax.view": frozenset({"admin", "harbour_master"}),
 }
 
 # Permissions that reach across all sites rather than the account's own.
@@ -64,6 +74,8 @@ GLOBAL_PERMISSIONS = frozenset(
         "signals.view",
         "signals.ack",
         "insight.all",
+        "retention.view",
+        "retention.manage",
     }
 )
 

@@ -21,7 +21,7 @@ from sqlalchemy import Select, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.db import Database
-from nightreg.models import AuditEvent
+from nightreg.models import AuditAnchor, AuditEvent
 from nightreg.services.access import Actor
 
 GENESIS = "0" * 64
@@ -57,6 +57,16 @@ def event_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+async def _last_hash(session: AsyncSession) -> str:
+    """The hash the next event links to: the newest event's, or where the chain was cut."""
+    last = await session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    if last is not None:
+        return last
+    # An empty table: a new installation, or the purge removed every event.
+    anchor = await session.get(AuditAnchor, 1)
+    return anchor.prev_hash if anchor is not None else GENESIS
+
+
 async def record(
     session: AsyncSession,
     actor: Actor,
@@ -75,7 +85,7 @@ async def record(
         # Two instances appending at once would both chain to the same predecessor.
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
     # On SQLite the writer holds the database's only write lock (BEGIN IMMEDIATE) already.
-    prev = await session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    prev = await _last_hash(session)
     fields: dict[str, Any] = {
         "at": at,
         "actor": actor.label[:300],
@@ -87,7 +97,7 @@ async def record(
         "object_ids": _json(sorted(set(object_ids))),
         "details": _json(dict(details or {})),
     }
-    prev_hash = prev or GENESIS
+    prev_hash = prev
     values = {**fields, "prev_hash": prev_hash, "hash": event_hash(prev_hash, fields)}
     # A Core insert: the unit of work's flush costs more than the event itself, and a scan
     # that raises a few hundred flags writes a few hundred events.
@@ -106,10 +116,7 @@ async def record_many(
         return
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
-    prev_hash = (
-        await session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-        or GENESIS
-    )
+    prev_hash = await _last_hash(session)
     rows = []
     for event in events:
         fields: dict[str, Any] = {
@@ -168,8 +175,14 @@ async def _events(db: Database, batch: int = 5000) -> AsyncIterator[AuditEvent]:
 
 
 async def verify(db: Database) -> Verification:
-    """Walk the chain from the first event; report the first event that does not fit."""
-    prev_hash = GENESIS
+    """Walk the chain from the first event; report the first event that does not fit.
+
+    When the purge has removed the oldest events, the chain starts at its anchor: the first
+    kept event must link to the hash of the last removed one (nightreg.services.retention).
+    """
+    async with db.read() as session:
+        anchor = await session.get(AuditAnchor, 1)
+    prev_hash = anchor.prev_hash if anchor is not None else GENESIS
     checked = 0
     async for event in _events(db):
         if event.prev_hash != prev_hash:

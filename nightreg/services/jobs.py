@@ -6,8 +6,9 @@ yet. Two schedulers that fire for the same slot (two machines, or a restarted pr
 run it once, even when the second asks after the first has finished: the slot stays recorded.
 The expiry frees a lease whose holder died mid-run.
 
-Run records older than RUN_HISTORY are deleted as each run ends (the dispatch job runs every
-minute), except a job's newest successful run, which the scan reads to know where it left off.
+Run records older than NIGHTREG_RETENTION_JOB_RUN_DAYS are deleted by the nightly purge
+(nightreg.services.retention), except a job's newest successful run, which the scan reads to
+know where it left off.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nightreg.clock import Clock
@@ -32,7 +33,6 @@ from nightreg.models import JobLease, JobRun
 log = logging.getLogger("nightreg.jobs")
 
 LEASE_TTL = timedelta(minutes=30)
-RUN_HISTORY = timedelta(days=90)
 
 
 class Summary(Protocol):
@@ -141,20 +141,6 @@ async def run_job(
                     error=error[:2000] if error else None,
                 )
             )  # fmt: skip
-            newest_ok = (
-                select(func.max(JobRun.id))
-                .where(JobRun.job == spec.name, JobRun.status == "ok")
-                .scalar_subquery()
-            )
-            await session.execute(
-                delete(JobRun)
-                .where(
-                    JobRun.job == spec.name,
-                    JobRun.started_at < finished - RUN_HISTORY,
-                    JobRun.id != func.coalesce(newest_ok, 0),
-                )
-                .execution_options(synchronize_session=False)
-            )
         await release(db, spec.name, holder=holder, now=finished)
     run.status, run.finished_at, run.counts = status, finished, json.dumps(counts)
     run.error = error or None

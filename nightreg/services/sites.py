@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from nightreg.db import Database
-from nightreg.models import SITE_KINDS, CheckinPoint, Site
+from nightreg.models import SITE_KINDS, CheckinPoint, RetentionPolicy, Site
 from nightreg.security import new_point_token
 from nightreg.services import audit
 from nightreg.services.access import CLI, GLOBAL_PERMISSIONS, AccessDenied, Actor, NotFound
@@ -44,7 +44,8 @@ class PointInfo:
     site_municipality: str
     site_contact: str
     site_timezone: str
-    site_retention_days: int
+    # The site's own visit retention, or None for the installation's default.
+    site_retention_days: int | None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -149,9 +150,10 @@ _POINT_BY_TOKEN = (
         Site.municipality,
         Site.contact,
         Site.timezone,
-        Site.retention_days,
+        RetentionPolicy.visit_days,
     )
     .join(Site, CheckinPoint.site_id == Site.id)
+    .outerjoin(RetentionPolicy, RetentionPolicy.site_id == Site.id)
     .where(
         CheckinPoint.token == bindparam("token"),
         CheckinPoint.is_active.is_(True),
@@ -345,7 +347,6 @@ async def add_site(
         municipality=municipality,
         contact=contact,
         timezone=timezone,
-        retention_days=365,
         is_active=True,
         created_at=now,
     )

@@ -20,7 +20,7 @@ from nightreg.clock import FrozenClock, SystemClock
 from nightreg.db import Database
 from nightreg.jobs import make_scheduler, slot_of
 from nightreg.models import AuditEvent, JobRun
-from nightreg.services import jobs
+from nightreg.services import jobs, retention
 from nightreg.settings import Settings
 from tests.conftest import make_staff, sign_in
 
@@ -290,8 +290,8 @@ def test_the_dispatch_job_is_scheduled_every_minute_by_default(settings: Setting
     assert job_specs(settings)["dispatch"].name == "dispatch"
 
 
-async def test_run_records_older_than_ninety_days_go_but_the_newest_successful_one_stays(
-    db: Database,
+async def test_the_purge_removes_job_runs_older_than_ninety_days_but_keeps_the_newest_success(
+    db: Database, settings: Settings
 ):
     name = unique_job()
     ok = a_job(name)
@@ -306,6 +306,7 @@ async def test_run_records_older_than_ninety_days_go_but_the_newest_successful_o
         db, failing, clock=FrozenClock(T0 + timedelta(days=91, hours=12)), holder="h",
         trigger="cli",
     )  # fmt: skip
+    await retention.purge(db, settings, now=T0 + timedelta(days=91, hours=12))
 
     runs = await jobs.recent_runs(db, name)
     assert [(r.status, r.started_at) for r in runs] == [

@@ -152,9 +152,9 @@ def test_a_search_for_a_rare_fragment_can_use_the_trigram_index(scratch_url: str
                         await conn.execute(
                             text(
                                 "INSERT INTO site (slug, name, kind, municipality, timezone,"
-                                " contact, retention_days, is_active, created_at)"
+                                " contact, is_active, created_at)"
                                 " VALUES ('trigram-probe', 'Probe', 'marina', '',"
-                                " 'Europe/Amsterdam', '', 365, true, now()) RETURNING id"
+                                " 'Europe/Amsterdam', '', true, now()) RETURNING id"
                             )
                         )
                     ).scalar_one()
