@@ -174,6 +174,42 @@ async def _demo_visits(db: Database, spec: _DemoSite, now: datetime) -> None:
         )
 
 
+# Last summer's guests at the marina: their year is up, so the retention preview has something
+# to show and the first night's purge folds them into the tourist-tax figures.
+_LAST_SEASON = (
+    ("Karel Hoekstra", "Lemmer", "Friesche Vrouw", "LM-12", 3, 2),
+    ("Ineke Smit", "Volendam", "Palingboer", "VD-7", 2, 1),
+    ("Bram Dekker", "Medemblik", "Windekind", "MB-301", 4, 3),
+)
+
+
+async def _demo_last_season(db: Database, now: datetime) -> None:
+    site = await sites.get_site(db, "jachthaven-zeemeeuw")
+    tz = ZoneInfo(site.timezone)
+    for n, (name, residence, vessel, registration, persons, nights) in enumerate(_LAST_SEASON):
+        arrived = (now - timedelta(days=380 - 2 * n)).astimezone(tz).replace(hour=16, minute=30)
+        leaves = arrived + timedelta(days=nights, hours=-5)
+        form = {
+            "guest_name": name, "residence": residence, "vessel_name": vessel,
+            "registration": registration, "vessel_type": "sail", "persons": str(persons),
+            "arrived_at": arrived.strftime("%Y-%m-%d %H:%M"),
+            "expected_departure_at": leaves.strftime("%Y-%m-%d %H:%M"),
+        }  # fmt: skip
+        data, errors = validate_checkin(
+            form, kind="vessel", allowed_kinds=site.visit_kinds, now=arrived, tz=tz
+        )
+        if data is None:
+            raise ValueError(f"demo visit {name}: {errors}")
+        done = await check_in(
+            db, site_id=site.id, point_id=None, data=data, now=arrived,
+            secret_key=secrets.token_hex(16), source="staff",
+        )  # fmt: skip
+        async with db.write() as session:  # they left on the morning they said they would
+            await session.execute(
+                update(Visit).where(Visit.id == done.visit.id).values(departed_at=leaves)
+            )
+
+
 async def _demo_night_trip(db: Database, now: datetime) -> None:
     """A boat that came in at night and left before dawn: the scan's first flag to look at."""
     site = await sites.get_site(db, "jachthaven-zeemeeuw")
@@ -265,6 +301,7 @@ async def seed_demo(db: Database, now: datetime) -> DemoLogin:
                 )
             await _demo_visits(db, spec, now)
             if spec.kind == "marina":
+                await _demo_last_season(db, now)
                 await _demo_night_trip(db, now)
                 # The queue has something to review from the first minute.
                 await scan.run_scan(db, now=now, full=True)

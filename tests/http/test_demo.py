@@ -12,6 +12,8 @@ from nightreg.models import CheckinPoint, SharingAgreement, Signal, Site, User, 
 from nightreg.security import verify_password
 from nightreg.services.agreements import auto_rules_of, fields_of
 from nightreg.services.demo import DEMO_ADMIN, DEMO_AGREEMENT, seed_demo
+from nightreg.services.sites import get_site
+from nightreg.settings import Settings
 from tests.conftest import SUMMER_EVENING, end_agreements
 
 
@@ -108,3 +110,18 @@ async def test_the_demo_has_an_agreement_that_shares_no_names_and_forwards_hits_
     assert "guest_name" not in fields_of(agreement)
     assert "residence" not in fields_of(agreement)
     assert auto_rules_of(agreement) == ("watchlist_hit",)
+
+
+async def test_the_demos_retention_preview_shows_last_summers_guests_due(
+    db: Database, settings: Settings
+):
+    from nightreg.services import retention
+
+    await _remove_demo(db)
+    await seed_demo(db, SUMMER_EVENING)
+    marina = await get_site(db, "jachthaven-zeemeeuw")
+
+    shown = await retention.preview(db, settings, at=SUMMER_EVENING)
+
+    visits = next(c for c in shown.categories if c.category == "visits")
+    assert visits.by_site[marina.id] == 3
