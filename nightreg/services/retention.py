@@ -10,7 +10,9 @@ The periods (README "Retention"; docs/privacy.md):
   (`keep_days`, the longest if it went under several), counted from the forwarding;
 - observations live as long as visits do (from when they were made), and while their visit
   or a flag needs them;
-- audit events, job runs and the aggregates are kept for the whole installation.
+- audit events, job runs and the aggregates are kept for the whole installation;
+- failed sign-ins (an address and the e-mail tried) go after a week, ended staff sessions at
+  once (they can no longer be used).
 
 Visits and flags take the site's own policy where it has one (`RetentionPolicy`), the
 settings' defaults otherwise. A legal hold in force keeps everything it covers: named visits,
@@ -62,7 +64,9 @@ from nightreg.models import (
     RetentionPolicy,
     SharingAgreement,
     Signal,
+    SignInFailure,
     Site,
+    StaffSession,
     Visit,
     VisitAggregate,
     flag_visit,
@@ -89,6 +93,8 @@ CATEGORIES = (
     "audit_events",
     "job_runs",
     "aggregates",
+    "sign_in_failures",
+    "sessions",
 )
 CATEGORY_LABELS = {
     "flags_open": N_("Open and watched flags"),
@@ -99,7 +105,11 @@ CATEGORY_LABELS = {
     "audit_events": N_("Audit events"),
     "job_runs": N_("Job runs"),
     "aggregates": N_("Aggregates (non-personal)"),
+    "sign_in_failures": N_("Failed sign-ins (address and e-mail tried)"),
+    "sessions": N_("Ended staff sessions"),
 }
+# Failed sign-ins slow down guessing for 15 minutes; the audit trail keeps each one anyway.
+SIGN_IN_FAILURE_DAYS = 7
 # Small enough that a batch takes tens of milliseconds, so a check-in waits at most that long
 # for SQLite's write lock; big enough that a million rows take minutes, not hours.
 BATCH = 500
@@ -471,6 +481,18 @@ async def preview(db: Database, settings: Settings, *, at: datetime) -> Preview:
             )
             or 0
         )
+        out["sign_in_failures"].count = (
+            await session.scalar(
+                select(func.count()).select_from(SignInFailure).where(_due_failures(at))
+            )
+            or 0
+        )
+        out["sessions"].count = (
+            await session.scalar(
+                select(func.count()).select_from(StaffSession).where(_due_sessions(settings, at))
+            )
+            or 0
+        )
         held = await session.scalar(
             select(func.count()).select_from(Visit).where(visit_held(today))
         )
@@ -507,6 +529,18 @@ def _due_observations(policy: Policy, now: datetime, today: date) -> ColumnEleme
         Observation.visit_id.is_(None),
         ~cited,
         ~site_held,
+    )
+
+
+def _due_failures(now: datetime) -> ColumnElement[bool]:
+    return SignInFailure.at < now - timedelta(days=SIGN_IN_FAILURE_DAYS)
+
+
+def _due_sessions(settings: Settings, now: datetime) -> ColumnElement[bool]:
+    """Sessions that can no longer be used: idle too long, or past their absolute limit."""
+    return or_(
+        StaffSession.last_seen_at < now - timedelta(minutes=settings.session_idle_minutes),
+        StaffSession.created_at < now - timedelta(hours=settings.session_absolute_hours),
     )
 
 
@@ -599,6 +633,14 @@ async def purge(
                 .returning(VisitAggregate.site_id)
             )
             result.deleted["aggregates"] = len(gone.all())
+            gone = await session.execute(
+                delete(SignInFailure).where(_due_failures(now)).returning(SignInFailure.id)
+            )
+            result.deleted["sign_in_failures"] = len(gone.all())
+            gone = await session.execute(
+                delete(StaffSession).where(_due_sessions(settings, now)).returning(StaffSession.id)
+            )
+            result.deleted["sessions"] = len(gone.all())
     except _OutOfTime:
         result.finished = False
     except BaseException:
@@ -715,7 +757,8 @@ async def _clean_up(db: Database, settings: Settings, result: PurgeResult) -> No
             return
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         tables = ["flag", "flag_visit", "signal", "visit", "visit_note", "observation",
-                  "audit_event", "job_run", "visit_aggregate"]  # fmt: skip
+                  "audit_event", "job_run", "visit_aggregate", "sign_in_failure",
+                  "staff_session"]  # fmt: skip
         for table in tables:
             await conn.execute(text(f"VACUUM {table}"))
 

@@ -490,3 +490,40 @@ async def test_shorter_audit_retention_from_the_settings_is_honoured(
     async with db.read() as session:
         assert await session.get(AuditEvent, event.id) is None
     assert (await audit.verify(db)).intact
+
+
+async def test_failed_sign_ins_go_after_a_week_and_ended_sessions_at_once(
+    db: Database, settings: Settings
+):
+    from nightreg.models import SignInFailure, StaffSession
+    from tests.conftest import make_staff
+
+    user = await make_staff(db, "harbour_master")
+    email = f"guess-{secrets.token_hex(4)}@example.nl"
+    async with db.write() as session:
+        session.add_all(
+            [
+                SignInFailure(email=email, address="198.51.100.9", at=NOW - 8 * DAY),
+                SignInFailure(email=email, address="198.51.100.9", at=NOW - 6 * DAY),
+            ]
+        )
+        session.add_all(
+            [
+                StaffSession(token_hash=secrets.token_hex(32), user_id=user.user_id,
+                             created_at=NOW - DAY, last_seen_at=NOW - DAY),
+                StaffSession(token_hash=secrets.token_hex(32), user_id=user.user_id,
+                             created_at=NOW - timedelta(minutes=5), last_seen_at=NOW),
+            ]
+        )  # fmt: skip
+
+    await retention.purge(db, settings, now=NOW)
+
+    async with db.read() as session:
+        failures = list(
+            await session.scalars(select(SignInFailure.at).where(SignInFailure.email == email))
+        )
+        sessions = list(
+            await session.scalars(select(StaffSession.id).where(StaffSession.user_id == user.user_id))
+        )
+    assert failures == [NOW - 6 * DAY]
+    assert len(sessions) == 1
