@@ -63,6 +63,15 @@ ACTIONS = (
     "signals_acknowledged",
     "insight_viewed",
     "insight_exported",
+    "purge_completed",
+    "retention_policy_changed",
+    "retention_previewed",
+    "hold_placed",
+    "hold_released",
+    "holds_viewed",
+    "hold_viewed",
+    "tourist_tax_viewed",
+    "tourist_tax_exported",
 )
 
 

@@ -167,12 +167,16 @@ def _route_handlers() -> list[Any]:
     from admin import auth as auth_pages
     from admin import flag_export as flag_export_pages
     from admin import flags as flag_pages
+    from admin import holds as hold_pages
     from admin import insight as insight_pages
     from admin import jobs as job_pages
     from admin import manage as manage_pages
     from admin import observations as observation_pages
     from admin import register as register_pages
+    from admin import retention as retention_pages
     from admin import signals as signal_pages
+    from admin import subjects as subject_pages
+    from admin import tourist_tax as tourist_tax_pages
     from admin import transfer as transfer_pages
 
     handlers: list[Any] = [
@@ -188,6 +192,10 @@ def _route_handlers() -> list[Any]:
         *agreement_pages.ROUTES,
         *signal_pages.ROUTES,
         *insight_pages.ROUTES,
+        *retention_pages.ROUTES,
+        *hold_pages.ROUTES,
+        *subject_pages.ROUTES,
+        *tourist_tax_pages.ROUTES,
     ]
     return handlers
 

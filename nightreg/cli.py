@@ -18,9 +18,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from nightreg import (
     __version__,
     cli_agreements,
+    cli_holds,
     cli_jobs,
     cli_rules,
     cli_tokens,
+    cli_tourist_tax,
     cli_transfer,
     cli_watchlist,
     migrate,
@@ -272,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_rules.add_commands(sub)
     cli_watchlist.add_commands(sub)
     cli_agreements.add_commands(sub)
+    cli_holds.add_commands(sub)
+    cli_tourist_tax.add_commands(sub)
     return parser
 
 

@@ -73,7 +73,7 @@ from nightreg.models import (
     legal_hold_visit,
 )
 from nightreg.services import aggregates, audit
-from nightreg.services.access import SYSTEM, Actor
+from nightreg.services.access import SYSTEM, Actor, NotFound
 from nightreg.settings import Settings
 from nightreg.validation import N_
 
@@ -803,6 +803,16 @@ async def _receipt(
                 "prev_hash": anchor.prev_hash,
             }
         await audit.record(session, actor, "purge_completed", at=result.at, details=details)
+
+
+async def receipt(db: Database, actor: Actor, event_id: int) -> dict[str, Any]:
+    """One purge receipt; NotFound for any other audit event. Not audited: it names no one."""
+    actor.require(VIEW)
+    async with db.read() as session:
+        event = await session.get(AuditEvent, event_id)
+    if event is None or event.action != "purge_completed":
+        raise NotFound(str(event_id))
+    return {"id": event.id, "at": event.at, "actor": event.actor, **json.loads(event.details)}
 
 
 async def receipts(db: Database, actor: Actor, limit: int = 20) -> list[dict[str, Any]]:

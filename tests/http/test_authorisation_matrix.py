@@ -17,6 +17,7 @@ from litestar.testing import AsyncTestClient
 from nightreg.db import Database
 from nightreg.models import ROLES, StaffSession
 from nightreg.security import token_hash
+from nightreg.services import holds
 from nightreg.services.access import CLI
 from tests.conftest import SUMMER_EVENING, make_point, make_staff
 
@@ -35,6 +36,21 @@ SITE = "site"  # the role decides, and only on the account's own sites
 # One line per route: who may use it, and whether the site scope applies.
 MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "GET /admin/sign-in": (ANY, PUBLIC),
+    # retention: policies, the purge's preview and receipts
+    "GET /admin/retention": (AUDIT, GLOBAL),
+    "GET /admin/retention/preview": (AUDIT, GLOBAL),
+    "GET /admin/retention/receipts/{id}": (AUDIT, GLOBAL),
+    "GET /admin/retention/sites/{slug}": (ADMIN, GLOBAL),
+    "POST /admin/retention/sites/{slug}": (ADMIN, GLOBAL),
+    # retention: legal holds
+    "GET /admin/retention/holds": (AUDIT, GLOBAL),
+    "GET /admin/retention/holds/new": (ADMIN, GLOBAL),
+    "POST /admin/retention/holds/new": (ADMIN, GLOBAL),
+    "GET /admin/retention/holds/{id}": (AUDIT, GLOBAL),
+    "POST /admin/retention/holds/{id}/release": (ADMIN, GLOBAL),
+    # the tourist-tax return
+    "GET /admin/sites/{slug}/tourist-tax": (EDIT, SITE),
+    "GET /admin/sites/{slug}/tourist-tax.csv": (EDIT, SITE),
     "GET /admin/sites/{slug}/flags": (FLAGS, SITE),
     "GET /admin/flags/{id}": (FLAGS, SITE),
     "POST /admin/flags/{id}/review": (FLAGS, SITE),
@@ -149,6 +165,8 @@ class World:
     flag_id: int
     agreement_id: int
     signal_uid: str
+    hold_id: int
+    receipt_id: int
 
 
 async def build_world(db: Database) -> World:
@@ -194,10 +212,27 @@ async def build_world(db: Database) -> World:
     bystander = await make_staff(db, "security", [here.site_slug])
     flag_id = await a_forwarded_flag(db, site.id, result.visit.id)
     agreement_id, signal_uid = await a_signal(db, site.id, result.visit.id)
+    hold = await holds.place(
+        db, CLI, scope="site", site_id=site.id, case_reference="MATRIX", reason="matrix",
+        now=SUMMER_EVENING, tz=ZoneInfo("Europe/Amsterdam"),
+    )  # fmt: skip
     return World(
         here.site_slug, other.site_slug, result.visit.id, point_id, bystander.user_id, flag_id,
-        agreement_id, signal_uid,
+        agreement_id, signal_uid, hold.id, await a_purge_receipt(db),
     )  # fmt: skip
+
+
+async def a_purge_receipt(db: Database) -> int:
+    """A purge's receipt in the audit trail (a purge itself would touch every test's data)."""
+    from nightreg.services import audit
+    from nightreg.services.access import SYSTEM
+
+    details = {"deleted": {}, "aggregated_visits": 0, "oldest_kept": {}, "finished": True}
+    async with db.write() as session:
+        event = await audit.record(
+            session, SYSTEM, "purge_completed", at=SUMMER_EVENING, details=details
+        )
+    return event.id
 
 
 async def a_signal(db: Database, site_id: int, visit_id: int) -> tuple[int, str]:
@@ -253,6 +288,10 @@ def fill(path: str, world: World) -> str:
         values["id"] = str(world.flag_id)
     elif path.startswith("/admin/agreements/"):
         values["id"] = str(world.agreement_id)
+    elif path.startswith("/admin/retention/holds/"):
+        values["id"] = str(world.hold_id)
+    elif path.startswith("/admin/retention/receipts/"):
+        values["id"] = str(world.receipt_id)
     else:
         values["id"] = str(world.visit_id)
     return _PARAM.sub(lambda m: values[m.group(1)], path)
