@@ -72,6 +72,10 @@ ACTIONS = (
     "hold_viewed",
     "tourist_tax_viewed",
     "tourist_tax_exported",
+    "subject_searched",
+    "subject_exported",
+    "subject_erased",
+    "subject_erase_refused",
 )
 
 

@@ -48,6 +48,12 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "POST /admin/retention/holds/new": (ADMIN, GLOBAL),
     "GET /admin/retention/holds/{id}": (AUDIT, GLOBAL),
     "POST /admin/retention/holds/{id}/release": (ADMIN, GLOBAL),
+    # subject requests (the site scope is in the query: no site in the path)
+    "GET /admin/subjects": (EDIT, GLOBAL),
+    "GET /admin/subjects/report": (EDIT, GLOBAL),
+    "GET /admin/subjects/report.json": (EDIT, GLOBAL),
+    "GET /admin/subjects/erase": (EDIT, GLOBAL),
+    "POST /admin/subjects/erase": (EDIT, GLOBAL),
     # the tourist-tax return
     "GET /admin/sites/{slug}/tourist-tax": (EDIT, SITE),
     "GET /admin/sites/{slug}/tourist-tax.csv": (EDIT, SITE),
