@@ -76,6 +76,10 @@ ACTIONS = (
     "subject_exported",
     "subject_erased",
     "subject_erase_refused",
+    "two_factor_enabled",
+    "two_factor_disabled",
+    "two_factor_reset",
+    "recovery_code_used",
 )
 
 

@@ -1,4 +1,5 @@
-"""Sign in, sign out, one's own password, reset links, and the staff home page."""
+"""Sign in (with its second step), sign out, one's own password and second factor, reset links,
+and the staff home page."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_429_TOO_MANY_REQUESTS,
 )
+from markupsafe import Markup
 
 from admin.web import client_address, session_cookie_name
 from nightreg.context import AppContext
 from nightreg.i18n import gettext
-from nightreg.services import auth
+from nightreg.qr import qr_svg
+from nightreg.services import auth, twofactor
 from nightreg.services.access import Actor
 from nightreg.services.sites import sites_for
+from nightreg.services.twofactor import TwoFactorInvalid
 
 FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
@@ -35,6 +39,52 @@ def _errors(errors: dict[str, str]) -> dict[str, str]:
     return {field: gettext(message) for field, message in errors.items()}
 
 
+# The half-done sign-in (password right, second step to come) lives in a cookie of its own: it
+# opens no page but the second step's, and expires after auth.PENDING_VALID.
+PENDING_COOKIE = "nightreg_sign_in"
+SECURE_PENDING_COOKIE = "__Host-nightreg_sign_in"
+NO_STORE = {"Cache-Control": "no-store"}
+STAGE_PAGES = {auth.STAGE_CODE: "/admin/sign-in/code", auth.STAGE_ENROL: "/admin/sign-in/enrol"}
+
+
+def pending_cookie_name(ctx: AppContext) -> str:
+    return SECURE_PENDING_COOKIE if ctx.settings.https else PENDING_COOKIE
+
+
+def _set_session(response: Redirect | Template, ctx: AppContext, token: str) -> None:
+    response.set_cookie(
+        session_cookie_name(ctx),
+        token,
+        max_age=ctx.settings.session_absolute_hours * 3600,
+        path="/",
+        secure=ctx.settings.https,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def _throttled(outcome: auth.SignInOutcome, default: str) -> tuple[str, int, dict[str, str] | None]:
+    """The message, status and headers of a failed sign-in step."""
+    message = gettext(outcome.message or default)
+    if outcome.retry_after:
+        message = message % {"seconds": outcome.retry_after}
+        return message, HTTP_429_TOO_MANY_REQUESTS, {"Retry-After": str(outcome.retry_after)}
+    return message, HTTP_400_BAD_REQUEST, None
+
+
+def enrolment_context(enrolment: twofactor.Enrolment, action: str) -> dict[str, Any]:
+    """The enrolment page: the QR code of the otpauth:// URI and the secret in groups of four."""
+    secret = enrolment.secret
+    return {
+        "qr": Markup(qr_svg(enrolment.uri, gettext("QR code for your authenticator app"))),  # noqa: S704
+        "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        "email": enrolment.email,
+        "issuer": twofactor.ISSUER,
+        "action": action,
+        "error": None,
+    }
+
+
 class SignInController(Controller):
     path = "/"
 
@@ -45,7 +95,9 @@ class SignInController(Controller):
             context={
                 "next": safe_next(request.query_params.get("next")),
                 "email": "",
-                "error": None,
+                "error": gettext(auth.MSG_PENDING_EXPIRED)
+                if request.query_params.get("expired") == "1"
+                else None,
             },
         )
 
@@ -60,12 +112,26 @@ class SignInController(Controller):
             password=data.get("password", "")[:1024],
             address=client_address(request),
             now=ctx.clock.now(),
+            secret_key=ctx.settings.secret_key,
+            two_factor_roles=ctx.settings.two_factor_roles,
+            next_page=safe_next(data.get("next")),
             previous_token=request.cookies.get(cookie),
         )
+        if outcome.pending and outcome.stage:
+            # The password was right; the second step (a code, or enrolment) comes first.
+            response = Redirect(STAGE_PAGES[outcome.stage], status_code=303)
+            response.set_cookie(
+                pending_cookie_name(ctx),
+                outcome.pending,
+                max_age=int(auth.PENDING_VALID.total_seconds()),
+                path="/",
+                secure=ctx.settings.https,
+                httponly=True,
+                samesite="lax",
+            )
+            return response
         if outcome.session_token is None:
-            message = gettext(outcome.message or auth.MSG_BAD_CREDENTIALS)
-            if outcome.retry_after:
-                message = message % {"seconds": outcome.retry_after}
+            message, status, headers = _throttled(outcome, auth.MSG_BAD_CREDENTIALS)
             return Template(
                 template_name="admin/sign_in.html",
                 context={
@@ -73,21 +139,11 @@ class SignInController(Controller):
                     "email": data.get("email", "")[:254],
                     "error": message,
                 },
-                status_code=HTTP_429_TOO_MANY_REQUESTS
-                if outcome.retry_after
-                else HTTP_400_BAD_REQUEST,
-                headers={"Retry-After": str(outcome.retry_after)} if outcome.retry_after else None,
+                status_code=status,
+                headers=headers,
             )
         response = Redirect(safe_next(data.get("next")))
-        response.set_cookie(
-            cookie,
-            outcome.session_token,
-            max_age=ctx.settings.session_absolute_hours * 3600,
-            path="/",
-            secure=ctx.settings.https,
-            httponly=True,
-            samesite="lax",
-        )
+        _set_session(response, ctx, outcome.session_token)
         return response
 
     @post("/sign-out", name="admin:sign-out", opt={"permission": None})
@@ -102,6 +158,248 @@ class SignInController(Controller):
         response = Redirect("/admin/sign-in")
         response.delete_cookie(cookie, path="/")
         return response
+
+
+class SecondStepController(Controller):
+    """Between the password and the session: a code, or (for a role that must have a second
+    factor) enrolment. Public pages, but each needs the half-done sign-in's cookie."""
+
+    path = "/sign-in"
+
+    @staticmethod
+    async def _pending(
+        request: Request[Any, Any, Any], ctx: AppContext, stage: str
+    ) -> auth.PendingSignIn | None:
+        pending = await auth.pending_sign_in(
+            ctx.db,
+            request.cookies.get(pending_cookie_name(ctx)),
+            secret_key=ctx.settings.secret_key,
+            now=ctx.clock.now(),
+        )
+        return pending if pending is not None and pending.stage == stage else None
+
+    @staticmethod
+    def _expired() -> Redirect:
+        return Redirect("/admin/sign-in?expired=1", status_code=303)
+
+    def _signed_in(
+        self, response: Redirect | Template, ctx: AppContext, token: str
+    ) -> Redirect | Template:
+        _set_session(response, ctx, token)
+        response.delete_cookie(pending_cookie_name(ctx), path="/")
+        return response
+
+    @get("/code", name="admin:sign-in-code", opt={"public": True})
+    async def code_page(
+        self, request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]
+    ) -> Template | Redirect:
+        if await self._pending(request, ctx, auth.STAGE_CODE) is None:
+            return self._expired()
+        return Template(
+            template_name="admin/two_factor_code.html", context={"error": None}, headers=NO_STORE
+        )
+
+    @post("/code", name="admin:sign-in-code-submit", opt={"public": True})
+    async def code(
+        self, request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], data: FormBody
+    ) -> Template | Redirect:
+        pending = await self._pending(request, ctx, auth.STAGE_CODE)
+        if pending is None:
+            return self._expired()
+        outcome = await auth.complete_sign_in(
+            ctx.db,
+            pending,
+            data.get("code", "")[:80],
+            secret_key=ctx.settings.secret_key,
+            address=client_address(request),
+            now=ctx.clock.now(),
+            previous_token=request.cookies.get(session_cookie_name(ctx)),
+        )
+        if outcome.session_token is None:
+            message, status, headers = _throttled(outcome, twofactor.MSG_CODE_OR_RECOVERY)
+            return Template(
+                template_name="admin/two_factor_code.html",
+                context={"error": message},
+                status_code=status,
+                headers={**NO_STORE, **(headers or {})},
+            )
+        return self._signed_in(Redirect(safe_next(pending.next_page)), ctx, outcome.session_token)
+
+    @get("/enrol", name="admin:sign-in-enrol", opt={"public": True})
+    async def enrol_page(
+        self, request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]
+    ) -> Template | Redirect:
+        pending = await self._pending(request, ctx, auth.STAGE_ENROL)
+        if pending is None:
+            return self._expired()
+        enrolment = await twofactor.begin_enrolment(
+            ctx.db, pending.user.id, secret_key=ctx.settings.secret_key
+        )
+        if enrolment is None:
+            return self._expired()
+        return Template(
+            template_name="admin/two_factor_enrol.html",
+            context={**enrolment_context(enrolment, "/admin/sign-in/enrol"), "at_sign_in": True},
+            headers=NO_STORE,
+        )
+
+    @post("/enrol", name="admin:sign-in-enrol-submit", opt={"public": True})
+    async def enrol(
+        self, request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], data: FormBody
+    ) -> Template | Redirect:
+        pending = await self._pending(request, ctx, auth.STAGE_ENROL)
+        if pending is None:
+            return self._expired()
+        try:
+            outcome, codes = await auth.enrol_and_sign_in(
+                ctx.db,
+                pending,
+                data.get("code", "")[:80],
+                secret_key=ctx.settings.secret_key,
+                address=client_address(request),
+                now=ctx.clock.now(),
+                previous_token=request.cookies.get(session_cookie_name(ctx)),
+            )
+        except TwoFactorInvalid as invalid:
+            enrolment = await twofactor.begin_enrolment(
+                ctx.db, pending.user.id, secret_key=ctx.settings.secret_key
+            )
+            if enrolment is None:
+                return self._expired()
+            context = enrolment_context(enrolment, "/admin/sign-in/enrol")
+            return Template(
+                template_name="admin/two_factor_enrol.html",
+                context={**context, "at_sign_in": True, "error": _errors(invalid.errors)["code"]},
+                status_code=HTTP_400_BAD_REQUEST,
+                headers=NO_STORE,
+            )
+        assert outcome.session_token is not None
+        page = Template(
+            template_name="admin/two_factor_codes.html",
+            context={"codes": codes, "next": safe_next(pending.next_page)},
+            headers=NO_STORE,
+        )
+        return self._signed_in(page, ctx, outcome.session_token)
+
+
+class TwoFactorController(Controller):
+    """One's own second factor: switch it on (QR code, first code, recovery codes) or off."""
+
+    path = "/two-factor"
+
+    @staticmethod
+    async def _status_page(
+        ctx: AppContext,
+        actor: Actor,
+        *,
+        error: str | None = None,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        notice: str | None = None,
+    ) -> Template:
+        state = await twofactor.status(ctx.db, actor.id, ctx.settings.two_factor_roles)
+        return Template(
+            template_name="admin/two_factor.html",
+            context={
+                "state": state,
+                "error": error,
+                "notice": notice,
+                "tz": ctx.settings.tz,
+                "time_format": "yyyy-MM-dd HH:mm",
+            },
+            status_code=status_code,
+            headers=headers,
+        )
+
+    @get("/", name="admin:two-factor", opt={"permission": None})
+    async def page(
+        self,
+        request: Request[Any, Any, Any],
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+    ) -> Template:
+        notice = None
+        if request.query_params.get("off") == "1":
+            notice = gettext("Two-factor sign-in is switched off.")
+        return await self._status_page(ctx, actor, notice=notice)
+
+    @get("/enrol", name="admin:two-factor-enrol", opt={"permission": None})
+    async def enrol_page(
+        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
+    ) -> Template | Redirect:
+        enrolment = await twofactor.begin_enrolment(
+            ctx.db, actor.id, secret_key=ctx.settings.secret_key
+        )
+        if enrolment is None:  # on already
+            return Redirect("/admin/two-factor", status_code=303)
+        return Template(
+            template_name="admin/two_factor_enrol.html",
+            context={
+                **enrolment_context(enrolment, "/admin/two-factor/enrol"),
+                "at_sign_in": False,
+            },
+            headers=NO_STORE,
+        )
+
+    @post("/enrol", name="admin:two-factor-enrol-submit", opt={"permission": None})
+    async def enrol(
+        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor], data: FormBody
+    ) -> Template | Redirect:
+        try:
+            codes = await twofactor.confirm_enrolment(
+                ctx.db,
+                actor,
+                actor.id,
+                data.get("code", "")[:80],
+                secret_key=ctx.settings.secret_key,
+                now=ctx.clock.now(),
+            )
+        except TwoFactorInvalid as invalid:
+            enrolment = await twofactor.begin_enrolment(
+                ctx.db, actor.id, secret_key=ctx.settings.secret_key
+            )
+            if enrolment is None:
+                return Redirect("/admin/two-factor", status_code=303)
+            context = enrolment_context(enrolment, "/admin/two-factor/enrol")
+            return Template(
+                template_name="admin/two_factor_enrol.html",
+                context={**context, "at_sign_in": False, "error": _errors(invalid.errors)["code"]},
+                status_code=HTTP_400_BAD_REQUEST,
+                headers=NO_STORE,
+            )
+        return Template(
+            template_name="admin/two_factor_codes.html",
+            context={"codes": codes, "next": "/admin/two-factor"},
+            headers=NO_STORE,
+        )
+
+    @post("/disable", name="admin:two-factor-disable", opt={"permission": None})
+    async def disable(
+        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor], data: FormBody
+    ) -> Template | Redirect:
+        try:
+            await twofactor.disable(
+                ctx.db,
+                actor,
+                data.get("code", "")[:80],
+                secret_key=ctx.settings.secret_key,
+                required_roles=ctx.settings.two_factor_roles,
+                now=ctx.clock.now(),
+            )
+        except TwoFactorInvalid as invalid:
+            message = _errors(invalid.errors)["code"]
+            if invalid.retry_after:
+                message = message % {"seconds": invalid.retry_after}
+            return await self._status_page(
+                ctx,
+                actor,
+                error=message,
+                status_code=HTTP_429_TOO_MANY_REQUESTS
+                if invalid.retry_after
+                else HTTP_400_BAD_REQUEST,
+                headers={"Retry-After": str(invalid.retry_after)} if invalid.retry_after else None,
+            )
+        return Redirect("/admin/two-factor?off=1", status_code=303)
 
 
 class AccountController(Controller):
@@ -192,4 +490,10 @@ class ResetController(Controller):
         )
 
 
-ROUTES = [SignInController, AccountController, ResetController]
+ROUTES = [
+    SignInController,
+    SecondStepController,
+    TwoFactorController,
+    AccountController,
+    ResetController,
+]

@@ -14,14 +14,15 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
-from admin.web import form_choices, form_int, form_text, see_other
+from admin.web import form_choices, form_int, form_text, see_other, session_cookie_name
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.models import ROLES, SITE_KINDS, Site, User
 from nightreg.qr import POSTER_FORMATS, poster
-from nightreg.services import auth, sites, users
+from nightreg.services import auth, sites, twofactor, users
 from nightreg.services.access import Actor, NotFound
 from nightreg.services.sites import SiteInvalid, kiosk_url, site_for
+from nightreg.services.twofactor import TwoFactorInvalid
 from nightreg.services.users import AccountInvalid
 from nightreg.validation import N_
 
@@ -105,6 +106,7 @@ class UsersController(Controller):
             "reset_link": reset_link,
             "notice": notice,
             "is_self": user is not None and user.id == actor.id,
+            "two_factor_required": user is not None and user.role in ctx.settings.two_factor_roles,
             "tz": ctx.settings.tz,
             "time_format": TIME_FORMAT,
         }
@@ -204,6 +206,11 @@ class UsersController(Controller):
             notice = N_("The account has been created.")
         elif request.query_params.get("saved") == "1":
             notice = N_("The changes have been saved.")
+        elif request.query_params.get("two_factor_reset") == "1":
+            notice = N_(
+                "The second factor has been reset and the account has been signed out. "
+                "It sets one up again at its next sign-in."
+            )
         return await self._form_page(
             ctx, actor, user=user, form=self._user_values(user), notice=notice
         )
@@ -249,16 +256,47 @@ class UsersController(Controller):
     @post("/{id:int}/reset", name="admin:user-reset", opt=USERS)
     async def reset(
         self,
+        request: HTMXRequest,
         ctx: NamedDependency[AppContext],
         actor: NamedDependency[Actor],
         id: FromPath[int],
     ) -> Template:
-        """A one-time link to set a new password, shown once (issue_reset audits it)."""
+        """A one-time link to set a new password, shown once (issue_reset audits it); the
+        account's sessions end (an admin's own: all but this one)."""
         user = await users.get_user(ctx.db, actor, id)
-        token = await auth.issue_reset(ctx.db, actor, user.id, now=ctx.clock.now())
+        token = await auth.issue_reset(
+            ctx.db,
+            actor,
+            user.id,
+            now=ctx.clock.now(),
+            keep_token=request.cookies.get(session_cookie_name(ctx)),
+        )
         return await self._form_page(
             ctx, actor, user=user, form=self._user_values(user), reset_link=_reset_url(ctx, token)
         )
+
+    @post("/{id:int}/two-factor-reset", name="admin:user-two-factor-reset", opt=USERS)
+    async def reset_two_factor(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        id: FromPath[int],
+    ) -> Response[Any]:
+        """Take the account's second factor away (a lost phone); its sessions end (audited)."""
+        user = await users.get_user(ctx.db, actor, id)
+        try:
+            await twofactor.reset(ctx.db, actor, user.id, now=ctx.clock.now())
+        except TwoFactorInvalid as invalid:
+            return await self._form_page(
+                ctx,
+                actor,
+                user=user,
+                form=self._user_values(user),
+                errors=invalid.errors,
+                status_code=HTTP_400_BAD_REQUEST,
+            )
+        return see_other(request, f"/admin/users/{id}?two_factor_reset=1")
 
 
 # --- sites and their points --------------------------------------------------------------

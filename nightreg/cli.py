@@ -66,6 +66,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         login = _run(settings, lambda db: seed_demo(db, SystemClock().now()))
         print("Nachtregister demo is ready.")
         print(f"  Staff sign-in: {settings.base_url}/admin/  {login.email} / {login.password}")
+        if "admin" in settings.two_factor_roles:
+            print(
+                "  The first sign-in sets up two-factor sign-in: have an authenticator app ready"
+                " (or start with NIGHTREG_TWO_FACTOR_ROLES=none to use the password alone)."
+            )
         for site_name, point_name, token in login.points:
             print(f"  Kiosk {site_name} / {point_name}: {kiosk_url(settings.base_url, token)}")
         sys.stdout.flush()
@@ -191,6 +196,26 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_reset_two_factor(settings: Settings, args: argparse.Namespace) -> int:
+    """A lost phone and lost recovery codes: the account sets up a new second factor."""
+    from nightreg.services import twofactor
+    from nightreg.services.access import CLI, NotFound
+
+    try:
+        was_on = _run(
+            settings,
+            lambda db: twofactor.reset_by_email(db, CLI, args.email, now=SystemClock().now()),
+        )
+    except NotFound as exc:
+        raise CommandError(f"no account {args.email!r}") from exc
+    state = "was switched off" if was_on else "was not set up"
+    print(
+        f"Second factor of {args.email.strip().lower()} {state}; its sessions are ended and it "
+        "sets up a new one at its next sign-in (if its role requires one)."
+    )
+    return 0
+
+
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     from nightreg.services import audit
 
@@ -260,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--role", required=True, choices=ROLES)
     user_add.add_argument("--site", action="append", help="a site slug; repeat for more")
     user_add.set_defaults(func=cmd_user_add)
+    user_reset = user_sub.add_parser(
+        "reset-two-factor", help="switch an account's second factor off (a lost phone)"
+    )
+    user_reset.add_argument("email")
+    user_reset.set_defaults(func=cmd_user_reset_two_factor)
 
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

@@ -209,6 +209,14 @@ class User(Base):
     # An admin-initiated reset: the one-time link's token is shown once; only its hash is kept.
     reset_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     reset_expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    # Two-factor sign-in (TOTP): the secret encrypted under a key derived from the secret key.
+    # A secret without totp_enabled_at is an enrolment not yet confirmed with a code.
+    totp_secret: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    # The last time step (unix time // 30) whose code was accepted: no code counts twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The unused recovery codes' keyed hashes, a JSON list; a used code leaves the list.
+    recovery_codes: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     sites: Mapped[list[Site]] = relationship(secondary=user_site, lazy="raise")
 

@@ -65,6 +65,24 @@ def _cron(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _roles(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list of staff roles; `none` for the empty list."""
+    from nightreg.models import ROLES
+
+    raw = (_get(env, name) or "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "none":
+        return ()
+    roles = tuple(dict.fromkeys(r.strip() for r in raw.split(",") if r.strip()))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise SettingsError(
+            f"{PREFIX}{name}: unknown role {unknown[0]!r}; use some of {', '.join(ROLES)} or none"
+        )
+    return roles
+
+
 def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     """The configured key, or one generated once and kept in the data directory.
 
@@ -112,6 +130,9 @@ class Settings:
     checkin_rate_per_point: int = 120
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
     max_body_bytes: int = 64 * 1024
+    # A request body must arrive within this many seconds (plus one second per 64 KiB it
+    # declares): a client that trickles it gets 408 and the connection is closed.
+    body_timeout_seconds: int = 30
     kiosk_idle_seconds: int = 60
     # Staff sessions end after this long without a request, and after this long in any case.
     session_idle_minutes: int = 30
@@ -147,6 +168,9 @@ class Settings:
     retention_audit_days: int = 730
     retention_job_run_days: int = 90
     retention_aggregate_years: int = 7
+    # The roles that must sign in with a second factor (TOTP); the others may choose to.
+    # NIGHTREG_TWO_FACTOR_ROLES: comma-separated role names, or `none`.
+    two_factor_roles: tuple[str, ...] = ("admin", "analyst", "auditor")
 
     @property
     def https(self) -> bool:
@@ -217,6 +241,7 @@ class Settings:
             checkin_rate_per_point=_int(env, "CHECKIN_RATE_PER_POINT", 120, minimum=1),
             trusted_proxies=proxies,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+            body_timeout_seconds=_int(env, "BODY_TIMEOUT_SECONDS", 30, minimum=1),
             kiosk_idle_seconds=_int(env, "KIOSK_IDLE_SECONDS", 60, minimum=10),
             session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
             session_absolute_hours=_int(env, "SESSION_ABSOLUTE_HOURS", 12, minimum=1),
@@ -241,4 +266,5 @@ class Settings:
             retention_audit_days=_int(env, "RETENTION_AUDIT_DAYS", 730, minimum=30),
             retention_job_run_days=_int(env, "RETENTION_JOB_RUN_DAYS", 90, minimum=1),
             retention_aggregate_years=_int(env, "RETENTION_AGGREGATE_YEARS", 7, minimum=1),
+            two_factor_roles=_roles(env, "TWO_FACTOR_ROLES", ("admin", "analyst", "auditor")),
         )

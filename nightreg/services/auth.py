@@ -3,12 +3,18 @@
 A session is a row in `staff_session`; the browser's cookie carries a random token of which the
 table keeps only the SHA-256. Signing in always makes a new token (and ends the session the
 browser had before), so a session id planted in a victim's browser is worthless.
+
+With a second factor (twofactor.py) the password opens no session: it gives a short-lived,
+encrypted "half signed in" value naming the account and what comes next (a code, or enrolment
+for a role that must have a second factor). Only the second step opens the session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,8 +22,14 @@ from sqlalchemy import delete, func, select, update
 
 from nightreg.db import Database
 from nightreg.models import SignInFailure, StaffSession, User, user_site
-from nightreg.security import hash_password, password_needs_rehash, token_hash, verify_password
-from nightreg.services import audit
+from nightreg.security import (
+    CookieBox,
+    hash_password,
+    password_needs_rehash,
+    token_hash,
+    verify_password,
+)
+from nightreg.services import audit, twofactor
 from nightreg.services.access import Actor
 from nightreg.validation import N_
 
@@ -28,6 +40,10 @@ ADDRESS_LIMIT = 20
 FIRST_DELAY_SECONDS = 30
 MAX_DELAY_SECONDS = 15 * 60
 RESET_LINK_VALID = timedelta(hours=24)
+# Between the password and the second step: at most this long.
+PENDING_VALID = timedelta(minutes=10)
+STAGE_CODE = "code"
+STAGE_ENROL = "enrol"
 # last_seen_at is written at most this often: a busy page would otherwise write on every poll.
 TOUCH_INTERVAL = timedelta(minutes=1)
 
@@ -40,6 +56,7 @@ MSG_THROTTLED = N_("Too many failed attempts. Please wait %(seconds)s seconds an
 MSG_CURRENT_PASSWORD = N_("Your current password is not right.")
 MSG_PASSWORDS_DIFFER = N_("The two new passwords are not the same.")
 MSG_RESET_INVALID = N_("This link is not valid any more. Ask an administrator for a new one.")
+MSG_PENDING_EXPIRED = N_("Your sign-in has expired. Please sign in again.")
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,9 @@ class SignInOutcome:
     user_id: int | None = None
     message: str | None = None
     retry_after: int = 0
+    # The password was right, a second step follows: the sealed half-done sign-in and its stage.
+    pending: str | None = None
+    stage: str | None = None
 
 
 def new_session_token() -> str:
@@ -63,7 +83,7 @@ def _delay(failures: int, limit: int) -> int:
     return int(min(FIRST_DELAY_SECONDS * 2 ** (failures - limit), MAX_DELAY_SECONDS))
 
 
-async def _throttle_wait(db: Database, email: str, address: str, now: datetime) -> int:
+async def throttle_wait(db: Database, email: str, address: str, now: datetime) -> int:
     since = now - THROTTLE_WINDOW
     async with db.read() as session:
         by_account = (
@@ -97,13 +117,20 @@ async def sign_in(
     password: str,
     address: str,
     now: datetime,
+    secret_key: str,
+    two_factor_roles: Collection[str] = (),
+    next_page: str = "/admin/",
     previous_token: str | None = None,
 ) -> SignInOutcome:
-    """Check e-mail and password; on success open a new session (and end `previous_token`'s)."""
+    """Check e-mail and password; on success open a new session (and end `previous_token`'s).
+
+    An account with a second factor, or whose role must have one, gets no session yet: the
+    outcome carries the sealed half-done sign-in and its stage (STAGE_CODE or STAGE_ENROL).
+    """
     email = email.strip().lower()[:254]
     address = address[:64]
     anonymous = Actor(kind="anonymous", address=address)
-    wait = await _throttle_wait(db, email, address, now)
+    wait = await throttle_wait(db, email, address, now)
     if wait > 0:
         await audit.log(
             db, anonymous, "sign_in_failed", at=now, details={"email": email, "reason": "throttled"}
@@ -128,9 +155,50 @@ async def sign_in(
             )
         return SignInOutcome(message=MSG_BAD_CREDENTIALS)
 
-    new_hash = None
+    rehashed = False
     if password_needs_rehash(user.password_hash):
         new_hash = await asyncio.to_thread(hash_password, password)
+        async with db.write() as session:
+            await session.execute(
+                update(User).where(User.id == user.id).values(password_hash=new_hash)
+            )
+        user.password_hash = new_hash
+        rehashed = True
+    stage = None
+    if twofactor.is_enabled(user):
+        stage = STAGE_CODE
+    elif user.role in two_factor_roles:
+        stage = STAGE_ENROL
+    if stage is not None:
+        sealed = seal_pending(secret_key, user, stage=stage, next_page=next_page, now=now)
+        return SignInOutcome(user_id=user.id, pending=sealed, stage=stage)
+    token = await _open_session(
+        db,
+        user,
+        address=address,
+        now=now,
+        previous_token=previous_token,
+        details={"rehashed": rehashed},
+    )
+    return SignInOutcome(session_token=token, user_id=user.id)
+
+
+async def count_failure(db: Database, email: str, address: str, now: datetime) -> None:
+    """One more failed attempt on the account and from the address (for throttle_wait)."""
+    async with db.write() as session:
+        session.add(SignInFailure(email=email, address=address[:64], at=now))
+
+
+async def _open_session(
+    db: Database,
+    user: User,
+    *,
+    address: str,
+    now: datetime,
+    previous_token: str | None,
+    details: dict[str, object],
+) -> str:
+    """The signed-in session: a new token; the browser's previous session ends."""
     token = new_session_token()
     actor = Actor(kind="user", id=user.id, name=user.email, role=user.role, address=address)
     async with db.write() as session:
@@ -147,11 +215,8 @@ async def sign_in(
                 address=address,
             )
         )
-        values: dict[str, object] = {"last_sign_in_at": now}
-        if new_hash:
-            values["password_hash"] = new_hash
-        await session.execute(update(User).where(User.id == user.id).values(**values))
-        await session.execute(delete(SignInFailure).where(SignInFailure.email == email))
+        await session.execute(update(User).where(User.id == user.id).values(last_sign_in_at=now))
+        await session.execute(delete(SignInFailure).where(SignInFailure.email == user.email))
         await audit.record(
             session,
             actor,
@@ -159,9 +224,162 @@ async def sign_in(
             at=now,
             object_type="user",
             object_id=user.id,
-            details={"rehashed": bool(new_hash)},
+            details=details,
         )
+    return token
+
+
+# --- the second step ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    """A sign-in whose password was right and whose second step is to come."""
+
+    user: User
+    stage: str
+    next_page: str
+
+
+def _pending_box(secret_key: str) -> CookieBox:
+    return CookieBox(secret_key, "sign-in-pending")
+
+
+def _fingerprint(user: User) -> str:
+    """Changes when the password, the second factor, the role or the account's state change:
+    a half-done sign-in from before such a change is worthless."""
+    state = "|".join(
+        str(v)
+        for v in (user.password_hash, user.totp_enabled_at, user.role, user.is_active, user.id)
+    )
+    return hashlib.sha256(state.encode()).hexdigest()[:32]
+
+
+def seal_pending(secret_key: str, user: User, *, stage: str, next_page: str, now: datetime) -> str:
+    """The half-done sign-in, encrypted and authenticated (Fernet), valid PENDING_VALID."""
+    return _pending_box(secret_key).seal(
+        {
+            "u": user.id,
+            "s": stage,
+            "n": next_page[:500],
+            "f": _fingerprint(user),
+            "x": int((now + PENDING_VALID).timestamp()),
+        }
+    )
+
+
+async def pending_sign_in(
+    db: Database, sealed: str | None, *, secret_key: str, now: datetime
+) -> PendingSignIn | None:
+    """The half-done sign-in behind a sealed value, while it is valid and still applies."""
+    if not sealed or len(sealed) > 2000:
+        return None
+    value = _pending_box(secret_key).open(sealed, int(PENDING_VALID.total_seconds()))
+    if value is None:
+        return None
+    user_id, stage, expires = value.get("u"), value.get("s"), value.get("x")
+    if (
+        not isinstance(user_id, int)
+        or not isinstance(expires, int)
+        or stage
+        not in (
+            STAGE_CODE,
+            STAGE_ENROL,
+        )
+    ):
+        return None
+    if now.timestamp() > expires:
+        return None
+    async with db.read() as session:
+        user = await session.get(User, user_id)
+    if user is None or not user.is_active or value.get("f") != _fingerprint(user):
+        return None
+    if (stage == STAGE_CODE) != twofactor.is_enabled(user):
+        return None
+    next_page = value.get("n")
+    return PendingSignIn(
+        user=user, stage=stage, next_page=next_page if isinstance(next_page, str) else ""
+    )
+
+
+async def complete_sign_in(
+    db: Database,
+    pending: PendingSignIn,
+    code: str,
+    *,
+    secret_key: str,
+    address: str,
+    now: datetime,
+    previous_token: str | None = None,
+) -> SignInOutcome:
+    """The second step: a code or a recovery code; failures are throttled like passwords."""
+    user = pending.user
+    address = address[:64]
+    actor = Actor(kind="user", id=user.id, name=user.email, role=user.role, address=address)
+    wait = await throttle_wait(db, user.email, address, now)
+    if wait > 0:
+        await audit.log(
+            db,
+            Actor(kind="anonymous", address=address),
+            "sign_in_failed",
+            at=now,
+            details={"email": user.email, "reason": "throttled"},
+        )
+        return SignInOutcome(message=MSG_THROTTLED, retry_after=wait)
+    method = await twofactor.verify(db, actor, user, code, secret_key=secret_key, now=now)
+    if method is None:
+        async with db.write() as session:
+            session.add(SignInFailure(email=user.email, address=address, at=now))
+            await audit.record(
+                session,
+                Actor(kind="anonymous", address=address),
+                "sign_in_failed",
+                at=now,
+                details={"email": user.email, "reason": "second factor"},
+            )
+        return SignInOutcome(message=twofactor.MSG_CODE_OR_RECOVERY)
+    token = await _open_session(
+        db,
+        user,
+        address=address,
+        now=now,
+        previous_token=previous_token,
+        details={"second_factor": method},
+    )
     return SignInOutcome(session_token=token, user_id=user.id)
+
+
+async def enrol_and_sign_in(
+    db: Database,
+    pending: PendingSignIn,
+    code: str,
+    *,
+    secret_key: str,
+    address: str,
+    now: datetime,
+    previous_token: str | None = None,
+) -> tuple[SignInOutcome, list[str]]:
+    """The second step of an account that must enrol: its first code switches the second
+    factor on and opens the session. Returns the outcome and the recovery codes (shown once).
+
+    Raises twofactor.TwoFactorInvalid for a wrong code (a typo while enrolling is not counted
+    as a failed sign-in: the account has no second factor to guess yet).
+    """
+    user = pending.user
+    address = address[:64]
+    actor = Actor(kind="user", id=user.id, name=user.email, role=user.role, address=address)
+    codes = await twofactor.confirm_enrolment(
+        db, actor, user.id, code, secret_key=secret_key, now=now
+    )
+    token = await _open_session(
+        db,
+        user,
+        address=address,
+        now=now,
+        previous_token=previous_token,
+        details={"second_factor": "enrolled"},
+    )
+    return SignInOutcome(session_token=token, user_id=user.id), codes
 
 
 async def session_actor(
@@ -275,8 +493,14 @@ async def change_password(
     return {}
 
 
-async def issue_reset(db: Database, actor: Actor, user_id: int, *, now: datetime) -> str:
-    """A one-time link token for an admin to pass on; valid 24 hours, replaces any earlier one."""
+async def issue_reset(
+    db: Database, actor: Actor, user_id: int, *, now: datetime, keep_token: str | None = None
+) -> str:
+    """A one-time link token for an admin to pass on; valid 24 hours, replaces any earlier one.
+
+    Every session of the account ends at once (a reset usually means the password is lost or
+    known to others); an admin resetting their own keeps the session `keep_token` names.
+    """
     actor.require("users.manage")
     token = secrets.token_urlsafe(32)
     async with db.write() as session:
@@ -289,6 +513,10 @@ async def issue_reset(db: Database, actor: Actor, user_id: int, *, now: datetime
             from nightreg.services.access import NotFound
 
             raise NotFound(str(user_id))
+        sessions = delete(StaffSession).where(StaffSession.user_id == user_id)
+        if keep_token:
+            sessions = sessions.where(StaffSession.token_hash != token_hash(keep_token))
+        await session.execute(sessions)
         await audit.record(
             session, actor, "password_reset_issued", at=now, object_type="user", object_id=user_id
         )

@@ -242,6 +242,8 @@ def live_server(database_url: str, data_dir: Path, **changes: Any) -> Iterator[L
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    # Staff sign in with a password alone unless a test asks for two-factor sign-in.
+    changes.setdefault("two_factor_roles", ())
     settings = Settings(
         data_dir=data_dir,
         database_url=database_url,

@@ -36,6 +36,16 @@ SITE = "site"  # the role decides, and only on the account's own sites
 # One line per route: who may use it, and whether the site scope applies.
 MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "GET /admin/sign-in": (ANY, PUBLIC),
+    # two-factor sign-in: the second step (no session yet), one's own factor, an admin's reset
+    "GET /admin/sign-in/code": (ANY, PUBLIC),
+    "POST /admin/sign-in/code": (ANY, PUBLIC),
+    "GET /admin/sign-in/enrol": (ANY, PUBLIC),
+    "POST /admin/sign-in/enrol": (ANY, PUBLIC),
+    "GET /admin/two-factor": (ANY, GLOBAL),
+    "GET /admin/two-factor/enrol": (ANY, GLOBAL),
+    "POST /admin/two-factor/enrol": (ANY, GLOBAL),
+    "POST /admin/two-factor/disable": (ANY, GLOBAL),
+    "POST /admin/users/{id}/two-factor-reset": (ADMIN, GLOBAL),
     # retention: policies, the purge's preview and receipts
     "GET /admin/retention": (AUDIT, GLOBAL),
     "GET /admin/retention/preview": (AUDIT, GLOBAL),
