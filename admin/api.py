@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from litestar import Controller, Request, Response, Router, get, patch, post
 from litestar.di import NamedDependency
-from litestar.exceptions import ValidationException
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, Example, SecurityScheme
@@ -25,7 +25,7 @@ from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_400_BAD_REQUEST
 
 from admin import api_signals
-from admin.api_common import ApiError, invalid
+from admin.api_common import ApiError, check_dates, invalid
 from admin.api_common import doc as _doc
 from admin.api_common import errors as _errors
 from nightreg.context import AppContext
@@ -308,6 +308,17 @@ def _departure(text: str | None, tz: ZoneInfo) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+# Row ids are 32-bit integers in PostgreSQL: a larger number names no visit (and must not reach
+# the database, which refuses it as a parameter instead of finding nothing).
+MAX_ROW_ID = 2**31 - 1
+
+
+def _visit_id(value: int) -> int:
+    if not 0 < value <= MAX_ROW_ID:
+        raise NotFoundException()
+    return value
+
+
 # --- the routes ----------------------------------------------------------------------------
 
 
@@ -356,6 +367,7 @@ class SitesController(Controller):
         cursor: Annotated[str | None, QueryParameter(max_length=400)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=register.MAX_LIMIT)] = 50,
     ) -> VisitPage:
+        check_dates({"from": date_from, "to": date_to})
         site = await sites.site_for(ctx.db, actor, slug, "register.view")
         query = RegisterQuery(
             q=q,
@@ -425,6 +437,7 @@ class SitesController(Controller):
             QueryParameter(description="`;` for Excel in Dutch or German"),
         ] = ",",
     ) -> Stream:
+        check_dates({"from": date_from, "to": date_to})
         site = await sites.site_for(ctx.db, actor, slug, "register.export")
         chunks = transfer.export_register(
             ctx.db,
@@ -471,7 +484,7 @@ class VisitsController(Controller):
         actor: NamedDependency[Actor],
         id: FromPath[int],  # the route table's name for it
     ) -> VisitOut:
-        visit = await register.get_visit(ctx.db, actor, id, now=ctx.clock.now())
+        visit = await register.get_visit(ctx.db, actor, _visit_id(id), now=ctx.clock.now())
         return visit_out(visit, visit.site)
 
     @patch(
@@ -494,7 +507,7 @@ class VisitsController(Controller):
     ) -> VisitOut:
         now = ctx.clock.now()
         # Read first: the answer shows the visit, and its site's clock reads the times sent.
-        visit = await register.get_visit(ctx.db, actor, id, now=now)
+        visit = await register.get_visit(ctx.db, actor, _visit_id(id), now=now)
         changes = _as_form(data.changes, ZoneInfo(visit.site.timezone))
         corrected = await register.correct_visit(
             ctx.db, actor, visit.id, changes, data.reason, now=now
@@ -520,7 +533,7 @@ class VisitsController(Controller):
         data: JSONBody[CheckoutIn | None] = None,
     ) -> VisitOut:
         now = ctx.clock.now()
-        visit = await register.get_visit(ctx.db, actor, id, now=now)
+        visit = await register.get_visit(ctx.db, actor, _visit_id(id), now=now)
         tz = ZoneInfo(visit.site.timezone)
         departed_at = _departure(data.departed_at if data else None, tz)
         done = await register.check_out_visit(

@@ -7,15 +7,23 @@ time, so they live here rather than in either of them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Response
+from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 HTTP_422 = 422
+
+# The dates a period may name: the services turn them into local midnights in UTC, which do
+# not exist for the first and the last days Python knows.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(9998, 12, 31)
+MSG_DATE_RANGE = "Please send a date from 1900-01-01 to 9998-12-31."
 
 _NOT_FOUND = "No such site or visit, or not one of the token's sites"
 _INVALID_EXAMPLE = Example(
@@ -52,6 +60,15 @@ class InvalidError(msgspec.Struct):
     message: str
     field: str | None
     errors: dict[str, str]
+
+
+def check_dates(dates: Mapping[str, date | None]) -> None:
+    """A 422 naming the query parameter whose date lies outside what a period can be."""
+    for name, value in dates.items():
+        if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
+            raise ValidationException(
+                detail="Validation failed", extra=[{"key": name, "message": MSG_DATE_RANGE}]
+            )
 
 
 def invalid(errors: Mapping[str, str]) -> Response[InvalidError]:

@@ -20,7 +20,7 @@ from litestar.openapi.spec import Example
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
-from admin.api_common import ApiError, doc, errors, invalid
+from admin.api_common import ApiError, check_dates, doc, errors, invalid
 from nightreg.clock import utc_text
 from nightreg.context import AppContext
 from nightreg.services import hub_pull
@@ -247,6 +247,7 @@ class SignalsController(Controller):
         date_from: FromDate = None,
         date_to: ToDate = None,
     ) -> SignalList:
+        check_dates({"from": date_from, "to": date_to})
         query = SignalQuery(
             site=site or None,
             rule=rule or None,

@@ -105,7 +105,12 @@ def form_date(value: str | None) -> date | None:
         return None
     if not _ISO_DATE.fullmatch(value):  # fromisoformat also takes 20260714 and week dates
         raise ValueError(value)
-    return date.fromisoformat(value)
+    day = date.fromisoformat(value)
+    # A day a register can hold: the date arithmetic around it (a day either side, time zones)
+    # must not run off the calendar's ends.
+    if not 1900 <= day.year <= 9998:
+        raise ValueError(value)
+    return day
 
 
 def form_text(data: Mapping[str, Any], name: str, limit: int = 300) -> str:

@@ -45,6 +45,8 @@ from nightreg.validation import (
 
 TEMPLATES = Path(__file__).parent / "templates"
 REMEMBER_COOKIE = "nightreg_remember"
+# Over https the cookie is bound to this origin; a __Host- cookie must have Path=/.
+SECURE_REMEMBER_COOKIE = "__Host-nightreg_remember"
 REMEMBER_MAX_AGE = 365 * 24 * 3600
 
 # What "remember my boat/car" keeps on the visitor's phone: who and what, never when, never
@@ -149,10 +151,16 @@ def _default_times(kind: str, now: datetime, point: PointInfo) -> dict[str, str]
     }
 
 
+def _remember_cookie(ctx: AppContext) -> tuple[str, str]:
+    """The cookie's name and path: origin-bound over https, limited to the kiosk over http."""
+    return (SECURE_REMEMBER_COOKIE, "/") if ctx.settings.https else (REMEMBER_COOKIE, "/k")
+
+
 def _remembered(request: Request, ctx: AppContext, point: PointInfo) -> dict[str, dict[str, str]]:
     if point.kiosk_mode:
         return {}
-    value = ctx.remember_box.open(request.cookies.get(REMEMBER_COOKIE), REMEMBER_MAX_AGE)
+    name, _path = _remember_cookie(ctx)
+    value = ctx.remember_box.open(request.cookies.get(name), REMEMBER_MAX_AGE)
     if not value:
         return {}
     return {
@@ -329,9 +337,10 @@ class CheckinController(Controller):
         if form.get("remember") == "on":
             kept = _remembered(request, ctx, point)
             kept[data.kind] = {f: values[f] for f in REMEMBERED_FIELDS if values.get(f)}
+            name, path = _remember_cookie(ctx)
             response.set_cookie(
-                REMEMBER_COOKIE, ctx.remember_box.seal(kept), max_age=REMEMBER_MAX_AGE,
-                path="/k", httponly=True, secure=secure, samesite="lax",
+                name, ctx.remember_box.seal(kept), max_age=REMEMBER_MAX_AGE,
+                path=path, httponly=True, secure=secure, samesite="lax",
             )  # fmt: skip
         return response
 
@@ -361,13 +370,18 @@ class CheckinController(Controller):
         )
 
     @post("/forget", name="kiosk:forget")
-    async def forget(self, request: Request) -> Response:
+    async def forget(self, request: Request, ctx: NamedDependency[AppContext]) -> Response:
         """Clear what this phone remembers; go back to where the visitor was."""
         target = request.query_params.get("next", "")
         if not target.startswith("/k/") or "//" in target or "\\" in target:
             target = "/k/forgotten"
         response: Response = Redirect(path=target, status_code=303)
-        response.delete_cookie(REMEMBER_COOKIE, path="/k")
+        name, path = _remember_cookie(ctx)
+        # Not delete_cookie(): a browser ignores a __Host- cookie's removal unless it is Secure.
+        response.set_cookie(
+            name, "", max_age=0, path=path, secure=ctx.settings.https, httponly=True,
+            samesite="lax",
+        )  # fmt: skip
         return response
 
     @get("/forgotten", name="kiosk:forgotten")

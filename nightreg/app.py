@@ -16,7 +16,7 @@ from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
@@ -30,17 +30,22 @@ from nightreg.security import derive_key
 from nightreg.settings import Settings
 from nightreg.templating import make_template_engine
 from nightreg.validation import N_
-from nightreg.web import RequestLogMiddleware, SecurityHeadersMiddleware
+from nightreg.web import harden
 
 STATIC_DIR = Path(__file__).parent / "static"
 LANG_COOKIE = "nightreg_lang"
+# Over https every cookie is bound to this origin (__Host-: Secure, Path=/, no Domain).
+SECURE_LANG_COOKIE = "__Host-nightreg_lang"
 
 log = logging.getLogger("nightreg")
 
 
 def request_locale(request: Request) -> str:
     """?lang= wins, then the visitor's earlier choice (cookie), then the browser's languages."""
-    for candidate in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
+    for candidate in (
+        request.query_params.get("lang"),
+        request.cookies.get(SECURE_LANG_COOKIE) or request.cookies.get(LANG_COOKIE),
+    ):
         if candidate in i18n.LOCALES:
             return str(candidate)
     return i18n.negotiate(request.headers.get("accept-language"))
@@ -56,6 +61,19 @@ async def _set_locale(request: Request) -> None:
     _requested_lang.set(request.query_params.get("lang") in i18n.LOCALES)
 
 
+# PostgreSQL's integer: a larger id in a page's path names no row, and asking the database for
+# one fails with an overflow instead of finding nothing. (The API checks its own ids.)
+ROW_ID_MAX = 2**31 - 1
+
+
+async def _before_request(request: Request) -> None:
+    await _set_locale(request)
+    if not request.url.path.startswith("/api/") and any(
+        isinstance(v, int) and not 0 <= v <= ROW_ID_MAX for v in request.path_params.values()
+    ):
+        raise NotFoundException()
+
+
 def _keep_language_choice(settings: Settings) -> Callable[[Response], Awaitable[Response]]:
     """A language picked on the page (?lang=) is kept in a cookie for the next pages."""
 
@@ -63,7 +81,8 @@ def _keep_language_choice(settings: Settings) -> Callable[[Response], Awaitable[
         chosen = i18n.get_locale()
         if chosen in i18n.LOCALES and _requested_lang.get():
             response.set_cookie(
-                LANG_COOKIE, chosen, max_age=365 * 24 * 3600, path="/", httponly=True,
+                SECURE_LANG_COOKIE if settings.https else LANG_COOKIE, chosen,
+                max_age=365 * 24 * 3600, path="/", httponly=True,
                 secure=settings.https, samesite="lax",
             )  # fmt: skip
         return response
@@ -86,6 +105,7 @@ API_ERROR_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "timeout",
     409: "conflict",
     413: "too_large",
     422: "invalid",
@@ -104,6 +124,9 @@ def _status_of(exc: Exception) -> int:
         return 403
     if isinstance(exc, NotFound):
         return 404
+    if isinstance(exc, RecursionError) and "deserializ" in str(exc):
+        # msgspec's answer to JSON nested thousands deep: the request is bad, not the server.
+        return 400
     return 500
 
 
@@ -142,11 +165,17 @@ def _error_handler(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.method, exc_info=exc)
     path = request.url.path
     if path.startswith(("/api/", "/health", "/schema")):
-        return _api_error(exc, status)
-    i18n.set_locale(request_locale(request))
-    if path.startswith("/admin"):
-        return _staff_error_page(request, status)
-    return error_page(request, status)
+        response: Response = _api_error(exc, status)
+    else:
+        i18n.set_locale(request_locale(request))
+        if path.startswith("/admin"):
+            response = _staff_error_page(request, status)
+        else:
+            response = error_page(request, status)
+    if status == HTTPStatus.REQUEST_TIMEOUT:
+        # The rest of a body that came too slowly may still be on its way: end the connection.
+        response.headers["Connection"] = "close"
+    return response
 
 
 _STAFF_ERRORS = {
@@ -209,7 +238,7 @@ def create_app(
     )
     kiosk_dir = Path(__file__).parent.parent / "kiosk" / "templates"
     admin_dir = Path(__file__).parent.parent / "admin" / "templates"
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
             kiosk_router,
@@ -220,15 +249,15 @@ def create_app(
         dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False)},
         state=State({"ctx": ctx}),
         lifespan=[lifespan],
-        before_request=_set_locale,
+        before_request=_before_request,
         after_request=_keep_language_choice(settings),
         csrf_config=csrf,
         template_config=TemplateConfig(instance=make_template_engine([kiosk_dir, admin_dir])),
         compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6),
         plugins=[HTMXPlugin()],
-        middleware=[RequestLogMiddleware(), SecurityHeadersMiddleware(https=settings.https)],
         exception_handlers={Exception: _error_handler},
         openapi_config=openapi_config(__version__),
         request_max_body_size=settings.max_body_bytes,
         debug=settings.debug,
     )
+    return harden(app, https=settings.https, body_timeout_seconds=settings.body_timeout_seconds)

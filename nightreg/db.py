@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -59,13 +60,30 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+# Loggers that would write SQL parameters, result rows or driver calls, i.e. personal data:
+# held at WARNING whatever the root logger's level (NIGHTREG_LOG_LEVEL=DEBUG included).
+_QUIET_LOGGERS = ("sqlalchemy.engine", "aiosqlite")
+
+
+def _keep_data_out_of_logs() -> None:
+    for name in _QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET or logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    # Neither a log line nor a database error's message (which may end up in a log) carries
+    # the values of a statement: the loggers above stay quiet, and hide_parameters below.
+    if not echo:
+        _keep_data_out_of_logs()
     if url.startswith("sqlite"):
         # A fixed pool: opening a connection costs a thread and a file handle, and one
         # writer at a time is all SQLite allows anyway; waiting requests queue for a connection.
         engine = create_async_engine(
             url,
             echo=echo,
+            hide_parameters=True,
             pool_size=16,
             max_overflow=0,
             pool_timeout=30,
@@ -85,6 +103,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=echo,
+        hide_parameters=True,
         pool_size=20,
         max_overflow=5,
         pool_pre_ping=True,
