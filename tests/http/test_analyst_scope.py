@@ -40,7 +40,10 @@ _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 # What an analyst may open at all: signing in and their own account, the signals, the
 # information pictures (aggregates), and (on sites they are assigned to) forwarded flags.
-PUBLIC_OR_OWN = re.compile(r"^(GET|POST) /admin(/sign-in|/sign-out|/password|/reset/\{token\})?$")
+PUBLIC_OR_OWN = re.compile(
+    r"^(GET|POST) /admin(/sign-in(/code|/enrol)?|/sign-out|/password|/reset/\{token\}"
+    r"|/two-factor(/enrol|/disable)?)?$"
+)
 SIGNALS = re.compile(r"^\w+ /(admin|api/v1)/signals(/.*)?$")
 INSIGHT = re.compile(r"^\w+ /(admin|api/v1)/insight(/.*)?$")
 FORWARDED_FLAGS = re.compile(r"^\w+ /admin/(sites/\{slug\}/flags(/.*)?|flags/\{id\}(/.*)?)$")
