@@ -29,6 +29,7 @@ from nightreg.context import AppContext
 from nightreg.security import derive_key
 from nightreg.settings import Settings
 from nightreg.templating import make_template_engine
+from nightreg.unavailable import with_unavailable
 from nightreg.validation import N_
 from nightreg.web import harden
 
@@ -255,7 +256,8 @@ def create_app(
         template_config=TemplateConfig(instance=make_template_engine([kiosk_dir, admin_dir])),
         compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6),
         plugins=[HTMXPlugin()],
-        exception_handlers={Exception: _error_handler},
+        # A database that is down or full: a friendly 503 (JSON on the API), logged once a minute.
+        exception_handlers={Exception: with_unavailable(_error_handler)},
         openapi_config=openapi_config(__version__),
         request_max_body_size=settings.max_body_bytes,
         debug=settings.debug,

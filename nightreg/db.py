@@ -95,10 +95,12 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     # keep enough of them open for a busy instance, with a little room above.
     # PostgreSQL's JIT compiles a plan it thinks expensive, which costs ~80 ms per statement on
     # the scan's grouped reads and never pays back on queries this short: off.
+    # A database that does not answer makes a request fail within seconds (a 503), not hang:
+    # a connect timeout, and a bounded wait for a pooled connection.
     connect_args: dict[str, Any] = (
-        {"server_settings": {"jit": "off"}}
+        {"server_settings": {"jit": "off"}, "timeout": 5}
         if url.startswith("postgresql+asyncpg")
-        else {"options": "-c jit=off"}
+        else {"options": "-c jit=off", "connect_timeout": 5}
     )
     return create_async_engine(
         url,
@@ -107,6 +109,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         pool_size=20,
         max_overflow=5,
         pool_pre_ping=True,
+        pool_timeout=10,
         connect_args=connect_args,
     )
 

@@ -522,8 +522,7 @@ async def test_failed_sign_ins_go_after_a_week_and_ended_sessions_at_once(
         failures = list(
             await session.scalars(select(SignInFailure.at).where(SignInFailure.email == email))
         )
-        sessions = list(
-            await session.scalars(select(StaffSession.id).where(StaffSession.user_id == user.user_id))
-        )
+        mine = StaffSession.user_id == user.user_id
+        sessions = list(await session.scalars(select(StaffSession.id).where(mine)))
     assert failures == [NOW - 6 * DAY]
     assert len(sessions) == 1
