@@ -174,8 +174,8 @@ async def _demo_visits(db: Database, spec: _DemoSite, now: datetime) -> None:
         )
 
 
-# Last summer's guests at the marina: their year is up, so the retention preview has something
-# to show and the first night's purge folds them into the tourist-tax figures.
+# Last summer's guests at the marina: their year is up, so the purge that runs at the first
+# start folds them into the tourist-tax figures and leaves a receipt to read.
 _LAST_SEASON = (
     ("Karel Hoekstra", "Lemmer", "Friesche Vrouw", "LM-12", 3, 2),
     ("Ineke Smit", "Volendam", "Palingboer", "VD-7", 2, 1),
