@@ -54,6 +54,29 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(request: pytest.FixtureRequest) -> Iterator[None]:
+    """argon2id with the smallest parameters, unless a test is marked `real_argon2`.
+
+    The production parameters cost about 150 ms per hash and per check by design; the suite
+    makes and signs in a few thousand accounts. The algorithm and the code paths are the same;
+    the test of the upgrade to the production parameters uses them for real.
+    """
+    from argon2 import PasswordHasher
+
+    from nightreg import security
+
+    if request.node.get_closest_marker("real_argon2"):
+        yield
+        return
+    real = security._hasher
+    security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    try:
+        yield
+    finally:
+        security._hasher = real
+
+
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(SUMMER_EVENING)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+import pytest
 from argon2 import PasswordHasher
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -221,6 +222,7 @@ async def test_failed_and_successful_sign_ins_are_in_the_audit_trail(
     assert all(staff.password not in e.details for e in events)
 
 
+@pytest.mark.real_argon2
 async def test_an_old_password_hash_is_upgraded_at_sign_in(client: Client, db: Database):
     staff = await make_staff(db, "auditor")
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(staff.password)
