@@ -84,6 +84,18 @@ class FieldError:
     params: dict[str, str | int] = field(default_factory=dict)
 
 
+class Invalid(ValueError):
+    """Input that does not validate: messages by field name.
+
+    The one base of every `*Invalid` error of the services; the web sides turn `errors` into
+    messages next to their fields (or a JSON 422) in one place.
+    """
+
+    def __init__(self, errors: Mapping[str, FieldError]) -> None:
+        super().__init__(", ".join(sorted(errors)))
+        self.errors: dict[str, FieldError] = dict(errors)
+
+
 @dataclass(frozen=True)
 class CheckinData:
     kind: str
