@@ -16,13 +16,14 @@ from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTI
 from admin.web import form_choices, form_text, see_other
 from nightreg.clock import local_day
 from nightreg.context import AppContext
+from nightreg.i18n import N_
 from nightreg.models import SharingAgreement
 from nightreg.rules import RULES
 from nightreg.services import agreements
 from nightreg.services.access import Actor
 from nightreg.services.agreements import AgreementInvalid
 from nightreg.templating import render_error_message
-from nightreg.validation import N_, FieldError
+from nightreg.validation import FieldError
 
 # A form as Litestar parses it: a repeated key (the checkboxes) arrives as a list.
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]

@@ -17,9 +17,9 @@ from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_E
 
 from admin.register import TIME_FORMAT
 from admin.web import page_or_part, see_other
-from kiosk.controllers import KIND_LABELS
 from nightreg import i18n
 from nightreg.context import AppContext
+from nightreg.i18n import N_
 from nightreg.models import AuditEvent, Flag
 from nightreg.rules import RULES
 from nightreg.rules.base import Rule
@@ -28,20 +28,14 @@ from nightreg.services.access import Actor
 from nightreg.services.flags import CursorInvalid, FlagDetail, FlagQuery, ReviewInvalid
 from nightreg.services.sites import site_for
 from nightreg.templating import render_error_message
-from nightreg.validation import N_
+from nightreg.vocabulary import FLAG_STATUS_LABELS as STATUS_LABELS
+from nightreg.vocabulary import KIND_LABELS
 
 FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 VIEW = {"permission": "flags.view"}
 REVIEW = {"permission": "flags.review"}
 
-STATUS_LABELS = {
-    "open": N_("Open"),
-    "watching": N_("Watching"),
-    "dismissed": N_("Dismissed"),
-    "forwarded": N_("Forwarded"),
-    "expired": N_("Expired"),
-}
 # The queue's status filter: the default (open and watching), one status, or all of them.
 STATUS_FILTERS = {
     "": N_("Open and watching"),

@@ -16,11 +16,12 @@ from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTI
 from admin.web import form_text, see_other
 from nightreg.clock import local_day
 from nightreg.context import AppContext
+from nightreg.i18n import N_
 from nightreg.services import holds
 from nightreg.services.access import Actor
 from nightreg.services.holds import HoldDetail, HoldInvalid
 from nightreg.templating import render_error_message
-from nightreg.validation import N_, FieldError
+from nightreg.validation import FieldError
 
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 

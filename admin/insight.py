@@ -19,12 +19,12 @@ from markupsafe import Markup
 from admin.web import MSG_DATE, form_date
 from nightreg import charts, i18n
 from nightreg.context import AppContext
+from nightreg.i18n import N_
 from nightreg.rules import RULES
 from nightreg.services import insight
 from nightreg.services.access import Actor
 from nightreg.services.insight import Filters, FiltersInvalid, InsightSite
 from nightreg.templating import render_error_message
-from nightreg.validation import N_
 
 VIEW = {"permission": insight.PERMISSION}
 # A stacked bar shows this many series in colour and the rest as one grey "other".

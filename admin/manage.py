@@ -17,14 +17,15 @@ from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 from admin.web import form_choices, form_int, form_text, see_other, session_cookie_name
 from nightreg import i18n
 from nightreg.context import AppContext
-from nightreg.models import ROLES, SITE_KINDS, Site, User
+from nightreg.i18n import N_
+from nightreg.models import Site, User
 from nightreg.qr import POSTER_FORMATS, poster
 from nightreg.services import auth, sites, twofactor, users
 from nightreg.services.access import Actor, NotFound
 from nightreg.services.sites import SiteInvalid, kiosk_url, site_for
 from nightreg.services.twofactor import TwoFactorInvalid
 from nightreg.services.users import AccountInvalid
-from nightreg.validation import N_
+from nightreg.vocabulary import ROLE_LABELS, ROLES, SITE_KIND_LABELS, SITE_KINDS
 
 # A form as Litestar parses it: a repeated key (the sites' checkboxes) arrives as a list.
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -35,13 +36,6 @@ POINTS = {"permission": "points.manage"}
 # The sites list decides inside: all sites for an admin, one's own for a harbour master.
 SIGNED_IN = {"permission": None}
 
-ROLE_LABELS = {
-    "admin": N_("Administrator"),
-    "harbour_master": N_("Harbour master"),
-    "security": N_("Security"),
-    "analyst": N_("Analyst"),
-    "auditor": N_("Auditor"),
-}
 ROLE_HINTS = {
     "admin": N_("Accounts, sites and check-in points; the register of its own sites."),
     "harbour_master": N_("The register and the check-in points of its own sites."),
@@ -49,7 +43,6 @@ ROLE_HINTS = {
     "analyst": N_("The hub's watchlist hits and the flags its sites forwarded; no register."),
     "auditor": N_("Reads the audit trail of all sites."),
 }
-SITE_KIND_LABELS = {"marina": N_("Marina"), "business_park": N_("Business park")}
 POSTER_TYPES = {
     "svg": "image/svg+xml",
     "png": "image/png",

@@ -19,15 +19,10 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.web import MSG_DATE, form_date, page_or_part, see_other
-from kiosk.controllers import (
-    ID_DOCUMENT_LABELS,
-    KIND_LABELS,
-    VEHICLE_TYPE_LABELS,
-    VESSEL_TYPE_LABELS,
-)
 from nightreg import i18n
 from nightreg.context import AppContext
-from nightreg.models import SOURCES, AuditEvent, Site, Visit
+from nightreg.i18n import N_
+from nightreg.models import AuditEvent, Site, Visit
 from nightreg.services import register
 from nightreg.services.access import Actor
 from nightreg.services.register import (
@@ -38,13 +33,19 @@ from nightreg.services.register import (
 )
 from nightreg.services.sites import site_for
 from nightreg.templating import render_error_message
-from nightreg.validation import (
+from nightreg.validation import FieldError
+from nightreg.vocabulary import (
+    ID_DOCUMENT_LABELS,
     ID_DOCUMENT_TYPES,
-    N_,
+    KIND_LABELS,
+    SOURCE_LABELS,
+    SOURCES,
+    VEHICLE_TYPE_LABELS,
     VEHICLE_TYPES,
+    VESSEL_TYPE_LABELS,
     VESSEL_TYPES,
-    FieldError,
 )
+from nightreg.vocabulary import VISIT_STATUS_LABELS as STATUS_LABELS
 
 FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
@@ -85,16 +86,6 @@ ACTION_LABELS = {
     "visit_checked_out": N_("Checked out"),
     "visit_note_added": N_("Note added"),
     "visit_viewed": N_("Viewed"),
-}
-STATUS_LABELS = {
-    "present": N_("Present"),
-    "overdue": N_("Overdue"),
-    "departed": N_("Departed"),
-}
-SOURCE_LABELS = {
-    "kiosk": N_("Check-in by the visitor"),
-    "staff": N_("Entered by staff"),
-    "api": N_("Through the API"),
 }
 SOURCE_SHORT = {"kiosk": N_("Visitor"), "staff": N_("Staff"), "api": N_("API")}
 SORT_LABELS = {

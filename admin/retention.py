@@ -25,6 +25,7 @@ from admin.web import MSG_DATE, form_date, form_text, see_other
 from nightreg import i18n
 from nightreg.clock import local_day
 from nightreg.context import AppContext
+from nightreg.i18n import N_
 from nightreg.jobs import next_run
 from nightreg.services import audit, retention
 from nightreg.services import sites as site_service
@@ -32,7 +33,6 @@ from nightreg.services.access import Actor, NotFound
 from nightreg.services.retention import CATEGORY_LABELS, Defaults, Policy, PolicyInvalid
 from nightreg.settings import Settings
 from nightreg.templating import render_error_message
-from nightreg.validation import N_
 
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 

@@ -23,13 +23,14 @@ from admin.register import TIME_FORMAT
 from admin.web import MSG_DATE, form_date, form_int, page_or_part
 from nightreg import i18n
 from nightreg.context import AppContext
+from nightreg.i18n import N_
 from nightreg.rules import RULES
 from nightreg.services import hub_pull
 from nightreg.services.access import Actor
 from nightreg.services.agreements import FIELDS, VISIT_FIELDS
 from nightreg.services.hub_pull import PullInvalid, SignalDetail, SignalQuery
 from nightreg.templating import render_error_message
-from nightreg.validation import N_
+from nightreg.vocabulary import SITE_KIND_LABELS
 
 VIEW = {"permission": hub_pull.VIEW}
 PAGE_SIZE = 50
@@ -45,7 +46,6 @@ REVIEW_LABELS = {
     "staff": N_("Reviewed by staff before forwarding"),
     "automatic": N_("Forwarded automatically under the agreement"),
 }
-SITE_KIND_LABELS = {"marina": N_("Marina"), "business_park": N_("Business park")}
 # The payload's members shown as facts, in this order, with their labels; `visits` is a table.
 PAYLOAD_LABELS = {
     "id": N_("Signal id"),

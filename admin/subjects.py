@@ -28,10 +28,10 @@ from admin.flags import STATUS_LABELS as FLAG_STATUS_LABELS
 from admin.flags import reason_text, rule_title
 from admin.register import FIELD_LABELS, SOURCE_LABELS, TIME_FORMAT, display
 from admin.web import form_choices, form_text
-from kiosk.controllers import KIND_LABELS
 from nightreg import i18n
 from nightreg.clock import local_day
 from nightreg.context import AppContext
+from nightreg.i18n import N_
 from nightreg.models import Flag, Observation, Visit
 from nightreg.rules import RULES
 from nightreg.services import register, subjects
@@ -39,7 +39,8 @@ from nightreg.services.access import Actor
 from nightreg.services.observations import INDICATORS
 from nightreg.services.subjects import Blockers, Erased, EraseRefused, Found, SubjectInvalid
 from nightreg.templating import render_error_message
-from nightreg.validation import N_, FieldError
+from nightreg.validation import FieldError
+from nightreg.vocabulary import KIND_LABELS
 
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 

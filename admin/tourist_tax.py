@@ -13,7 +13,6 @@ from litestar.params import FromPath
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
-from kiosk.controllers import KIND_LABELS
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.models import Site
@@ -21,6 +20,7 @@ from nightreg.services import tourist_tax
 from nightreg.services.access import Actor
 from nightreg.services.tourist_tax import Month, MonthInvalid, TaxReturn
 from nightreg.templating import render_error_message
+from nightreg.vocabulary import KIND_LABELS
 
 VIEW = {"permission": tourist_tax.PERMISSION}
 

@@ -16,9 +16,9 @@ from litestar.plugins.htmx import ClientRedirect, HTMXRequest
 from litestar.response import Redirect, Response, Template
 
 from nightreg.context import AppContext
+from nightreg.i18n import N_
 from nightreg.services import auth, sites, tokens
 from nightreg.services.access import ANONYMOUS, AccessDenied, Actor
-from nightreg.validation import N_
 
 API_PREFIX = "/api/"
 SESSION_COOKIE = "nightreg_session"

@@ -65,16 +65,8 @@ NEVER_COLUMN_WORDS = frozenset(
 
 
 def _visit_texts() -> dict[str, str]:
-    from nightreg.models import SOURCES
-    from nightreg.validation import (
-        ID_DOCUMENT_TYPES,
-        KINDS,
-        MAX_LENGTHS,
-        MAX_PERSONS,
-        MIN_PERSONS,
-        VEHICLE_TYPES,
-        VESSEL_TYPES,
-    )
+    from nightreg.validation import MAX_LENGTHS, MAX_PERSONS, MIN_PERSONS
+    from nightreg.vocabulary import ID_DOCUMENT_TYPES, KINDS, SOURCES, VEHICLE_TYPES, VESSEL_TYPES
 
     def one_of(values: Iterable[str]) -> str:
         return ", ".join(f"`{v}`" for v in values)
@@ -202,8 +194,8 @@ PERMISSION_TEXTS: dict[str, str] = {
 
 
 def permissions() -> str:
-    from nightreg.models import ROLES
     from nightreg.services.access import GLOBAL_PERMISSIONS, PERMISSIONS
+    from nightreg.vocabulary import ROLES
 
     missing = sorted(set(PERMISSIONS) - set(PERMISSION_TEXTS))
     stale = sorted(set(PERMISSION_TEXTS) - set(PERMISSIONS))

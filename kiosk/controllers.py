@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from nightreg import i18n
 from nightreg.context import AppContext
-from nightreg.models import KINDS_BY_SITE_KIND
+from nightreg.i18n import N_
 from nightreg.qr import qr_svg
 from nightreg.security import new_idempotency_key
 from nightreg.services.checkin import (
@@ -34,13 +34,16 @@ from nightreg.services.checkin import (
 )
 from nightreg.services.sites import PointInfo, point_by_token
 from nightreg.templating import render_error_message
-from nightreg.validation import (
+from nightreg.validation import FieldError, validate_checkin
+from nightreg.vocabulary import (
+    ID_DOCUMENT_LABELS,
     ID_DOCUMENT_TYPES,
-    N_,
+    KIND_LABELS,
+    KINDS_BY_SITE_KIND,
+    VEHICLE_TYPE_LABELS,
     VEHICLE_TYPES,
+    VESSEL_TYPE_LABELS,
     VESSEL_TYPES,
-    FieldError,
-    validate_checkin,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -57,35 +60,6 @@ REMEMBERED_FIELDS = (
     "last_port", "next_port", "plate", "plate_country", "vehicle_type", "unit", "company",
 )  # fmt: skip
 
-KIND_LABELS = {
-    "vessel": N_("Boat"),
-    "vehicle": N_("Vehicle"),
-    "stay": N_("Overnight stay"),
-}
-VESSEL_TYPE_LABELS = {
-    "sail": N_("Sailing yacht"),
-    "motor": N_("Motor yacht"),
-    "rib": N_("RIB"),
-    "speedboat": N_("Speedboat"),
-    "fishing": N_("Fishing vessel"),
-    "commercial": N_("Commercial vessel"),
-    "other": N_("Other"),
-}
-VEHICLE_TYPE_LABELS = {
-    "car": N_("Car"),
-    "van": N_("Van"),
-    "truck": N_("Truck"),
-    "trailer": N_("Trailer"),
-    "camper": N_("Camper"),
-    "motorcycle": N_("Motorcycle"),
-    "other": N_("Other"),
-}
-ID_DOCUMENT_LABELS = {
-    "passport": N_("Passport"),
-    "id_card": N_("Identity card"),
-    "driving_licence": N_("Driving licence"),
-    "other": N_("Other"),
-}
 ERROR_PAGES = {
     400: (N_("We could not process this form."), N_("Please go back and try again.")),
     403: (

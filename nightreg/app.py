@@ -26,11 +26,11 @@ from litestar.template.config import TemplateConfig
 from nightreg import __version__, i18n
 from nightreg.clock import Clock
 from nightreg.context import AppContext
+from nightreg.i18n import N_
 from nightreg.security import derive_key
 from nightreg.settings import Settings
 from nightreg.templating import make_template_engine
 from nightreg.unavailable import with_unavailable
-from nightreg.validation import N_
 from nightreg.web import harden
 
 STATIC_DIR = Path(__file__).parent / "static"

@@ -29,8 +29,8 @@ from nightreg import (
 )
 from nightreg.clock import SystemClock
 from nightreg.db import Database
-from nightreg.models import ROLES, SITE_KINDS
 from nightreg.settings import Settings, SettingsError
+from nightreg.vocabulary import ROLES, SITE_KINDS
 
 T = TypeVar("T")
 

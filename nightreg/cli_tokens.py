@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from nightreg.clock import SystemClock
 from nightreg.db import Database
-from nightreg.models import ROLES, ApiToken
+from nightreg.models import ApiToken
 from nightreg.settings import Settings
+from nightreg.vocabulary import ROLES
 
 if TYPE_CHECKING:
     from nightreg.services.tokens import TokenInvalid

@@ -25,16 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import false
 
 from nightreg.db import Base
-
-SITE_KINDS = ("marina", "business_park")
-ROLES = ("admin", "harbour_master", "security", "analyst", "auditor")
-SOURCES = ("kiosk", "staff", "api")
-
-# What a visitor may register at each kind of site: a marina also has a car park.
-KINDS_BY_SITE_KIND: dict[str, tuple[str, ...]] = {
-    "marina": ("vessel", "vehicle"),
-    "business_park": ("vehicle", "stay"),
-}
+from nightreg.vocabulary import KINDS_BY_SITE_KIND
 
 
 class Site(Base):
@@ -311,9 +302,6 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
-FLAG_STATUSES = ("open", "watching", "dismissed", "forwarded", "expired")
-
-
 class Flag(Base):
     """One finding of a rule: the visits it rests on, a score, a reason, and its review.
 
@@ -532,9 +520,6 @@ class RetentionPolicy(Base):
     dismissed_flag_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTimeUTC)
     updated_by: Mapped[str] = mapped_column(String(300), default="")
-
-
-HOLD_SCOPES = ("visits", "subject", "site")
 
 
 class LegalHold(Base):

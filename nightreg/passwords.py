@@ -6,7 +6,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from nightreg.validation import N_
+from nightreg.i18n import N_
 
 MIN_LENGTH = 12
 MAX_LENGTH = 1024

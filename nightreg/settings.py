@@ -67,7 +67,7 @@ def _cron(env: Mapping[str, str], name: str, default: str) -> str:
 
 def _roles(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     """A comma-separated list of staff roles; `none` for the empty list."""
-    from nightreg.models import ROLES
+    from nightreg.vocabulary import ROLES
 
     raw = (_get(env, name) or "").strip()
     if not raw:

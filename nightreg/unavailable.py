@@ -31,7 +31,7 @@ from litestar.response import Template
 from sqlalchemy import exc as sa_exc
 
 from nightreg import i18n
-from nightreg.validation import N_
+from nightreg.i18n import N_
 
 log = logging.getLogger("nightreg.unavailable")
 

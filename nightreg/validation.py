@@ -13,16 +13,8 @@ from zoneinfo import ZoneInfo
 import pycountry
 from stdnum import imo
 
-
-def N_(message: str) -> str:  # noqa: N802 - the name Babel's extractor looks for
-    """Mark a msgid for extraction; translation happens when the message is shown."""
-    return message
-
-
-KINDS = ("vessel", "vehicle", "stay")
-VESSEL_TYPES = ("sail", "motor", "rib", "speedboat", "fishing", "commercial", "other")
-VEHICLE_TYPES = ("car", "van", "truck", "trailer", "camper", "motorcycle", "other")
-ID_DOCUMENT_TYPES = ("passport", "id_card", "driving_licence", "other")
+from nightreg.i18n import N_
+from nightreg.vocabulary import ID_DOCUMENT_TYPES, KINDS, VEHICLE_TYPES, VESSEL_TYPES
 
 MAX_LENGTHS: dict[str, int] = {
     "guest_name": 100,

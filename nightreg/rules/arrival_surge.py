@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from nightreg.i18n import N_
 from nightreg.rules.base import Finding, NightCount, Rule, Threshold, Thresholds, score
-from nightreg.validation import N_
 
 CODE = "arrival_surge"
 # A weekday that had no arrivals in eight weeks still has some small chance of one: without

@@ -11,6 +11,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from nightreg.i18n import N_
 from nightreg.rules.base import (
     Finding,
     Rule,
@@ -20,7 +21,6 @@ from nightreg.rules.base import (
     in_window,
     score,
 )
-from nightreg.validation import N_
 
 CODE = "boat_meets_vehicle"
 

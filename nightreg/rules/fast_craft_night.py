@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from nightreg.i18n import N_
 from nightreg.rules.base import (
     Finding,
     Rule,
@@ -19,7 +20,6 @@ from nightreg.rules.base import (
     in_window,
     score,
 )
-from nightreg.validation import N_
 
 CODE = "fast_craft_night"
 FAST_CRAFT = frozenset({"rib", "speedboat"})

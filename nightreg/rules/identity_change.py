@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+from nightreg.i18n import N_
 from nightreg.rules.base import (
     Finding,
     Rule,
@@ -22,7 +23,6 @@ from nightreg.rules.base import (
     fold_name,
     score,
 )
-from nightreg.validation import N_
 
 CODE = "identity_change"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from nightreg.i18n import N_
 from nightreg.rules.base import (
     Finding,
     Rule,
@@ -21,7 +22,6 @@ from nightreg.rules.base import (
     in_window,
     score,
 )
-from nightreg.validation import N_
 
 CODE = "night_movement"
 

@@ -8,8 +8,8 @@ rules' findings, so one reviewer sees both together.
 
 from __future__ import annotations
 
+from nightreg.i18n import N_
 from nightreg.rules.base import Rule
-from nightreg.validation import N_
 
 CODE = "observation"
 

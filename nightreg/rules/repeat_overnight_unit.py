@@ -11,8 +11,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
+from nightreg.i18n import N_
 from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts, clusters, score
-from nightreg.validation import N_
 
 CODE = "repeat_overnight_unit"
 # A stay covers the night of date D when it is there at this hour on the morning of D + 1.

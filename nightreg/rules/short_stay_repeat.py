@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from nightreg.i18n import N_
 from nightreg.rules.base import (
     Finding,
     Rule,
@@ -19,7 +20,6 @@ from nightreg.rules.base import (
     clusters,
     score,
 )
-from nightreg.validation import N_
 
 CODE = "short_stay_repeat"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from nightreg.i18n import N_
 from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts, score
-from nightreg.validation import N_
 
 CODE = "site_hopping"
 

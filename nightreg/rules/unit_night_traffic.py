@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from statistics import median
 
+from nightreg.i18n import N_
 from nightreg.rules.base import (
     Finding,
     Rule,
@@ -25,7 +26,6 @@ from nightreg.rules.base import (
     night_of,
     score,
 )
-from nightreg.validation import N_
 
 CODE = "unit_night_traffic"
 

@@ -8,8 +8,8 @@ nobody at the site can tip the visitor off.
 
 from __future__ import annotations
 
+from nightreg.i18n import N_
 from nightreg.rules.base import Rule
-from nightreg.validation import N_
 
 CODE = "watchlist_hit"
 

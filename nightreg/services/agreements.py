@@ -22,12 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.clock import local_day
 from nightreg.db import Database
-from nightreg.i18n import get_locale, gettext, ngettext
+from nightreg.i18n import N_, get_locale, gettext, ngettext
 from nightreg.models import SharingAgreement
 from nightreg.rules import RULES
 from nightreg.services import audit
 from nightreg.services.access import Actor, NotFound
-from nightreg.validation import MSG_TOO_LONG, N_, FieldError, clean_text
+from nightreg.validation import MSG_TOO_LONG, FieldError, clean_text
 
 VIEW = "agreements.view"
 MANAGE = "agreements.manage"

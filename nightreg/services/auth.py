@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 
 from nightreg.db import Database
+from nightreg.i18n import N_
 from nightreg.models import SignInFailure, StaffSession, User, user_site
 from nightreg.security import (
     CookieBox,
@@ -31,7 +32,6 @@ from nightreg.security import (
 )
 from nightreg.services import audit, twofactor
 from nightreg.services.access import Actor
-from nightreg.validation import N_
 
 # Failed attempts are counted over this window; past a limit, each attempt waits longer.
 THROTTLE_WINDOW = timedelta(minutes=15)

@@ -31,12 +31,13 @@ from sqlalchemy import ColumnElement, and_, false, or_, select
 
 from nightreg.clock import local_midnight
 from nightreg.db import Database
-from nightreg.models import FLAG_STATUSES, Flag, Site, Visit, flag_visit
+from nightreg.i18n import N_
+from nightreg.models import Flag, Site, Visit, flag_visit
 from nightreg.services import audit
 from nightreg.services.access import Actor
 from nightreg.services.sites import scoped_site
 from nightreg.services.transfer import MSG_FORMAT, MSG_PERIOD, ExportInvalid, escape_cell
-from nightreg.validation import N_
+from nightreg.vocabulary import FLAG_STATUSES
 
 PERMISSION = "flags.export"
 FORMATS = ("csv", "json")

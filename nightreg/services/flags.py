@@ -24,13 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from nightreg.db import Database
+from nightreg.i18n import N_
 from nightreg.models import AuditEvent, Flag, Signal, Site, Visit, flag_visit
 from nightreg.rules import RULES
 from nightreg.rules.base import Rule
 from nightreg.services import audit, signals
 from nightreg.services.access import AccessDenied, Actor, NotFound
 from nightreg.services.sites import scoped_site
-from nightreg.validation import MSG_CHOICE, MSG_TOO_LONG, N_, FieldError, clean_text
+from nightreg.validation import MSG_CHOICE, MSG_TOO_LONG, FieldError, clean_text
 
 VIEW = "flags.view"
 REVIEW = "flags.review"

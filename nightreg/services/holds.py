@@ -23,11 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.clock import local_day
 from nightreg.db import Database
-from nightreg.models import HOLD_SCOPES, Flag, LegalHold, Site, Visit, flag_visit, legal_hold_visit
+from nightreg.i18n import N_
+from nightreg.models import Flag, LegalHold, Site, Visit, flag_visit, legal_hold_visit
 from nightreg.services import audit
 from nightreg.services.access import Actor, NotFound
 from nightreg.services.retention import MANAGE, VIEW
-from nightreg.validation import MSG_TOO_LONG, N_, FieldError, clean_text
+from nightreg.validation import MSG_TOO_LONG, FieldError, clean_text
+from nightreg.vocabulary import HOLD_SCOPES
 
 SCOPES = HOLD_SCOPES
 SCOPE_LABELS = {

@@ -32,11 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.clock import local_midnight
 from nightreg.db import Database
+from nightreg.i18n import N_
 from nightreg.models import Signal, Site
 from nightreg.rules import RULES
 from nightreg.services import audit, signals
 from nightreg.services.access import Actor, NotFound
-from nightreg.validation import N_
 
 VIEW = "signals.view"
 ACK = "signals.ack"

@@ -47,13 +47,13 @@ from sqlalchemy import ColumnElement, false, select
 
 from nightreg.clock import local_day
 from nightreg.db import Database
+from nightreg.i18n import N_
 from nightreg.models import Flag, Signal, Site, Visit, flag_visit
 from nightreg.services import audit
 from nightreg.services.access import AccessDenied, Actor
 from nightreg.services.flag_export import sees_restricted
 from nightreg.services.sites import sites_for
 from nightreg.services.transfer import MSG_PERIOD, escape_cell
-from nightreg.validation import N_
 
 PERMISSION = "insight.view"
 ALL_SITES = "insight.all"

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from nightreg.db import Database
+from nightreg.i18n import N_
 from nightreg.models import Observation, Visit
 from nightreg.rules.base import Finding
 from nightreg.services import audit, flagging
@@ -26,7 +27,6 @@ from nightreg.validation import (
     MSG_CHOICE,
     MSG_DATETIME,
     MSG_TOO_LONG,
-    N_,
     FieldError,
     clean_text,
     parse_local_datetime,

@@ -27,7 +27,8 @@ from sqlalchemy.orm import joinedload
 
 from nightreg.clock import local_midnight
 from nightreg.db import Database
-from nightreg.models import SOURCES, AuditEvent, Site, Visit, VisitNote
+from nightreg.i18n import N_
+from nightreg.models import AuditEvent, Site, Visit, VisitNote
 from nightreg.security import new_reference, token_hash
 from nightreg.services import audit
 from nightreg.services import flags as flag_queue
@@ -35,11 +36,9 @@ from nightreg.services.access import AccessDenied, Actor, NotFound
 from nightreg.services.sites import scoped_site
 from nightreg.services.writer import VisitWriter
 from nightreg.validation import (
-    KINDS,
     MSG_CHOICE,
     MSG_DATETIME,
     MSG_TOO_LONG,
-    N_,
     FieldError,
     clean_text,
     normalise_identifier,
@@ -48,6 +47,7 @@ from nightreg.validation import (
     subject_key,
     validate_checkin,
 )
+from nightreg.vocabulary import KINDS, SOURCES
 
 VIEW = "register.view"
 EDIT = "register.edit"

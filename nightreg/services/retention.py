@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.clock import local_day
 from nightreg.db import Database
+from nightreg.i18n import N_
 from nightreg.models import (
     AuditAnchor,
     AuditEvent,
@@ -75,7 +76,6 @@ from nightreg.models import (
 from nightreg.services import aggregates, audit
 from nightreg.services.access import SYSTEM, Actor, NotFound
 from nightreg.settings import Settings
-from nightreg.validation import N_
 
 log = logging.getLogger("nightreg.retention")
 

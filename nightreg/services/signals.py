@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.clock import local_day, utc_text
 from nightreg.db import Database
+from nightreg.i18n import N_
 from nightreg.models import Flag, SharingAgreement, Signal, Site, Visit, flag_visit
 from nightreg.rules import RULES
 from nightreg.services import audit
@@ -41,7 +42,7 @@ from nightreg.services.agreements import (
     fields_of,
     in_force,
 )
-from nightreg.validation import N_, FieldError
+from nightreg.validation import FieldError
 
 SCHEMA_ID = "nightreg.signal/1"
 REVIEW = "flags.review"

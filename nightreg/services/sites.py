@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from nightreg.db import Database
-from nightreg.models import SITE_KINDS, CheckinPoint, RetentionPolicy, Site
+from nightreg.i18n import N_
+from nightreg.models import CheckinPoint, RetentionPolicy, Site
 from nightreg.security import new_point_token
 from nightreg.services import audit
 from nightreg.services.access import CLI, GLOBAL_PERMISSIONS, AccessDenied, Actor, NotFound
-from nightreg.validation import N_
+from nightreg.vocabulary import SITE_KINDS
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 

@@ -32,6 +32,7 @@ from sqlalchemy.orm import joinedload
 
 from nightreg.clock import local_day
 from nightreg.db import Database
+from nightreg.i18n import N_
 from nightreg.models import (
     Flag,
     LegalHold,
@@ -47,13 +48,7 @@ from nightreg.rules import RULES
 from nightreg.services import aggregates, audit, retention
 from nightreg.services.access import Actor
 from nightreg.settings import Settings
-from nightreg.validation import (
-    MSG_TOO_LONG,
-    N_,
-    FieldError,
-    clean_text,
-    normalise_identifier,
-)
+from nightreg.validation import MSG_TOO_LONG, FieldError, clean_text, normalise_identifier
 
 PERMISSION = "subjects.manage"
 

@@ -14,11 +14,12 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import selectinload
 
 from nightreg.db import Database
-from nightreg.models import ROLES, ApiToken, Site, api_token_site
+from nightreg.i18n import N_
+from nightreg.models import ApiToken, Site, api_token_site
 from nightreg.security import token_hash
 from nightreg.services import audit
 from nightreg.services.access import Actor, NotFound
-from nightreg.validation import N_
+from nightreg.vocabulary import ROLES
 
 PREFIX = "nrt_"
 MANAGE = "users.manage"

@@ -31,12 +31,13 @@ from sqlalchemy import func, select
 
 from nightreg.clock import local_day, local_midnight
 from nightreg.db import Database
-from nightreg.models import KINDS_BY_SITE_KIND, Site, Visit, VisitAggregate
+from nightreg.i18n import N_
+from nightreg.models import Site, Visit, VisitAggregate
 from nightreg.services import aggregates, audit
 from nightreg.services.access import Actor
 from nightreg.services.aggregates import Counts, StayRow
 from nightreg.services.sites import scoped_site
-from nightreg.validation import KINDS, N_
+from nightreg.vocabulary import KINDS, KINDS_BY_SITE_KIND
 
 PERMISSION = "tourist_tax.view"
 VIEWED = "tourist_tax_viewed"

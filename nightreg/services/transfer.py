@@ -62,18 +62,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nightreg.clock import local_midnight
 from nightreg.db import Database
-from nightreg.models import SOURCES, Site, Visit
+from nightreg.i18n import N_
+from nightreg.models import Site, Visit
 from nightreg.security import REFERENCE_ALPHABET
 from nightreg.services import audit
 from nightreg.services.access import Actor
 from nightreg.services.sites import scoped_site
-from nightreg.validation import (
-    MSG_DATETIME,
-    N_,
-    FieldError,
-    search_key,
-    validate_checkin,
-)
+from nightreg.validation import MSG_DATETIME, FieldError, search_key, validate_checkin
+from nightreg.vocabulary import SOURCES
 
 EXPORT_PERMISSION = "register.export"
 IMPORT_PERMISSION = "register.edit"

@@ -25,11 +25,11 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, or_, select, update
 
 from nightreg.db import Database
+from nightreg.i18n import N_
 from nightreg.models import StaffSession, User
 from nightreg.security import REFERENCE_ALPHABET, derive_key
 from nightreg.services import audit
 from nightreg.services.access import Actor, NotFound
-from nightreg.validation import N_
 
 ISSUER = "Nachtregister"
 INTERVAL = 30

@@ -14,12 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from nightreg.db import Database
-from nightreg.models import ROLES, Site, StaffSession, User
+from nightreg.i18n import N_
+from nightreg.models import Site, StaffSession, User
 from nightreg.passwords import MIN_LENGTH, check_password
 from nightreg.security import hash_password
 from nightreg.services import audit, auth
 from nightreg.services.access import CLI, Actor, NotFound
-from nightreg.validation import N_
+from nightreg.vocabulary import ROLES
 
 MIN_PASSWORD_LENGTH = MIN_LENGTH
 

@@ -48,12 +48,13 @@ from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.db import Database
+from nightreg.i18n import N_
 from nightreg.models import Visit, WatchlistEntry
 from nightreg.rules import watchlist_hit
 from nightreg.rules.base import Finding
 from nightreg.services import audit, flagging
 from nightreg.services.access import CLI, Actor
-from nightreg.validation import N_, normalise_identifier
+from nightreg.validation import normalise_identifier
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,11 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from nightreg.db import Database
-from nightreg.models import ROLES, StaffSession
+from nightreg.models import StaffSession
 from nightreg.security import token_hash
 from nightreg.services import holds
 from nightreg.services.access import CLI
+from nightreg.vocabulary import ROLES
 from tests.conftest import SUMMER_EVENING, make_point, make_staff
 
 ANY = frozenset(ROLES)

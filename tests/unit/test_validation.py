@@ -11,7 +11,6 @@ import pytest
 
 from nightreg import validation as v
 from nightreg.validation import (
-    KINDS,
     MAX_LENGTHS,
     CheckinData,
     FieldError,
@@ -23,6 +22,7 @@ from nightreg.validation import (
     subject_key,
     validate_checkin,
 )
+from nightreg.vocabulary import KINDS
 
 NOW = datetime(2026, 7, 14, 19, 0, tzinfo=UTC)  # 21:00 in Amsterdam (summer time)
 AMS = ZoneInfo("Europe/Amsterdam")

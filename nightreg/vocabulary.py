@@ -1,0 +1,94 @@
+"""The register's code lists and their labels: one home for both sides and the services.
+
+A code (``vessel``, ``business_park``, ``forwarded``) is what the database, the CSV/JSON
+exports and the API carry; its label is an English msgid, translated where it is shown (the
+templates' ``gettext``, or ``translate_pair`` for a <select>). The lists' order is the order
+in which forms offer them.
+"""
+
+from __future__ import annotations
+
+from nightreg.i18n import N_
+
+# --- what a visitor registers ---------------------------------------------------------------
+
+KINDS = ("vessel", "vehicle", "stay")
+VESSEL_TYPES = ("sail", "motor", "rib", "speedboat", "fishing", "commercial", "other")
+VEHICLE_TYPES = ("car", "van", "truck", "trailer", "camper", "motorcycle", "other")
+ID_DOCUMENT_TYPES = ("passport", "id_card", "driving_licence", "other")
+
+KIND_LABELS = {
+    "vessel": N_("Boat"),
+    "vehicle": N_("Vehicle"),
+    "stay": N_("Overnight stay"),
+}
+VESSEL_TYPE_LABELS = {
+    "sail": N_("Sailing yacht"),
+    "motor": N_("Motor yacht"),
+    "rib": N_("RIB"),
+    "speedboat": N_("Speedboat"),
+    "fishing": N_("Fishing vessel"),
+    "commercial": N_("Commercial vessel"),
+    "other": N_("Other"),
+}
+VEHICLE_TYPE_LABELS = {
+    "car": N_("Car"),
+    "van": N_("Van"),
+    "truck": N_("Truck"),
+    "trailer": N_("Trailer"),
+    "camper": N_("Camper"),
+    "motorcycle": N_("Motorcycle"),
+    "other": N_("Other"),
+}
+ID_DOCUMENT_LABELS = {
+    "passport": N_("Passport"),
+    "id_card": N_("Identity card"),
+    "driving_licence": N_("Driving licence"),
+    "other": N_("Other"),
+}
+
+# --- sites, visits and who entered them -----------------------------------------------------
+
+SITE_KINDS = ("marina", "business_park")
+SITE_KIND_LABELS = {"marina": N_("Marina"), "business_park": N_("Business park")}
+
+# What a visitor may register at each kind of site: a marina also has a car park.
+KINDS_BY_SITE_KIND: dict[str, tuple[str, ...]] = {
+    "marina": ("vessel", "vehicle"),
+    "business_park": ("vehicle", "stay"),
+}
+
+SOURCES = ("kiosk", "staff", "api")
+SOURCE_LABELS = {
+    "kiosk": N_("Check-in by the visitor"),
+    "staff": N_("Entered by staff"),
+    "api": N_("Through the API"),
+}
+
+VISIT_STATUS_LABELS = {
+    "present": N_("Present"),
+    "overdue": N_("Overdue"),
+    "departed": N_("Departed"),
+}
+
+# --- staff, flags and holds -----------------------------------------------------------------
+
+ROLES = ("admin", "harbour_master", "security", "analyst", "auditor")
+ROLE_LABELS = {
+    "admin": N_("Administrator"),
+    "harbour_master": N_("Harbour master"),
+    "security": N_("Security"),
+    "analyst": N_("Analyst"),
+    "auditor": N_("Auditor"),
+}
+
+FLAG_STATUSES = ("open", "watching", "dismissed", "forwarded", "expired")
+FLAG_STATUS_LABELS = {
+    "open": N_("Open"),
+    "watching": N_("Watching"),
+    "dismissed": N_("Dismissed"),
+    "forwarded": N_("Forwarded"),
+    "expired": N_("Expired"),
+}
+
+HOLD_SCOPES = ("visits", "subject", "site")
