@@ -13,7 +13,6 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 
-from admin.web import form_choices, form_text, see_other
 from nightreg.clock import local_day
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -22,8 +21,8 @@ from nightreg.rules import RULES
 from nightreg.services import agreements
 from nightreg.services.access import Actor
 from nightreg.services.agreements import AgreementInvalid
-from nightreg.templating import render_error_message
 from nightreg.validation import FieldError
+from nightreg.web import form_choices, form_text, render_error_message, see_other
 
 # A form as Litestar parses it: a repeated key (the checkboxes) arrives as a list.
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]

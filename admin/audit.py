@@ -9,11 +9,11 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.response import Stream, Template
 
-from admin.web import form_date, form_int
 from nightreg.context import AppContext
 from nightreg.services import audit
 from nightreg.services.access import Actor
 from nightreg.services.sites import sites_for
+from nightreg.web import form_date, form_int
 
 ACTIONS = (
     "sign_in",

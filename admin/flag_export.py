@@ -12,14 +12,13 @@ from litestar.response import Response, Stream, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.flags import STATUS_LABELS
-from admin.web import MSG_DATE, form_date
 from nightreg.context import AppContext
 from nightreg.models import Site
 from nightreg.services import flag_export
 from nightreg.services.access import Actor
 from nightreg.services.sites import site_for
 from nightreg.services.transfer import ExportInvalid
-from nightreg.templating import render_error_message
+from nightreg.web import MSG_DATE, form_date, render_error_message
 
 EXPORT = {"permission": "flags.export"}
 # The statuses one may export by; "" is every status.

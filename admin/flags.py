@@ -16,7 +16,6 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.register import TIME_FORMAT
-from admin.web import page_or_part, see_other
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -27,9 +26,9 @@ from nightreg.services import agreements, flags, signals
 from nightreg.services.access import Actor
 from nightreg.services.flags import CursorInvalid, FlagDetail, FlagQuery, ReviewInvalid
 from nightreg.services.sites import site_for
-from nightreg.templating import render_error_message
 from nightreg.vocabulary import FLAG_STATUS_LABELS as STATUS_LABELS
 from nightreg.vocabulary import KIND_LABELS
+from nightreg.web import page_or_part, render_error_message, see_other
 
 FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 

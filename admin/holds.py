@@ -13,15 +13,14 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 
-from admin.web import form_text, see_other
 from nightreg.clock import local_day
 from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.services import holds
 from nightreg.services.access import Actor
 from nightreg.services.holds import HoldDetail, HoldInvalid
-from nightreg.templating import render_error_message
 from nightreg.validation import FieldError
+from nightreg.web import form_text, render_error_message, see_other
 
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 

@@ -16,7 +16,6 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 from markupsafe import Markup
 
-from admin.web import MSG_DATE, form_date
 from nightreg import charts, i18n
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -24,7 +23,7 @@ from nightreg.rules import RULES
 from nightreg.services import insight
 from nightreg.services.access import Actor
 from nightreg.services.insight import Filters, FiltersInvalid, InsightSite
-from nightreg.templating import render_error_message
+from nightreg.web import MSG_DATE, form_date, render_error_message
 
 VIEW = {"permission": insight.PERMISSION}
 # A stacked bar shows this many series in colour and the rest as one grey "other".

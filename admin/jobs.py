@@ -16,12 +16,12 @@ from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 
-from admin.web import see_other
 from nightreg.context import AppContext
 from nightreg.jobs import crontabs, job_specs, next_run
 from nightreg.services import audit, dispatch, signals
 from nightreg.services import jobs as job_service
 from nightreg.services.access import Actor
+from nightreg.web import see_other
 
 MANAGE = {"permission": "jobs.manage"}
 

@@ -14,7 +14,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
-from admin.web import form_choices, form_int, form_text, see_other, session_cookie_name
+from admin.web import session_cookie_name
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -26,6 +26,7 @@ from nightreg.services.sites import SiteInvalid, kiosk_url, site_for
 from nightreg.services.twofactor import TwoFactorInvalid
 from nightreg.services.users import AccountInvalid
 from nightreg.vocabulary import ROLE_LABELS, ROLES, SITE_KIND_LABELS, SITE_KINDS
+from nightreg.web import form_choices, form_int, form_text, see_other
 
 # A form as Litestar parses it: a repeated key (the sites' checkboxes) arrives as a list.
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]

@@ -13,15 +13,14 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.register import TIME_FORMAT
-from admin.web import form_int, see_other
 from nightreg.context import AppContext
 from nightreg.models import Site, Visit
 from nightreg.services import observations, register
 from nightreg.services.access import Actor, NotFound
 from nightreg.services.observations import ObservationInvalid
 from nightreg.services.sites import site_for
-from nightreg.templating import render_error_message
 from nightreg.vocabulary import KIND_LABELS
+from nightreg.web import form_int, render_error_message, see_other
 
 ADD = {"permission": "observations.add"}
 

@@ -18,7 +18,6 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
 
-from admin.web import MSG_DATE, form_date, page_or_part, see_other
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -32,7 +31,6 @@ from nightreg.services.register import (
     VisitInvalid,
 )
 from nightreg.services.sites import site_for
-from nightreg.templating import render_error_message
 from nightreg.validation import FieldError
 from nightreg.vocabulary import (
     ID_DOCUMENT_LABELS,
@@ -46,6 +44,7 @@ from nightreg.vocabulary import (
     VESSEL_TYPES,
 )
 from nightreg.vocabulary import VISIT_STATUS_LABELS as STATUS_LABELS
+from nightreg.web import MSG_DATE, form_date, page_or_part, render_error_message, see_other
 
 FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 

@@ -21,7 +21,6 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
-from admin.web import MSG_DATE, form_date, form_text, see_other
 from nightreg import i18n
 from nightreg.clock import local_day
 from nightreg.context import AppContext
@@ -32,7 +31,7 @@ from nightreg.services import sites as site_service
 from nightreg.services.access import Actor, NotFound
 from nightreg.services.retention import CATEGORY_LABELS, Defaults, Policy, PolicyInvalid
 from nightreg.settings import Settings
-from nightreg.templating import render_error_message
+from nightreg.web import MSG_DATE, form_date, form_text, render_error_message, see_other
 
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 

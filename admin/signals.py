@@ -20,7 +20,6 @@ from litestar.response import Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.register import TIME_FORMAT
-from admin.web import MSG_DATE, form_date, form_int, page_or_part
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -29,8 +28,8 @@ from nightreg.services import hub_pull
 from nightreg.services.access import Actor
 from nightreg.services.agreements import FIELDS, VISIT_FIELDS
 from nightreg.services.hub_pull import PullInvalid, SignalDetail, SignalQuery
-from nightreg.templating import render_error_message
 from nightreg.vocabulary import SITE_KIND_LABELS
+from nightreg.web import MSG_DATE, form_date, form_int, page_or_part, render_error_message
 
 VIEW = {"permission": hub_pull.VIEW}
 PAGE_SIZE = 50

@@ -27,7 +27,6 @@ from admin.api_common import invalid
 from admin.flags import STATUS_LABELS as FLAG_STATUS_LABELS
 from admin.flags import reason_text, rule_title
 from admin.register import FIELD_LABELS, SOURCE_LABELS, TIME_FORMAT, display
-from admin.web import form_choices, form_text
 from nightreg import i18n
 from nightreg.clock import local_day
 from nightreg.context import AppContext
@@ -38,9 +37,9 @@ from nightreg.services import register, subjects
 from nightreg.services.access import Actor
 from nightreg.services.observations import INDICATORS
 from nightreg.services.subjects import Blockers, Erased, EraseRefused, Found, SubjectInvalid
-from nightreg.templating import render_error_message
 from nightreg.validation import FieldError
 from nightreg.vocabulary import KIND_LABELS
+from nightreg.web import form_choices, form_text, render_error_message
 
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 

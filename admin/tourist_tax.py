@@ -19,8 +19,8 @@ from nightreg.models import Site
 from nightreg.services import tourist_tax
 from nightreg.services.access import Actor
 from nightreg.services.tourist_tax import Month, MonthInvalid, TaxReturn
-from nightreg.templating import render_error_message
 from nightreg.vocabulary import KIND_LABELS
+from nightreg.web import render_error_message
 
 VIEW = {"permission": tourist_tax.PERMISSION}
 

@@ -12,14 +12,13 @@ from litestar.params import FromPath
 from litestar.response import Response, Stream, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
-from admin.web import MSG_DATE, form_date
 from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.models import Site
 from nightreg.services import transfer
 from nightreg.services.access import Actor
 from nightreg.services.sites import site_for
-from nightreg.templating import render_error_message
+from nightreg.web import MSG_DATE, form_date, render_error_message
 
 EXPORT = {"permission": "register.export"}
 IMPORT = {"permission": "register.edit"}

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
-from litestar import Request, Router
+from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.plugins.htmx import ClientRedirect, HTMXRequest
-from litestar.response import Redirect, Response, Template
 
 from nightreg.context import AppContext
-from nightreg.i18n import N_
 from nightreg.services import auth, sites, tokens
 from nightreg.services.access import ANONYMOUS, AccessDenied, Actor
+from nightreg.web import SignInRequired
 
 API_PREFIX = "/api/"
 SESSION_COOKIE = "nightreg_session"
 SECURE_SESSION_COOKIE = "__Host-nightreg_session"
-
-
-class SignInRequired(NotAuthorizedException):
-    """An anonymous request for a staff page: the answer is the sign-in page."""
 
 
 def session_cookie_name(ctx: AppContext) -> str:
@@ -94,135 +85,6 @@ async def staff_guard(
         connection.state.nav_sites = await sites.sites_for(app_context(connection).db, actor, nav)
 
 
-MSG_DATE = N_("Please enter a date like 2026-07-14.")
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def form_date(value: str | None) -> date | None:
-    """A date from a form or query field: None when empty, ValueError unless YYYY-MM-DD."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    if not _ISO_DATE.fullmatch(value):  # fromisoformat also takes 20260714 and week dates
-        raise ValueError(value)
-    day = date.fromisoformat(value)
-    # A day a register can hold: the date arithmetic around it (a day either side, time zones)
-    # must not run off the calendar's ends.
-    if not 1900 <= day.year <= 9998:
-        raise ValueError(value)
-    return day
-
-
-def form_text(data: Mapping[str, Any], name: str, limit: int = 300) -> str:
-    """One text field; of a repeated key the first value counts, and long input is cut."""
-    value = data.get(name, "")
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return value[:limit] if isinstance(value, str) else ""
-
-
-def form_choices(data: Mapping[str, Any], name: str, most: int = 500) -> list[str]:
-    """The ticked boxes of a group (one value arrives as a string, several as a list)."""
-    value = data.get(name, [])
-    items = value if isinstance(value, list) else [value]
-    return [v[:100] for v in items[:most] if isinstance(v, str) and v]
-
-
-def form_int(value: str | None) -> int | None:
-    """A whole number from a query field (an id, a keyset position), else None."""
-    return int(value) if value and value.isdigit() and len(value) < 12 else None
-
-
-def page_or_part(
-    request: HTMXRequest,
-    page: str,
-    part: str,
-    context: dict[str, Any],
-    *,
-    status: int = 200,
-    more: tuple[str, str] | None = None,
-) -> Template:
-    """The whole page, or for htmx only the part it swaps in.
-
-    `more` is (the target id of a "more" row, the template of the rows alone) for lists
-    that page on; a history restore asks for the whole page again.
-    """
-    htmx = request.htmx
-    if htmx and not htmx.history_restore_request:
-        name = more[1] if more and htmx.target == more[0] else part
-        return Template(template_name=name, context=context, status_code=status)
-    return Template(template_name=page, context=context, status_code=status)
-
-
-def see_other(request: HTMXRequest, path: str) -> Response[Any]:
-    """After a form is done: a 303 to `path`, or htmx's own redirect for an htmx request."""
-    if request.htmx:
-        return ClientRedirect(redirect_to=path)
-    return Redirect(path=path, status_code=303)
-
-
 def provide_actor(request: Request[Any, Any, Any]) -> Actor:
     actor: Actor = getattr(request.state, "actor", ANONYMOUS)
     return actor
-
-
-def _route_handlers() -> list[Any]:
-    from admin import agreements as agreement_pages
-    from admin import audit as audit_pages
-    from admin import auth as auth_pages
-    from admin import flag_export as flag_export_pages
-    from admin import flags as flag_pages
-    from admin import holds as hold_pages
-    from admin import insight as insight_pages
-    from admin import jobs as job_pages
-    from admin import manage as manage_pages
-    from admin import observations as observation_pages
-    from admin import register as register_pages
-    from admin import retention as retention_pages
-    from admin import signals as signal_pages
-    from admin import subjects as subject_pages
-    from admin import tourist_tax as tourist_tax_pages
-    from admin import transfer as transfer_pages
-
-    handlers: list[Any] = [
-        *auth_pages.ROUTES,
-        *audit_pages.ROUTES,
-        *register_pages.ROUTES,
-        *manage_pages.ROUTES,
-        *transfer_pages.ROUTES,
-        *flag_pages.ROUTES,
-        *flag_export_pages.ROUTES,
-        *observation_pages.ROUTES,
-        *job_pages.ROUTES,
-        *agreement_pages.ROUTES,
-        *signal_pages.ROUTES,
-        *insight_pages.ROUTES,
-        *retention_pages.ROUTES,
-        *hold_pages.ROUTES,
-        *subject_pages.ROUTES,
-        *tourist_tax_pages.ROUTES,
-    ]
-    return handlers
-
-
-def staff_router() -> Router:
-    """Everything under /admin; kept out of the API schema (pages, not an interface)."""
-    return Router(
-        path="/admin",
-        route_handlers=_route_handlers(),
-        guards=[staff_guard],
-        dependencies={"actor": Provide(provide_actor, sync_to_thread=False)},
-        include_in_schema=False,
-    )
-
-
-def api_router() -> Router:
-    """The JSON API under /api/v1, behind the same guard with bearer tokens."""
-    from admin.api import api_router as v1
-
-    return Router(
-        path="/",
-        route_handlers=[v1],
-        guards=[staff_guard],
-        dependencies={"actor": Provide(provide_actor, sync_to_thread=False)},
-    )

@@ -27,7 +27,7 @@ link) is looked up in the database by its private link's hash: "lost" must be 0.
   disk is full, --full-for more seconds of load, then the tmpfs grows (the space is back) and the
   load goes on for --after seconds. Then `PRAGMA integrity_check` and lost check-ins.
 
-The server wires nightreg.unavailable in front of the app's error handler and gives asyncpg a
+The server wires nightreg.web.unavailable in front of the app's error handler and gives asyncpg a
 connect timeout (5 s) and the pool a checkout timeout (10 s) unless the app does so itself.
 """
 
@@ -93,12 +93,13 @@ def create_fault_app() -> Any:
 
     import nightreg.app
     import nightreg.db
-    from nightreg import unavailable
+    import nightreg.web.errors
     from nightreg.settings import Settings
+    from nightreg.web import unavailable
 
     if "with_unavailable" not in Path(nightreg.app.__file__).read_text():
-        nightreg.app._error_handler = unavailable.with_unavailable(  # type: ignore[assignment]
-            nightreg.app._error_handler
+        nightreg.web.errors.handle_error = unavailable.with_unavailable(  # type: ignore[assignment]
+            nightreg.web.errors.handle_error
         )
     original = sa_asyncio.create_async_engine
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 from litestar import Controller, Request, Response, Router, get, post
@@ -33,7 +32,6 @@ from nightreg.services.checkin import (
     visit_by_private_token,
 )
 from nightreg.services.sites import PointInfo, point_by_token
-from nightreg.templating import render_error_message
 from nightreg.validation import FieldError, validate_checkin
 from nightreg.vocabulary import (
     ID_DOCUMENT_LABELS,
@@ -45,8 +43,9 @@ from nightreg.vocabulary import (
     VESSEL_TYPE_LABELS,
     VESSEL_TYPES,
 )
+from nightreg.web import render_error_message
+from nightreg.web.errors import ERROR_PAGES, error_page
 
-TEMPLATES = Path(__file__).parent / "templates"
 REMEMBER_COOKIE = "nightreg_remember"
 # Over https the cookie is bound to this origin; a __Host- cookie must have Path=/.
 SECURE_REMEMBER_COOKIE = "__Host-nightreg_remember"
@@ -59,42 +58,6 @@ REMEMBERED_FIELDS = (
     "berth", "vessel_name", "registration", "mmsi", "flag", "vessel_type", "length_m",
     "last_port", "next_port", "plate", "plate_country", "vehicle_type", "unit", "company",
 )  # fmt: skip
-
-ERROR_PAGES = {
-    400: (N_("We could not process this form."), N_("Please go back and try again.")),
-    403: (
-        N_("This form has expired."),
-        N_("Please reload the page and fill it in again. Nothing was registered."),
-    ),
-    404: (
-        N_("This page does not exist."),
-        N_("The QR code may have been replaced. Please ask the harbour office or the reception."),
-    ),
-    405: (N_("We could not process this request."), N_("Please go back and try again.")),
-    409: (
-        N_("This form was sent before."),
-        N_("To register a new visit, please start again."),
-    ),
-    413: (N_("The form is too large."), N_("Please shorten your notes and try again.")),
-    429: (
-        N_("Too many check-ins from here."),
-        N_("Please wait a minute and try again."),
-    ),
-    500: (
-        N_("Something went wrong on our side."),
-        N_("Please try again in a moment, or ask the harbour office."),
-    ),
-}
-
-
-def error_page(request: Request, status: int, *, start_url: str | None = None) -> Response:
-    """A friendly page for an error, in the visitor's language, revealing nothing."""
-    title, hint = ERROR_PAGES.get(status, ERROR_PAGES[500 if status >= 500 else 400])
-    return Template(
-        template_name="kiosk/error.html",
-        context={"title": title, "hint": hint, "status": status, "start_url": start_url},
-        status_code=status,
-    )
 
 
 def _qr_markup(url: str) -> Markup:

@@ -115,7 +115,7 @@ def cmd_export_flags(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _describe(report: Any) -> list[str]:
-    from nightreg.templating import render_error_message
+    from nightreg.web import render_error_message
 
     lines = [
         f"{report.rows} rows read ({report.encoding}, separated by {report.delimiter!r}); "

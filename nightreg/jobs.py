@@ -27,10 +27,10 @@ from sqlalchemy import select, update
 
 from nightreg.clock import Clock
 from nightreg.db import Database
+from nightreg.db_faults import cause_of, is_unavailable
 from nightreg.models import JobLease, JobRun
 from nightreg.services.jobs import JobSpec, RunResult, Summary, holder_id, run_job
 from nightreg.settings import Settings
-from nightreg.unavailable import cause_of, is_unavailable
 
 log = logging.getLogger("nightreg.jobs")
 

@@ -65,9 +65,3 @@ def translate_pair(pair: tuple[str, str]) -> tuple[str, str]:
 
 def make_template_engine(extra_dirs: Sequence[Path]) -> JinjaTemplateEngine:
     return JinjaTemplateEngine.from_environment(make_environment(extra_dirs))
-
-
-def render_error_message(message: str, params: dict[str, Any]) -> str:
-    """Translate a validation msgid and fill in its placeholders."""
-    text = i18n.gettext(message)
-    return text % params if params else text

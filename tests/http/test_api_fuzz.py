@@ -28,11 +28,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from nightreg.app import API_ERROR_CODES, create_app
+from nightreg.app import create_app
 from nightreg.clock import FrozenClock
 from nightreg.services import register, sites, tokens
 from nightreg.services.access import CLI
 from nightreg.settings import Settings
+from nightreg.web.errors import API_ERROR_CODES
 from tests.browser.conftest import run_async
 from tests.conftest import SUMMER_EVENING, unique_slug
 

@@ -22,13 +22,14 @@ from sqlalchemy import event, func, select
 from sqlalchemy import exc as sa_exc
 
 import nightreg.app
-from nightreg import migrate, unavailable
+from nightreg import db_faults, migrate
 from nightreg.clock import FrozenClock
 from nightreg.context import AppContext
 from nightreg.db import Database
 from nightreg.models import Visit
 from nightreg.services import sites
 from nightreg.settings import Settings
+from nightreg.web import unavailable
 from tests.conftest import PointRef, make_point, make_staff, sign_in
 from tests.http.test_api import bearer, new_token
 from tests.http.test_checkin import open_form, yacht
@@ -240,28 +241,28 @@ def sqlite_error(message: str, code: int) -> sqlite3.OperationalError:
 @pytest.mark.parametrize(
     ("error", "kind"),
     [
-        (ConnectionRefusedError(111, "Connect call failed"), unavailable.UNREACHABLE),
-        (TimeoutError(), unavailable.UNREACHABLE),
-        (sa_exc.TimeoutError("QueuePool limit reached"), unavailable.UNREACHABLE),
-        (wrapped(sqlite_error("database or disk is full", 13)), unavailable.UNWRITABLE),
-        (wrapped(sqlite_error("attempt to write a readonly database", 8)), unavailable.UNWRITABLE),
-        (wrapped(sqlite_error("unable to open database file", 14)), unavailable.UNREACHABLE),
-        (wrapped(sqlite_error("database is locked", 5)), unavailable.UNREACHABLE),
-        (wrapped(RuntimeError("gone"), connection_invalidated=True), unavailable.UNREACHABLE),
-        (OSError(28, "No space left on device"), unavailable.UNWRITABLE),
+        (ConnectionRefusedError(111, "Connect call failed"), db_faults.UNREACHABLE),
+        (TimeoutError(), db_faults.UNREACHABLE),
+        (sa_exc.TimeoutError("QueuePool limit reached"), db_faults.UNREACHABLE),
+        (wrapped(sqlite_error("database or disk is full", 13)), db_faults.UNWRITABLE),
+        (wrapped(sqlite_error("attempt to write a readonly database", 8)), db_faults.UNWRITABLE),
+        (wrapped(sqlite_error("unable to open database file", 14)), db_faults.UNREACHABLE),
+        (wrapped(sqlite_error("database is locked", 5)), db_faults.UNREACHABLE),
+        (wrapped(RuntimeError("gone"), connection_invalidated=True), db_faults.UNREACHABLE),
+        (OSError(28, "No space left on device"), db_faults.UNWRITABLE),
     ],
 )
 def test_database_faults_are_told_apart(error: BaseException, kind: str):
-    assert unavailable.classify(error) == kind
+    assert db_faults.classify(error) == kind
 
 
 def test_asyncpg_shutdown_and_disk_full_errors_are_told_apart():
     import asyncpg
 
-    assert unavailable.classify(asyncpg.CannotConnectNowError("starting up")) == "unreachable"
-    assert unavailable.classify(asyncpg.AdminShutdownError("shutting down")) == "unreachable"
-    assert unavailable.classify(asyncpg.ConnectionDoesNotExistError("closed")) == "unreachable"
-    assert unavailable.classify(asyncpg.DiskFullError("could not extend file")) == "unwritable"
+    assert db_faults.classify(asyncpg.CannotConnectNowError("starting up")) == "unreachable"
+    assert db_faults.classify(asyncpg.AdminShutdownError("shutting down")) == "unreachable"
+    assert db_faults.classify(asyncpg.ConnectionDoesNotExistError("closed")) == "unreachable"
+    assert db_faults.classify(asyncpg.DiskFullError("could not extend file")) == "unwritable"
 
 
 @pytest.mark.parametrize(
@@ -274,7 +275,7 @@ def test_asyncpg_shutdown_and_disk_full_errors_are_told_apart():
     ],
 )
 def test_other_errors_are_not_mistaken_for_an_outage(error: BaseException):
-    assert unavailable.classify(error) is None
+    assert db_faults.classify(error) is None
 
 
 async def test_a_visit_acknowledged_before_the_outage_is_still_there_after_it(
