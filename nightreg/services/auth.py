@@ -1,4 +1,6 @@
-"""Staff sign-in: passwords, throttling, server-side sessions, password change and reset links.
+"""Staff sign-in: passwords, server-side sessions, password change and reset links.
+
+Failed attempts slow the next ones down (throttle.py, shared with the second factor).
 
 A session is a row in `staff_session`; the browser's cookie carries a random token of which the
 table keeps only the SHA-256. Signing in always makes a new token (and ends the session the
@@ -18,7 +20,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
 from nightreg.db import Database
 from nightreg.i18n import N_
@@ -32,13 +34,8 @@ from nightreg.security import (
 )
 from nightreg.services import audit, twofactor
 from nightreg.services.access import Actor
+from nightreg.services.throttle import throttle_wait
 
-# Failed attempts are counted over this window; past a limit, each attempt waits longer.
-THROTTLE_WINDOW = timedelta(minutes=15)
-ACCOUNT_LIMIT = 5
-ADDRESS_LIMIT = 20
-FIRST_DELAY_SECONDS = 30
-MAX_DELAY_SECONDS = 15 * 60
 RESET_LINK_VALID = timedelta(hours=24)
 # Between the password and the second step: at most this long.
 PENDING_VALID = timedelta(minutes=10)
@@ -74,40 +71,6 @@ class SignInOutcome:
 
 def new_session_token() -> str:
     return secrets.token_urlsafe(32)
-
-
-def _delay(failures: int, limit: int) -> int:
-    """Seconds to wait after the last failure: 30 s at the limit, doubling with each failure."""
-    if failures < limit:
-        return 0
-    return int(min(FIRST_DELAY_SECONDS * 2 ** (failures - limit), MAX_DELAY_SECONDS))
-
-
-async def throttle_wait(db: Database, email: str, address: str, now: datetime) -> int:
-    since = now - THROTTLE_WINDOW
-    async with db.read() as session:
-        by_account = (
-            await session.execute(
-                select(func.count(), func.max(SignInFailure.at)).where(
-                    SignInFailure.email == email, SignInFailure.at > since, SignInFailure.at <= now
-                )
-            )
-        ).one()
-        by_address = (
-            await session.execute(
-                select(func.count(), func.max(SignInFailure.at)).where(
-                    SignInFailure.address == address,
-                    SignInFailure.at > since,
-                    SignInFailure.at <= now,
-                )
-            )
-        ).one()
-    wait = 0
-    for (count, last), limit in ((by_account, ACCOUNT_LIMIT), (by_address, ADDRESS_LIMIT)):
-        if last is not None:
-            remaining = _delay(count, limit) - (now - last).total_seconds()
-            wait = max(wait, int(remaining + 0.999))
-    return wait
 
 
 async def sign_in(
@@ -181,12 +144,6 @@ async def sign_in(
         details={"rehashed": rehashed},
     )
     return SignInOutcome(session_token=token, user_id=user.id)
-
-
-async def count_failure(db: Database, email: str, address: str, now: datetime) -> None:
-    """One more failed attempt on the account and from the address (for throttle_wait)."""
-    async with db.write() as session:
-        session.add(SignInFailure(email=email, address=address[:64], at=now))
 
 
 async def _open_session(

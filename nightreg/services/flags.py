@@ -30,6 +30,7 @@ from nightreg.rules import RULES
 from nightreg.rules.base import Rule
 from nightreg.services import audit, signals
 from nightreg.services.access import AccessDenied, Actor, NotFound
+from nightreg.services.signals import MSG_NOT_FORWARDABLE
 from nightreg.services.sites import scoped_site
 from nightreg.validation import MSG_CHOICE, MSG_TOO_LONG, FieldError, clean_text
 
@@ -46,7 +47,6 @@ MAX_REVIEW_REASON = 1000
 HISTORY_ACTIONS = ("flag_raised", "flag_grown", "flag_reviewed")
 
 MSG_DISMISS_REASON = N_("Please say why this flag can be dismissed.")
-MSG_NOT_FORWARDABLE = N_("Flags of this rule are for the site only and are never forwarded.")
 
 
 class ReviewInvalid(ValueError):

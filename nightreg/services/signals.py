@@ -46,6 +46,7 @@ from nightreg.validation import FieldError
 
 SCHEMA_ID = "nightreg.signal/1"
 REVIEW = "flags.review"
+MSG_NOT_FORWARDABLE = N_("Flags of this rule are for the site only and are never forwarded.")
 
 MSG_NO_AGREEMENT = N_(
     "No sharing agreement covers the rule “%(rule)s”: an admin must add one before such "
@@ -290,8 +291,6 @@ async def _draft(
     tz = ZoneInfo(site.timezone)
     rule = RULES.get(flag.rule)
     if rule is None or not rule.forwardable:
-        from nightreg.services.flags import MSG_NOT_FORWARDABLE
-
         return Draft(None, None, FieldError(MSG_NOT_FORWARDABLE))
     coverage = await covering(session, flag.rule, now, tz)
     if coverage.agreement is None:

@@ -30,6 +30,7 @@ from nightreg.models import StaffSession, User
 from nightreg.security import REFERENCE_ALPHABET, derive_key
 from nightreg.services import audit
 from nightreg.services.access import Actor, NotFound
+from nightreg.services.throttle import count_failure, throttle_wait
 
 ISSUER = "Nachtregister"
 INTERVAL = 30
@@ -336,19 +337,17 @@ async def disable(
 
     Not for a role that must have one. A wrong code counts as a failed sign-in of the account.
     """
-    from nightreg.services import auth  # auth signs in with this module: import late
-
     user = await _user(db, actor.id)
     if required_for(user, required_roles):
         raise TwoFactorInvalid({"code": MSG_REQUIRED})
     if not is_enabled(user):
         raise TwoFactorInvalid({"code": MSG_NOT_ENABLED})
-    wait = await auth.throttle_wait(db, user.email, actor.address, now)
+    wait = await throttle_wait(db, user.email, actor.address, now)
     if wait > 0:
         raise TwoFactorInvalid({"code": MSG_THROTTLED}, retry_after=wait)
     method = await verify(db, actor, user, code, secret_key=secret_key, now=now)
     if method is None:
-        await auth.count_failure(db, user.email, actor.address, now)
+        await count_failure(db, user.email, actor.address, now)
         raise TwoFactorInvalid({"code": MSG_CODE_OR_RECOVERY})
     async with db.write() as session:
         await session.execute(update(User).where(User.id == user.id).values(**_CLEARED))
