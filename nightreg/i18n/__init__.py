@@ -12,7 +12,6 @@ import pycountry
 from babel import Locale
 from babel.dates import format_datetime
 from babel.support import NullTranslations, Translations
-from markupsafe import Markup, escape
 
 
 def N_(message: str) -> str:  # noqa: N802 - the name Babel's extractor looks for
@@ -79,28 +78,6 @@ def countries(locale: str) -> tuple[tuple[str, str], ...]:
     territories = Locale.parse(locale).territories
     pairs = [(c.alpha_2, territories.get(c.alpha_2, c.name)) for c in pycountry.countries]
     return tuple(sorted(pairs, key=lambda p: p[1].casefold()))
-
-
-@cache
-def _country_option_tags(locale: str) -> dict[str, str]:
-    """code -> '<option value="NL">Nederland</option>', in the order of countries()."""
-    return {
-        code: f'<option value="{code}">{escape(name)}</option>' for code, name in countries(locale)
-    }
-
-
-def country_options(selected: str | None) -> Markup:
-    """The <option>s of a country list in the request's language, `selected` marked.
-
-    Built once per language: three lists of some 250 countries were half the cost of
-    rendering the check-in form.
-    """
-    tags = _country_option_tags(get_locale())
-    html = "".join(tags.values())
-    if selected in tags:
-        chosen = tags[selected]
-        html = html.replace(chosen, chosen.replace('">', '" selected>', 1), 1)
-    return Markup(html)  # noqa: S704 - names escaped above; `selected` only as a known code
 
 
 def country_name(code: str | None) -> str:

@@ -3,6 +3,9 @@
 Pages under /admin get the staff side's error page where one exists, every other page the
 visitor's friendly page that reveals nothing; /api/, /health and /schema get JSON with a stable
 code. A database that is down or full is answered before this (nightreg.web.unavailable).
+
+The pages are the sides' own templates (kiosk/error.html, admin/error.html), named here as
+strings: they wear each side's layout, and nothing here imports either side.
 """
 
 from __future__ import annotations
