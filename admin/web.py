@@ -1,4 +1,7 @@
-"""Plumbing of the staff side: who is signed in, what their role allows, the admin router."""
+"""Plumbing of the staff side: who is signed in and what their role allows.
+
+The routers that put the pages behind this guard are in admin/routes.py.
+"""
 
 from __future__ import annotations
 
