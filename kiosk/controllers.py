@@ -32,7 +32,7 @@ from nightreg.services.checkin import (
     visit_by_private_token,
 )
 from nightreg.services.sites import PointInfo, point_by_token
-from nightreg.validation import FieldError, validate_checkin
+from nightreg.validation import validate_checkin
 from nightreg.vocabulary import (
     ID_DOCUMENT_LABELS,
     ID_DOCUMENT_TYPES,
@@ -43,7 +43,7 @@ from nightreg.vocabulary import (
     VESSEL_TYPE_LABELS,
     VESSEL_TYPES,
 )
-from nightreg.web import render_error_message
+from nightreg.web import translated_errors
 from nightreg.web.errors import ERROR_PAGES, error_page
 
 REMEMBER_COOKIE = "nightreg_remember"
@@ -105,10 +105,6 @@ def _remembered(request: Request, ctx: AppContext, point: PointInfo) -> dict[str
         for kind, fields in value.items()
         if kind in KINDS_BY_SITE_KIND[point.site_kind] and isinstance(fields, dict)
     }
-
-
-def _translated_errors(errors: dict[str, FieldError]) -> dict[str, str]:
-    return {name: render_error_message(e.message, dict(e.params)) for name, e in errors.items()}
 
 
 def _form_context(
@@ -234,7 +230,7 @@ class CheckinController(Controller):
         if data is None:
             return form_again(
                 HTTP_422_UNPROCESSABLE_ENTITY,
-                errors=_translated_errors(errors),
+                errors=translated_errors(errors),
                 banner=N_("Please check the fields marked below."),
             )
         try:
@@ -300,7 +296,7 @@ class CheckinController(Controller):
             tz=point.tz,
         )
         # Only the field just left is judged: the visitor has not reached the others yet.
-        message = _translated_errors(errors).get(field) if form.get(field) is not None else None
+        message = translated_errors(errors).get(field) if form.get(field) is not None else None
         return Template(
             template_name="kiosk/_field_error.html",
             context={"name": field[:40], "error": message},

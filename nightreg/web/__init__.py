@@ -12,6 +12,7 @@ from nightreg.web.forms import (
     form_int,
     form_text,
     render_error_message,
+    translated_errors,
 )
 from nightreg.web.hardening import harden
 from nightreg.web.locale import request_locale
@@ -32,5 +33,6 @@ __all__ = [
     "render_error_message",
     "request_locale",
     "see_other",
+    "translated_errors",
     "with_unavailable",
 ]

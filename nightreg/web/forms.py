@@ -9,6 +9,7 @@ from typing import Any
 
 from nightreg import i18n
 from nightreg.i18n import N_
+from nightreg.validation import FieldError
 
 MSG_DATE = N_("Please enter a date like 2026-07-14.")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -53,3 +54,8 @@ def render_error_message(message: str, params: dict[str, Any]) -> str:
     """Translate a validation msgid and fill in its placeholders."""
     text = i18n.gettext(message)
     return text % params if params else text
+
+
+def translated_errors(errors: Mapping[str, FieldError]) -> dict[str, str]:
+    """A validation error's messages by field, each in the request's language."""
+    return {name: render_error_message(e.message, dict(e.params)) for name, e in errors.items()}
