@@ -17,7 +17,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import delete, func, select
 
-from nightreg import cli_agreements
+from nightreg.cli import agreements as cli_agreements
 from nightreg.clock import FrozenClock
 from nightreg.db import Database
 from nightreg.models import AuditEvent, SharingAgreement
@@ -550,7 +550,7 @@ def test_the_command_line_makes_lists_and_ends_an_agreement(
 
 
 def test_the_command_line_names_the_field_at_fault(settings: Settings):
-    from nightreg.cli import CommandError
+    from nightreg.cli.common import CommandError
 
     with pytest.raises(CommandError, match="rules: Please choose at least one rule"):
         run_command(settings, "agreement", "add", unique_name(), "--recipient", "RIEC",

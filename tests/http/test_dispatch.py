@@ -27,8 +27,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import delete, select, update
 
-from nightreg import cli, cli_jobs, hubsign
+from nightreg import cli, hubsign
 from nightreg.app import create_app
+from nightreg.cli import jobs as cli_jobs
 from nightreg.clock import FrozenClock
 from nightreg.db import Database
 from nightreg.models import AuditEvent, Flag, JobLease, SharingAgreement, Signal, Site

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from nightreg.cli.common import CommandError
 from nightreg.clock import SystemClock
 from nightreg.db import Database
 from nightreg.models import Site
@@ -28,7 +29,6 @@ def cmd_rules_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_rules_thresholds(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError
     from nightreg.services import thresholds
     from nightreg.services.access import CLI, NotFound
 
