@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 from typing import Any
@@ -35,7 +34,7 @@ def cmd_jobs_run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"Another process is running {args.job}; try again later.")
             return 1
         run = result.run
-        values = json.loads(run.counts or "{}")
+        values = dict(run.counts or {})
         counts = ", ".join(f"{k} {v}" for k, v in values.items())
         seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0.0
         mode = " (full)" if args.full and args.job != "dispatch" else ""

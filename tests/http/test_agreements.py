@@ -116,10 +116,9 @@ async def test_making_an_agreement_stores_it_and_audits_the_whole_agreement(db: 
     assert again.name == values["name"]
     assert again.valid_from == date(2026, 7, 1)
     assert again.valid_until == date(2027, 6, 30)
-    assert json.loads(again.rules) == ["night_movement", "watchlist_hit"]
-    assert json.loads(again.fields) == ["rule", "reason", "score", "site", "vessel_name",
-                                        "registration"]  # fmt: skip
-    assert json.loads(again.auto_rules) == ["watchlist_hit"]
+    assert again.rules == ["night_movement", "watchlist_hit"]
+    assert again.fields == ["rule", "reason", "score", "site", "vessel_name", "registration"]
+    assert again.auto_rules == ["watchlist_hit"]
     assert again.keep_days == 90
     assert again.created_at == SUMMER_EVENING
     assert again.created_by == ADMIN.label
