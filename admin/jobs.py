@@ -6,7 +6,6 @@ latest failed signals with the hub's answer (no payload: a signal's uid, site, r
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from litestar import Controller, get, post
@@ -40,9 +39,7 @@ class JobsController(Controller):
                     "name": name,
                     "crontab": crontab,
                     "next_run": next_run(crontab, ctx.settings, now),
-                    "runs": [
-                        {"run": run, "counts": json.loads(run.counts or "{}")} for run in runs
-                    ],
+                    "runs": [{"run": run, "counts": run.counts or {}} for run in runs],
                 }
             )
         return Template(

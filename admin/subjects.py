@@ -6,7 +6,6 @@ The pages only translate and lay out; nightreg.services.subjects scopes, checks 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
@@ -132,10 +131,7 @@ def flag_row(flag: Flag, tz: ZoneInfo, evidence: list[int]) -> dict[str, Any]:
 
 
 def observation_row(observation: Observation, tz: ZoneInfo) -> dict[str, Any]:
-    try:
-        codes = json.loads(observation.indicators or "[]")
-    except ValueError:
-        codes = []
+    codes = observation.indicators if isinstance(observation.indicators, list) else []
     labels = [
         i18n.gettext(INDICATORS[c].label) if c in INDICATORS else str(c)
         for c in (codes if isinstance(codes, list) else [])

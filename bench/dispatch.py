@@ -177,7 +177,7 @@ async def seed(url: str, count: int, now: datetime) -> None:
                         "slug": f"haven-{i + 1:02d}", "name": f"Jachthaven {i + 1}",
                         "kind": "marina", "municipality": "Hoorn",
                         "timezone": "Europe/Amsterdam", "contact": "",
-                        "rule_thresholds": "{}", "is_active": True,
+                        "rule_thresholds": {}, "is_active": True,
                         "created_at": now - timedelta(days=30),
                     }
                     for i in range(SITES)
@@ -190,8 +190,8 @@ async def seed(url: str, count: int, now: datetime) -> None:
                         name="Signalen jachthavens Noord-Holland",
                         recipient="RIEC Noord-Holland (Drugshub)", reference="RIEC-NH-BENCH",
                         valid_from=date(2026, 1, 1), valid_until=None,
-                        rules='["night_movement"]', fields='["score", "site"]',
-                        auto_rules="[]", keep_days=180, created_at=now, created_by="bench",
+                        rules=["night_movement"], fields=["score", "site"],
+                        auto_rules=[], keep_days=180, created_at=now, created_by="bench",
                     )
                     .returning(_agreement.c.id)
                 )
@@ -199,7 +199,7 @@ async def seed(url: str, count: int, now: datetime) -> None:
         agreement = SharingAgreement(
             id=agreement_id, name="Signalen jachthavens Noord-Holland",
             recipient="RIEC Noord-Holland (Drugshub)", reference="RIEC-NH-BENCH",
-            fields='["score", "site"]', rules='["night_movement"]',
+            fields=["score", "site"], rules=["night_movement"],
         )  # fmt: skip
         site_rows = [
             Site(id=row.id, slug=row.slug, name=row.name, kind=row.kind,
@@ -215,7 +215,7 @@ async def seed(url: str, count: int, now: datetime) -> None:
                     "subject": f"bench:{done + i}", "dedupe_key": f"bench:{done + i}",
                     "window_start": now - timedelta(days=3), "window_end": now, "score": 70,
                     "reason": "Arrived or left at night 3 times within 14 days.",
-                    "reason_params": "{}", "thresholds": "{}", "status": "forwarded",
+                    "reason_params": {}, "thresholds": {}, "status": "forwarded",
                     "restricted": False, "created_at": now, "updated_at": now,
                     "reviewed_by": "bench", "reviewed_at": now,
                 }

@@ -382,7 +382,7 @@ async def seed_sites(url: str, sites: int, now: datetime) -> tuple[list[int], li
                         "municipality": "Hoorn",
                         "timezone": "Europe/Amsterdam",
                         "contact": "",
-                        "rule_thresholds": "{}",
+                        "rule_thresholds": {},
                         "is_active": True,
                         "created_at": now - timedelta(days=HISTORY_DAYS + 1),
                     }

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -42,7 +44,9 @@ class Site(Base):
     contact: Mapped[str] = mapped_column(String(200), default="")
     # Per-site overrides of rule thresholds, JSON: {"night_movement": {"count": 3}}.
     # A rule's defaults (nightreg.rules) hold for every threshold not named here.
-    rule_thresholds: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    rule_thresholds: Mapped[dict[str, dict[str, int]]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
 
@@ -207,6 +211,8 @@ class User(Base):
     # The last time step (unix time // 30) whose code was accepted: no code counts twice.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # The unused recovery codes' keyed hashes, a JSON list; a used code leaves the list.
+    # Text, not JSON: spending a code compares the whole stored list in SQL (a compare-and-
+    # swap, so a code counts once), and PostgreSQL's json type has no equality operator.
     recovery_codes: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     sites: Mapped[list[Site]] = relationship(secondary=user_site, lazy="raise")
@@ -295,6 +301,8 @@ class AuditEvent(Base):
     # The one object an event is about (a visit's history is looked up by it) ...
     object_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # ... or, for a page or an export, all the objects it showed, as JSON.
+    # object_ids and details stay Text, not JSON: the event's hash covers their exact
+    # canonical text (nightreg.services.audit), which a JSON column would re-serialise.
     object_ids: Mapped[str] = mapped_column(Text, default="[]")
     # JSON: before and after of a change, a reason, counts, filters.
     details: Mapped[str] = mapped_column(Text, default="{}")
@@ -331,9 +339,9 @@ class Flag(Base):
     score: Mapped[int] = mapped_column(Integer)
     # The sentence in English (exports, the hub) and its parameters (pages translate it).
     reason: Mapped[str] = mapped_column(Text)
-    reason_params: Mapped[str] = mapped_column(Text, default="{}")
+    reason_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # JSON: the thresholds the rule applied when it last found this.
-    thresholds: Mapped[str] = mapped_column(Text, default="{}")
+    thresholds: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(12), default="open")
     # Watchlist hits are shown only to analysts: a hub list must not tip anyone off.
     restricted: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -368,8 +376,8 @@ class Observation(Base):
     )
     # A berth, quay, unit or building when the observation is not about one visit.
     location: Mapped[str] = mapped_column(String(120), default="")
-    # JSON list of indicator codes (nightreg.services.observations.INDICATORS).
-    indicators: Mapped[str] = mapped_column(Text, default="[]")
+    # The indicator codes (nightreg.services.observations.INDICATORS).
+    indicators: Mapped[list[str]] = mapped_column(JSON, default=list)
     text: Mapped[str] = mapped_column(Text, default="")
     observed_at: Mapped[datetime] = mapped_column(DateTimeUTC)
     author: Mapped[str] = mapped_column(String(300))
@@ -407,7 +415,7 @@ class JobRun(Base):
     started_at: Mapped[datetime] = mapped_column(DateTimeUTC)
     finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
     status: Mapped[str] = mapped_column(String(10), default="running")
-    counts: Mapped[str] = mapped_column(Text, default="{}")
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
@@ -443,10 +451,10 @@ class SharingAgreement(Base):
     reference: Mapped[str] = mapped_column(String(100))
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)
-    rules: Mapped[str] = mapped_column(Text, default="[]")
-    fields: Mapped[str] = mapped_column(Text, default="[]")
+    rules: Mapped[list[str]] = mapped_column(JSON, default=list)
+    fields: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Rules whose flags go out without a staff review (a watchlist hit); a subset of `rules`.
-    auto_rules: Mapped[str] = mapped_column(Text, default="[]")
+    auto_rules: Mapped[list[str]] = mapped_column(JSON, default=list)
     # How long the sender keeps forwarded flags and their signals (the retention job).
     keep_days: Mapped[int] = mapped_column(Integer, default=180)
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
@@ -482,6 +490,7 @@ class Signal(Base):
     )
     site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
     rule: Mapped[str] = mapped_column(String(32))
+    # Text, not JSON: these exact bytes are what the hub receives and what is signed.
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(10), default="pending")
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC)

@@ -295,7 +295,6 @@ async def add_agreement(
     keep_days: int = 180,
 ) -> int:
     """An agreement straight into the database (the agreements service validates forms)."""
-    import json
 
     from nightreg.models import SharingAgreement
     from nightreg.rules import RULES
@@ -307,11 +306,9 @@ async def add_agreement(
         reference=reference,
         valid_from=valid_from,
         valid_until=valid_until,
-        rules=json.dumps(
-            rules if rules is not None else [c for c, r in RULES.items() if r.forwardable]
-        ),
-        fields=json.dumps(fields if fields is not None else list(FIELDS)),
-        auto_rules=json.dumps(auto_rules or []),
+        rules=rules if rules is not None else [c for c, r in RULES.items() if r.forwardable],
+        fields=fields if fields is not None else list(FIELDS),
+        auto_rules=auto_rules or [],
         keep_days=keep_days,
         created_at=SUMMER_EVENING,
         created_by="test",

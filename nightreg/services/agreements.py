@@ -7,7 +7,6 @@ agreement allows, and nothing else (nightreg.services.signals).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -78,12 +77,8 @@ FIELD_NOTES: dict[str, str] = {
 }
 
 
-def codes(raw: str | None) -> tuple[str, ...]:
-    """A JSON list of codes as stored; anything else reads as none."""
-    try:
-        value = json.loads(raw or "[]")
-    except ValueError:
-        return ()
+def codes(value: object) -> tuple[str, ...]:
+    """A list of codes as stored; anything else reads as none."""
     if not isinstance(value, list):
         return ()
     return tuple(str(v) for v in value)
@@ -389,8 +384,8 @@ def as_record(agreement: SharingAgreement) -> dict[str, Any]:
     }
 
 
-def _dump(codes_: Sequence[str]) -> str:
-    return json.dumps(list(codes_))
+def _dump(codes_: Sequence[str]) -> list[str]:
+    return list(codes_)
 
 
 async def create(

@@ -13,7 +13,6 @@ Deduplication works on two levels:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -104,8 +103,8 @@ def _flag_values(
         "window_end": finding.window_end,
         "score": finding.score,
         "reason": english_reason(rule, params),
-        "reason_params": json.dumps(params, sort_keys=True),
-        "thresholds": json.dumps(dict(thresholds or {}), sort_keys=True),
+        "reason_params": params,
+        "thresholds": dict(thresholds or {}),
         "status": "open",
         "restricted": rule.restricted,
         "created_at": now,
@@ -277,7 +276,7 @@ async def _grow(
             window_end=max(flag.window_end, finding.window_end),
             score=max(flag.score, finding.score),
             reason=english_reason(rule, params),
-            reason_params=json.dumps(params, sort_keys=True),
+            reason_params=params,
             updated_at=now,
             status="open" if reopened else flag.status,
         )

@@ -137,18 +137,12 @@ def rule_of(flag: Flag) -> Rule | None:
 
 
 def reason_params(flag: Flag) -> dict[str, Any]:
-    try:
-        params = json.loads(flag.reason_params or "{}")
-    except ValueError:
-        return {}
+    params = flag.reason_params
     return params if isinstance(params, dict) else {}
 
 
 def _thresholds(flag: Flag, rule: Rule | None) -> list[tuple[str, str, int]]:
-    try:
-        values = json.loads(flag.thresholds or "{}")
-    except ValueError:
-        values = {}
+    values = flag.thresholds
     if not isinstance(values, dict):
         values = {}
     labels: dict[str, str] = {t.name: t.label for t in rule.thresholds} if rule else {}

@@ -13,7 +13,6 @@ know where it left off.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -116,7 +115,7 @@ async def run_job(
     async with db.write() as session:
         run = JobRun(
             job=spec.name, trigger=trigger[:300], holder=holder, started_at=started,
-            status="running", counts="{}",
+            status="running", counts={},
         )  # fmt: skip
         session.add(run)
     # Until the body returns, the run counts as failed: a cancelled run (shutdown mid-job)
@@ -137,12 +136,12 @@ async def run_job(
                 update(JobRun)
                 .where(JobRun.id == run.id)
                 .values(
-                    status=status, finished_at=finished, counts=json.dumps(counts),
+                    status=status, finished_at=finished, counts=counts,
                     error=error[:2000] if error else None,
                 )
             )  # fmt: skip
         await release(db, spec.name, holder=holder, now=finished)
-    run.status, run.finished_at, run.counts = status, finished, json.dumps(counts)
+    run.status, run.finished_at, run.counts = status, finished, counts
     run.error = error or None
     log.info("job %s %s: %s", spec.name, status, counts or error)
     return RunResult(ran=True, run=run)

@@ -8,7 +8,6 @@ any) and explains itself with the indicators' English labels.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -234,7 +233,7 @@ async def add_observation(
             site_id=site.id,
             visit_id=visit.id if visit else None,
             location=clean_location,
-            indicators=json.dumps(codes),
+            indicators=codes,
             text=clean,
             observed_at=at,
             author=actor.label[:300],

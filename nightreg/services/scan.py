@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import math
 import time
 from collections import defaultdict
@@ -826,10 +825,7 @@ async def load_sites(db: Database) -> dict[int, SiteInfo]:
         ).all()
     sites = {}
     for site_id, kind, timezone, raw in rows:
-        try:
-            overrides = json.loads(raw or "{}")
-        except ValueError:
-            overrides = {}
+        overrides = raw
         sites[site_id] = SiteInfo(
             site_id, kind, ZoneInfo(timezone), overrides if isinstance(overrides, dict) else {}
         )

@@ -19,7 +19,6 @@ report is what the register holds of the subject. Every step is in the audit tra
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -385,10 +384,7 @@ def visit_record(visit: Visit) -> dict[str, Any]:
 
 
 def _indicators(observation: Observation) -> list[str]:
-    try:
-        codes = json.loads(observation.indicators or "[]")
-    except ValueError:
-        return []
+    codes = observation.indicators
     return [str(c) for c in codes] if isinstance(codes, list) else []
 
 

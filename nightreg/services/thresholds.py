@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -22,10 +21,7 @@ class ThresholdError(ValueError):
 
 
 def overrides_of(site: Site) -> dict[str, dict[str, int]]:
-    try:
-        raw = json.loads(site.rule_thresholds or "{}")
-    except ValueError:
-        return {}
+    raw = site.rule_thresholds
     return raw if isinstance(raw, dict) else {}
 
 
@@ -78,7 +74,7 @@ async def set_thresholds(
                 after.setdefault(code, {})[name] = value
         after = {code: values for code, values in after.items() if values}
         if after != before:
-            site.rule_thresholds = json.dumps(after, sort_keys=True)
+            site.rule_thresholds = after
             await audit.record(
                 session, actor, "site_changed", at=now, site_id=site.id, object_type="site",
                 object_id=site.id,

@@ -17,7 +17,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import delete, func, select
 
-from nightreg import cli_agreements
+from nightreg.cli import agreements as cli_agreements
 from nightreg.clock import FrozenClock
 from nightreg.db import Database
 from nightreg.models import AuditEvent, SharingAgreement
@@ -116,10 +116,9 @@ async def test_making_an_agreement_stores_it_and_audits_the_whole_agreement(db: 
     assert again.name == values["name"]
     assert again.valid_from == date(2026, 7, 1)
     assert again.valid_until == date(2027, 6, 30)
-    assert json.loads(again.rules) == ["night_movement", "watchlist_hit"]
-    assert json.loads(again.fields) == ["rule", "reason", "score", "site", "vessel_name",
-                                        "registration"]  # fmt: skip
-    assert json.loads(again.auto_rules) == ["watchlist_hit"]
+    assert again.rules == ["night_movement", "watchlist_hit"]
+    assert again.fields == ["rule", "reason", "score", "site", "vessel_name", "registration"]
+    assert again.auto_rules == ["watchlist_hit"]
     assert again.keep_days == 90
     assert again.created_at == SUMMER_EVENING
     assert again.created_by == ADMIN.label
@@ -550,7 +549,7 @@ def test_the_command_line_makes_lists_and_ends_an_agreement(
 
 
 def test_the_command_line_names_the_field_at_fault(settings: Settings):
-    from nightreg.cli import CommandError
+    from nightreg.cli.common import CommandError
 
     with pytest.raises(CommandError, match="rules: Please choose at least one rule"):
         run_command(settings, "agreement", "add", unique_name(), "--recipient", "RIEC",

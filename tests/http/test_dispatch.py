@@ -27,8 +27,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import delete, select, update
 
-from nightreg import cli, cli_jobs, hubsign
+from nightreg import cli, hubsign
 from nightreg.app import create_app
+from nightreg.cli import jobs as cli_jobs
 from nightreg.clock import FrozenClock
 from nightreg.db import Database
 from nightreg.models import AuditEvent, Flag, JobLease, SharingAgreement, Signal, Site
@@ -162,8 +163,8 @@ class Outbox:
             agreement = SharingAgreement(
                 name="Signalen jachthavens (test)", recipient="RIEC test",
                 reference=f"TEST-{secrets.token_hex(4)}", valid_from=date(2000, 1, 1),
-                valid_until=None, rules=json.dumps(["night_movement"]),
-                fields=json.dumps(["score", "site"]), auto_rules="[]", keep_days=180,
+                valid_until=None, rules=["night_movement"],
+                fields=["score", "site"], auto_rules=[], keep_days=180,
                 created_at=now, created_by="test",
             )  # fmt: skip
             session.add(agreement)
@@ -173,7 +174,7 @@ class Outbox:
                     dedupe_key=f"test:{secrets.token_hex(12)}",
                     window_start=now - timedelta(days=3), window_end=now, score=70,
                     reason="Arrived or left at night 3 times within 14 days.",
-                    reason_params="{}", thresholds="{}", status="forwarded",
+                    reason_params={}, thresholds={}, status="forwarded",
                     created_at=now, updated_at=now,
                 )
                 for _ in range(n)

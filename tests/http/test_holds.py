@@ -20,7 +20,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
-from nightreg import cli_holds
+from nightreg.cli import holds as cli_holds
 from nightreg.db import Database
 from nightreg.models import AuditEvent, Flag, LegalHold, Site, Visit, flag_visit, legal_hold_visit
 from nightreg.services import holds, retention
@@ -742,7 +742,7 @@ async def test_the_command_line_places_lists_and_releases_a_hold(
 
 
 def test_the_command_line_names_the_field_at_fault(settings: Settings):
-    from nightreg.cli import CommandError
+    from nightreg.cli.common import CommandError
 
     with pytest.raises(CommandError, match="refs: No visit has these references: 0000-0000"):
         run_command(settings, "hold", "add", "--case", "PV-1", "--reason", "OM",

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import column, insert, inspect, select, table, text
 
 from nightreg import migrate
 from nightreg.db import make_engine
-from nightreg.models import Visit
+from nightreg.models import JobRun, SharingAgreement, Site, Visit
 
 ON_POSTGRESQL = bool(os.environ.get("NIGHTREG_TEST_DATABASE_URL"))
 postgresql_only = pytest.mark.skipif(
@@ -200,3 +202,108 @@ def test_a_search_for_a_rare_fragment_can_use_the_trigram_index(scratch_url: str
 
     explained = asyncio.run(plan())
     assert TRIGRAM_INDEX in explained, explained
+
+
+# --- 0008: JSON columns ----------------------------------------------------------------------
+
+# Text as 0007's code wrote it (json.dumps), per table: its JSON columns and the row's other
+# required values. A blank value read as empty then, and reads as empty now.
+JSON_ROWS: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
+    "site": (
+        {"rule_thresholds": '{"night_movement": {"count": 3}}'},
+        {"slug": "json-probe", "name": "Probe", "kind": "marina", "municipality": "",
+         "timezone": "Europe/Amsterdam", "contact": "", "is_active": True},
+    ),
+    "job_run": (
+        {"counts": '{"visits": 3, "flags": 0}'},
+        {"job": "json-probe", "trigger": "cli", "holder": "", "status": "ok"},
+    ),
+    "sharing_agreement": (
+        {"rules": '["night_movement", "watchlist_hit"]', "fields": '["score", "site"]',
+         "auto_rules": ""},
+        {"name": "json-probe", "recipient": "RIEC", "reference": "JSON-1", "keep_days": 180,
+         "created_by": "test"},
+    ),
+}  # fmt: skip
+JSON_READ_BACK = {
+    "site": {"rule_thresholds": {"night_movement": {"count": 3}}},
+    "job_run": {"counts": {"visits": 3, "flags": 0}},
+    "sharing_agreement": {
+        "rules": ["night_movement", "watchlist_hit"],
+        "fields": ["score", "site"],
+        "auto_rules": [],
+    },
+}
+
+
+def run_on(url: str, work: Any) -> Any:
+    async def go() -> Any:
+        engine = make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+async def insert_json_rows(conn: Any) -> None:
+    now, today = datetime(2026, 11, 30, 12, 0, tzinfo=UTC), date(2026, 11, 30)
+    dated = {"site": {"created_at": now}, "job_run": {"started_at": now},
+             "sharing_agreement": {"created_at": now, "valid_from": today}}  # fmt: skip
+    for name, (json_text, other) in JSON_ROWS.items():
+        # Untyped columns: the text goes in as 0007 stored it.
+        values = {**json_text, **other, **dated[name]}
+        rows = table(name, *(column(key) for key in values))
+        await conn.execute(insert(rows).values(values))
+
+
+async def read_json_rows(conn: Any) -> dict[str, dict[str, Any]]:
+    """The probe rows' JSON columns through the models (after 0008: Python values)."""
+    models = {"site": Site, "job_run": JobRun, "sharing_agreement": SharingAgreement}
+    keys = {"site": Site.slug, "job_run": JobRun.job, "sharing_agreement": SharingAgreement.name}
+    found = {}
+    for name, model in models.items():
+        columns = [getattr(model, key) for key in JSON_READ_BACK[name]]
+        key = "json-probe"
+        row = (await conn.execute(select(*columns).where(keys[name] == key))).one()
+        found[name] = dict(zip(JSON_READ_BACK[name], row, strict=True))
+    return found
+
+
+async def read_json_text(conn: Any) -> dict[str, dict[str, Any]]:
+    """The probe rows' JSON columns as stored text, parsed (after a downgrade to 0007)."""
+    found = {}
+    for name, (json_text, other) in JSON_ROWS.items():
+        key_column = "slug" if name == "site" else ("job" if name == "job_run" else "name")
+        rows = table(name, *(column(key) for key in [*json_text, key_column]))
+        row = (
+            await conn.execute(
+                select(*(rows.c[key] for key in json_text)).where(
+                    rows.c[key_column] == other[key_column]
+                )
+            )
+        ).one()
+        found[name] = {key: json.loads(value) for key, value in zip(json_text, row, strict=True)}
+    return found
+
+
+async def delete_json_rows(conn: Any) -> None:
+    await conn.execute(text("DELETE FROM site WHERE slug = 'json-probe'"))
+    await conn.execute(text("DELETE FROM job_run WHERE job = 'json-probe'"))
+    await conn.execute(text("DELETE FROM sharing_agreement WHERE name = 'json-probe'"))
+
+
+def test_0008_reads_rows_written_before_it_as_the_same_values_and_downgrades(scratch_url: str):
+    migrate.upgrade(scratch_url)
+    migrate.downgrade(scratch_url, "0007")
+    try:
+        run_on(scratch_url, insert_json_rows)
+        migrate.upgrade(scratch_url, "0008")
+        assert run_on(scratch_url, read_json_rows) == JSON_READ_BACK
+        migrate.downgrade(scratch_url, "0007")
+        assert run_on(scratch_url, read_json_text) == JSON_READ_BACK
+    finally:
+        migrate.upgrade(scratch_url)
+        run_on(scratch_url, delete_json_rows)

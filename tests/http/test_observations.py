@@ -129,7 +129,7 @@ async def test_an_observation_on_a_visit_raises_a_flag_with_that_visit_as_eviden
     assert flag.observation_id is not None
     observation = await load_observation(db, flag.observation_id)
     assert observation.visit_id == visit.id
-    assert json.loads(observation.indicators) == ["boat_low_in_water", "cameras_patrols"]
+    assert observation.indicators == ["boat_low_in_water", "cameras_patrols"]
     assert observation.text.startswith("Lag diep")
     [added] = await events(db, "observation_added", site)
     assert (added.object_id, json.loads(added.object_ids)) == (observation.id, [visit.id])

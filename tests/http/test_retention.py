@@ -346,7 +346,7 @@ async def test_the_receipt_counts_by_category_and_names_no_one(db: Database, set
         session.add(
             Observation(
                 site_id=site.id, visit_id=None, location="Steiger B",
-                indicators="[]", text="van waited at the quay", observed_at=NOW - 400 * DAY,
+                indicators=[], text="van waited at the quay", observed_at=NOW - 400 * DAY,
                 author="hm", created_at=NOW - 400 * DAY,
             )
         )  # fmt: skip

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 from sqlalchemy import select
@@ -57,13 +56,13 @@ def test_a_threshold_is_overridden_and_reset_per_site_and_audited(
     assert cli.main(["rules", "thresholds", slug, "night_movement.count=3"]) == 0
     assert "night_movement           count=3, days=14" in capsys.readouterr().out
     site, event = site_row(database_url, slug)
-    assert json.loads(site.rule_thresholds) == {"night_movement": {"count": 3}}
+    assert site.rule_thresholds == {"night_movement": {"count": 3}}
     assert event is not None
     assert "rule_thresholds" in event.details
 
     assert cli.main(["rules", "thresholds", slug, "night_movement.count=default"]) == 0
     site, _event = site_row(database_url, slug)
-    assert json.loads(site.rule_thresholds) == {}
+    assert site.rule_thresholds == {}
 
 
 @pytest.mark.parametrize(

@@ -190,7 +190,7 @@ async def test_a_site_can_raise_a_threshold(db: Database):
         await session.execute(
             update(Site)
             .where(Site.id == site.id)
-            .values(rule_thresholds=json.dumps({"night_movement": {"count": 3}}))
+            .values(rule_thresholds={"night_movement": {"count": 3}})
         )
     reg = a_registration()
     ids = [

@@ -171,7 +171,7 @@ async def hold_mid_run(db: Database, spec: jobs.JobSpec, holder: str, at: dateti
     async with db.write() as session:
         session.add(
             JobRun(job=spec.name, trigger="schedule", holder=holder, started_at=at,
-                   status="running", counts="{}")
+                   status="running", counts={})
         )  # fmt: skip
 
 

@@ -282,7 +282,7 @@ async def test_a_check_in_with_a_listed_plate_raises_a_restricted_flag_on_that_v
     assert flag.site_id == site_id
     assert flag.score == 90
     assert flag.subject == watchlist.identifier("plate", plate)
-    assert json.loads(flag.reason_params) == {"identifier": "licence plate"}
+    assert flag.reason_params == {"identifier": "licence plate"}
     assert flag.window_start == result.visit.arrived_at
     async with db.read() as session:
         evidence = list(
@@ -321,7 +321,7 @@ async def test_a_boat_is_matched_by_its_mmsi_as_well_as_its_registration(db: Dat
 
     (flag,) = await flags_of(db, result.visit.id)
     assert flag.subject == f"mmsi:{mmsi}"
-    assert json.loads(flag.reason_params) == {"identifier": "MMSI"}
+    assert flag.reason_params == {"identifier": "MMSI"}
 
 
 async def test_an_expired_entry_does_not_match(db: Database):

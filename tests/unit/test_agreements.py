@@ -3,7 +3,6 @@ covers a rule, and the plain-language summary a privacy officer signs off."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -69,9 +68,9 @@ def agreement(
         reference=extra.pop("reference", "RIEC-NH-2026-014"),
         valid_from=valid_from,
         valid_until=valid_until,
-        rules=json.dumps(list(rules)),
-        fields=json.dumps(list(fields)),
-        auto_rules=json.dumps(list(auto_rules)),
+        rules=list(rules),
+        fields=list(fields),
+        auto_rules=list(auto_rules),
         keep_days=keep_days,
         created_at=datetime(2026, 11, 29, 8, 0, tzinfo=UTC),
         created_by="user:1 admin@test.example",

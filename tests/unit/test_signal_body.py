@@ -40,8 +40,8 @@ text = st.text(min_size=1, max_size=30)
 def an_agreement(fields: list[str], **kwargs: object) -> SharingAgreement:
     values: dict[str, object] = {
         "id": 1, "name": "Convenant", "recipient": "RIEC", "reference": "RIEC-1",
-        "valid_from": date(2026, 1, 1), "valid_until": None, "rules": '["night_movement"]',
-        "fields": json.dumps(fields), "auto_rules": "[]", "keep_days": 180, "ended_at": None,
+        "valid_from": date(2026, 1, 1), "valid_until": None, "rules": ["night_movement"],
+        "fields": list(fields), "auto_rules": [], "keep_days": 180, "ended_at": None,
     }  # fmt: skip
     values.update(kwargs)
     return SharingAgreement(**values)
@@ -138,7 +138,7 @@ def test_a_body_is_encoded_the_same_way_every_time():
 def test_the_newest_agreement_in_force_that_covers_the_rule_is_chosen():
     old = an_agreement([], id=1, valid_from=date(2025, 1, 1))
     new = an_agreement([], id=2, valid_from=date(2026, 1, 1))
-    other = an_agreement([], id=3, valid_from=date(2026, 6, 1), rules='["overdue"]')
+    other = an_agreement([], id=3, valid_from=date(2026, 6, 1), rules=["overdue"])
 
     assert choose([old, new, other], "night_movement", NOW, AMSTERDAM).agreement is new
 

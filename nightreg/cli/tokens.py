@@ -6,6 +6,7 @@ import argparse
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from nightreg.cli.common import CommandError, with_database
 from nightreg.clock import SystemClock
 from nightreg.db import Database
 from nightreg.models import ApiToken
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
 
 def cmd_token_add(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError, _run
     from nightreg.services import tokens
     from nightreg.services.access import CLI
 
@@ -38,7 +38,7 @@ def cmd_token_add(settings: Settings, args: argparse.Namespace) -> int:
         )
 
     try:
-        token, plain = _run(settings, work)
+        token, plain = with_database(settings, work)
     except tokens.TokenInvalid as exc:
         raise CommandError(_token_problem(exc)) from exc
     until = f"until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "without expiry"
@@ -55,12 +55,11 @@ def _token_problem(exc: TokenInvalid) -> str:
 
 
 def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import _run
     from nightreg.services import tokens
     from nightreg.services.access import CLI
 
     now = SystemClock().now()
-    found = _run(settings, lambda db: tokens.list_tokens(db, CLI))
+    found = with_database(settings, lambda db: tokens.list_tokens(db, CLI))
     if not found:
         print("No API tokens.")
         return 0
@@ -80,13 +79,12 @@ def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError, _run
     from nightreg.services import tokens
     from nightreg.services.access import CLI, NotFound
 
     now = SystemClock().now()
     try:
-        token = _run(
+        token = with_database(
             settings,
             lambda db: tokens.revoke_token(db, CLI, args.id, now=now, reason=args.reason),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from nightreg.cli.common import CommandError, with_database
 from nightreg.clock import SystemClock, local_day
 from nightreg.db import Database
 from nightreg.models import SharingAgreement
@@ -29,7 +30,6 @@ def _validity(agreement: SharingAgreement) -> str:
 
 
 def cmd_agreement_list(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import _run
     from nightreg.services import agreements
     from nightreg.services.access import CLI
 
@@ -38,7 +38,7 @@ def cmd_agreement_list(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> list[AgreementRow]:
         return await agreements.list_agreements(db, CLI, now=now, tz=settings.tz)
 
-    rows = _run(settings, work)
+    rows = with_database(settings, work)
     if not rows:
         print("No sharing agreements: nothing can be forwarded to the hub.")
         return 0
@@ -55,7 +55,6 @@ def cmd_agreement_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_agreement_add(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError, _run
     from nightreg.services import agreements
     from nightreg.services.access import CLI
 
@@ -76,7 +75,7 @@ def cmd_agreement_add(settings: Settings, args: argparse.Namespace) -> int:
         return await agreements.create(db, CLI, values, now=now, tz=settings.tz)
 
     try:
-        agreement = _run(settings, work)
+        agreement = with_database(settings, work)
     except agreements.AgreementInvalid as exc:
         raise CommandError(_problem(exc)) from exc
     fields = ", ".join(agreements.fields_of(agreement))
@@ -89,7 +88,6 @@ def cmd_agreement_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_agreement_end(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError, _run
     from nightreg.services import agreements
     from nightreg.services.access import CLI, NotFound
 
@@ -99,7 +97,7 @@ def cmd_agreement_end(settings: Settings, args: argparse.Namespace) -> int:
         return await agreements.end(db, CLI, args.id, args.reason, now=now)
 
     try:
-        agreement = _run(settings, work)
+        agreement = with_database(settings, work)
     except NotFound:
         raise CommandError(f"no agreement with id {args.id}") from None
     except agreements.AgreementInvalid as exc:

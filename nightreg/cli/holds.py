@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from nightreg.cli.common import CommandError, with_database
 from nightreg.clock import SystemClock
 from nightreg.db import Database
 from nightreg.models import LegalHold
@@ -33,7 +34,6 @@ def _covers(hold: LegalHold, site: Site | None) -> str:
 
 
 def cmd_hold_list(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import _run
     from nightreg.services import holds
     from nightreg.services.access import CLI
 
@@ -42,7 +42,7 @@ def cmd_hold_list(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> list[HoldRow]:
         return await holds.list_holds(db, CLI, now=now, tz=settings.tz)
 
-    rows = _run(settings, work)
+    rows = with_database(settings, work)
     if not rows:
         print("No legal holds: the purge deletes everything when its time is up.")
         return 0
@@ -58,7 +58,6 @@ def cmd_hold_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_hold_add(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError, _run
     from nightreg.services import holds
     from nightreg.services.access import CLI
 
@@ -90,7 +89,7 @@ def cmd_hold_add(settings: Settings, args: argparse.Namespace) -> int:
         )
 
     try:
-        hold = _run(settings, work)
+        hold = with_database(settings, work)
     except holds.HoldInvalid as exc:
         raise CommandError(_problem(exc)) from exc
     until = hold.until.isoformat() if hold.until else "until released"
@@ -103,7 +102,6 @@ def cmd_hold_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_hold_release(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError, _run
     from nightreg.services import holds
     from nightreg.services.access import CLI, NotFound
 
@@ -113,7 +111,7 @@ def cmd_hold_release(settings: Settings, args: argparse.Namespace) -> int:
         return await holds.release(db, CLI, args.id, args.reason, now=now, tz=settings.tz)
 
     try:
-        hold = _run(settings, work)
+        hold = with_database(settings, work)
     except NotFound:
         raise CommandError(f"no legal hold with id {args.id}") from None
     except holds.HoldInvalid as exc:

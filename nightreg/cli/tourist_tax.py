@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from nightreg.cli.common import CommandError, with_database
 from nightreg.clock import SystemClock
 from nightreg.db import Database
 from nightreg.settings import Settings
@@ -45,7 +46,6 @@ def _figures(result: TaxReturn, name: str) -> str:
 
 
 def cmd_tourist_tax(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError, _run
     from nightreg.services import tourist_tax
     from nightreg.services.access import CLI, NotFound
     from nightreg.services.tourist_tax import Month, MonthInvalid
@@ -62,7 +62,7 @@ def cmd_tourist_tax(settings: Settings, args: argparse.Namespace) -> int:
         return site.name, result
 
     try:
-        name, result = _run(settings, work)
+        name, result = with_database(settings, work)
     except NotFound:
         raise CommandError(f"no site with slug {args.slug!r}") from None
     if args.csv:

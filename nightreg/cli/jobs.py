@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 from typing import Any
 
+from nightreg.cli.common import with_database
 from nightreg.clock import SystemClock
 from nightreg.db import Database
 from nightreg.settings import Settings
@@ -23,19 +23,15 @@ def cmd_jobs_run(settings: Settings, args: argparse.Namespace) -> int:
         return _purge_preview(settings)
     spec = job_specs(settings)[args.job]
 
-    async def work() -> int:
-        db = Database(settings.database_url)
-        try:
-            result = await run_job(
-                db, spec, clock=SystemClock(), holder=holder_id(), trigger="cli", full=args.full
-            )
-        finally:
-            await db.dispose()
+    async def work(db: Database) -> int:
+        result = await run_job(
+            db, spec, clock=SystemClock(), holder=holder_id(), trigger="cli", full=args.full
+        )
         if not result.ran or result.run is None:
             print(f"Another process is running {args.job}; try again later.")
             return 1
         run = result.run
-        values = json.loads(run.counts or "{}")
+        values = dict(run.counts or {})
         counts = ", ".join(f"{k} {v}" for k, v in values.items())
         seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0.0
         mode = " (full)" if args.full and args.job != "dispatch" else ""
@@ -49,21 +45,16 @@ def cmd_jobs_run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{args.job}{mode} done in {seconds:.1f} s: {counts}")
         return 0
 
-    return asyncio.run(work())
+    return with_database(settings, work)
 
 
 def _purge_preview(settings: Settings) -> int:
     """`--dry-run`: what a purge now would delete, by category and date; nothing changes."""
     from nightreg.services import retention
 
-    async def work() -> retention.Preview:
-        db = Database(settings.database_url)
-        try:
-            return await retention.preview(db, settings, at=SystemClock().now())
-        finally:
-            await db.dispose()
-
-    result = asyncio.run(work())
+    result = with_database(
+        settings, lambda db: retention.preview(db, settings, at=SystemClock().now())
+    )
     print(f"purge --dry-run: a run now would delete {result.total} rows (nothing was deleted)")
     for entry in result.categories:
         print(f"  {entry.category}: {entry.count}")
@@ -124,8 +115,7 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
     )
     migrate.upgrade(settings.database_url)
 
-    async def work() -> None:
-        db = Database(settings.database_url)
+    async def work(db: Database) -> None:
         scheduler = make_scheduler(db, settings, SystemClock())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -139,9 +129,8 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
             await stop.wait()
         finally:
             scheduler.shutdown(wait=False)
-            await db.dispose()
 
-    asyncio.run(work())
+    with_database(settings, work)
     return 0
 
 

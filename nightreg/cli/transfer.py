@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from nightreg.cli.common import CommandError, with_database
 from nightreg.clock import SystemClock
 from nightreg.db import Database
 from nightreg.settings import Settings
@@ -21,7 +22,6 @@ def _date(text: str) -> date:
 
 
 def cmd_export_register(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError, _run
     from nightreg.services import sites, transfer
     from nightreg.services.access import CLI
 
@@ -61,14 +61,13 @@ def cmd_export_register(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 out.flush()
 
-    _run(settings, work)
+    with_database(settings, work)
     if args.out != "-":
         print(f"Register of {args.site} written to {args.out} ({fmt}).", file=sys.stderr)
     return 0
 
 
 def cmd_export_flags(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError, _run
     from nightreg.services import flag_export, sites
     from nightreg.services.access import CLI
     from nightreg.services.transfer import ExportInvalid
@@ -108,7 +107,7 @@ def cmd_export_flags(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 out.flush()
 
-    _run(settings, work)
+    with_database(settings, work)
     if args.out != "-":
         print(f"Flags of {args.site} written to {args.out} ({fmt}).", file=sys.stderr)
     return 0
@@ -136,7 +135,6 @@ def _describe(report: Any) -> list[str]:
 
 
 def cmd_import_register(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError, _run
     from nightreg.services import sites, transfer
     from nightreg.services.access import CLI
 
@@ -163,7 +161,7 @@ def cmd_import_register(settings: Settings, args: argparse.Namespace) -> int:
             except transfer.ImportFileError as exc:
                 raise CommandError(f"{args.file}: {exc}; nothing was imported") from exc
 
-    report = _run(settings, work)
+    report = with_database(settings, work)
     for line in _describe(report):
         print(line)
     if not report.ok:

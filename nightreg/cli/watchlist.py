@@ -7,6 +7,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from nightreg.cli.common import CommandError, with_database
 from nightreg.clock import SystemClock
 from nightreg.db import Database
 from nightreg.settings import Settings
@@ -15,7 +16,6 @@ NO_KEY = "no watchlist key: set NIGHTREG_WATCHLIST_KEY (the key shared with the 
 
 
 def cmd_watchlist_digest(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError
     from nightreg.services import watchlist
 
     if not settings.watchlist_key:
@@ -30,7 +30,6 @@ def cmd_watchlist_digest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_watchlist_import(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError, _run
     from nightreg.services import watchlist
 
     # Entries nobody can match would only sit there: refuse them as the scan would ignore them.
@@ -61,7 +60,7 @@ def cmd_watchlist_import(settings: Settings, args: argparse.Namespace) -> int:
             db, entries, now=SystemClock().now(), list_ref=args.list_ref, replace=args.replace
         )
 
-    counts = _run(settings, work)
+    counts = with_database(settings, work)
     print(
         f"Watchlist imported: {counts.added} added, {counts.updated} updated, "
         f"{counts.removed} removed, {counts.expired_dropped} expired dropped."

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 from sqlalchemy import select
 
+from nightreg.cli.common import CommandError, with_database
 from nightreg.clock import SystemClock
 from nightreg.db import Database
 from nightreg.models import Site
@@ -28,7 +28,6 @@ def cmd_rules_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_rules_thresholds(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.cli import CommandError
     from nightreg.services import thresholds
     from nightreg.services.access import CLI, NotFound
 
@@ -40,23 +39,17 @@ def cmd_rules_thresholds(settings: Settings, args: argparse.Namespace) -> int:
     except thresholds.ThresholdError as exc:
         raise CommandError(str(exc)) from exc
 
-    async def work() -> dict[str, dict[str, int]]:
-        db = Database(settings.database_url)
-        try:
-            if changes:
-                await thresholds.set_thresholds(
-                    db, CLI, args.site, changes, now=SystemClock().now()
-                )
-            async with db.read() as session:
-                site = await session.scalar(select(Site).where(Site.slug == args.site))
-            if site is None:
-                raise NotFound(args.site)
-            return thresholds.effective(site)
-        finally:
-            await db.dispose()
+    async def work(db: Database) -> dict[str, dict[str, int]]:
+        if changes:
+            await thresholds.set_thresholds(db, CLI, args.site, changes, now=SystemClock().now())
+        async with db.read() as session:
+            site = await session.scalar(select(Site).where(Site.slug == args.site))
+        if site is None:
+            raise NotFound(args.site)
+        return thresholds.effective(site)
 
     try:
-        effective = asyncio.run(work())
+        effective = with_database(settings, work)
     except NotFound as exc:
         raise CommandError(f"no site {args.site!r}") from exc
     for code, values in effective.items():

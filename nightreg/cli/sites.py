@@ -1,0 +1,112 @@
+"""`nightreg site add`, `nightreg point add|rotate`, `nightreg qr`: sites, points, QR posters."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from nightreg.cli.common import CommandError, with_database
+from nightreg.clock import SystemClock
+from nightreg.db import Database
+from nightreg.settings import Settings
+from nightreg.vocabulary import SITE_KINDS
+
+
+def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.services.sites import SiteError, create_site
+
+    async def work(db: Database) -> None:
+        await create_site(
+            db,
+            slug=args.slug,
+            name=args.name,
+            kind=args.kind,
+            municipality=args.municipality,
+            contact=args.contact,
+            timezone=args.timezone or settings.timezone,
+            now=SystemClock().now(),
+        )
+
+    try:
+        with_database(settings, work)
+    except SiteError as exc:
+        raise CommandError(str(exc)) from exc
+    print(f"Site {args.slug} created.")
+    return 0
+
+
+def cmd_point(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.services.sites import SiteError, add_point, kiosk_url, rotate_point
+
+    async def work(db: Database) -> str:
+        now = SystemClock().now()
+        if args.point_command == "add":
+            point = await add_point(
+                db, site_slug=args.site, name=args.name, kiosk_mode=args.kiosk, now=now
+            )
+        else:
+            point = await rotate_point(db, args.site, args.name, now)
+        return point.token
+
+    try:
+        token = with_database(settings, work)
+    except SiteError as exc:
+        raise CommandError(str(exc)) from exc
+    if args.point_command == "rotate":
+        print("The old QR code no longer works. Print the new poster with `nightreg qr`.")
+    print(kiosk_url(settings.base_url, token))
+    return 0
+
+
+def cmd_qr(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.qr import poster
+    from nightreg.services.sites import SiteError, get_point, kiosk_url
+
+    try:
+        point = with_database(settings, lambda db: get_point(db, args.site, args.point))
+    except SiteError as exc:
+        raise CommandError(str(exc)) from exc
+    fmt = args.format or (Path(args.out).suffix.lstrip(".").lower() or "pdf")
+    if fmt not in {"svg", "png", "pdf"}:
+        raise CommandError(f"format {fmt!r}: use svg, png or pdf")
+    data = poster(kiosk_url(settings.base_url, point.token), point.site.name, point.name, fmt)
+    try:
+        Path(args.out).write_bytes(data)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc.strerror}") from exc
+    print(f"Poster for {point.site.name} / {point.name} written to {args.out} ({fmt}).")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    site = sub.add_parser("site", help="sites")
+    site_sub = site.add_subparsers(dest="site_command", required=True)
+    site_add = site_sub.add_parser("add", help="create a site")
+    site_add.add_argument("slug")
+    site_add.add_argument("--name", required=True)
+    site_add.add_argument("--kind", required=True, choices=SITE_KINDS)
+    site_add.add_argument("--municipality", default="")
+    site_add.add_argument("--contact", default="", help="shown in the privacy notice")
+    site_add.add_argument("--timezone", default=None)
+    site_add.set_defaults(func=cmd_site_add)
+
+    point = sub.add_parser("point", help="check-in points (QR codes)")
+    point_sub = point.add_subparsers(dest="point_command", required=True)
+    point_add = point_sub.add_parser("add", help="create a point and print its kiosk URL")
+    point_add.add_argument("site")
+    point_add.add_argument("name")
+    point_add.add_argument(
+        "--kiosk", action="store_true", help="a shared tablet: no 'remember me', resets itself"
+    )
+    point_rotate = point_sub.add_parser("rotate", help="new URL for a point; the old QR dies")
+    point_rotate.add_argument("site")
+    point_rotate.add_argument("name")
+    point.set_defaults(func=cmd_point)
+
+    qr = sub.add_parser("qr", help="write a point's printable QR poster")
+    qr.add_argument("site")
+    qr.add_argument("point")
+    qr.add_argument("--out", required=True)
+    qr.add_argument("--format", choices=("svg", "png", "pdf"), default=None)
+    qr.set_defaults(func=cmd_qr)
