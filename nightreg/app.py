@@ -204,7 +204,8 @@ def _staff_error_page(request: Request, status: int) -> Response:
 def create_app(
     settings: Settings | None = None, *, clock: Clock | None = None, run_scheduler: bool = False
 ) -> Litestar:
-    from admin.api import openapi_config
+    from admin import TEMPLATE_DIRS as ADMIN_TEMPLATE_DIRS
+    from admin.api.v1 import openapi_config
     from admin.web import api_router, staff_router
     from kiosk.controllers import kiosk_router
 
@@ -238,7 +239,7 @@ def create_app(
         exclude=["/api/", "/health", "/schema"],
     )
     kiosk_dir = Path(__file__).parent.parent / "kiosk" / "templates"
-    admin_dir = Path(__file__).parent.parent / "admin" / "templates"
+    template_dirs = [kiosk_dir, *ADMIN_TEMPLATE_DIRS]
     app = Litestar(
         route_handlers=[
             health,
@@ -253,7 +254,7 @@ def create_app(
         before_request=_before_request,
         after_request=_keep_language_choice(settings),
         csrf_config=csrf,
-        template_config=TemplateConfig(instance=make_template_engine([kiosk_dir, admin_dir])),
+        template_config=TemplateConfig(instance=make_template_engine(template_dirs)),
         compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6),
         plugins=[HTMXPlugin()],
         # A database that is down or full: a friendly 503 (JSON on the API), logged once a minute.

@@ -24,10 +24,10 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_400_BAD_REQUEST
 
-from admin import api_signals
-from admin.api_common import ApiError, check_dates, invalid
-from admin.api_common import doc as _doc
-from admin.api_common import errors as _errors
+from admin.api import signals as api_signals
+from admin.api.common import ApiError, check_dates, invalid
+from admin.api.common import doc as _doc
+from admin.api.common import errors as _errors
 from nightreg.context import AppContext
 from nightreg.models import Site, Visit
 from nightreg.services import register, sites, transfer

@@ -2,8 +2,8 @@
 
 Only analysts' tokens (signals.view, signals.ack) may call it; the guard in admin/web.py
 refuses every other role with a 403. The services (nightreg.services.hub_pull) write the
-audit. admin/api.py includes CONTROLLERS and EXCEPTION_HANDLERS in its router, so this module
-must not import admin.api (the shared error shapes are in admin.api_common).
+audit. admin/api/v1.py includes CONTROLLERS and EXCEPTION_HANDLERS in its router, so this module
+must not import admin.api.v1 (the shared error shapes are in admin.api.common).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from litestar.openapi.spec import Example
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
-from admin.api_common import ApiError, check_dates, doc, errors, invalid
+from admin.api.common import ApiError, check_dates, doc, errors, invalid
 from nightreg.clock import utc_text
 from nightreg.context import AppContext
 from nightreg.services import hub_pull
@@ -163,7 +163,7 @@ _QUERY_FIELDS = {"date_from": "from", "date_to": "to"}
 def _validation_failed(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     """Litestar's checks of parameters and bodies, as a 422 naming the field at fault.
 
-    Like the rest of the API (admin/api.py), and a body's missing field is named too rather
+    Like the rest of the API (admin/api/v1.py), and a body's missing field is named too rather
     than the body as a whole ("data").
     """
     problems = exc.extra if isinstance(exc.extra, list) else []

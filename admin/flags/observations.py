@@ -12,7 +12,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
-from admin.register import TIME_FORMAT
+from admin.register.pages import TIME_FORMAT
 from admin.web import form_int, see_other
 from kiosk.controllers import KIND_LABELS
 from nightreg.context import AppContext

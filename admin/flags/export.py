@@ -11,7 +11,7 @@ from litestar.params import FromPath
 from litestar.response import Response, Stream, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
-from admin.flags import STATUS_LABELS
+from admin.flags.pages import STATUS_LABELS
 from admin.web import MSG_DATE, form_date
 from nightreg.context import AppContext
 from nightreg.models import Site

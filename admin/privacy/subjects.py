@@ -23,10 +23,10 @@ from litestar.status_codes import (
     HTTP_422_UNPROCESSABLE_ENTITY,
 )
 
-from admin.api_common import invalid
-from admin.flags import STATUS_LABELS as FLAG_STATUS_LABELS
-from admin.flags import reason_text, rule_title
-from admin.register import FIELD_LABELS, SOURCE_LABELS, TIME_FORMAT, display
+from admin.api.common import invalid
+from admin.flags.pages import STATUS_LABELS as FLAG_STATUS_LABELS
+from admin.flags.pages import reason_text, rule_title
+from admin.register.pages import FIELD_LABELS, SOURCE_LABELS, TIME_FORMAT, display
 from admin.web import form_choices, form_text
 from kiosk.controllers import KIND_LABELS
 from nightreg import i18n

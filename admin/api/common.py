@@ -1,6 +1,6 @@
 """What every part of the JSON API shares: the error shapes and their OpenAPI descriptions.
 
-admin/api.py and admin/api_signals.py both use these; api.py includes api_signals at import
+admin/api/v1.py and admin/api/signals.py both use these; v1.py includes signals at import
 time, so they live here rather than in either of them.
 """
 

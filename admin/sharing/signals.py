@@ -19,7 +19,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
-from admin.register import TIME_FORMAT
+from admin.register.pages import TIME_FORMAT
 from admin.web import MSG_DATE, form_date, form_int, page_or_part
 from nightreg import i18n
 from nightreg.context import AppContext
