@@ -16,6 +16,7 @@ from litestar.status_codes import (
 )
 from markupsafe import Markup
 
+from admin.forms import error_message, error_messages
 from admin.web import client_address, session_cookie_name
 from nightreg.context import AppContext
 from nightreg.i18n import gettext
@@ -33,10 +34,6 @@ def safe_next(target: str | None) -> str:
     if target and target.startswith("/admin/") and not target.startswith("//"):
         return target
     return "/admin/"
-
-
-def _errors(errors: dict[str, str]) -> dict[str, str]:
-    return {field: gettext(message) for field, message in errors.items()}
 
 
 # The half-done sign-in (password right, second step to come) lives in a cookie of its own: it
@@ -269,7 +266,11 @@ class SecondStepController(Controller):
             context = enrolment_context(enrolment, "/admin/sign-in/enrol")
             return Template(
                 template_name="admin/two_factor_enrol.html",
-                context={**context, "at_sign_in": True, "error": _errors(invalid.errors)["code"]},
+                context={
+                    **context,
+                    "at_sign_in": True,
+                    "error": error_message(invalid.errors["code"]),
+                },
                 status_code=HTTP_400_BAD_REQUEST,
                 headers=NO_STORE,
             )
@@ -363,7 +364,11 @@ class TwoFactorController(Controller):
             context = enrolment_context(enrolment, "/admin/two-factor/enrol")
             return Template(
                 template_name="admin/two_factor_enrol.html",
-                context={**context, "at_sign_in": False, "error": _errors(invalid.errors)["code"]},
+                context={
+                    **context,
+                    "at_sign_in": False,
+                    "error": error_message(invalid.errors["code"]),
+                },
                 status_code=HTTP_400_BAD_REQUEST,
                 headers=NO_STORE,
             )
@@ -387,7 +392,7 @@ class TwoFactorController(Controller):
                 now=ctx.clock.now(),
             )
         except TwoFactorInvalid as invalid:
-            message = _errors(invalid.errors)["code"]
+            message = error_message(invalid.errors["code"])
             if invalid.retry_after:
                 message = message % {"seconds": invalid.retry_after}
             return await self._status_page(
@@ -439,7 +444,7 @@ class AccountController(Controller):
         )
         return Template(
             template_name="admin/password.html",
-            context={"errors": _errors(errors), "done": not errors},
+            context={"errors": error_messages(errors), "done": not errors},
             status_code=HTTP_400_BAD_REQUEST if errors else 200,
         )
 
@@ -483,7 +488,7 @@ class ResetController(Controller):
             template_name="admin/reset.html",
             context={
                 "email": account.email if account else None,
-                "errors": _errors(errors),
+                "errors": error_messages(errors),
                 "done": not errors,
             },
             status_code=HTTP_400_BAD_REQUEST if errors else 200,

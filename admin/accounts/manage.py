@@ -14,8 +14,8 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
+from admin.forms import error_messages
 from admin.web import form_choices, form_int, form_text, see_other, session_cookie_name
-from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.models import ROLES, SITE_KINDS, Site, User
 from nightreg.qr import POSTER_FORMATS, poster
@@ -66,10 +66,6 @@ def _active(data: Mapping[str, Any]) -> bool | None:
     return {"yes": True, "no": False}.get(form_text(data, "active", 3))
 
 
-def _translated(errors: Mapping[str, str]) -> dict[str, str]:
-    return {field: i18n.gettext(message) for field, message in errors.items()}
-
-
 def _reset_url(ctx: AppContext, token: str) -> str:
     return f"{ctx.settings.base_url.rstrip('/')}/admin/reset/{token}"
 
@@ -98,7 +94,7 @@ class UsersController(Controller):
         context = {
             "user": user,
             "form": form,
-            "errors": _translated(errors or {}),
+            "errors": error_messages(errors or {}),
             "roles": ROLES,
             "role_labels": ROLE_LABELS,
             "role_hints": ROLE_HINTS,
@@ -339,10 +335,10 @@ async def _sites_page(
         "kind_labels": SITE_KIND_LABELS,
         "new_form": new_form or {"slug": "", "name": "", "kind": "", "timezone": "Europe/Amsterdam",
                                  "municipality": "", "contact": ""},
-        "new_errors": _translated(new_errors or {}),
+        "new_errors": error_messages(new_errors or {}),
         "edit_slug": edit_slug,
         "edit_form": edit_form,
-        "edit_errors": _translated(edit_errors or {}),
+        "edit_errors": error_messages(edit_errors or {}),
         "notice": notice,
     }  # fmt: skip
     return Template(template_name="admin/sites.html", context=context, status_code=status_code)
@@ -374,12 +370,12 @@ async def _site_page(
         "formats": POSTER_FORMATS,
         "can_edit_site": actor.can("sites.manage"),
         "point_form": point_form or {"name": "", "kiosk_mode": False},
-        "point_errors": _translated(point_errors or {}),
+        "point_errors": error_messages(point_errors or {}),
         "edit_point": edit_point,
         "edit_point_form": edit_point_form,
-        "edit_point_errors": _translated(edit_point_errors or {}),
+        "edit_point_errors": error_messages(edit_point_errors or {}),
         "site_form": site_form or _site_form(site),
-        "site_errors": _translated(site_errors or {}),
+        "site_errors": error_messages(site_errors or {}),
         "rotated": rotated,
         "notice": notice,
         "tz": site.timezone,

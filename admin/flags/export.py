@@ -12,6 +12,7 @@ from litestar.response import Response, Stream, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.flags.pages import STATUS_LABELS
+from admin.forms import error_message
 from admin.web import MSG_DATE, form_date
 from nightreg.context import AppContext
 from nightreg.models import Site
@@ -19,7 +20,6 @@ from nightreg.services import flag_export
 from nightreg.services.access import Actor
 from nightreg.services.sites import site_for
 from nightreg.services.transfer import ExportInvalid
-from nightreg.templating import render_error_message
 
 EXPORT = {"permission": "flags.export"}
 # The statuses one may export by; "" is every status.
@@ -42,7 +42,7 @@ def _form(params: Any) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
             try:
                 parsed[name] = form_date(form[name])
             except ValueError:
-                errors[name] = render_error_message(MSG_DATE, {})
+                errors[name] = error_message(MSG_DATE)
     return form, parsed, errors
 
 
@@ -101,7 +101,7 @@ class FlagExportController(Controller):
         try:
             first = await anext(chunks)  # checks and audits before the first byte
         except ExportInvalid as exc:
-            return _page(site, form, {exc.field: render_error_message(exc.message, {})})
+            return _page(site, form, {exc.field: error_message(exc.message)})
 
         async def body() -> AsyncIterator[bytes]:
             yield first

@@ -12,6 +12,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
+from admin.forms import error_messages
 from admin.register.pages import TIME_FORMAT
 from admin.web import form_int, see_other
 from kiosk.controllers import KIND_LABELS
@@ -21,7 +22,6 @@ from nightreg.services import observations, register
 from nightreg.services.access import Actor, NotFound
 from nightreg.services.observations import ObservationInvalid
 from nightreg.services.sites import site_for
-from nightreg.templating import render_error_message
 
 ADD = {"permission": "observations.add"}
 
@@ -114,8 +114,7 @@ class ObservationController(Controller):
         except ObservationInvalid as invalid:
             visit = await _visit(ctx, actor, site, visit_id)
             return _page(
-                site, visit, values, {name: render_error_message(e.message, dict(e.params))
-                                for name, e in invalid.errors.items()},
+                site, visit, values, error_messages(invalid.errors),
                 status_code=HTTP_422_UNPROCESSABLE_ENTITY,
             )  # fmt: skip
         return see_other(request, f"/admin/flags/{added.flag_id}")

@@ -13,8 +13,9 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
-from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.status_codes import HTTP_400_BAD_REQUEST
 
+from admin.forms import error_message, error_messages, rerender
 from admin.register.pages import TIME_FORMAT
 from admin.web import page_or_part, see_other
 from kiosk.controllers import KIND_LABELS
@@ -27,7 +28,6 @@ from nightreg.services import agreements, flags, signals
 from nightreg.services.access import Actor
 from nightreg.services.flags import CursorInvalid, FlagDetail, FlagQuery, ReviewInvalid
 from nightreg.services.sites import site_for
-from nightreg.templating import render_error_message
 from nightreg.validation import N_
 
 FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -195,11 +195,7 @@ def _preview_context(flag: Flag, draft: signals.Draft, actor: Actor) -> dict[str
         "reason": reason_text(flag, rule),
         "agreement": draft.agreement,
         "can_read_agreement": actor.can("agreements.view"),
-        "refused": (
-            render_error_message(draft.refused.message, dict(draft.refused.params))
-            if draft.refused
-            else ""
-        ),
+        "refused": error_message(draft.refused) if draft.refused else "",
         "sent": [i18n.gettext(agreements.FIELDS[f]) for f in sent],
         "not_sent": [
             i18n.gettext(label) for f, label in agreements.FIELDS.items() if f not in sent
@@ -328,10 +324,7 @@ class FlagPagesController(Controller):
         try:
             await flags.review(ctx.db, actor, id, action, reason, now=ctx.clock.now())
         except ReviewInvalid as invalid:
-            messages = {
-                name: render_error_message(e.message, dict(e.params))
-                for name, e in invalid.errors.items()
-            }
+            messages = error_messages(invalid.errors)
             # A reason's error belongs next to the reason field of the form that was sent.
             errors = {}
             if "reason" in messages:
@@ -342,11 +335,7 @@ class FlagPagesController(Controller):
             context = _detail_context(
                 detail, actor, errors=errors, kept={action: reason} if action else {}
             )
-            return Template(
-                template_name="admin/flag.html",
-                context=context,
-                status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-            )
+            return rerender("admin/flag.html", context)
         return see_other(request, f"/admin/flags/{id}?reviewed=1")
 
 

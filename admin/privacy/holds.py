@@ -13,14 +13,14 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 
+from admin.forms import error_messages
 from admin.web import form_text, see_other
 from nightreg.clock import local_day
 from nightreg.context import AppContext
 from nightreg.services import holds
 from nightreg.services.access import Actor
 from nightreg.services.holds import HoldDetail, HoldInvalid
-from nightreg.templating import render_error_message
-from nightreg.validation import N_, FieldError
+from nightreg.validation import N_
 
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
@@ -35,10 +35,6 @@ _FIELD_LIMIT = 4000
 # Room for MAX_REFERENCES references with their separators.
 _REFS_LIMIT = 12 * holds.MAX_REFERENCES + 100
 FIELDS = ("scope", "case_reference", "reason", "until", "refs", "subject", "site")
-
-
-def _messages(errors: Mapping[str, FieldError]) -> dict[str, str]:
-    return {name: render_error_message(e.message, dict(e.params)) for name, e in errors.items()}
 
 
 async def _new_page(
@@ -174,7 +170,7 @@ class HoldController(Controller):
             )
         except HoldInvalid as invalid:
             return await _new_page(
-                ctx, actor, form, _messages(invalid.errors),
+                ctx, actor, form, error_messages(invalid.errors),
                 status_code=HTTP_422_UNPROCESSABLE_ENTITY,
             )  # fmt: skip
         return see_other(request, f"/admin/retention/holds/{hold.id}?placed=1")
@@ -218,7 +214,7 @@ class HoldController(Controller):
                 actor,
                 detail,
                 release_form={"reason": reason},
-                errors=_messages(invalid.errors),
+                errors=error_messages(invalid.errors),
                 status_code=HTTP_409_CONFLICT if conflict else HTTP_422_UNPROCESSABLE_ENTITY,
             )
         return see_other(request, f"/admin/retention/holds/{id}?released=1")

@@ -21,6 +21,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
+from admin.forms import error_message, error_messages
 from admin.web import MSG_DATE, form_date, form_text, see_other
 from nightreg import i18n
 from nightreg.clock import local_day
@@ -31,7 +32,6 @@ from nightreg.services import sites as site_service
 from nightreg.services.access import Actor, NotFound
 from nightreg.services.retention import CATEGORY_LABELS, Defaults, Policy, PolicyInvalid
 from nightreg.settings import Settings
-from nightreg.templating import render_error_message
 from nightreg.validation import N_
 
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -233,12 +233,12 @@ class RetentionController(Controller):
                 day = form_date(chosen)
             except ValueError:
                 day = None
-                errors["at"] = render_error_message(MSG_DATE, {})
+                errors["at"] = error_message(MSG_DATE)
             if day is not None:
                 if today <= day <= today + timedelta(days=retention.MAX_DAYS):
                     at = _run_on(settings, day, now)
                 else:
-                    errors["at"] = render_error_message(MSG_AT_RANGE, {})
+                    errors["at"] = error_message(MSG_AT_RANGE)
         result = await retention.preview(ctx.db, settings, at=at)
         await audit.log(
             ctx.db, actor, "retention_previewed", at=now,
@@ -314,9 +314,12 @@ class RetentionController(Controller):
         try:
             days = retention.parse_days(form)
         except PolicyInvalid as invalid:
-            messages = {k: render_error_message(v, {}) for k, v in invalid.errors.items()}
             return _site_page(
-                ctx, policy, form, messages, status_code=HTTP_422_UNPROCESSABLE_ENTITY
+                ctx,
+                policy,
+                form,
+                error_messages(invalid.errors),
+                status_code=HTTP_422_UNPROCESSABLE_ENTITY,
             )
         await retention.set_policy(ctx.db, actor, policy.site_id, days, now=ctx.clock.now())
         # The kiosk's privacy notice names the site's visit days; its points are cached.

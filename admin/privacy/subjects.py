@@ -26,6 +26,7 @@ from litestar.status_codes import (
 from admin.api.common import invalid
 from admin.flags.pages import STATUS_LABELS as FLAG_STATUS_LABELS
 from admin.flags.pages import reason_text, rule_title
+from admin.forms import error_messages
 from admin.register.pages import FIELD_LABELS, SOURCE_LABELS, TIME_FORMAT, display
 from admin.web import form_choices, form_text
 from kiosk.controllers import KIND_LABELS
@@ -38,7 +39,6 @@ from nightreg.services import register, subjects
 from nightreg.services.access import Actor
 from nightreg.services.observations import INDICATORS
 from nightreg.services.subjects import Blockers, Erased, EraseRefused, Found, SubjectInvalid
-from nightreg.templating import render_error_message
 from nightreg.validation import N_, FieldError
 
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -69,10 +69,6 @@ COUNT_LABELS = {
     "flags": N_("Flags"),
     "signals": N_("Signals to the hub"),
 }
-
-
-def _messages(errors: Mapping[str, FieldError]) -> dict[str, str]:
-    return {name: render_error_message(e.message, dict(e.params)) for name, e in errors.items()}
 
 
 def _query(request: Request[Any, Any, Any]) -> str:
@@ -222,6 +218,11 @@ def _erase_page(
     )
 
 
+def _bad_query(q: str, bad: SubjectInvalid) -> Template:
+    """The search form again, with why this query cannot be used."""
+    return _find_page(q, errors=error_messages(bad.errors), status_code=HTTP_400_BAD_REQUEST)
+
+
 class SubjectController(Controller):
     """Staff with subject rights on a site: find, report, erase; only on their own sites."""
 
@@ -241,7 +242,7 @@ class SubjectController(Controller):
         try:
             found = await subjects.find(ctx.db, actor, q, now=ctx.clock.now())
         except SubjectInvalid as bad:
-            return _find_page(q, errors=_messages(bad.errors), status_code=HTTP_400_BAD_REQUEST)
+            return _bad_query(q, bad)
         return _find_page(q, found)
 
     @get("/report", name="admin:subject-report", opt=MANAGE)
@@ -258,7 +259,7 @@ class SubjectController(Controller):
                 ctx.db, ctx.settings, actor, q, now=ctx.clock.now(), fmt="page"
             )
         except SubjectInvalid as bad:
-            return _find_page(q, errors=_messages(bad.errors), status_code=HTTP_400_BAD_REQUEST)
+            return _bad_query(q, bad)
         found = rep.found
         zones = {s.id: ZoneInfo(s.timezone) for s in found.sites}
         visits = [
@@ -306,7 +307,7 @@ class SubjectController(Controller):
                 ctx.db, ctx.settings, actor, _query(request), now=now, fmt="json"
             )
         except SubjectInvalid as bad:
-            return invalid(_messages(bad.errors))
+            return invalid(error_messages(bad.errors))
         day = local_day(now, ctx.settings.tz).isoformat()
         return Response(
             subjects.report_json(rep),
@@ -331,7 +332,7 @@ class SubjectController(Controller):
                 ctx.db, ctx.settings, actor, q, now=ctx.clock.now()
             )
         except SubjectInvalid as bad:
-            return _find_page(q, errors=_messages(bad.errors), status_code=HTTP_400_BAD_REQUEST)
+            return _bad_query(q, bad)
         return _erase_page(q, found=found, blockers=blockers)
 
     @post("/erase", name="admin:subject-erase", opt=MANAGE)
@@ -349,7 +350,7 @@ class SubjectController(Controller):
         try:
             erased = await subjects.erase(ctx.db, ctx.settings, actor, q, reason, ids, now=now)
         except SubjectInvalid as bad:
-            errors = _messages(bad.errors)
+            errors = error_messages(bad.errors)
             if "q" in errors:
                 return _find_page(q, errors=errors, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
             # The list as it is now (audited as a search), with the message above it.

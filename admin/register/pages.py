@@ -16,8 +16,9 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
-from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.status_codes import HTTP_400_BAD_REQUEST
 
+from admin.forms import error_messages, rerender
 from admin.web import MSG_DATE, form_date, page_or_part, see_other
 from kiosk.controllers import (
     ID_DOCUMENT_LABELS,
@@ -37,13 +38,11 @@ from nightreg.services.register import (
     VisitInvalid,
 )
 from nightreg.services.sites import site_for
-from nightreg.templating import render_error_message
 from nightreg.validation import (
     ID_DOCUMENT_TYPES,
     N_,
     VEHICLE_TYPES,
     VESSEL_TYPES,
-    FieldError,
 )
 
 FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -114,10 +113,6 @@ MSG_PERIOD = N_("Please enter dates like 2026-07-14, the first not after the sec
 
 
 # --- shared helpers ----------------------------------------------------------------------
-
-
-def _errors(errors: Mapping[str, FieldError]) -> dict[str, str]:
-    return {name: render_error_message(e.message, dict(e.params)) for name, e in errors.items()}
 
 
 def _form(data: Mapping[str, Any]) -> dict[str, str]:
@@ -373,16 +368,8 @@ class SiteRegisterController(Controller):
             kind = form.get("kind", "")
             if kind not in site.visit_kinds:
                 kind = site.visit_kinds[0]
-            context = {
-                **_form_context(site, kind),
-                "values": form,
-                "errors": _errors(invalid.errors),
-            }
-            return Template(
-                template_name="admin/walk_in.html",
-                context=context,
-                status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-            )
+            context = {**_form_context(site, kind), "values": form}
+            return rerender("admin/walk_in.html", context, invalid.errors)
         return see_other(request, f"/admin/visits/{visit.id}?new=1")
 
     @get("/print", name="admin:print", opt=EXPORT)
@@ -516,20 +503,17 @@ class VisitPagesController(Controller):
             )
         except VisitInvalid as invalid:
             visit = await self._editable(ctx, actor, id)
+            errors = error_messages(invalid.errors)
+            shown = set(register.fields_for(visit.kind)) | {"reason"}
             context = {
                 **_form_context(visit.site, visit.kind),
                 "visit": visit,
                 "values": {**register.visit_form_values(visit, ZoneInfo(visit.site.timezone)),
                            **form},
-                "errors": _errors(invalid.errors),
+                "errors": errors,
+                "other_errors": {k: v for k, v in errors.items() if k not in shown},
             }  # fmt: skip
-            shown = set(register.fields_for(visit.kind)) | {"reason"}
-            context["other_errors"] = {k: v for k, v in context["errors"].items() if k not in shown}
-            return Template(
-                template_name="admin/visit_correct.html",
-                context=context,
-                status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-            )
+            return rerender("admin/visit_correct.html", context)
         return see_other(request, f"/admin/visits/{id}")
 
     @post("/checkout", name="admin:visit-checkout", opt=EDIT)
@@ -545,12 +529,8 @@ class VisitPagesController(Controller):
         except VisitInvalid as invalid:
             # Its arrival still lies ahead: it cannot have left yet.
             context = await self._page(ctx, actor, id)
-            context["checkout_error"] = _errors(invalid.errors).get("departed_at")
-            return Template(
-                template_name="admin/visit.html",
-                context=context,
-                status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-            )
+            context["checkout_error"] = error_messages(invalid.errors).get("departed_at")
+            return rerender("admin/visit.html", context)
         return see_other(request, f"/admin/visits/{id}")
 
     @post("/notes", name="admin:visit-note", opt=EDIT)
@@ -570,14 +550,10 @@ class VisitPagesController(Controller):
                 ctx,
                 actor,
                 id,
-                note_error=_errors(invalid.errors).get("text"),
+                note_error=error_messages(invalid.errors).get("text"),
                 note_text=text[: register.MAX_NOTE_LENGTH * 2],
             )
-            return Template(
-                template_name="admin/visit.html",
-                context=context,
-                status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-            )
+            return rerender("admin/visit.html", context)
         return see_other(request, f"/admin/visits/{id}#notes")
 
     async def _editable(self, ctx: AppContext, actor: Actor, visit_id: int) -> Visit:

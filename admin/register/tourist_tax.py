@@ -13,6 +13,7 @@ from litestar.params import FromPath
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
+from admin.forms import error_message
 from kiosk.controllers import KIND_LABELS
 from nightreg import i18n
 from nightreg.context import AppContext
@@ -20,7 +21,6 @@ from nightreg.models import Site
 from nightreg.services import tourist_tax
 from nightreg.services.access import Actor
 from nightreg.services.tourist_tax import Month, MonthInvalid, TaxReturn
-from nightreg.templating import render_error_message
 
 VIEW = {"permission": tourist_tax.PERMISSION}
 
@@ -91,7 +91,7 @@ class TouristTaxController(Controller):
         try:
             month = _month(ctx, site, typed)
         except MonthInvalid as invalid:
-            return _page(ctx, site, typed, error=render_error_message(invalid.message, {}))
+            return _page(ctx, site, typed, error=error_message(invalid.message))
         result = await tourist_tax.tax_return(ctx.db, actor, site.id, month, now=ctx.clock.now())
         return _page(ctx, site, str(month), result=result)
 
@@ -109,7 +109,7 @@ class TouristTaxController(Controller):
         try:
             month = _month(ctx, site, typed)
         except MonthInvalid as invalid:
-            return _page(ctx, site, typed, error=render_error_message(invalid.message, {}))
+            return _page(ctx, site, typed, error=error_message(invalid.message))
         result = await tourist_tax.tax_return(
             ctx.db, actor, site.id, month, now=ctx.clock.now(), exported=True
         )

@@ -12,6 +12,7 @@ from litestar.params import FromPath
 from litestar.response import Response, Stream, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
+from admin.forms import error_message
 from admin.web import MSG_DATE, form_date
 from nightreg.context import AppContext
 from nightreg.models import Site
@@ -48,7 +49,7 @@ def _export_form(params: Any) -> tuple[dict[str, str], dict[str, Any], dict[str,
             try:
                 parsed[name] = form_date(form[name])
             except ValueError:
-                errors[name] = render_error_message(MSG_DATE, {})
+                errors[name] = error_message(MSG_DATE)
     return form, parsed, errors
 
 
@@ -133,7 +134,7 @@ class TransferController(Controller):
         try:
             first = await anext(chunks)  # checks and audits before the first byte
         except transfer.ExportInvalid as exc:
-            return _export_page(site, form, {exc.field: render_error_message(exc.message, {})})
+            return _export_page(site, form, {exc.field: error_message(exc.message)})
 
         async def body() -> AsyncIterator[bytes]:
             yield first
@@ -169,7 +170,7 @@ class TransferController(Controller):
         dry_run = bool(form.get("dry_run"))
         upload = form.get("file")
         if not isinstance(upload, UploadFile) or not upload.filename:
-            return _import_page(site, dry_run=dry_run, error=render_error_message(MSG_NO_FILE, {}))
+            return _import_page(site, dry_run=dry_run, error=error_message(MSG_NO_FILE))
         try:
             report = await transfer.import_register(
                 ctx.db,

@@ -13,6 +13,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 
+from admin.forms import error_messages
 from admin.web import form_choices, form_text, see_other
 from nightreg.clock import local_day
 from nightreg.context import AppContext
@@ -21,8 +22,7 @@ from nightreg.rules import RULES
 from nightreg.services import agreements
 from nightreg.services.access import Actor
 from nightreg.services.agreements import AgreementInvalid
-from nightreg.templating import render_error_message
-from nightreg.validation import N_, FieldError
+from nightreg.validation import N_
 
 # A form as Litestar parses it: a repeated key (the checkboxes) arrives as a list.
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -35,10 +35,6 @@ MSG_CREATED = N_("The agreement has been made. Read its summary below before it 
 MSG_ENDED = N_("The agreement has been ended. Nothing is forwarded under it any more.")
 # Longer than any field's own limit, so that the service reports the length, not the cut.
 _FIELD_LIMIT = 2000
-
-
-def _messages(errors: Mapping[str, FieldError]) -> dict[str, str]:
-    return {name: render_error_message(e.message, dict(e.params)) for name, e in errors.items()}
 
 
 def _rule_choices() -> list[tuple[str, str, str]]:
@@ -166,7 +162,7 @@ class AgreementController(Controller):
             )
         except AgreementInvalid as invalid:
             return _new_page(
-                ctx, form, _messages(invalid.errors), status_code=HTTP_422_UNPROCESSABLE_ENTITY
+                ctx, form, error_messages(invalid.errors), status_code=HTTP_422_UNPROCESSABLE_ENTITY
             )
         return see_other(request, f"/admin/agreements/{agreement.id}?created=1")
 
@@ -208,7 +204,7 @@ class AgreementController(Controller):
                 actor,
                 agreement,
                 end_form={"reason": reason},
-                errors=_messages(invalid.errors),
+                errors=error_messages(invalid.errors),
                 status_code=HTTP_409_CONFLICT if conflict else HTTP_422_UNPROCESSABLE_ENTITY,
             )
         return see_other(request, f"/admin/agreements/{id}?ended=1")

@@ -16,6 +16,7 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 from markupsafe import Markup
 
+from admin.forms import error_message, error_messages
 from admin.web import MSG_DATE, form_date
 from nightreg import charts, i18n
 from nightreg.context import AppContext
@@ -23,7 +24,6 @@ from nightreg.rules import RULES
 from nightreg.services import insight
 from nightreg.services.access import Actor
 from nightreg.services.insight import Filters, FiltersInvalid, InsightSite
-from nightreg.templating import render_error_message
 from nightreg.validation import N_
 
 VIEW = {"permission": insight.PERMISSION}
@@ -89,7 +89,7 @@ def _filters(
             days[name] = form_date(form[name])
         except ValueError:
             days[name] = None
-            errors[name] = render_error_message(MSG_DATE, {})
+            errors[name] = error_message(MSG_DATE)
     if errors:
         return None, errors
     date_to = days["to"] or today
@@ -99,7 +99,7 @@ def _filters(
             sites, slug=form["site"] or None, date_from=date_from, date_to=date_to
         ), {}
     except FiltersInvalid as exc:
-        return None, {k: render_error_message(v, {}) for k, v in exc.errors.items()}
+        return None, error_messages(exc.errors)
 
 
 def _today(ctx: AppContext) -> date:

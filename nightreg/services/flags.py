@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +30,7 @@ from nightreg.rules.base import Rule
 from nightreg.services import audit, signals
 from nightreg.services.access import AccessDenied, Actor, NotFound
 from nightreg.services.sites import scoped_site
-from nightreg.validation import MSG_CHOICE, MSG_TOO_LONG, N_, FieldError, clean_text
+from nightreg.validation import MSG_CHOICE, MSG_TOO_LONG, N_, FieldError, Invalid, clean_text
 
 VIEW = "flags.view"
 REVIEW = "flags.review"
@@ -48,12 +48,8 @@ MSG_DISMISS_REASON = N_("Please say why this flag can be dismissed.")
 MSG_NOT_FORWARDABLE = N_("Flags of this rule are for the site only and are never forwarded.")
 
 
-class ReviewInvalid(ValueError):
+class ReviewInvalid(Invalid):
     """A review that cannot be done as submitted: errors by field name ("reason", "action")."""
-
-    def __init__(self, errors: Mapping[str, FieldError]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors: dict[str, FieldError] = dict(errors)
 
 
 class CursorInvalid(ValueError):

@@ -51,6 +51,7 @@ from nightreg.validation import (
     MSG_TOO_LONG,
     N_,
     FieldError,
+    Invalid,
     clean_text,
     normalise_identifier,
 )
@@ -83,12 +84,8 @@ MSG_CHANGED = N_("More visits match the search than were shown; please check the
 MSG_TOO_MANY = N_("More than %(max)s visits match: narrow the search before erasing.")
 
 
-class SubjectInvalid(ValueError):
+class SubjectInvalid(Invalid):
     """A request with a field at fault (query, reason, the visits): errors by field."""
-
-    def __init__(self, errors: dict[str, FieldError]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors = errors
 
 
 @dataclass(frozen=True)
