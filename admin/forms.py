@@ -7,12 +7,15 @@ kept. Some services give a bare msgid instead of a `FieldError`; both read the s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
+from litestar import Request
 from litestar.response import Template
-from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 
+from admin.web import MSG_DATE, form_date
 from nightreg.templating import render_error_message
 from nightreg.validation import FieldError
 
@@ -27,6 +30,32 @@ def error_message(error: FieldError | str) -> str:
 def error_messages(errors: Mapping[str, FieldError | str]) -> dict[str, str]:
     """Every field's error as the page shows it, by field name."""
     return {name: error_message(error) for name, error in errors.items()}
+
+
+def form_dates(
+    form: Mapping[str, str], names: Iterable[str] = ("from", "to")
+) -> tuple[dict[str, date | None], dict[str, str]]:
+    """A form's date fields, each None when empty, and the message for each that is no date."""
+    days: dict[str, date | None] = {}
+    errors: dict[str, str] = {}
+    for name in names:
+        try:
+            days[name] = form_date(form[name])
+        except ValueError:
+            days[name] = None
+            errors[name] = error_message(MSG_DATE)
+    return days, errors
+
+
+def done_notice(request: Request[Any, Any, Any], notices: Mapping[str, str]) -> str | None:
+    """What a page says after a form redirected to it with `?<flag>=1` (the first flag set)."""
+    flags = request.query_params
+    return next((notice for flag, notice in notices.items() if flags.get(flag) == "1"), None)
+
+
+def refused_status(errors: Mapping[str, object], conflict: str) -> int:
+    """409 when the refusal is that the thing changed since the form was shown, else 422."""
+    return HTTP_409_CONFLICT if conflict in errors else HTTP_422_UNPROCESSABLE_ENTITY
 
 
 def rerender(

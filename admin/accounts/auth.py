@@ -69,17 +69,30 @@ def _throttled(outcome: auth.SignInOutcome, default: str) -> tuple[str, int, dic
     return message, HTTP_400_BAD_REQUEST, None
 
 
-def enrolment_context(enrolment: twofactor.Enrolment, action: str) -> dict[str, Any]:
-    """The enrolment page: the QR code of the otpauth:// URI and the secret in groups of four."""
+def enrolment_page(
+    enrolment: twofactor.Enrolment, *, at_sign_in: bool, error: str | None = None
+) -> Template:
+    """The enrolment page: the QR code of the otpauth:// URI and the secret in groups of four.
+
+    At sign-in (the second step of a sign-in that requires it) or from the account's own
+    two-factor page; with `error` (a msgid) again after a wrong code.
+    """
     secret = enrolment.secret
-    return {
+    context = {
         "qr": Markup(qr_svg(enrolment.uri, gettext("QR code for your authenticator app"))),  # noqa: S704
         "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
         "email": enrolment.email,
         "issuer": twofactor.ISSUER,
-        "action": action,
-        "error": None,
+        "action": "/admin/sign-in/enrol" if at_sign_in else "/admin/two-factor/enrol",
+        "error": error_message(error) if error else None,
+        "at_sign_in": at_sign_in,
     }
+    return Template(
+        template_name="admin/two_factor_enrol.html",
+        context=context,
+        status_code=HTTP_400_BAD_REQUEST if error else 200,
+        headers=NO_STORE,
+    )
 
 
 class SignInController(Controller):
@@ -234,11 +247,7 @@ class SecondStepController(Controller):
         )
         if enrolment is None:
             return self._expired()
-        return Template(
-            template_name="admin/two_factor_enrol.html",
-            context={**enrolment_context(enrolment, "/admin/sign-in/enrol"), "at_sign_in": True},
-            headers=NO_STORE,
-        )
+        return enrolment_page(enrolment, at_sign_in=True)
 
     @post("/enrol", name="admin:sign-in-enrol-submit", opt={"public": True})
     async def enrol(
@@ -263,17 +272,7 @@ class SecondStepController(Controller):
             )
             if enrolment is None:
                 return self._expired()
-            context = enrolment_context(enrolment, "/admin/sign-in/enrol")
-            return Template(
-                template_name="admin/two_factor_enrol.html",
-                context={
-                    **context,
-                    "at_sign_in": True,
-                    "error": error_message(invalid.errors["code"]),
-                },
-                status_code=HTTP_400_BAD_REQUEST,
-                headers=NO_STORE,
-            )
+            return enrolment_page(enrolment, at_sign_in=True, error=invalid.errors["code"])
         assert outcome.session_token is not None
         page = Template(
             template_name="admin/two_factor_codes.html",
@@ -333,14 +332,7 @@ class TwoFactorController(Controller):
         )
         if enrolment is None:  # on already
             return Redirect("/admin/two-factor", status_code=303)
-        return Template(
-            template_name="admin/two_factor_enrol.html",
-            context={
-                **enrolment_context(enrolment, "/admin/two-factor/enrol"),
-                "at_sign_in": False,
-            },
-            headers=NO_STORE,
-        )
+        return enrolment_page(enrolment, at_sign_in=False)
 
     @post("/enrol", name="admin:two-factor-enrol-submit", opt={"permission": None})
     async def enrol(
@@ -361,17 +353,7 @@ class TwoFactorController(Controller):
             )
             if enrolment is None:
                 return Redirect("/admin/two-factor", status_code=303)
-            context = enrolment_context(enrolment, "/admin/two-factor/enrol")
-            return Template(
-                template_name="admin/two_factor_enrol.html",
-                context={
-                    **context,
-                    "at_sign_in": False,
-                    "error": error_message(invalid.errors["code"]),
-                },
-                status_code=HTTP_400_BAD_REQUEST,
-                headers=NO_STORE,
-            )
+            return enrolment_page(enrolment, at_sign_in=False, error=invalid.errors["code"])
         return Template(
             template_name="admin/two_factor_codes.html",
             context={"codes": codes, "next": "/admin/two-factor"},

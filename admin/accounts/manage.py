@@ -14,7 +14,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
-from admin.forms import error_messages
+from admin.forms import done_notice, error_messages
 from admin.web import form_choices, form_int, form_text, see_other, session_cookie_name
 from nightreg.context import AppContext
 from nightreg.models import ROLES, SITE_KINDS, Site, User
@@ -197,16 +197,17 @@ class UsersController(Controller):
         id: FromPath[int],  # the route table's name for it
     ) -> Template:
         user = await users.get_user(ctx.db, actor, id)
-        notice = None
-        if request.query_params.get("created") == "1":
-            notice = N_("The account has been created.")
-        elif request.query_params.get("saved") == "1":
-            notice = N_("The changes have been saved.")
-        elif request.query_params.get("two_factor_reset") == "1":
-            notice = N_(
-                "The second factor has been reset and the account has been signed out. "
-                "It sets one up again at its next sign-in."
-            )
+        notice = done_notice(
+            request,
+            {
+                "created": N_("The account has been created."),
+                "saved": N_("The changes have been saved."),
+                "two_factor_reset": N_(
+                    "The second factor has been reset and the account has been signed out. "
+                    "It sets one up again at its next sign-in."
+                ),
+            },
+        )
         return await self._form_page(
             ctx, actor, user=user, form=self._user_values(user), notice=notice
         )

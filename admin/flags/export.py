@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
-from litestar.response import Response, Stream, Template
+from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
+from admin.downloads import export_stream
 from admin.flags.pages import STATUS_LABELS
-from admin.forms import error_message
-from admin.web import MSG_DATE, form_date
+from admin.forms import error_message, form_dates
 from nightreg.context import AppContext
 from nightreg.models import Site
 from nightreg.services import flag_export
@@ -34,15 +33,8 @@ def _form(params: Any) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
         "status": (params.get("status") or "").strip()[:20],
         "format": (params.get("format") or "csv").strip()[:10],
     }
-    parsed: dict[str, Any] = {"status": form["status"] or None}
-    errors: dict[str, str] = {}
-    for name in ("from", "to"):
-        parsed[name] = None
-        if form[name]:
-            try:
-                parsed[name] = form_date(form[name])
-            except ValueError:
-                errors[name] = error_message(MSG_DATE)
+    dates, errors = form_dates(form)
+    parsed: dict[str, Any] = {"status": form["status"] or None, **dates}
     return form, parsed, errors
 
 
@@ -103,20 +95,11 @@ class FlagExportController(Controller):
         except ExportInvalid as exc:
             return _page(site, form, {exc.field: error_message(exc.message)})
 
-        async def body() -> AsyncIterator[bytes]:
-            yield first
-            async for chunk in chunks:
-                yield chunk
-
         fmt = form["format"]
         filename = flag_export.export_filename(
             site.slug, parsed["from"], parsed["to"], parsed["status"], fmt
         )
-        return Stream(
-            body(),
-            media_type="text/csv; charset=utf-8" if fmt == "csv" else "application/json",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
+        return export_stream(first, chunks, filename, fmt=fmt)
 
 
 ROUTES = [FlagExportController]

@@ -9,6 +9,7 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.response import Stream, Template
 
+from admin.downloads import export_stream
 from admin.web import form_date, form_int
 from nightreg.context import AppContext
 from nightreg.services import audit
@@ -151,17 +152,8 @@ class AuditController(Controller):
         chunks = audit.export_events(ctx.db, actor, query, now=ctx.clock.now())
         first = await anext(chunks)  # raises before any byte is sent when not allowed
 
-        async def body() -> Any:
-            yield first
-            async for chunk in chunks:
-                yield chunk
-
         stamp = ctx.clock.now().strftime("%Y%m%d-%H%M")
-        return Stream(
-            body(),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.csv"'},
-        )
+        return export_stream(first, chunks, f"audit-{stamp}.csv")
 
     @get("/verify", name="admin:audit-verify", opt={"permission": "audit.view"})
     async def verify(

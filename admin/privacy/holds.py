@@ -11,9 +11,9 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
-from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
-from admin.forms import error_messages
+from admin.forms import done_notice, error_messages, refused_status
 from admin.web import form_text, see_other
 from nightreg.clock import local_day
 from nightreg.context import AppContext
@@ -185,11 +185,7 @@ class HoldController(Controller):
     ) -> Template:
         """The hold, what it covers now; admins may release it here."""
         detail = await holds.get_hold(ctx.db, actor, id, now=ctx.clock.now(), tz=ctx.settings.tz)
-        notice = None
-        if request.query_params.get("placed") == "1":
-            notice = MSG_PLACED
-        elif request.query_params.get("released") == "1":
-            notice = MSG_RELEASED
+        notice = done_notice(request, {"placed": MSG_PLACED, "released": MSG_RELEASED})
         return _hold_page(ctx, actor, detail, notice=notice)
 
     @post("/{id:int}/release", name="admin:hold-release", opt=MANAGE)
@@ -208,14 +204,13 @@ class HoldController(Controller):
             await holds.release(ctx.db, actor, id, reason, now=now, tz=tz)
         except HoldInvalid as invalid:
             detail = await holds.get_hold(ctx.db, actor, id, now=now, tz=tz)
-            conflict = "hold" in invalid.errors
             return _hold_page(
                 ctx,
                 actor,
                 detail,
                 release_form={"reason": reason},
                 errors=error_messages(invalid.errors),
-                status_code=HTTP_409_CONFLICT if conflict else HTTP_422_UNPROCESSABLE_ENTITY,
+                status_code=refused_status(invalid.errors, "hold"),
             )
         return see_other(request, f"/admin/retention/holds/{id}?released=1")
 

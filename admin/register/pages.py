@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -18,8 +18,8 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
-from admin.forms import error_messages, rerender
-from admin.web import MSG_DATE, form_date, page_or_part, see_other
+from admin.forms import error_messages, form_dates, rerender
+from admin.web import form_date, page_or_part, see_other
 from kiosk.controllers import (
     ID_DOCUMENT_LABELS,
     KIND_LABELS,
@@ -276,14 +276,7 @@ class SiteRegisterController(Controller):
             name: (params.get(name) or "").strip()[:100]
             for name in ("q", "from", "to", "kind", "status", "source", "sort")
         }
-        errors: dict[str, str] = {}
-        dates: dict[str, date | None] = {}
-        for name in ("from", "to"):
-            try:
-                dates[name] = form_date(form[name])
-            except ValueError:
-                dates[name] = None
-                errors[name] = i18n.gettext(MSG_DATE)
+        dates, errors = form_dates(form)
         query = RegisterQuery(
             q=form["q"],
             date_from=dates["from"],

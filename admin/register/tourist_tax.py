@@ -13,6 +13,7 @@ from litestar.params import FromPath
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
+from admin.downloads import attachment
 from admin.forms import error_message
 from kiosk.controllers import KIND_LABELS
 from nightreg import i18n
@@ -117,7 +118,7 @@ class TouristTaxController(Controller):
         return Response(
             tourist_tax.to_csv(result),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            headers=attachment(filename),
         )
 
 

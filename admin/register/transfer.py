@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath
-from litestar.response import Response, Stream, Template
+from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
-from admin.forms import error_message
-from admin.web import MSG_DATE, form_date
+from admin.downloads import export_stream
+from admin.forms import error_message, form_dates
 from nightreg.context import AppContext
 from nightreg.models import Site
 from nightreg.services import transfer
@@ -41,15 +40,7 @@ def _export_form(params: Any) -> tuple[dict[str, str], dict[str, Any], dict[str,
         "format": (params.get("format") or "csv").strip()[:10],
         "delimiter": params.get("delimiter") or ",",
     }
-    parsed: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for name in ("from", "to"):
-        parsed[name] = None
-        if form[name]:
-            try:
-                parsed[name] = form_date(form[name])
-            except ValueError:
-                errors[name] = error_message(MSG_DATE)
+    parsed, errors = form_dates(form)
     return form, parsed, errors
 
 
@@ -136,18 +127,9 @@ class TransferController(Controller):
         except transfer.ExportInvalid as exc:
             return _export_page(site, form, {exc.field: error_message(exc.message)})
 
-        async def body() -> AsyncIterator[bytes]:
-            yield first
-            async for chunk in chunks:
-                yield chunk
-
         fmt = form["format"]
         filename = transfer.export_filename(site.slug, parsed["from"], parsed["to"], fmt)
-        return Stream(
-            body(),
-            media_type="text/csv; charset=utf-8" if fmt == "csv" else "application/json",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
+        return export_stream(first, chunks, filename, fmt=fmt)
 
     @get("/import", name="admin:import", opt=IMPORT)
     async def import_form(

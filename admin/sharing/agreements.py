@@ -11,9 +11,9 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
-from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
-from admin.forms import error_messages
+from admin.forms import done_notice, error_messages, refused_status
 from admin.web import form_choices, form_text, see_other
 from nightreg.clock import local_day
 from nightreg.context import AppContext
@@ -176,11 +176,7 @@ class AgreementController(Controller):
     ) -> Template:
         """The agreement as a plain-language summary, printable; admins may end it here."""
         agreement = await agreements.get(ctx.db, actor, id)
-        notice = None
-        if request.query_params.get("created") == "1":
-            notice = MSG_CREATED
-        elif request.query_params.get("ended") == "1":
-            notice = MSG_ENDED
+        notice = done_notice(request, {"created": MSG_CREATED, "ended": MSG_ENDED})
         return _agreement_page(ctx, actor, agreement, notice=notice)
 
     @post("/{id:int}/end", name="admin:agreement-end", opt=MANAGE)
@@ -198,14 +194,13 @@ class AgreementController(Controller):
             await agreements.end(ctx.db, actor, id, reason, now=ctx.clock.now())
         except AgreementInvalid as invalid:
             agreement = await agreements.get(ctx.db, actor, id)
-            conflict = "agreement" in invalid.errors
             return _agreement_page(
                 ctx,
                 actor,
                 agreement,
                 end_form={"reason": reason},
                 errors=error_messages(invalid.errors),
-                status_code=HTTP_409_CONFLICT if conflict else HTTP_422_UNPROCESSABLE_ENTITY,
+                status_code=refused_status(invalid.errors, "agreement"),
             )
         return see_other(request, f"/admin/agreements/{id}?ended=1")
 

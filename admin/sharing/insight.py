@@ -16,8 +16,8 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 from markupsafe import Markup
 
-from admin.forms import error_message, error_messages
-from admin.web import MSG_DATE, form_date
+from admin.downloads import attachment
+from admin.forms import error_messages, form_dates
 from nightreg import charts, i18n
 from nightreg.context import AppContext
 from nightreg.rules import RULES
@@ -82,14 +82,7 @@ def _filters(
     form: dict[str, str], sites: Sequence[InsightSite], today: date
 ) -> tuple[Filters | None, dict[str, str]]:
     """The filters from the form (the last twelve weeks when the dates are empty), or errors."""
-    errors: dict[str, str] = {}
-    days: dict[str, date | None] = {}
-    for name in ("from", "to"):
-        try:
-            days[name] = form_date(form[name])
-        except ValueError:
-            days[name] = None
-            errors[name] = error_message(MSG_DATE)
+    days, errors = form_dates(form)
     if errors:
         return None, errors
     date_to = days["to"] or today
@@ -473,7 +466,7 @@ class InsightController(Controller):
         return Response(
             data,
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            headers=attachment(filename),
         )
 
     @get("/flags.csv", name="admin:insight-flags-csv", opt=VIEW)

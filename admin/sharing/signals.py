@@ -19,8 +19,9 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
+from admin.forms import form_dates
 from admin.register.pages import TIME_FORMAT
-from admin.web import MSG_DATE, form_date, form_int, page_or_part
+from admin.web import form_int, page_or_part
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.rules import RULES
@@ -170,14 +171,7 @@ def _filters(params: Any) -> tuple[dict[str, str], dict[str, str], dict[str, dat
         form["status"] = ""
     if form["rule"] not in RULES:
         form["rule"] = ""
-    errors: dict[str, str] = {}
-    dates: dict[str, date | None] = {}
-    for name in ("from", "to"):
-        try:
-            dates[name] = form_date(form[name])
-        except ValueError:
-            dates[name] = None
-            errors[name] = i18n.gettext(MSG_DATE)
+    dates, errors = form_dates(form)
     return form, errors, dates
 
 
