@@ -26,15 +26,15 @@ LATEST_DATE = date(9998, 12, 31)
 MSG_DATE_RANGE = "Please send a date from 1900-01-01 to 9998-12-31."
 
 _NOT_FOUND = "No such site or visit, or not one of the token's sites"
-_INVALID_EXAMPLE = Example(
-    summary="A field missing",
-    value={
-        "code": "invalid",
-        "message": "Please enter your name.",
-        "field": "guest_name",
-        "errors": {"guest_name": "Please enter your name."},
-    },
-)
+
+
+def invalid_example(summary: str, field: str, message: str) -> Example:
+    """An example of the 422 answer for the OpenAPI schema: one field at fault."""
+    value = {"code": "invalid", "message": message, "field": field, "errors": {field: message}}
+    return Example(summary=summary, value=value)
+
+
+_INVALID_EXAMPLE = invalid_example("A field missing", "guest_name", "Please enter your name.")
 
 
 def doc(description: str, *examples: Any) -> msgspec.Meta:

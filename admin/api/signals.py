@@ -16,11 +16,10 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.openapi.spec import Example
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
-from admin.api.common import ApiError, check_dates, doc, errors, invalid
+from admin.api.common import ApiError, check_dates, doc, errors, invalid, invalid_example
 from nightreg.clock import utc_text
 from nightreg.context import AppContext
 from nightreg.services import hub_pull
@@ -33,14 +32,8 @@ ACK = {"permission": hub_pull.ACK}
 SCHEMA_MEDIA_TYPE = "application/schema+json"
 
 _NOT_FOUND = "No signal has this id"
-_INVALID_EXAMPLE = Example(
-    summary="A filter that cannot be used",
-    value={
-        "code": "invalid",
-        "message": "No site has this short name or number.",
-        "field": "site",
-        "errors": {"site": "No site has this short name or number."},
-    },
+_INVALID_EXAMPLE = invalid_example(
+    "A filter that cannot be used", "site", "No site has this short name or number."
 )
 
 
