@@ -10,24 +10,24 @@ from typing import Any
 from litestar import Router
 from litestar.di import Provide
 
-from admin import agreements as agreement_pages
-from admin import audit as audit_pages
-from admin import auth as auth_pages
-from admin import flag_export as flag_export_pages
-from admin import flags as flag_pages
-from admin import holds as hold_pages
-from admin import insight as insight_pages
-from admin import jobs as job_pages
-from admin import manage as manage_pages
-from admin import observations as observation_pages
-from admin import register as register_pages
-from admin import retention as retention_pages
-from admin import signals as signal_pages
-from admin import subjects as subject_pages
-from admin import tourist_tax as tourist_tax_pages
-from admin import transfer as transfer_pages
-from admin.api import api_router as v1
-from admin.api import openapi_config
+from admin.accounts import auth as auth_pages
+from admin.accounts import manage as manage_pages
+from admin.api.v1 import api_router as v1
+from admin.api.v1 import openapi_config
+from admin.flags import export as flag_export_pages
+from admin.flags import observations as observation_pages
+from admin.flags import pages as flag_pages
+from admin.operations import audit as audit_pages
+from admin.operations import jobs as job_pages
+from admin.privacy import holds as hold_pages
+from admin.privacy import retention as retention_pages
+from admin.privacy import subjects as subject_pages
+from admin.register import pages as register_pages
+from admin.register import tourist_tax as tourist_tax_pages
+from admin.register import transfer as transfer_pages
+from admin.sharing import agreements as agreement_pages
+from admin.sharing import insight as insight_pages
+from admin.sharing import signals as signal_pages
 from admin.web import provide_actor, staff_guard
 
 __all__ = ["api_router", "openapi_config", "staff_router"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +32,7 @@ from nightreg.services import audit, signals
 from nightreg.services.access import AccessDenied, Actor, NotFound
 from nightreg.services.signals import MSG_NOT_FORWARDABLE
 from nightreg.services.sites import scoped_site
-from nightreg.validation import MSG_CHOICE, MSG_TOO_LONG, FieldError, clean_text
+from nightreg.validation import MSG_CHOICE, MSG_TOO_LONG, FieldError, Invalid, clean_text
 
 VIEW = "flags.view"
 REVIEW = "flags.review"
@@ -49,12 +49,8 @@ HISTORY_ACTIONS = ("flag_raised", "flag_grown", "flag_reviewed")
 MSG_DISMISS_REASON = N_("Please say why this flag can be dismissed.")
 
 
-class ReviewInvalid(ValueError):
+class ReviewInvalid(Invalid):
     """A review that cannot be done as submitted: errors by field name ("reason", "action")."""
-
-    def __init__(self, errors: Mapping[str, FieldError]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors: dict[str, FieldError] = dict(errors)
 
 
 class CursorInvalid(ValueError):

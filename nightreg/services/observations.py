@@ -8,7 +8,7 @@ any) and explains itself with the indicators' English labels.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from nightreg.validation import (
     MSG_DATETIME,
     MSG_TOO_LONG,
     FieldError,
+    Invalid,
     clean_text,
     parse_local_datetime,
 )
@@ -132,12 +133,8 @@ def codes_for(site_kind: str) -> frozenset[str]:
     return frozenset(i.code for g in groups_for(site_kind) for i in g.indicators)
 
 
-class ObservationInvalid(ValueError):
+class ObservationInvalid(Invalid):
     """What was submitted does not validate: errors by field name, as the register's forms."""
-
-    def __init__(self, errors: Mapping[str, FieldError]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors: dict[str, FieldError] = dict(errors)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,13 @@ from nightreg.rules import RULES
 from nightreg.services import aggregates, audit, retention
 from nightreg.services.access import Actor
 from nightreg.settings import Settings
-from nightreg.validation import MSG_TOO_LONG, FieldError, clean_text, normalise_identifier
+from nightreg.validation import (
+    MSG_TOO_LONG,
+    FieldError,
+    Invalid,
+    clean_text,
+    normalise_identifier,
+)
 
 PERMISSION = "subjects.manage"
 
@@ -77,12 +83,8 @@ MSG_CHANGED = N_("More visits match the search than were shown; please check the
 MSG_TOO_MANY = N_("More than %(max)s visits match: narrow the search before erasing.")
 
 
-class SubjectInvalid(ValueError):
+class SubjectInvalid(Invalid):
     """A request with a field at fault (query, reason, the visits): errors by field."""
-
-    def __init__(self, errors: dict[str, FieldError]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors = errors
 
 
 @dataclass(frozen=True)

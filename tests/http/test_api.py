@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from admin.api import VisitOut
+from admin.api.v1 import VisitOut
 from nightreg.clock import FrozenClock
 from nightreg.db import Database
 from nightreg.models import AuditEvent, Site, Visit

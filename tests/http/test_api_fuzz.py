@@ -1,6 +1,6 @@
 """schemathesis over the whole JSON API, in-process and signed in: whatever it sends, the API
 answers without a server error, as its OpenAPI document says, and every 4xx in the documented
-JSON error shape (admin/api_common.py).
+JSON error shape (admin/api/common.py).
 
 Bounded for CI: MAX_EXAMPLES per operation and mode (valid and invalid data), derandomized so
 that a run is repeatable, no deadline (the first request of a run warms the app up).

@@ -15,7 +15,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import insert, select, update
 
-from admin.retention import MAX_DATE_ROWS, _date_rows
+from admin.privacy.retention import MAX_DATE_ROWS, _date_rows
 from nightreg.db import Database
 from nightreg.models import AuditEvent, LegalHold, RetentionPolicy, Site, legal_hold_visit
 from nightreg.services import retention

@@ -1,0 +1,600 @@
+"""The admin's pages: staff accounts, sites, and the check-in points (QR codes) of a site."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Response, Template
+from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
+
+from admin.forms import done_notice, error_messages
+from admin.web import session_cookie_name
+from nightreg.context import AppContext
+from nightreg.i18n import N_
+from nightreg.models import Site, User
+from nightreg.qr import POSTER_FORMATS, poster
+from nightreg.services import auth, sites, twofactor, users
+from nightreg.services.access import Actor, NotFound
+from nightreg.services.sites import SiteInvalid, kiosk_url, site_for
+from nightreg.services.twofactor import TwoFactorInvalid
+from nightreg.services.users import AccountInvalid
+from nightreg.vocabulary import ROLE_LABELS, ROLES, SITE_KIND_LABELS, SITE_KINDS
+from nightreg.web import form_choices, form_int, form_text, see_other
+
+# A form as Litestar parses it: a repeated key (the sites' checkboxes) arrives as a list.
+FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+USERS = {"permission": "users.manage"}
+SITES = {"permission": "sites.manage"}
+POINTS = {"permission": "points.manage"}
+# The sites list decides inside: all sites for an admin, one's own for a harbour master.
+SIGNED_IN = {"permission": None}
+
+ROLE_HINTS = {
+    "admin": N_("Accounts, sites and check-in points; the register of its own sites."),
+    "harbour_master": N_("The register and the check-in points of its own sites."),
+    "security": N_("Reads the register of its own sites; reviews and exports their flags."),
+    "analyst": N_("The hub's watchlist hits and the flags its sites forwarded; no register."),
+    "auditor": N_("Reads the audit trail of all sites."),
+}
+POSTER_TYPES = {
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "pdf": "application/pdf",
+}
+TIME_FORMAT = "yyyy-MM-dd HH:mm"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+# --- form helpers ------------------------------------------------------------------------
+
+
+def _active(data: Mapping[str, Any]) -> bool | None:
+    return {"yes": True, "no": False}.get(form_text(data, "active", 3))
+
+
+def _reset_url(ctx: AppContext, token: str) -> str:
+    return f"{ctx.settings.base_url.rstrip('/')}/admin/reset/{token}"
+
+
+# --- accounts ----------------------------------------------------------------------------
+
+
+class UsersController(Controller):
+    """Staff accounts: who may sign in, with which role, on which sites."""
+
+    path = "/users"
+
+    async def _form_page(
+        self,
+        ctx: AppContext,
+        actor: Actor,
+        *,
+        user: User | None,
+        form: dict[str, Any],
+        errors: Mapping[str, str] | None = None,
+        reset_link: str | None = None,
+        notice: str | None = None,
+        status_code: int = HTTP_200_OK,
+    ) -> Template:
+        all_sites, _everything = await sites.managed_sites(ctx.db, actor)
+        context = {
+            "user": user,
+            "form": form,
+            "errors": error_messages(errors or {}),
+            "roles": ROLES,
+            "role_labels": ROLE_LABELS,
+            "role_hints": ROLE_HINTS,
+            "sites": [m.site for m in all_sites],
+            "reset_link": reset_link,
+            "notice": notice,
+            "is_self": user is not None and user.id == actor.id,
+            "two_factor_required": user is not None and user.role in ctx.settings.two_factor_roles,
+            "tz": ctx.settings.tz,
+            "time_format": TIME_FORMAT,
+        }
+        return Template(
+            template_name="admin/user_form.html",
+            context=context,
+            status_code=status_code,
+            headers=NO_STORE if reset_link else None,
+        )
+
+    @staticmethod
+    def _user_values(user: User) -> dict[str, Any]:
+        return {
+            "email": user.email,
+            "role": user.role,
+            "sites": [s.slug for s in user.sites],
+            "active": "yes" if user.is_active else "no",
+        }
+
+    @get("/", name="admin:users", opt=USERS)
+    async def list_users(
+        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
+    ) -> Template:
+        accounts = await users.list_users(ctx.db, actor)
+        context = {
+            "users": accounts,
+            "role_labels": ROLE_LABELS,
+            "tz": ctx.settings.tz,
+            "time_format": TIME_FORMAT,
+        }
+        return Template(template_name="admin/users.html", context=context)
+
+    @get("/new", name="admin:user-new", opt=USERS)
+    async def new_form(
+        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
+    ) -> Template:
+        form = {"email": "", "role": "", "sites": [], "password": ""}
+        return await self._form_page(ctx, actor, user=None, form=form)
+
+    @post("/new", name="admin:user-create", opt=USERS)
+    async def create(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        data: FormBody,
+    ) -> Response[Any]:
+        """Create an account; without a password, its one-time reset link is shown once."""
+        email, role, site_slugs = (
+            form_text(data, "email", 300),
+            form_text(data, "role", 30),
+            form_choices(data, "sites"),
+        )
+        form: dict[str, Any] = {"email": email, "role": role, "sites": site_slugs}
+        try:
+            user, token = await users.create_user(
+                ctx.db,
+                actor,
+                email=email,
+                role=role,
+                site_slugs=site_slugs,
+                password=form_text(data, "password", 1024),
+                now=ctx.clock.now(),
+            )
+        except AccountInvalid as invalid:
+            return await self._form_page(
+                ctx,
+                actor,
+                user=None,
+                form=form,  # the password is never sent back
+                errors=invalid.errors,
+                status_code=HTTP_400_BAD_REQUEST,
+            )
+        if token is None:
+            return see_other(request, f"/admin/users/{user.id}?created=1")
+        user = await users.get_user(ctx.db, actor, user.id)
+        return await self._form_page(
+            ctx,
+            actor,
+            user=user,
+            form=self._user_values(user),
+            reset_link=_reset_url(ctx, token),
+            notice=N_("The account has been created."),
+        )
+
+    @get("/{id:int}", name="admin:user", opt=USERS)
+    async def edit_form(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        id: FromPath[int],  # the route table's name for it
+    ) -> Template:
+        user = await users.get_user(ctx.db, actor, id)
+        notice = done_notice(
+            request,
+            {
+                "created": N_("The account has been created."),
+                "saved": N_("The changes have been saved."),
+                "two_factor_reset": N_(
+                    "The second factor has been reset and the account has been signed out. "
+                    "It sets one up again at its next sign-in."
+                ),
+            },
+        )
+        return await self._form_page(
+            ctx, actor, user=user, form=self._user_values(user), notice=notice
+        )
+
+    @post("/{id:int}", name="admin:user-change", opt=USERS)
+    async def change(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        id: FromPath[int],
+        data: FormBody,
+    ) -> Response[Any]:
+        """Change role, sites, active; the account's sessions end so that it holds at once."""
+        role, site_slugs = form_text(data, "role", 30), form_choices(data, "sites")
+        form: dict[str, Any] = {
+            "role": role,
+            "sites": site_slugs,
+            "active": form_text(data, "active", 3),
+        }
+        try:
+            await users.change_user(
+                ctx.db,
+                actor,
+                id,
+                role=role,
+                site_slugs=site_slugs,
+                active=_active(data),
+                now=ctx.clock.now(),
+            )
+        except AccountInvalid as invalid:
+            user = await users.get_user(ctx.db, actor, id)
+            return await self._form_page(
+                ctx,
+                actor,
+                user=user,
+                form={**form, "email": user.email},
+                errors=invalid.errors,
+                status_code=HTTP_400_BAD_REQUEST,
+            )
+        return see_other(request, f"/admin/users/{id}?saved=1")
+
+    @post("/{id:int}/reset", name="admin:user-reset", opt=USERS)
+    async def reset(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        id: FromPath[int],
+    ) -> Template:
+        """A one-time link to set a new password, shown once (issue_reset audits it); the
+        account's sessions end (an admin's own: all but this one)."""
+        user = await users.get_user(ctx.db, actor, id)
+        token = await auth.issue_reset(
+            ctx.db,
+            actor,
+            user.id,
+            now=ctx.clock.now(),
+            keep_token=request.cookies.get(session_cookie_name(ctx)),
+        )
+        return await self._form_page(
+            ctx, actor, user=user, form=self._user_values(user), reset_link=_reset_url(ctx, token)
+        )
+
+    @post("/{id:int}/two-factor-reset", name="admin:user-two-factor-reset", opt=USERS)
+    async def reset_two_factor(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        id: FromPath[int],
+    ) -> Response[Any]:
+        """Take the account's second factor away (a lost phone); its sessions end (audited)."""
+        user = await users.get_user(ctx.db, actor, id)
+        try:
+            await twofactor.reset(ctx.db, actor, user.id, now=ctx.clock.now())
+        except TwoFactorInvalid as invalid:
+            return await self._form_page(
+                ctx,
+                actor,
+                user=user,
+                form=self._user_values(user),
+                errors=invalid.errors,
+                status_code=HTTP_400_BAD_REQUEST,
+            )
+        return see_other(request, f"/admin/users/{id}?two_factor_reset=1")
+
+
+# --- sites and their points --------------------------------------------------------------
+
+
+def _site_form(site: Site) -> dict[str, str]:
+    return {
+        "name": site.name,
+        "municipality": site.municipality,
+        "contact": site.contact,
+        "active": "yes" if site.is_active else "no",
+    }
+
+
+def _point_form(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": form_text(data, "name", 200),
+        "kiosk_mode": bool(form_text(data, "kiosk_mode", 3)),
+        "active": form_text(data, "active", 3),
+    }
+
+
+async def _sites_page(
+    ctx: AppContext,
+    actor: Actor,
+    *,
+    new_form: dict[str, str] | None = None,
+    new_errors: Mapping[str, str] | None = None,
+    edit_slug: str | None = None,
+    edit_form: dict[str, str] | None = None,
+    edit_errors: Mapping[str, str] | None = None,
+    notice: str | None = None,
+    status_code: int = HTTP_200_OK,
+) -> Template:
+    managed, everything = await sites.managed_sites(ctx.db, actor)
+    context = {
+        "managed": managed,
+        "everything": everything,
+        "kinds": SITE_KINDS,
+        "kind_labels": SITE_KIND_LABELS,
+        "new_form": new_form or {"slug": "", "name": "", "kind": "", "timezone": "Europe/Amsterdam",
+                                 "municipality": "", "contact": ""},
+        "new_errors": error_messages(new_errors or {}),
+        "edit_slug": edit_slug,
+        "edit_form": edit_form,
+        "edit_errors": error_messages(edit_errors or {}),
+        "notice": notice,
+    }  # fmt: skip
+    return Template(template_name="admin/sites.html", context=context, status_code=status_code)
+
+
+async def _site_page(
+    ctx: AppContext,
+    actor: Actor,
+    site: Site,
+    *,
+    point_form: dict[str, Any] | None = None,
+    point_errors: Mapping[str, str] | None = None,
+    edit_point: int | None = None,
+    edit_point_form: dict[str, Any] | None = None,
+    edit_point_errors: Mapping[str, str] | None = None,
+    site_form: dict[str, str] | None = None,
+    site_errors: Mapping[str, str] | None = None,
+    rotated: int | None = None,
+    notice: str | None = None,
+    status_code: int = HTTP_200_OK,
+) -> Template:
+    points = await sites.site_points(ctx.db, actor, site)
+    base_url = ctx.settings.base_url
+    context = {
+        "site": site,
+        "points": points,
+        "urls": {p.id: kiosk_url(base_url, p.token) for p in points},
+        "kind_labels": SITE_KIND_LABELS,
+        "formats": POSTER_FORMATS,
+        "can_edit_site": actor.can("sites.manage"),
+        "point_form": point_form or {"name": "", "kiosk_mode": False},
+        "point_errors": error_messages(point_errors or {}),
+        "edit_point": edit_point,
+        "edit_point_form": edit_point_form,
+        "edit_point_errors": error_messages(edit_point_errors or {}),
+        "site_form": site_form or _site_form(site),
+        "site_errors": error_messages(site_errors or {}),
+        "rotated": rotated,
+        "notice": notice,
+        "tz": site.timezone,
+        "time_format": TIME_FORMAT,
+    }
+    return Template(template_name="admin/site.html", context=context, status_code=status_code)
+
+
+class SitesController(Controller):
+    """Sites: the admin creates, renames and disables them; a harbour master sees its own."""
+
+    path = "/sites"
+
+    @get("/", name="admin:sites", opt=SIGNED_IN)
+    async def list_sites(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+    ) -> Template:
+        notice = None
+        if request.query_params.get("created"):
+            notice = N_("The site has been created.")
+        elif request.query_params.get("saved"):
+            notice = N_("The changes have been saved.")
+        return await _sites_page(ctx, actor, notice=notice)
+
+    @post("/", name="admin:site-create", opt=SITES)
+    async def create(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        data: FormBody,
+    ) -> Response[Any]:
+        form = {
+            name: form_text(data, name)
+            for name in ("slug", "name", "kind", "timezone", "municipality", "contact")
+        }
+        try:
+            site = await sites.add_site(
+                ctx.db,
+                actor,
+                slug=form["slug"],
+                name=form["name"],
+                kind=form["kind"],
+                timezone=form["timezone"],
+                municipality=form["municipality"],
+                contact=form["contact"],
+                now=ctx.clock.now(),
+            )
+        except SiteInvalid as invalid:
+            return await _sites_page(
+                ctx, actor, new_form=form, new_errors=invalid.errors, status_code=400
+            )
+        return see_other(request, f"/admin/sites?created={site.slug}#site-{site.slug}")
+
+    @get("/{slug:str}", name="admin:site", opt=POINTS)
+    async def show(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        slug: FromPath[str],
+    ) -> Template:
+        """A site's check-in points: add, rename, disable, rotate, posters."""
+        site = await site_for(ctx.db, actor, slug, "points.manage")
+        params = request.query_params
+        notice = N_("The changes have been saved.") if params.get("saved") else None
+        return await _site_page(
+            ctx, actor, site, rotated=form_int(params.get("rotated")), notice=notice
+        )
+
+    @post("/{slug:str}", name="admin:site-change", opt=SITES)
+    async def change(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        slug: FromPath[str],
+        data: FormBody,
+    ) -> Response[Any]:
+        """Rename a site or disable it; an admin may do so on every site."""
+        form = {
+            name: form_text(data, name) for name in ("name", "municipality", "contact", "active")
+        }
+        try:
+            await sites.change_site(
+                ctx.db,
+                actor,
+                slug,
+                name=form["name"],
+                municipality=form["municipality"],
+                contact=form["contact"],
+                active=_active(data),
+                now=ctx.clock.now(),
+            )
+        except SiteInvalid as invalid:
+            site = await site_for(ctx.db, actor, slug, "sites.manage")
+            if actor.can("points.manage", site.id):
+                return await _site_page(
+                    ctx, actor, site, site_form=form, site_errors=invalid.errors, status_code=400
+                )
+            return await _sites_page(
+                ctx,
+                actor,
+                edit_slug=slug,
+                edit_form=form,
+                edit_errors=invalid.errors,
+                status_code=HTTP_400_BAD_REQUEST,
+            )
+        if form_text(data, "back", 10) == "site" and actor.can("points.manage"):
+            site = await site_for(ctx.db, actor, slug, "sites.manage")
+            if actor.can("points.manage", site.id):
+                return see_other(request, f"/admin/sites/{slug}?saved=1")
+        return see_other(request, f"/admin/sites?saved={slug}#site-{slug}")
+
+    @post("/{slug:str}/points", name="admin:point-create", opt=POINTS)
+    async def add_point(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        slug: FromPath[str],
+        data: FormBody,
+    ) -> Response[Any]:
+        site = await site_for(ctx.db, actor, slug, "points.manage")
+        form = _point_form(data)
+        try:
+            point = await sites.create_point(
+                ctx.db,
+                actor,
+                site,
+                name=form["name"],
+                kiosk_mode=form["kiosk_mode"],
+                now=ctx.clock.now(),
+            )
+        except SiteInvalid as invalid:
+            return await _site_page(
+                ctx,
+                actor,
+                site,
+                point_form=form,
+                point_errors=invalid.errors,
+                status_code=HTTP_400_BAD_REQUEST,
+            )
+        return see_other(request, f"/admin/sites/{slug}?saved=1#point-{point.id}")
+
+
+class PointsController(Controller):
+    """One check-in point: rename, kiosk mode, disable, a new QR code, its poster."""
+
+    path = "/points/{id:int}"
+
+    @post("/", name="admin:point-change", opt=POINTS)
+    async def change(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        id: FromPath[int],
+        data: FormBody,
+    ) -> Response[Any]:
+        point = await sites.point_for(ctx.db, actor, id)
+        form = _point_form(data)
+        try:
+            await sites.change_point(
+                ctx.db,
+                actor,
+                id,
+                name=form["name"],
+                kiosk_mode=form["kiosk_mode"],
+                active=_active(data),
+                now=ctx.clock.now(),
+            )
+        except SiteInvalid as invalid:
+            return await _site_page(
+                ctx,
+                actor,
+                point.site,
+                edit_point=id,
+                edit_point_form=form,
+                edit_point_errors=invalid.errors,
+                status_code=HTTP_400_BAD_REQUEST,
+            )
+        return see_other(request, f"/admin/sites/{point.site.slug}?saved=1#point-{id}")
+
+    @post("/rotate", name="admin:point-rotate", opt=POINTS)
+    async def rotate(
+        self,
+        request: HTMXRequest,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        id: FromPath[int],
+    ) -> Response[Any]:
+        """A new token: the old QR code stops working; the page shows the new URL."""
+        point = await sites.rotate(ctx.db, actor, id, now=ctx.clock.now())
+        return see_other(request, f"/admin/sites/{point.site.slug}?rotated={id}#point-{id}")
+
+    # Litestar matches a parameter only as a whole path segment: "poster.{fmt}" cannot route.
+    @get("/poster/{fmt:str}", name="admin:point-poster", opt=POINTS)
+    async def poster(
+        self,
+        ctx: NamedDependency[AppContext],
+        actor: NamedDependency[Actor],
+        id: FromPath[int],
+        fmt: FromPath[str],
+    ) -> Response[bytes]:
+        """The printable A4 poster of the point's QR code, as SVG, PNG or PDF."""
+        point = await sites.point_for(ctx.db, actor, id)
+        if fmt not in POSTER_TYPES:
+            raise NotFound(fmt)
+        url = kiosk_url(ctx.settings.base_url, point.token)
+        # Drawing the poster takes a moment of CPU: not on the event loop.
+        data = await asyncio.to_thread(poster, url, point.site.name, point.name, fmt)
+        filename = f"poster-{point.site.slug}-{point.id}.{fmt}"
+        return Response(
+            data,
+            media_type=POSTER_TYPES[fmt],
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+
+ROUTES = [UsersController, SitesController, PointsController]

@@ -1,0 +1,110 @@
+"""What every part of the JSON API shares: the error shapes and their OpenAPI descriptions.
+
+admin/api/v1.py and admin/api/signals.py both use these; v1.py includes signals at import
+time, so they live here rather than in either of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Response
+from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+from litestar.status_codes import HTTP_400_BAD_REQUEST
+
+HTTP_422 = 422
+
+# The dates a period may name: the services turn them into local midnights in UTC, which do
+# not exist for the first and the last days Python knows.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(9998, 12, 31)
+MSG_DATE_RANGE = "Please send a date from 1900-01-01 to 9998-12-31."
+
+_NOT_FOUND = "No such site or visit, or not one of the token's sites"
+
+
+def invalid_example(summary: str, field: str, message: str) -> Example:
+    """An example of the 422 answer for the OpenAPI schema: one field at fault."""
+    value = {"code": "invalid", "message": message, "field": field, "errors": {field: message}}
+    return Example(summary=summary, value=value)
+
+
+_INVALID_EXAMPLE = invalid_example("A field missing", "guest_name", "Please enter your name.")
+
+
+def doc(description: str, *examples: Any) -> msgspec.Meta:
+    """A field's description (and examples) for the OpenAPI schema."""
+    schema: dict[str, Any] = {"description": description}
+    if examples:
+        schema["examples"] = list(examples)
+    return msgspec.Meta(extra_json_schema=schema)
+
+
+class ApiError(msgspec.Struct):
+    """Every error the API answers: a stable code, a message for people, the field at fault."""
+
+    code: Annotated[str, doc("Stable, snake_case: unauthorized, forbidden, not_found, invalid")]
+    message: str
+    field: str | None = None
+
+
+class InvalidError(msgspec.Struct):
+    """A request that does not validate: the first problem, and every problem by field."""
+
+    code: Annotated[str, doc("Always `invalid`", "invalid")]
+    message: str
+    field: str | None
+    errors: dict[str, str]
+
+
+def check_dates(dates: Mapping[str, date | None]) -> None:
+    """A 422 naming the query parameter whose date lies outside what a period can be."""
+    for name, value in dates.items():
+        if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
+            raise ValidationException(
+                detail="Validation failed", extra=[{"key": name, "message": MSG_DATE_RANGE}]
+            )
+
+
+def invalid(errors: Mapping[str, str]) -> Response[InvalidError]:
+    """A 422 naming every field at fault (the first one also as `field`)."""
+    field, message = next(iter(errors.items()))
+    return Response(
+        InvalidError(code="invalid", message=message, field=field, errors=dict(errors)),
+        status_code=HTTP_422,
+    )
+
+
+def errors(
+    *statuses: int, not_found: str = _NOT_FOUND, invalid_example: Example = _INVALID_EXAMPLE
+) -> dict[int, ResponseSpec]:
+    """The error answers a route documents, in the shapes above."""
+    described = {
+        400: "The request cannot be read (a body that is not JSON, for instance)",
+        401: "No bearer token, or one that is unknown, expired or revoked",
+        403: "The token's role may not do this",
+        404: not_found,
+        422: "The request does not validate",
+    }
+    specs = {
+        status: ResponseSpec(ApiError, description=described[status], generate_examples=False)
+        for status in statuses
+        if status != HTTP_422
+    }
+    if HTTP_422 in statuses:
+        # Whatever can be invalid can also be unreadable; Litestar's own 400 has another shape.
+        specs[HTTP_400_BAD_REQUEST] = ResponseSpec(
+            ApiError, description=described[HTTP_400_BAD_REQUEST], generate_examples=False
+        )
+        specs[HTTP_422] = ResponseSpec(
+            InvalidError,
+            description=described[HTTP_422],
+            generate_examples=False,
+            examples=[invalid_example],
+        )
+    return specs
