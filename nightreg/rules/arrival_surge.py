@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from nightreg.rules.base import Finding, NightCount, Rule, Threshold, Thresholds, score
+from nightreg.rules.base import Finding, NightCount, ScannedRule, Threshold, Thresholds, score
 from nightreg.validation import N_
 
 CODE = "arrival_surge"
@@ -104,7 +104,7 @@ def evaluate(
     return findings
 
 
-RULE = Rule(
+RULE = ScannedRule(
     code=CODE,
     scope="counts",
     title=N_("Arrival surge"),

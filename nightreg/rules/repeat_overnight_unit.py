@@ -11,7 +11,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
-from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts, clusters, score
+from nightreg.rules.base import (
+    Finding,
+    ScannedRule,
+    Threshold,
+    Thresholds,
+    VisitFacts,
+    clusters,
+    score,
+)
 from nightreg.validation import N_
 
 CODE = "repeat_overnight_unit"
@@ -72,7 +80,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
     return findings
 
 
-RULE = Rule(
+RULE = ScannedRule(
     code=CODE,
     scope="site",
     title=N_("Repeated overnight stays in a unit"),
