@@ -2,7 +2,7 @@
 
 An admin places a hold, with the case's reference, a reason and optionally a last day, on
 named visits, on everything of one subject (at one site or all), or on a whole site. While it
-is in force the purge keeps what it covers (nightreg.services.retention: hold_in_force,
+is in force the purge keeps what it covers (the clauses below: hold_in_force,
 visit_held, flag_held). A hold ends when an admin releases it, with a reason, or when its last
 day (inclusive, in the installation's time zone) has passed. Holds are never deleted: the list
 is the privacy officer's record. Placing and releasing are audited (`hold_placed`,
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.clock import local_day
@@ -26,8 +26,11 @@ from nightreg.db import Database
 from nightreg.models import HOLD_SCOPES, Flag, LegalHold, Site, Visit, flag_visit, legal_hold_visit
 from nightreg.services import audit
 from nightreg.services.access import Actor, NotFound
-from nightreg.services.retention import MANAGE, VIEW
 from nightreg.validation import MSG_TOO_LONG, N_, FieldError, clean_text
+
+# Holds are retention's business: they share its permissions (nightreg.services.access).
+VIEW = "retention.view"
+MANAGE = "retention.manage"
 
 SCOPES = HOLD_SCOPES
 SCOPE_LABELS = {
@@ -373,7 +376,7 @@ def _covered_visits(hold: LegalHold) -> ColumnElement[bool]:
 
 def _covered_flags(hold: LegalHold) -> ColumnElement[bool]:
     """The flags this hold covers: of its site or its subject, and any resting on a visit it
-    covers (as retention.flag_held counts them)."""
+    covers (as flag_held counts them)."""
     rests_on_held = Flag.id.in_(
         select(flag_visit.c.flag_id)
         .join(Visit, Visit.id == flag_visit.c.visit_id)
@@ -456,3 +459,55 @@ async def all_sites(db: Database, actor: Actor) -> list[Site]:
     actor.require(MANAGE)
     async with db.read() as session:
         return list(await session.scalars(select(Site).order_by(Site.name, Site.slug)))
+
+
+# --- what a hold keeps: the clauses the purge, its preview and subject requests use -------
+
+
+def hold_in_force(today: date) -> ColumnElement[bool]:
+    return and_(
+        LegalHold.released_at.is_(None), or_(LegalHold.until.is_(None), LegalHold.until >= today)
+    )
+
+
+def visit_held(today: date) -> ColumnElement[bool]:
+    """True for a visit that a hold in force covers (by name, by subject or by site)."""
+    by_site_or_subject = exists().where(
+        hold_in_force(today),
+        or_(
+            and_(LegalHold.scope == "site", LegalHold.site_id == Visit.site_id),
+            and_(
+                LegalHold.scope == "subject",
+                LegalHold.subject_key == Visit.subject_key,
+                or_(LegalHold.site_id.is_(None), LegalHold.site_id == Visit.site_id),
+            ),
+        ),
+    )
+    by_name = exists().where(
+        legal_hold_visit.c.visit_id == Visit.id,
+        LegalHold.id == legal_hold_visit.c.hold_id,
+        hold_in_force(today),
+    )
+    return or_(by_site_or_subject, by_name)
+
+
+def flag_held(today: date) -> ColumnElement[bool]:
+    """True for a flag that a hold covers: its site, its subject, or any visit it rests on."""
+    held_visit = (
+        select(Visit.id)
+        .join(flag_visit, flag_visit.c.visit_id == Visit.id)
+        .where(flag_visit.c.flag_id == Flag.id, visit_held(today))
+        .exists()
+    )
+    by_site_or_subject = exists().where(
+        hold_in_force(today),
+        or_(
+            and_(LegalHold.scope == "site", LegalHold.site_id == Flag.site_id),
+            and_(
+                LegalHold.scope == "subject",
+                LegalHold.subject_key == Flag.subject,
+                or_(LegalHold.site_id.is_(None), LegalHold.site_id == Flag.site_id),
+            ),
+        ),
+    )
+    return or_(held_visit, by_site_or_subject)
