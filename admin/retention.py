@@ -314,7 +314,9 @@ class RetentionController(Controller):
         try:
             days = retention.parse_days(form)
         except PolicyInvalid as invalid:
-            messages = {k: render_error_message(v, {}) for k, v in invalid.errors.items()}
+            messages = {
+                k: render_error_message(v.message, v.params) for k, v in invalid.errors.items()
+            }
             return _site_page(
                 ctx, policy, form, messages, status_code=HTTP_422_UNPROCESSABLE_ENTITY
             )

@@ -13,7 +13,7 @@ person by their subject key.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -26,7 +26,7 @@ from nightreg.db import Database
 from nightreg.models import HOLD_SCOPES, Flag, LegalHold, Site, Visit, flag_visit, legal_hold_visit
 from nightreg.services import audit
 from nightreg.services.access import Actor, NotFound
-from nightreg.validation import MSG_TOO_LONG, N_, FieldError, clean_text
+from nightreg.validation import MSG_TOO_LONG, N_, FieldError, Invalid, clean_text
 
 # Holds are retention's business: they share its permissions (nightreg.services.access).
 VIEW = "retention.view"
@@ -83,16 +83,12 @@ MSG_ALREADY_RELEASED = N_("This hold has been released already.")
 MSG_ALREADY_ENDED = N_("This hold's last day has passed: it holds nothing any more.")
 
 
-class HoldInvalid(ValueError):
+class HoldInvalid(Invalid):
     """A hold (or its release) that cannot be saved as submitted: errors by field name.
 
     Field names are the form's: scope, case_reference, reason, until, refs, subject, site; for
     a release, reason, or `hold` when it has ended already.
     """
-
-    def __init__(self, errors: Mapping[str, FieldError]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors: dict[str, FieldError] = dict(errors)
 
 
 def in_force(hold: LegalHold, today: date) -> bool:

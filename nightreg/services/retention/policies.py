@@ -18,7 +18,7 @@ from nightreg.services import audit
 from nightreg.services.access import Actor
 from nightreg.services.holds import MANAGE
 from nightreg.settings import Settings
-from nightreg.validation import N_
+from nightreg.validation import N_, FieldError, Invalid
 
 # The categories of a purge, in the order it deletes them: flags first, so that the visits
 # they rested on can go in the same run.
@@ -131,16 +131,14 @@ async def policies_in(session: AsyncSession, defaults: Defaults) -> list[Policy]
     return out
 
 
-class PolicyInvalid(ValueError):
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(", ".join(errors))
-        self.errors = errors
+class PolicyInvalid(Invalid):
+    """A site's retention periods that cannot be saved as submitted: errors by field name."""
 
 
 def parse_days(values: dict[str, str]) -> dict[str, int | None]:
     """The policy form's fields as days (None: the default); PolicyInvalid names bad ones."""
     out: dict[str, int | None] = {}
-    errors: dict[str, str] = {}
+    errors: dict[str, FieldError] = {}
     for name in SITE_FIELDS:
         raw = (values.get(name) or "").strip()
         if not raw:
@@ -149,10 +147,10 @@ def parse_days(values: dict[str, str]) -> dict[str, int | None]:
         try:
             days = int(raw)
         except ValueError:
-            errors[name] = MSG_DAYS
+            errors[name] = FieldError(MSG_DAYS)
             continue
         if not 1 <= days <= MAX_DAYS:
-            errors[name] = MSG_DAYS
+            errors[name] = FieldError(MSG_DAYS)
             continue
         out[name] = days
     if errors:
