@@ -292,6 +292,9 @@ def validate(values: Mapping[str, Any], *, today: date) -> AgreementData:
 
     `today` is the local date of the installation: an agreement whose last day has passed
     would never be in force, and is refused rather than stored.
+
+    Longer than most: one field after another in the form's order, each a few lines, so that
+    the checks read as the form does.
     """
     errors: dict[str, FieldError] = {}
     name = _required_text(values, "name", MAX_NAME, MSG_NAME, errors)

@@ -158,6 +158,42 @@ async def _site(
     return await session.scalar(select(Site).where(Site.slug == slug[:64])), True
 
 
+async def _named_visits(
+    session: AsyncSession, refs: Sequence[str], errors: dict[str, FieldError]
+) -> list[int]:
+    """The ids of the visits a hold names by reference; every reference must exist."""
+    if not refs:
+        errors["refs"] = FieldError(MSG_REFS)
+        return []
+    if len(refs) > MAX_REFERENCES:
+        errors["refs"] = FieldError(MSG_REFS_MANY, {"max": MAX_REFERENCES})
+        return []
+    rows = await session.execute(select(Visit.reference, Visit.id).where(Visit.reference.in_(refs)))
+    found: dict[str, int] = dict(rows.all())
+    unknown = [r for r in refs if r not in found]
+    if unknown:
+        named = ", ".join(r[:20] for r in unknown[:20])
+        if len(unknown) > 20:
+            named += ", …"
+        errors["refs"] = FieldError(MSG_REFS_UNKNOWN, {"refs": named})
+    return [found[r] for r in refs if r in found]
+
+
+async def _check_subject(
+    session: AsyncSession, key: str, site: Site | None, errors: dict[str, FieldError]
+) -> None:
+    """A subject key as stored, known at the site (or anywhere, without a site)."""
+    if (
+        not key
+        or len(key) > MAX_SUBJECT_KEY
+        or not key.startswith(SUBJECT_PREFIXES)
+        or key.endswith(":")
+    ):
+        errors["subject"] = FieldError(MSG_SUBJECT)
+    elif not await _subject_known(session, key, site.id if site else None):
+        errors["subject"] = FieldError(MSG_SUBJECT_UNKNOWN_AT_SITE if site else MSG_SUBJECT_UNKNOWN)
+
+
 async def place(
     db: Database,
     actor: Actor,
@@ -206,34 +242,9 @@ async def place(
             elif scope == "site" and site is None:
                 errors["site"] = FieldError(MSG_SITE)
         if scope == "visits":
-            if not refs:
-                errors["refs"] = FieldError(MSG_REFS)
-            elif len(refs) > MAX_REFERENCES:
-                errors["refs"] = FieldError(MSG_REFS_MANY, {"max": MAX_REFERENCES})
-            else:
-                rows = await session.execute(
-                    select(Visit.reference, Visit.id).where(Visit.reference.in_(refs))
-                )
-                found: dict[str, int] = dict(rows.all())
-                unknown = [r for r in refs if r not in found]
-                if unknown:
-                    named = ", ".join(r[:20] for r in unknown[:20])
-                    if len(unknown) > 20:
-                        named += ", …"
-                    errors["refs"] = FieldError(MSG_REFS_UNKNOWN, {"refs": named})
-                visit_ids = [found[r] for r in refs if r in found]
+            visit_ids = await _named_visits(session, refs, errors)
         if scope == "subject" and "site" not in errors:
-            if (
-                not key
-                or len(key) > MAX_SUBJECT_KEY
-                or not key.startswith(SUBJECT_PREFIXES)
-                or key.endswith(":")
-            ):
-                errors["subject"] = FieldError(MSG_SUBJECT)
-            elif not await _subject_known(session, key, site.id if site else None):
-                errors["subject"] = FieldError(
-                    MSG_SUBJECT_UNKNOWN_AT_SITE if site else MSG_SUBJECT_UNKNOWN
-                )
+            await _check_subject(session, key, site, errors)
         if errors:
             raise HoldInvalid(errors)
         hold = LegalHold(

@@ -91,19 +91,7 @@ async def purge(
                     db, delete(Flag), Flag.id, due_flags(category, policy, now, today),
                     batch, deadline,
                 )  # fmt: skip
-        async with db.read() as session:
-            forwarded = [f[0] for f in await due_forwarded(session, defaults, now, today)]
-        for start in range(0, len(forwarded), batch):
-            ids = forwarded[start : start + batch]
-            async with db.write() as session:
-                # Signals go with their flag (ON DELETE CASCADE); the status is checked again
-                # in case new evidence reopened the flag meanwhile.
-                gone = await session.execute(
-                    delete(Flag)
-                    .where(Flag.id.in_(ids), Flag.status == "forwarded")
-                    .returning(Flag.id)
-                )
-                result.deleted["flags_forwarded"] += len(gone.all())
+        result.deleted["flags_forwarded"] += await _purge_forwarded(db, defaults, now, today, batch)
         for policy in pols:
             deleted, aggregated = await _purge_visits(db, policy, now, today, batch, deadline)
             result.deleted["visits"] += deleted
@@ -113,25 +101,7 @@ async def purge(
                 batch, deadline,
             )  # fmt: skip
         result.deleted["audit_events"] = await _purge_audit(db, defaults, now, batch * 10)
-        async with db.write() as session:
-            gone = await session.execute(
-                delete(JobRun).where(due_job_runs(defaults, now)).returning(JobRun.id)
-            )
-            result.deleted["job_runs"] = len(gone.all())
-            gone = await session.execute(
-                delete(VisitAggregate)
-                .where(VisitAggregate.day < aggregate_cutoff(defaults, today))
-                .returning(VisitAggregate.site_id)
-            )
-            result.deleted["aggregates"] = len(gone.all())
-            gone = await session.execute(
-                delete(SignInFailure).where(due_failures(now)).returning(SignInFailure.id)
-            )
-            result.deleted["sign_in_failures"] = len(gone.all())
-            gone = await session.execute(
-                delete(StaffSession).where(due_sessions(settings, now)).returning(StaffSession.id)
-            )
-            result.deleted["sessions"] = len(gone.all())
+        await _purge_installation(db, settings, defaults, now, today, result)
     except _OutOfTime:
         result.finished = False
     except BaseException:
@@ -141,6 +111,55 @@ async def purge(
     await _clean_up(db, settings, result)
     await _receipt(db, actor, settings, result, interrupted=False)
     return result
+
+
+async def _purge_forwarded(
+    db: Database, defaults: Defaults, now: datetime, today: date, batch: int
+) -> int:
+    """Delete forwarded flags past their agreement's keep_days; how many."""
+    async with db.read() as session:
+        forwarded = [f[0] for f in await due_forwarded(session, defaults, now, today)]
+    total = 0
+    for start in range(0, len(forwarded), batch):
+        ids = forwarded[start : start + batch]
+        async with db.write() as session:
+            # Signals go with their flag (ON DELETE CASCADE); the status is checked again
+            # in case new evidence reopened the flag meanwhile.
+            gone = await session.execute(
+                delete(Flag).where(Flag.id.in_(ids), Flag.status == "forwarded").returning(Flag.id)
+            )
+            total += len(gone.all())
+    return total
+
+
+async def _purge_installation(
+    db: Database,
+    settings: Settings,
+    defaults: Defaults,
+    now: datetime,
+    today: date,
+    result: PurgeResult,
+) -> None:
+    """Job runs, aggregates, failed sign-ins and ended sessions past retention, in one go."""
+    async with db.write() as session:
+        gone = await session.execute(
+            delete(JobRun).where(due_job_runs(defaults, now)).returning(JobRun.id)
+        )
+        result.deleted["job_runs"] = len(gone.all())
+        gone = await session.execute(
+            delete(VisitAggregate)
+            .where(VisitAggregate.day < aggregate_cutoff(defaults, today))
+            .returning(VisitAggregate.site_id)
+        )
+        result.deleted["aggregates"] = len(gone.all())
+        gone = await session.execute(
+            delete(SignInFailure).where(due_failures(now)).returning(SignInFailure.id)
+        )
+        result.deleted["sign_in_failures"] = len(gone.all())
+        gone = await session.execute(
+            delete(StaffSession).where(due_sessions(settings, now)).returning(StaffSession.id)
+        )
+        result.deleted["sessions"] = len(gone.all())
 
 
 class _OutOfTime(Exception):
