@@ -107,6 +107,8 @@ from nightreg.models import (  # noqa: E402
     flag_visit,
 )
 from nightreg.services import aggregates, retention  # noqa: E402
+from nightreg.services.retention import due as retention_due  # noqa: E402
+from nightreg.services.retention import purging  # noqa: E402
 from nightreg.settings import Settings  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bench_purge"
@@ -186,9 +188,9 @@ def instrument(db: Database) -> None:
             began = conn.info.get("bench_tx", time.monotonic())
             _CURRENT[0].transactions.append(time.monotonic() - began)
 
-    if getattr(retention._clean_up, "bench_timed", False):
+    if getattr(purging._clean_up, "bench_timed", False):
         return
-    original = retention._clean_up
+    original = purging._clean_up
 
     async def timed_clean_up(*args: Any, **kwargs: Any) -> None:
         began = time.monotonic()
@@ -198,7 +200,7 @@ def instrument(db: Database) -> None:
             _CURRENT[0].clean_up = time.monotonic() - began
 
     timed_clean_up.bench_timed = True  # type: ignore[attr-defined]
-    retention._clean_up = timed_clean_up
+    purging._clean_up = timed_clean_up
 
 
 async def run_purge(db: Database, settings: Settings, batch: int) -> PurgeProbe:
@@ -763,7 +765,7 @@ async def explain_batch(url: str, settings: Settings, batch: int) -> list[str]:
 
     db = Database(url)
     now = datetime.now(UTC)
-    today = retention._today(settings, now)
+    today = retention_due.today_of(settings, now)
     out: list[str] = []
     try:
         pols = await retention.policies(db, settings)
@@ -776,7 +778,7 @@ async def explain_batch(url: str, settings: Settings, batch: int) -> list[str]:
                 for p in pols
             }
             policy = max(pols, key=lambda p: counts[p.site_id])
-            condition = retention._due_visits(policy, now, today)
+            condition = retention_due.due_visits(policy, now, today)
             ids = select(Visit.id).where(condition).limit(batch).correlate(None)
             stmt = delete(Visit).where(Visit.id.in_(ids)).returning(*aggregates.stay_columns())
             for title, what in (

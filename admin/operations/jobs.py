@@ -17,7 +17,7 @@ from litestar.response import Response, Template
 
 from nightreg.context import AppContext
 from nightreg.jobs import crontabs, job_specs, next_run
-from nightreg.services import audit, dispatch, signals
+from nightreg.services import audit, outbox, signals
 from nightreg.services import jobs as job_service
 from nightreg.services.access import Actor
 from nightreg.web import see_other
@@ -50,7 +50,7 @@ class JobsController(Controller):
                 "in_serve": ctx.settings.scheduler_in_serve,
                 "ran": request.query_params.get("ran", ""),
                 "retried": request.query_params.get("retried", ""),
-                "outbox": await dispatch.outbox(ctx.db, ctx.settings),
+                "outbox": await outbox.outbox(ctx.db, ctx.settings),
             },
         )
 

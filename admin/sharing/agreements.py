@@ -19,7 +19,7 @@ from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.models import SharingAgreement
 from nightreg.rules import RULES
-from nightreg.services import agreements
+from nightreg.services import agreement_summary, agreements
 from nightreg.services.access import Actor
 from nightreg.services.agreements import AgreementInvalid
 from nightreg.web import form_choices, form_text, see_other
@@ -88,7 +88,7 @@ def _agreement_page(
             "agreement": agreement,
             "state": agreements.state(agreement, ctx.clock.now(), tz),
             "state_labels": agreements.STATE_LABELS,
-            "sections": agreements.summary(agreement, tz),
+            "sections": agreement_summary.summary(agreement, tz),
             "can_end": actor.can(agreements.MANAGE) and agreement.ended_at is None,
             "notice": notice,
             "end_form": dict(end_form or {"reason": ""}),

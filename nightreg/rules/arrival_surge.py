@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from nightreg.i18n import N_
-from nightreg.rules.base import Finding, NightCount, Rule, Threshold, Thresholds, score
+from nightreg.rules.base import Finding, NightCount, ScannedRule, Threshold, Thresholds, score
 
 CODE = "arrival_surge"
 # A weekday that had no arrivals in eight weeks still has some small chance of one: without
@@ -104,7 +104,7 @@ def evaluate(
     return findings
 
 
-RULE = Rule(
+RULE = ScannedRule(
     code=CODE,
     scope="counts",
     title=N_("Arrival surge"),

@@ -89,8 +89,14 @@ class Threshold:
 Evaluate = Callable[..., list[Finding]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rule:
+    """What every rule has: a stable code, its explanation, and the thresholds a site can tune.
+
+    A rule is one of two kinds: a `ScannedRule`, which the scan evaluates over the register, or
+    a `FiledRule`, which something outside the scan files (a check-in, a member of staff).
+    """
+
     code: str
     # What the rule looks at: "subject" (one boat, car or person across sites), "site" (all
     # visits of one site in a period), "visit" (one visit), "counts" (nightly arrival counts)
@@ -100,8 +106,7 @@ class Rule:
     rationale: str
     # One sentence with %(name)s parameters from Finding.params; translated on the pages.
     reason: str
-    thresholds: tuple[Threshold, ...]
-    evaluate: Evaluate | None
+    thresholds: tuple[Threshold, ...] = ()
     # A rule that finds two kinds of thing says which in Finding.params["reason"]: the key of
     # its sentence here (each one whole, so that it translates as a whole).
     variants: Mapping[str, str] = field(default_factory=dict)
@@ -192,3 +197,22 @@ def fold_name(value: str | None) -> str | None:
         decomposed = unicodedata.normalize("NFKD", plain)
         plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(plain.replace("-", " ").split()) or None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScannedRule(Rule):
+    """A rule the scan evaluates: its pure function over what the scan's query narrowed down.
+
+    The query lives beside the scan (nightreg.services.scan.candidates), not here: rules
+    never touch the database.
+    """
+
+    evaluate: Evaluate
+
+
+@dataclass(frozen=True, kw_only=True)
+class FiledRule(Rule):
+    """A rule filed from outside the scan: by a check-in (watchlist hits) or by staff
+    (observations). It has no function to evaluate and no thresholds."""
+
+    scope: str = "external"

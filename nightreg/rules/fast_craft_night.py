@@ -13,7 +13,7 @@ from datetime import datetime
 from nightreg.i18n import N_
 from nightreg.rules.base import (
     Finding,
-    Rule,
+    ScannedRule,
     Threshold,
     Thresholds,
     VisitFacts,
@@ -52,7 +52,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
     return findings
 
 
-RULE = Rule(
+RULE = ScannedRule(
     code=CODE,
     scope="visit",
     title=N_("Fast craft at night"),

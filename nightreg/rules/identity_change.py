@@ -16,7 +16,7 @@ from functools import lru_cache
 from nightreg.i18n import N_
 from nightreg.rules.base import (
     Finding,
-    Rule,
+    ScannedRule,
     Threshold,
     Thresholds,
     VisitFacts,
@@ -130,7 +130,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
     return findings
 
 
-RULE = Rule(
+RULE = ScannedRule(
     code=CODE,
     scope="vessels",
     title=N_("Changed identity"),

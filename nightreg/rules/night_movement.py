@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from nightreg.i18n import N_
 from nightreg.rules.base import (
     Finding,
-    Rule,
+    ScannedRule,
     Threshold,
     Thresholds,
     VisitFacts,
@@ -51,7 +51,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
     return findings
 
 
-RULE = Rule(
+RULE = ScannedRule(
     code=CODE,
     scope="subject",
     title=N_("Night movements"),

@@ -9,19 +9,16 @@ rules' findings, so one reviewer sees both together.
 from __future__ import annotations
 
 from nightreg.i18n import N_
-from nightreg.rules.base import Rule
+from nightreg.rules.base import FiledRule
 
 CODE = "observation"
 
-RULE = Rule(
+RULE = FiledRule(
     code=CODE,
-    scope="external",
     title=N_("Staff observation"),
     rationale=N_(
         "Staff on the quay notice what no register shows; an observation from the indicator "
         "checklist enters the same queue as the rules' findings."
     ),
     reason=N_("Staff observed: %(indicators)s."),
-    thresholds=(),
-    evaluate=None,
 )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from nightreg.i18n import N_
-from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts, score
+from nightreg.rules.base import Finding, ScannedRule, Threshold, Thresholds, VisitFacts, score
 
 CODE = "overdue"
 
@@ -39,7 +39,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
     return findings
 
 
-RULE = Rule(
+RULE = ScannedRule(
     code=CODE,
     scope="visit",
     title=N_("Overdue"),

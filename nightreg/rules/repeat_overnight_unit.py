@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 from nightreg.i18n import N_
-from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts, clusters, score
+from nightreg.rules.base import (
+    Finding,
+    ScannedRule,
+    Threshold,
+    Thresholds,
+    VisitFacts,
+    clusters,
+    score,
+)
 
 CODE = "repeat_overnight_unit"
 # A stay covers the night of date D when it is there at this hour on the morning of D + 1.
@@ -72,7 +80,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
     return findings
 
 
-RULE = Rule(
+RULE = ScannedRule(
     code=CODE,
     scope="site",
     title=N_("Repeated overnight stays in a unit"),

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from nightreg.i18n import N_
 from nightreg.rules.base import (
     Finding,
-    Rule,
+    ScannedRule,
     Threshold,
     Thresholds,
     VisitFacts,
@@ -48,7 +48,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
     return findings
 
 
-RULE = Rule(
+RULE = ScannedRule(
     code=CODE,
     scope="subject",
     title=N_("Repeated short stays"),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from nightreg.i18n import N_
-from nightreg.rules.base import Finding, Rule, Threshold, Thresholds, VisitFacts, score
+from nightreg.rules.base import Finding, ScannedRule, Threshold, Thresholds, VisitFacts, score
 
 CODE = "site_hopping"
 
@@ -70,7 +70,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
     return findings
 
 
-RULE = Rule(
+RULE = ScannedRule(
     code=CODE,
     scope="subject",
     title=N_("Site hopping"),

@@ -16,7 +16,7 @@ from statistics import median
 from nightreg.i18n import N_
 from nightreg.rules.base import (
     Finding,
-    Rule,
+    ScannedRule,
     Threshold,
     Thresholds,
     VisitFacts,
@@ -105,7 +105,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
     return findings
 
 
-RULE = Rule(
+RULE = ScannedRule(
     code=CODE,
     scope="site",
     title=N_("Unit traffic"),

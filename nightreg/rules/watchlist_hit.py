@@ -9,13 +9,12 @@ nobody at the site can tip the visitor off.
 from __future__ import annotations
 
 from nightreg.i18n import N_
-from nightreg.rules.base import Rule
+from nightreg.rules.base import FiledRule
 
 CODE = "watchlist_hit"
 
-RULE = Rule(
+RULE = FiledRule(
     code=CODE,
-    scope="external",
     title=N_("Watchlist hit"),
     rationale=N_(
         "The hub's watchlist names boats and vehicles of interest from its own cases, as "
@@ -23,7 +22,5 @@ RULE = Rule(
         "analysts."
     ),
     reason=N_("A %(identifier)s of this visit is on the hub's watchlist."),
-    thresholds=(),
-    evaluate=None,
     restricted=True,
 )

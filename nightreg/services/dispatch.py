@@ -22,27 +22,24 @@ job's lease (nightreg.services.jobs) makes such a second run rare in the first p
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import logging
 import random
-import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, cast
-from urllib.parse import urlsplit
+from datetime import datetime, timedelta
+from typing import Any, Literal, cast
 
 import httpx
 from sqlalchemy import Table, bindparam, func, select, update
 
-from nightreg import hubsign
 from nightreg.clock import Clock
 from nightreg.db import Database
-from nightreg.models import Signal, Site
+from nightreg.models import Signal
 from nightreg.services import audit, signals
 from nightreg.services.access import Actor
+from nightreg.services.hub_post import Attempt, Due, Jitter, backoff, make_client, post
 from nightreg.settings import Settings
 
 log = logging.getLogger("nightreg.dispatch")
@@ -53,15 +50,6 @@ DISPATCHER = Actor(kind="system", name="dispatch")
 DEFAULT_CONCURRENCY = 16
 # Due signals read per query (keyset on id, oldest first).
 BATCH = 500
-# Backoff: the ceiling doubles from 30 s per failed attempt and stops at an hour; the wait is
-# drawn uniformly below the ceiling ("full jitter"), so signals that failed together (the hub
-# was down) do not all come back in the same second. The job runs every minute, so in practice
-# a signal waits at least until the next run.
-BASE_DELAY_SECONDS = 30.0
-MAX_DELAY_SECONDS = 3600.0
-# How much of the hub's answer is kept as the error (it is shown to admins).
-ERROR_CHARS = 300
-READ_LIMIT = 4096
 # This many answerless attempts in a row (refused connections, timeouts) and the hub is taken
 # to be down: the run stops, and the signals it did not try wait, still due, for the next run
 # rather than each waiting out its own timeout now.
@@ -70,40 +58,6 @@ UNREACHABLE_AFTER = 32
 RECORD_GROUP = 64
 # A run stops taking new signals after this long, well inside the job's 30-minute lease.
 TIME_BUDGET_SECONDS = 20 * 60.0
-
-Answer = Literal["delivered", "retry", "refused"]
-
-
-class Jitter(Protocol):
-    """Where the random wait comes from (random.Random; tests pass a fixed one)."""
-
-    def uniform(self, a: float, b: float) -> float: ...
-
-
-@dataclass(frozen=True)
-class Due:
-    """What the dispatcher needs of a pending signal: never more than the outbox row."""
-
-    id: int
-    uid: str
-    body: str
-    site_id: int
-    agreement_id: int
-    rule: str
-    attempts: int
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """The result of one POST."""
-
-    at: datetime
-    outcome: Answer
-    status_code: int | None = None
-    error: str = ""
-    retry_after: float | None = None
-    answered: bool = True  # False: no HTTP answer at all (network error, timeout)
 
 
 @dataclass
@@ -153,83 +107,8 @@ class DispatchSummary:
         return f"dispatch: {parts} in {self.seconds:.1f} s"
 
 
-# --- backoff -----------------------------------------------------------------------------
-
-
-def backoff(attempts: int, rng: Jitter, retry_after: float | None = None) -> timedelta:
-    """How long to wait after the `attempts`-th failed attempt (1 for the first)."""
-    if retry_after is not None:
-        return timedelta(seconds=min(MAX_DELAY_SECONDS, max(0.0, retry_after)))
-    ceiling = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** max(0, min(attempts - 1, 30)))
-    return timedelta(seconds=rng.uniform(0.0, ceiling))
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """A Retry-After header (seconds, or an HTTP date) as seconds from now; None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(int(value))
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-def _retryable(status_code: int) -> bool:
-    return status_code in (408, 429) or 500 <= status_code <= 599
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-# --- one POST ----------------------------------------------------------------------------
-
-
-async def _read_some(response: httpx.Response) -> str:
-    """The start of the hub's answer, as one line of text."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= READ_LIMIT:
-            break
-    text = b"".join(chunks)[:READ_LIMIT].decode("utf-8", errors="replace")
-    return " ".join(text.split())[:ERROR_CHARS]
-
-
-async def post(client: httpx.AsyncClient, settings: Settings, due: Due, at: datetime) -> Attempt:
-    """POST the signal's stored body, as it is, with this attempt's signature."""
-    body = due.body.encode("utf-8")
-    headers = hubsign.request_headers(
-        body, secret=settings.hub_secret, key_id=settings.hub_key_id, uid=due.uid, at=at
-    )
-    try:
-        async with client.stream("POST", settings.hub_url, content=body, headers=headers) as answer:
-            text = await _read_some(answer)
-            code = answer.status_code
-            retry_after = answer.headers.get("retry-after")
-    except httpx.TimeoutException as exc:
-        error = f"no answer within {settings.hub_timeout_seconds} s ({type(exc).__name__})"
-        return Attempt(at=at, outcome="retry", error=error, answered=False)
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}".strip()[:ERROR_CHARS]
-        return Attempt(at=at, outcome="retry", error=error, answered=False)
-    status_line = f"HTTP {code}: {text}" if text else f"HTTP {code}"
-    if 200 <= code <= 299:
-        return Attempt(at=at, outcome="delivered", status_code=code)
-    if _retryable(code):
-        return Attempt(
-            at=at, outcome="retry", status_code=code, error=status_line,
-            retry_after=retry_after_seconds(retry_after, at),
-        )  # fmt: skip
-    return Attempt(at=at, outcome="refused", status_code=code, error=status_line)
 
 
 # --- recording outcomes ------------------------------------------------------------------
@@ -510,24 +389,6 @@ class _Run:
 
 
 @functools.cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context for every client and run: loading the CA bundle costs ~30 ms each time.
-
-    httpx's default: certifi's bundle, or SSL_CERT_FILE / SSL_CERT_DIR (a hub behind a
-    private CA).
-    """
-    return httpx.create_ssl_context()
-
-
-def make_client(settings: Settings, connections: int = 1) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        verify=_tls(),
-        timeout=httpx.Timeout(float(settings.hub_timeout_seconds)),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        follow_redirects=False,
-    )
-
-
 async def dispatch(
     db: Database,
     settings: Settings,
@@ -571,89 +432,3 @@ async def dispatch(
     summary.pending_left = await _pending_count(db)
     summary.seconds = time.monotonic() - started
     return summary
-
-
-# --- the outbox at a glance (the admin's Jobs page) ----------------------------------------
-
-
-@dataclass(frozen=True)
-class OutboxSignal:
-    """A signal as the Jobs page lists it: no payload, no personal data."""
-
-    uid: str
-    site: str
-    rule: str
-    attempts: int
-    last_status_code: int | None
-    last_error: str
-    last_attempt_at: datetime | None
-    next_attempt_at: datetime | None
-    withheld: bool = False  # its agreement lapsed first: never sent, so never sent again
-
-
-@dataclass(frozen=True)
-class Outbox:
-    push: bool
-    hub: str  # the hub's address without its path: where signals go
-    pending: int
-    delivered: int
-    failed: int
-    failed_recent: list[OutboxSignal]
-    retrying_recent: list[OutboxSignal]
-
-
-async def outbox(db: Database, settings: Settings, *, limit: int = 10) -> Outbox:
-    """Counts by status, the latest failed signals, and pending ones whose last try failed."""
-    async with db.read() as session:
-        by_status = dict(
-            (
-                await session.execute(
-                    select(Signal.status, func.count()).group_by(Signal.status)
-                )
-            ).all()
-        )  # fmt: skip
-
-        def listed(status: str) -> Any:
-            return (
-                select(
-                    Signal.uid, Site.name, Signal.rule, Signal.attempts, Signal.last_status_code,
-                    Signal.last_error, Signal.last_attempt_at, Signal.next_attempt_at,
-                    Signal.withheld,
-                )
-                .join(Site, Site.id == Signal.site_id)
-                .where(Signal.status == status)
-            )  # fmt: skip
-
-        failed_rows = (
-            await session.execute(
-                listed("failed")
-                .order_by(Signal.last_attempt_at.desc().nulls_last(), Signal.id.desc())
-                .limit(limit)
-            )
-        ).all()
-        retrying_rows = (
-            await session.execute(
-                listed("pending")
-                .where(Signal.last_error.is_not(None))
-                .order_by(Signal.last_attempt_at.desc().nulls_last(), Signal.id.desc())
-                .limit(limit)
-            )
-        ).all()
-
-    def item(row: Any, *, next_attempt: bool) -> OutboxSignal:
-        uid, site, rule, attempts, code, error, last_at, next_at, withheld = row
-        return OutboxSignal(
-            uid, site, rule, attempts, code, error or "", last_at,
-            next_at if next_attempt else None, withheld,
-        )  # fmt: skip
-
-    parts = urlsplit(settings.hub_url)
-    return Outbox(
-        push=bool(settings.hub_url),
-        hub=f"{parts.scheme}://{parts.netloc}" if settings.hub_url else "",
-        pending=int(by_status.get("pending", 0)),
-        delivered=int(by_status.get("delivered", 0)),
-        failed=int(by_status.get("failed", 0)),
-        failed_recent=[item(r, next_attempt=False) for r in failed_rows],
-        retrying_recent=[item(r, next_attempt=True) for r in retrying_rows],
-    )

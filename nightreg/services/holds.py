@@ -2,7 +2,7 @@
 
 An admin places a hold, with the case's reference, a reason and optionally a last day, on
 named visits, on everything of one subject (at one site or all), or on a whole site. While it
-is in force the purge keeps what it covers (nightreg.services.retention: hold_in_force,
+is in force the purge keeps what it covers (the clauses below: hold_in_force,
 visit_held, flag_held). A hold ends when an admin releases it, with a reason, or when its last
 day (inclusive, in the installation's time zone) has passed. Holds are never deleted: the list
 is the privacy officer's record. Placing and releasing are audited (`hold_placed`,
@@ -13,12 +13,12 @@ person by their subject key.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.clock import local_day
@@ -27,9 +27,12 @@ from nightreg.i18n import N_
 from nightreg.models import Flag, LegalHold, Site, Visit, flag_visit, legal_hold_visit
 from nightreg.services import audit
 from nightreg.services.access import Actor, NotFound
-from nightreg.services.retention import MANAGE, VIEW
-from nightreg.validation import MSG_TOO_LONG, FieldError, clean_text
+from nightreg.validation import MSG_TOO_LONG, FieldError, Invalid, clean_text
 from nightreg.vocabulary import HOLD_SCOPES
+
+# Holds are retention's business: they share its permissions (nightreg.services.access).
+VIEW = "retention.view"
+MANAGE = "retention.manage"
 
 SCOPES = HOLD_SCOPES
 SCOPE_LABELS = {
@@ -82,16 +85,12 @@ MSG_ALREADY_RELEASED = N_("This hold has been released already.")
 MSG_ALREADY_ENDED = N_("This hold's last day has passed: it holds nothing any more.")
 
 
-class HoldInvalid(ValueError):
+class HoldInvalid(Invalid):
     """A hold (or its release) that cannot be saved as submitted: errors by field name.
 
     Field names are the form's: scope, case_reference, reason, until, refs, subject, site; for
     a release, reason, or `hold` when it has ended already.
     """
-
-    def __init__(self, errors: Mapping[str, FieldError]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors: dict[str, FieldError] = dict(errors)
 
 
 def in_force(hold: LegalHold, today: date) -> bool:
@@ -161,6 +160,42 @@ async def _site(
     return await session.scalar(select(Site).where(Site.slug == slug[:64])), True
 
 
+async def _named_visits(
+    session: AsyncSession, refs: Sequence[str], errors: dict[str, FieldError]
+) -> list[int]:
+    """The ids of the visits a hold names by reference; every reference must exist."""
+    if not refs:
+        errors["refs"] = FieldError(MSG_REFS)
+        return []
+    if len(refs) > MAX_REFERENCES:
+        errors["refs"] = FieldError(MSG_REFS_MANY, {"max": MAX_REFERENCES})
+        return []
+    rows = await session.execute(select(Visit.reference, Visit.id).where(Visit.reference.in_(refs)))
+    found: dict[str, int] = dict(rows.all())
+    unknown = [r for r in refs if r not in found]
+    if unknown:
+        named = ", ".join(r[:20] for r in unknown[:20])
+        if len(unknown) > 20:
+            named += ", …"
+        errors["refs"] = FieldError(MSG_REFS_UNKNOWN, {"refs": named})
+    return [found[r] for r in refs if r in found]
+
+
+async def _check_subject(
+    session: AsyncSession, key: str, site: Site | None, errors: dict[str, FieldError]
+) -> None:
+    """A subject key as stored, known at the site (or anywhere, without a site)."""
+    if (
+        not key
+        or len(key) > MAX_SUBJECT_KEY
+        or not key.startswith(SUBJECT_PREFIXES)
+        or key.endswith(":")
+    ):
+        errors["subject"] = FieldError(MSG_SUBJECT)
+    elif not await _subject_known(session, key, site.id if site else None):
+        errors["subject"] = FieldError(MSG_SUBJECT_UNKNOWN_AT_SITE if site else MSG_SUBJECT_UNKNOWN)
+
+
 async def place(
     db: Database,
     actor: Actor,
@@ -209,34 +244,9 @@ async def place(
             elif scope == "site" and site is None:
                 errors["site"] = FieldError(MSG_SITE)
         if scope == "visits":
-            if not refs:
-                errors["refs"] = FieldError(MSG_REFS)
-            elif len(refs) > MAX_REFERENCES:
-                errors["refs"] = FieldError(MSG_REFS_MANY, {"max": MAX_REFERENCES})
-            else:
-                rows = await session.execute(
-                    select(Visit.reference, Visit.id).where(Visit.reference.in_(refs))
-                )
-                found: dict[str, int] = dict(rows.all())
-                unknown = [r for r in refs if r not in found]
-                if unknown:
-                    named = ", ".join(r[:20] for r in unknown[:20])
-                    if len(unknown) > 20:
-                        named += ", …"
-                    errors["refs"] = FieldError(MSG_REFS_UNKNOWN, {"refs": named})
-                visit_ids = [found[r] for r in refs if r in found]
+            visit_ids = await _named_visits(session, refs, errors)
         if scope == "subject" and "site" not in errors:
-            if (
-                not key
-                or len(key) > MAX_SUBJECT_KEY
-                or not key.startswith(SUBJECT_PREFIXES)
-                or key.endswith(":")
-            ):
-                errors["subject"] = FieldError(MSG_SUBJECT)
-            elif not await _subject_known(session, key, site.id if site else None):
-                errors["subject"] = FieldError(
-                    MSG_SUBJECT_UNKNOWN_AT_SITE if site else MSG_SUBJECT_UNKNOWN
-                )
+            await _check_subject(session, key, site, errors)
         if errors:
             raise HoldInvalid(errors)
         hold = LegalHold(
@@ -375,7 +385,7 @@ def _covered_visits(hold: LegalHold) -> ColumnElement[bool]:
 
 def _covered_flags(hold: LegalHold) -> ColumnElement[bool]:
     """The flags this hold covers: of its site or its subject, and any resting on a visit it
-    covers (as retention.flag_held counts them)."""
+    covers (as flag_held counts them)."""
     rests_on_held = Flag.id.in_(
         select(flag_visit.c.flag_id)
         .join(Visit, Visit.id == flag_visit.c.visit_id)
@@ -458,3 +468,55 @@ async def all_sites(db: Database, actor: Actor) -> list[Site]:
     actor.require(MANAGE)
     async with db.read() as session:
         return list(await session.scalars(select(Site).order_by(Site.name, Site.slug)))
+
+
+# --- what a hold keeps: the clauses the purge, its preview and subject requests use -------
+
+
+def hold_in_force(today: date) -> ColumnElement[bool]:
+    return and_(
+        LegalHold.released_at.is_(None), or_(LegalHold.until.is_(None), LegalHold.until >= today)
+    )
+
+
+def visit_held(today: date) -> ColumnElement[bool]:
+    """True for a visit that a hold in force covers (by name, by subject or by site)."""
+    by_site_or_subject = exists().where(
+        hold_in_force(today),
+        or_(
+            and_(LegalHold.scope == "site", LegalHold.site_id == Visit.site_id),
+            and_(
+                LegalHold.scope == "subject",
+                LegalHold.subject_key == Visit.subject_key,
+                or_(LegalHold.site_id.is_(None), LegalHold.site_id == Visit.site_id),
+            ),
+        ),
+    )
+    by_name = exists().where(
+        legal_hold_visit.c.visit_id == Visit.id,
+        LegalHold.id == legal_hold_visit.c.hold_id,
+        hold_in_force(today),
+    )
+    return or_(by_site_or_subject, by_name)
+
+
+def flag_held(today: date) -> ColumnElement[bool]:
+    """True for a flag that a hold covers: its site, its subject, or any visit it rests on."""
+    held_visit = (
+        select(Visit.id)
+        .join(flag_visit, flag_visit.c.visit_id == Visit.id)
+        .where(flag_visit.c.flag_id == Flag.id, visit_held(today))
+        .exists()
+    )
+    by_site_or_subject = exists().where(
+        hold_in_force(today),
+        or_(
+            and_(LegalHold.scope == "site", LegalHold.site_id == Flag.site_id),
+            and_(
+                LegalHold.scope == "subject",
+                LegalHold.subject_key == Flag.subject,
+                or_(LegalHold.site_id.is_(None), LegalHold.site_id == Flag.site_id),
+            ),
+        ),
+    )
+    return or_(held_visit, by_site_or_subject)

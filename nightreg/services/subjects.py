@@ -46,6 +46,7 @@ from nightreg.models import (
 from nightreg.rules import RULES
 from nightreg.services import aggregates, audit, retention
 from nightreg.services.access import Actor
+from nightreg.services.holds import flag_held, hold_in_force, visit_held
 from nightreg.settings import Settings
 from nightreg.validation import (
     MSG_TOO_LONG,
@@ -470,7 +471,7 @@ async def erase_preview(
 
 
 def _covers() -> Any:
-    """The join of a hold with the visits it covers (as retention.visit_held reads them)."""
+    """The join of a hold with the visits it covers (as holds.visit_held reads them)."""
     return or_(
         and_(LegalHold.scope == "site", LegalHold.site_id == Visit.site_id),
         and_(
@@ -495,9 +496,7 @@ async def _blockers(
         return Blockers()
     held = list(
         await session.scalars(
-            select(Visit.id)
-            .where(Visit.id.in_(ids), retention.visit_held(today))
-            .order_by(Visit.id)
+            select(Visit.id).where(Visit.id.in_(ids), visit_held(today)).order_by(Visit.id)
         )
     )
     holds: list[str] = []
@@ -507,7 +506,7 @@ async def _blockers(
                 select(LegalHold.case_reference)
                 .select_from(Visit)
                 .join(LegalHold, _covers())
-                .where(Visit.id.in_(held), retention.hold_in_force(today))
+                .where(Visit.id.in_(held), hold_in_force(today))
                 .group_by(LegalHold.case_reference)
                 .order_by(LegalHold.case_reference)
             )
@@ -673,7 +672,7 @@ async def _delete(
                     Flag.id.in_(sorted(candidates)),
                     Flag.status.not_in(UNDER_REVIEW),
                     ~exists().where(flag_visit.c.flag_id == Flag.id),
-                    ~retention.flag_held(today),
+                    ~flag_held(today),
                 )
             )
         )

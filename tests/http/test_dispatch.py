@@ -34,7 +34,7 @@ from nightreg.clock import FrozenClock
 from nightreg.db import Database
 from nightreg.models import AuditEvent, Flag, JobLease, SharingAgreement, Signal, Site
 from nightreg.services import dispatch as dispatching
-from nightreg.services import signals
+from nightreg.services import hub_post, signals
 from nightreg.services.access import CLI, Actor
 from nightreg.services.signals import SIGNAL_SCHEMA
 from nightreg.settings import Settings
@@ -607,26 +607,26 @@ async def test_without_a_hub_url_nothing_is_sent_and_the_summary_says_so(
 
 
 def test_the_backoff_ceiling_doubles_from_thirty_seconds_and_stops_at_an_hour():
-    ceilings = [dispatching.backoff(n, MaxJitter()).total_seconds() for n in range(1, 10)]
+    ceilings = [hub_post.backoff(n, MaxJitter()).total_seconds() for n in range(1, 10)]
     assert ceilings == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
-    assert dispatching.backoff(500, MaxJitter()).total_seconds() == 3600
+    assert hub_post.backoff(500, MaxJitter()).total_seconds() == 3600
 
 
 def test_the_backoff_is_drawn_below_its_ceiling():
     import random
 
-    draws = [dispatching.backoff(3, random.Random(seed)).total_seconds() for seed in range(50)]
+    draws = [hub_post.backoff(3, random.Random(seed)).total_seconds() for seed in range(50)]
     assert all(0 <= d <= 120 for d in draws)
     assert len(set(draws)) > 40
 
 
 def test_retry_after_is_read_as_seconds_or_as_an_http_date():
     now = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
-    assert dispatching.retry_after_seconds("120", now) == 120
-    assert dispatching.retry_after_seconds("Sun, 29 Nov 2026 08:05:00 GMT", now) == 300
-    assert dispatching.retry_after_seconds("Sun, 29 Nov 2026 07:00:00 GMT", now) == 0
-    assert dispatching.retry_after_seconds("soon", now) is None
-    assert dispatching.retry_after_seconds(None, now) is None
+    assert hub_post.retry_after_seconds("120", now) == 120
+    assert hub_post.retry_after_seconds("Sun, 29 Nov 2026 08:05:00 GMT", now) == 300
+    assert hub_post.retry_after_seconds("Sun, 29 Nov 2026 07:00:00 GMT", now) == 0
+    assert hub_post.retry_after_seconds("soon", now) is None
+    assert hub_post.retry_after_seconds(None, now) is None
 
 
 # --- the job: CLI and the Jobs page ------------------------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from nightreg.rules.base import Finding, Rule, VisitFacts
+from nightreg.rules.base import Finding, ScannedRule, VisitFacts
 
 AMS = ZoneInfo("Europe/Amsterdam")
 _ids = itertools.count(1)
@@ -57,14 +57,13 @@ def vehicle(arrived_at: datetime, plate: str = "AB123C", **kw: object) -> VisitF
 
 
 def run(
-    rule: Rule,
+    rule: ScannedRule,
     items: Sequence[object],
     now: datetime | None = None,
     overrides: Mapping[str, object] | None = None,
     **kw: object,
 ) -> list[Finding]:
     """The rule's findings with its defaults (and `overrides`); every reason must format."""
-    assert rule.evaluate is not None
     findings = rule.evaluate(items, rule.resolve(overrides), now or utc(2027, 1, 1), **kw)
     for finding in findings:
         assert finding.rule == rule.code

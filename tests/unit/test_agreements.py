@@ -13,6 +13,7 @@ import pytest
 from nightreg import i18n
 from nightreg.models import SharingAgreement
 from nightreg.rules import RULES
+from nightreg.services.agreement_summary import Section, summary
 from nightreg.services.agreements import (
     DEFAULT_KEEP_DAYS,
     ENDED,
@@ -33,14 +34,12 @@ from nightreg.services.agreements import (
     MSG_VALID_FROM,
     NOT_YET,
     AgreementInvalid,
-    Section,
     auto_rules_of,
     choose,
     fields_of,
     forwardable_rules,
     in_force,
     state,
-    summary,
     validate,
 )
 from nightreg.validation import MSG_TOO_LONG

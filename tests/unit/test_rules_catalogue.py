@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nightreg.rules import RULES
-from nightreg.rules.base import Rule
+from nightreg.rules.base import FiledRule, Rule, ScannedRule
 
 CODES = (
     "night_movement", "fast_craft_night", "short_stay_repeat", "site_hopping",
@@ -26,7 +26,7 @@ def test_every_rule_explains_itself_in_one_sentence(rule: Rule) -> None:
     assert rule.rationale
     assert rule.reason.endswith(".")
     assert ". " not in rule.reason
-    assert (rule.evaluate is None) == (rule.scope == "external")
+    assert isinstance(rule, FiledRule if rule.scope == "external" else ScannedRule)
     assert all(isinstance(t.default, int) and t.label for t in rule.thresholds)
     assert len({t.name for t in rule.thresholds}) == len(rule.thresholds)
 

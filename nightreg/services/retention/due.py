@@ -1,0 +1,146 @@
+"""What is due: the conditions that pick the rows past their retention, for preview and purge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nightreg.clock import local_day
+from nightreg.models import (
+    Flag,
+    JobRun,
+    LegalHold,
+    Observation,
+    SharingAgreement,
+    Signal,
+    SignInFailure,
+    StaffSession,
+    Visit,
+    flag_visit,
+)
+from nightreg.services.holds import flag_held, hold_in_force, visit_held
+from nightreg.services.retention.policies import SIGN_IN_FAILURE_DAYS, Defaults, Policy
+from nightreg.settings import Settings
+
+
+def visit_ends() -> ColumnElement[datetime]:
+    return func.coalesce(Visit.departed_at, Visit.expected_departure_at)
+
+
+def due_visits(
+    policy: Policy, now: datetime, today: date, spared_flags: Iterable[int] = ()
+) -> ColumnElement[bool]:
+    """Visits of the site past retention, evidence of no flag that stays, and not held.
+
+    `spared_flags` are flags that are themselves due (the preview, which deletes nothing,
+    counts the visits their deletion will free).
+    """
+    spared = list(spared_flags)
+    evidence = select(flag_visit.c.flag_id).where(flag_visit.c.visit_id == Visit.id)
+    if spared:
+        evidence = evidence.where(flag_visit.c.flag_id.not_in(spared))
+    return and_(
+        Visit.site_id == policy.site_id,
+        visit_ends() < now - timedelta(days=policy.visit_days),
+        ~evidence.exists(),
+        ~visit_held(today),
+    )
+
+
+def due_flags(category: str, policy: Policy, now: datetime, today: date) -> ColumnElement[bool]:
+    if category == "flags_open":
+        return and_(
+            Flag.site_id == policy.site_id,
+            Flag.status.in_(("open", "watching")),
+            Flag.created_at < now - timedelta(days=policy.open_flag_days),
+            ~flag_held(today),
+        )
+    return and_(
+        Flag.site_id == policy.site_id,
+        Flag.status.in_(("dismissed", "expired")),
+        func.coalesce(Flag.reviewed_at, Flag.updated_at)
+        < now - timedelta(days=policy.dismissed_flag_days),
+        ~flag_held(today),
+    )
+
+
+async def due_forwarded(
+    session: AsyncSession, defaults: Defaults, now: datetime, today: date
+) -> list[tuple[int, int, datetime]]:
+    """(flag id, site id, when its retention began) of forwarded flags past their agreement's
+    keep_days; the longest agreement counts when a flag went under several."""
+    rows = await session.execute(
+        select(
+            Flag.id,
+            Flag.site_id,
+            func.coalesce(Flag.reviewed_at, Flag.updated_at),
+            func.max(SharingAgreement.keep_days),
+        )
+        .outerjoin(Signal, Signal.flag_id == Flag.id)
+        .outerjoin(SharingAgreement, SharingAgreement.id == Signal.agreement_id)
+        .where(Flag.status == "forwarded", ~flag_held(today))
+        .group_by(Flag.id, Flag.site_id, Flag.reviewed_at, Flag.updated_at)
+    )
+    due = []
+    for flag_id, site_id, since, keep in rows:
+        days = keep if keep is not None else defaults.forwarded_flag_days
+        if since < now - timedelta(days=days):
+            due.append((flag_id, site_id, since))
+    return due
+
+
+def today_of(settings: Settings, now: datetime) -> date:
+    return local_day(now, settings.tz)
+
+
+def aggregate_cutoff(defaults: Defaults, today: date) -> date:
+    try:
+        return today.replace(year=today.year - defaults.aggregate_years)
+    except ValueError:  # 29 February
+        return today.replace(year=today.year - defaults.aggregate_years, day=28)
+
+
+def due_observations(policy: Policy, now: datetime, today: date) -> ColumnElement[bool]:
+    """Observations past the site's visit retention, whose visit is gone (or never was), that
+    no flag cites, at a site without a hold."""
+    cited = exists().where(Flag.observation_id == Observation.id)
+    site_held = exists().where(
+        hold_in_force(today), LegalHold.scope == "site", LegalHold.site_id == Observation.site_id
+    )
+    return and_(
+        Observation.site_id == policy.site_id,
+        Observation.observed_at < now - timedelta(days=policy.visit_days),
+        Observation.visit_id.is_(None),
+        ~cited,
+        ~site_held,
+    )
+
+
+def due_failures(now: datetime) -> ColumnElement[bool]:
+    return SignInFailure.at < now - timedelta(days=SIGN_IN_FAILURE_DAYS)
+
+
+def due_sessions(settings: Settings, now: datetime) -> ColumnElement[bool]:
+    """Sessions that can no longer be used: idle too long, or past their absolute limit."""
+    return or_(
+        StaffSession.last_seen_at < now - timedelta(minutes=settings.session_idle_minutes),
+        StaffSession.created_at < now - timedelta(hours=settings.session_absolute_hours),
+    )
+
+
+def due_job_runs(defaults: Defaults, now: datetime) -> ColumnElement[bool]:
+    """Job runs past retention, except each job's newest successful run (the scan reads it)."""
+    newest_ok = (
+        select(func.max(JobRun.id).label("id"))
+        .where(JobRun.status == "ok")
+        .group_by(JobRun.job)
+        .scalar_subquery()
+    )
+    return and_(
+        JobRun.started_at < now - timedelta(days=defaults.job_run_days),
+        JobRun.status != "running",
+        JobRun.id.not_in(newest_ok),
+    )
