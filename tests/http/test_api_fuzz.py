@@ -33,8 +33,8 @@ from nightreg.clock import FrozenClock
 from nightreg.services import register, sites, tokens
 from nightreg.services.access import CLI
 from nightreg.settings import Settings
-from tests.browser.conftest import run_async
-from tests.conftest import SUMMER_EVENING, unique_slug
+from tests.browser.live import run_async
+from tests.factories import SUMMER_EVENING, unique_slug
 
 MAX_EXAMPLES = 25
 SCHEMA_PATH = "/schema/openapi.json"

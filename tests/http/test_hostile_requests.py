@@ -20,8 +20,9 @@ from nightreg.db import Database
 from nightreg.models import Visit
 from nightreg.services import sites, tokens
 from nightreg.services.access import CLI
-from tests.browser.conftest import LiveServer, live_server, run_async
-from tests.conftest import SUMMER_EVENING, PointRef, csrf_from, make_point, make_staff, sign_in
+from tests.browser.live import LiveServer, live_server, run_async
+from tests.factories import SUMMER_EVENING, PointRef, make_point, make_staff
+from tests.pages import csrf_from, sign_in
 
 Client = AsyncTestClient[Litestar]
 ERROR_KEYS = {"code", "message", "field"}
@@ -202,10 +203,10 @@ BODY_TIMEOUT = 1  # seconds, for the server in these tests
 
 @pytest.fixture(scope="module")
 def slow_server(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
+    shared_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     with live_server(
-        database_url, tmp_path_factory.mktemp("slow"), body_timeout_seconds=BODY_TIMEOUT
+        shared_database_url, tmp_path_factory.mktemp("slow"), body_timeout_seconds=BODY_TIMEOUT
     ) as server:
         yield server
 

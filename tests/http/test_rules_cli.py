@@ -11,7 +11,7 @@ from sqlalchemy import select
 from nightreg import cli
 from nightreg.db import Database
 from nightreg.models import AuditEvent, Site
-from tests.conftest import unique_slug
+from tests.factories import unique_slug
 
 
 def test_the_rule_list_names_every_rule_with_its_defaults(capsys: pytest.CaptureFixture[str]):
