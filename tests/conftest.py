@@ -4,11 +4,15 @@ and its own site. The helpers the fixtures use live in tests.factories and tests
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+from hypothesis.configuration import set_hypothesis_home_dir
+from hypothesis.database import DirectoryBasedExampleDatabase
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -29,6 +33,16 @@ from tests.factories import (
     make_staff,
 )
 from tests.pages import sign_in
+
+# Hypothesis keeps what it learns (the examples it found, constants of the code under test) in
+# ./.hypothesis by default; the tests write nothing into the working tree, so it is kept in the
+# temp folder instead (and the examples are still replayed on the next run).
+HYPOTHESIS_HOME = Path(tempfile.gettempdir()) / "nightreg-hypothesis"
+set_hypothesis_home_dir(str(HYPOTHESIS_HOME))
+hypothesis_settings.register_profile(
+    "nightreg", database=DirectoryBasedExampleDatabase(HYPOTHESIS_HOME / "examples")
+)
+hypothesis_settings.load_profile("nightreg")
 
 
 @pytest.fixture(scope="session")
