@@ -94,7 +94,7 @@ class PostgresTemplate:
     Copying a database on PostgreSQL (CREATE DATABASE ... TEMPLATE) and dropping it costs
     about 0.4 s on this machine (every copy is written through the WAL and synced), against
     milliseconds for a file copy. The tests therefore share one working database per process,
-    and before each test every row of every table is deleted (about 20 ms): the schema is the
+    and before each test every row of every table is deleted (20-50 ms): the schema is the
     template's, the tables are empty, only the sequences go on counting, which no test relies
     on. Tests that change the schema itself (migrations) take a copy of their own (`copy`).
     """
@@ -114,7 +114,9 @@ class PostgresTemplate:
             f'CREATE DATABASE "{self.template}"',
         )
         migrate.upgrade(self._url(self.template))
-        self._execute(self.url.database, f'CREATE DATABASE "{self.work}" TEMPLATE "{self.template}"')
+        self._execute(
+            self.url.database, f'CREATE DATABASE "{self.work}" TEMPLATE "{self.template}"'
+        )
         self._empty_work = self._emptying_statements()
 
     def _url(self, name: str) -> str:

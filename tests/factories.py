@@ -46,7 +46,7 @@ SUMMER_EVENING = datetime(2026, 7, 14, 19, 0, tzinfo=UTC)
 
 
 def unique_slug(prefix: str) -> str:
-    """Tests share one database; each makes its own sites under names nobody else uses."""
+    """A name nobody else uses: the tests against a live server share its database."""
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
@@ -271,7 +271,7 @@ def local(text: str) -> datetime:
 
 
 def guest() -> dict[str, str]:
-    """A name nobody else's visit has (tests share the database and its subjects)."""
+    """A name no other visit has, so that the test's subject is its own."""
     tag = secrets.token_hex(3)
     return {"guest_name": f"Gast {tag}", "residence": f"Plaats {tag}"}
 

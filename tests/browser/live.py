@@ -105,7 +105,7 @@ class LiveServer:
         return run_async(load)
 
     def new_staff(self, role: str, site_slugs: Sequence[str] = ()) -> StaffRef:
-        """A staff account in the live server's database, with tests.conftest.STAFF_PASSWORD."""
+        """A staff account in the live server's database, with tests.factories.STAFF_PASSWORD."""
         from nightreg.db import Database
 
         async def create() -> StaffRef:
