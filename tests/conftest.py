@@ -1,57 +1,81 @@
-"""Fixtures: one migrated database per test session (SQLite, or PostgreSQL when
-NIGHTREG_TEST_DATABASE_URL is set), and per test an app with a frozen clock and its own site."""
+"""Fixtures: per test a database of its own (a copy of a template migrated once per session,
+on SQLite, or on PostgreSQL when NIGHTREG_TEST_DATABASE_URL is set), an app with a frozen clock
+and its own site. The helpers the fixtures use live in tests.factories and tests.pages."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
+import tempfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+from hypothesis.configuration import set_hypothesis_home_dir
+from hypothesis.database import DirectoryBasedExampleDatabase
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from nightreg import migrate
 from nightreg.app import create_app
 from nightreg.clock import FrozenClock
 from nightreg.context import AppContext
 from nightreg.db import Database
 from nightreg.settings import Settings
+from tests.databases import TemplateDatabase
+from tests.databases import template_database as template_database_for
+from tests.factories import (
+    SUMMER_EVENING,
+    PointRef,
+    StaffRef,
+    add_agreement,
+    end_agreements,
+    make_point,
+    make_staff,
+)
+from tests.pages import sign_in
 
-# A summer evening in the harbour: 21:00 in Amsterdam.
-SUMMER_EVENING = datetime(2026, 7, 14, 19, 0, tzinfo=UTC)
-
-
-def _reset_postgres(url: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    async def reset() -> None:
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-
-    asyncio.run(reset())
+# Hypothesis keeps what it learns (the examples it found, constants of the code under test) in
+# ./.hypothesis by default; the tests write nothing into the working tree, so it is kept in the
+# temp folder instead (and the examples are still replayed on the next run).
+HYPOTHESIS_HOME = Path(tempfile.gettempdir()) / "nightreg-hypothesis"
+set_hypothesis_home_dir(str(HYPOTHESIS_HOME))
+hypothesis_settings.register_profile(
+    "nightreg", database=DirectoryBasedExampleDatabase(HYPOTHESIS_HOME / "examples")
+)
+hypothesis_settings.load_profile("nightreg")
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An empty database, migrated to the newest schema once for the whole run."""
-    url = os.environ.get("NIGHTREG_TEST_DATABASE_URL")
-    if url:
-        if url.startswith("postgresql://"):
-            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
-        _reset_postgres(url)
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    migrate.upgrade(url)
-    return url
+def template_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemplateDatabase]:
+    """The newest schema, migrated once per session (per xdist worker), to copy from."""
+    template = template_database_for(tmp_path_factory.mktemp("db"))
+    yield template
+    template.close()
+
+
+@pytest.fixture
+def database_url(template_database: TemplateDatabase) -> Iterator[str]:
+    """A database of this test's own, with the newest schema and no rows (see tests.databases)."""
+    url = template_database.fresh()
+    yield url
+    template_database.release(url)
+
+
+@pytest.fixture
+def own_database_url(template_database: TemplateDatabase) -> Iterator[str]:
+    """A database nobody else uses, even on PostgreSQL: for tests that change the schema."""
+    url = template_database.copy()
+    yield url
+    template_database.drop(url)
+
+
+@pytest.fixture(scope="package")
+def shared_database_url(template_database: TemplateDatabase) -> Iterator[str]:
+    """A database the tests of one package share: a live server's, which is started once for
+    many tests (tests/browser) and sees what each of them makes."""
+    url = template_database.copy()
+    yield url
+    template_database.drop(url)
 
 
 @pytest.fixture(autouse=True)
@@ -126,49 +150,12 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
         yield test_client
 
 
-def unique_slug(prefix: str) -> str:
-    """Tests share one database; each makes its own sites under names nobody else uses."""
-    return f"{prefix}-{secrets.token_hex(4)}"
-
-
 @pytest.fixture
 def make_settings(settings: Settings) -> Iterator[object]:
     def make(**changes: object) -> Settings:
         return replace(settings, **changes)  # type: ignore[arg-type]
 
     return make
-
-
-@dataclass(frozen=True)
-class PointRef:
-    site_slug: str
-    site_name: str
-    point_name: str
-    token: str
-
-    @property
-    def url(self) -> str:
-        return f"/k/{self.token}"
-
-
-async def make_point(
-    db: Database,
-    kind: str = "marina",
-    *,
-    kiosk_mode: bool = False,
-    now: datetime = SUMMER_EVENING,
-) -> PointRef:
-    from nightreg.services import sites
-
-    slug = unique_slug("marina" if kind == "marina" else "park")
-    name = "Jachthaven Testhaven" if kind == "marina" else "Bedrijvenpark Test"
-    await sites.create_site(
-        db, slug=slug, name=name, kind=kind, now=now, contact="havenmeester@test.example"
-    )
-    point = await sites.add_point(
-        db, site_slug=slug, name="Havenkantoor", kiosk_mode=kiosk_mode, now=now
-    )
-    return PointRef(site_slug=slug, site_name=name, point_name=point.name, token=point.token)
 
 
 @pytest.fixture
@@ -187,59 +174,6 @@ async def kiosk_tablet(db: Database) -> PointRef:
 
 
 # --- staff -----------------------------------------------------------------------------------
-
-STAFF_PASSWORD = "harbour-lights-at-dusk-42"
-
-
-@dataclass(frozen=True)
-class StaffRef:
-    email: str
-    password: str
-    user_id: int
-    role: str
-    site_slugs: tuple[str, ...]
-
-
-async def make_staff(
-    db: Database,
-    role: str,
-    sites: tuple[str, ...] | list[str] = (),
-    *,
-    password: str = STAFF_PASSWORD,
-    now: datetime = SUMMER_EVENING,
-) -> StaffRef:
-    """A staff account with a unique e-mail, assigned to the given site slugs."""
-    from nightreg.services import users
-
-    email = f"{role.replace('_', '-')}-{secrets.token_hex(4)}@test.example"
-    user = await users.add_user(
-        db, email=email, password=password, role=role, site_slugs=list(sites), now=now
-    )
-    return StaffRef(email, password, user.id, role, tuple(sites))
-
-
-def csrf_from(html: str) -> str:
-    """The CSRF token a page's form carries."""
-    import re
-
-    match = re.search(r'name="_csrf_token" value="([^"]+)"', html)
-    assert match, "the page has no CSRF token"
-    return match.group(1)
-
-
-async def sign_in(
-    client: AsyncTestClient[Litestar], email: str, password: str = STAFF_PASSWORD
-) -> str:
-    """Sign in through the sign-in page like a browser; returns the CSRF token for later posts."""
-    page = await client.get("/admin/sign-in")
-    token = csrf_from(page.text)
-    answer = await client.post(
-        "/admin/sign-in",
-        data={"_csrf_token": token, "email": email, "password": password},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 302, answer.text
-    return token
 
 
 @pytest.fixture
@@ -260,63 +194,6 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) 
     monkeypatch.setenv("NIGHTREG_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("NIGHTREG_BASE_URL", "https://register.example.org")
     return tmp_path
-
-
-# --- sharing agreements ----------------------------------------------------------------------
-# Agreements hold for the whole installation, and tests share one database: every agreement a
-# test makes is ended when the test ends (ended at the epoch: in force at no time at all), and
-# a test that needs "no agreement" ends them all first with `end_agreements(db)`.
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-async def end_agreements(db: Database, ids: list[int] | None = None) -> None:
-    from sqlalchemy import update
-
-    from nightreg.models import SharingAgreement
-
-    stmt = update(SharingAgreement).where(SharingAgreement.ended_at.is_(None))
-    if ids is not None:
-        stmt = stmt.where(SharingAgreement.id.in_(ids))
-    async with db.write() as session:
-        await session.execute(stmt.values(ended_at=EPOCH, ended_by="test teardown"))
-
-
-async def add_agreement(
-    db: Database,
-    *,
-    rules: list[str] | None = None,
-    fields: list[str] | None = None,
-    auto_rules: list[str] | None = None,
-    valid_from: date = date(2020, 1, 1),
-    valid_until: date | None = None,
-    name: str = "Convenant gegevensdeling Drugshub",
-    reference: str = "RIEC-NH-2026-01",
-    keep_days: int = 180,
-) -> int:
-    """An agreement straight into the database (the agreements service validates forms)."""
-
-    from nightreg.models import SharingAgreement
-    from nightreg.rules import RULES
-    from nightreg.services.agreements import FIELDS
-
-    agreement = SharingAgreement(
-        name=name,
-        recipient="RIEC Noord-Holland (Drugshub)",
-        reference=reference,
-        valid_from=valid_from,
-        valid_until=valid_until,
-        rules=rules if rules is not None else [c for c, r in RULES.items() if r.forwardable],
-        fields=fields if fields is not None else list(FIELDS),
-        auto_rules=auto_rules or [],
-        keep_days=keep_days,
-        created_at=SUMMER_EVENING,
-        created_by="test",
-    )
-    async with db.write() as session:
-        session.add(agreement)
-        await session.flush()
-        return agreement.id
 
 
 @pytest.fixture

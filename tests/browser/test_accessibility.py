@@ -7,24 +7,20 @@ forbids injected scripts, so these browser contexts bypass it.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import LiveServer
-from tests.conftest import PointRef
+from tests.browser.axe import BLOCKING_IMPACTS, describe, run_axe
+from tests.browser.live import LiveServer
+from tests.factories import PointRef
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, Page, expect
 
 pytestmark = pytest.mark.browser
-
-AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
-BLOCKING_IMPACTS = ("serious", "critical")
 
 
 def fill_yacht(page: Page) -> None:
@@ -144,30 +140,6 @@ def points(server: LiveServer) -> dict[str, PointRef]:
 @pytest.fixture
 def page(new_context: Callable[..., BrowserContext]) -> Page:
     return new_context(bypass_csp=True).new_page()
-
-
-def run_axe(page: Page) -> list[dict[str, Any]]:
-    page.add_script_tag(path=str(AXE))
-    result: dict[str, Any] = page.evaluate(
-        "async () => await axe.run(document, { resultTypes: ['violations'] })"
-    )
-    return list(result["violations"])
-
-
-def describe(violations: list[dict[str, Any]]) -> str:
-    lines = []
-    for violation in violations:
-        lines.append(
-            f"[{violation['impact']}] {violation['id']}: {violation['help']} "
-            f"({violation['helpUrl']})"
-        )
-        for node in violation["nodes"][:5]:
-            lines.append(f"    at {json.dumps(node['target'])}: {node['html'][:300]}")
-            summary = (node.get("failureSummary") or "").replace("\n", "\n        ")
-            lines.append(f"        {summary}")
-        if len(violation["nodes"]) > 5:
-            lines.append(f"    … and {len(violation['nodes']) - 5} more")
-    return "\n".join(lines)
 
 
 @pytest.mark.parametrize("name", PAGES)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from nightreg.models import Signal
-from tests.browser.conftest import LiveServer, run_async, sign_in_as
-from tests.browser.test_accessibility import BLOCKING_IMPACTS, describe, run_axe
+from tests.browser.axe import BLOCKING_IMPACTS, describe, run_axe
+from tests.browser.live import LiveServer, run_async, sign_in_as
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, Page, expect
@@ -36,8 +36,7 @@ def forwarded(server: LiveServer, site_slug: str, guest_name: str, rule: str) ->
     """A flag forwarded from the site under an agreement that allows names: its signal."""
     from nightreg.db import Database
     from nightreg.services.sites import get_site
-    from tests.http.test_register_service import add_visit
-    from tests.http.test_signals_pull import forward, make_agreement
+    from tests.factories import add_visit, forward, make_agreement
 
     async def create() -> Signal:
         db = Database(server.settings.database_url)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-import secrets
 from collections.abc import Callable
-from datetime import timedelta
 
 import pytest
 
-from nightreg.models import Visit
-from tests.browser.conftest import LiveServer, run_async, sign_in_as
+from tests.browser.live import DESK, LiveServer, raise_flag, sign_in_as
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, expect
@@ -20,52 +17,6 @@ with contextlib.suppress(ImportError):  # without playwright, conftest.py skips 
 pytestmark = pytest.mark.browser
 
 NewContext = Callable[..., "BrowserContext"]
-
-# The harbour office's PC, in English so that the assertions read the source texts.
-DESK = {
-    "viewport": {"width": 1280, "height": 900},
-    "is_mobile": False,
-    "has_touch": False,
-    "locale": "en-GB",
-}
-
-
-def raise_flag(server: LiveServer, site_slug: str, visit: Visit) -> int:
-    """A night-movement flag on the visit, recorded as the scan records it."""
-    from nightreg.clock import SystemClock
-    from nightreg.db import Database
-    from nightreg.rules import RULES
-    from nightreg.rules.base import Finding
-    from nightreg.services import flagging
-    from nightreg.services.sites import get_site
-
-    async def create() -> int:
-        db = Database(server.settings.database_url)
-        now = SystemClock().now()
-        try:
-            site = await get_site(db, site_slug)
-            finding = Finding(
-                rule="night_movement",
-                subject=f"reg:B{secrets.token_hex(4).upper()}",
-                visit_ids=(visit.id,),
-                window_start=now - timedelta(days=2),
-                window_end=now,
-                score=70,
-                params={"count": 3, "days": 14},
-            )
-            async with db.write() as session:
-                recorded = await flagging.record(
-                    session,
-                    finding,
-                    site_id=site.id,
-                    now=now,
-                    thresholds=RULES["night_movement"].defaults,
-                )
-            return recorded.flag_id
-        finally:
-            await db.dispose()
-
-    return run_async(create)
 
 
 def test_a_harbour_master_dismisses_a_flag_from_tonight_and_it_leaves_the_open_queue(

@@ -9,9 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.browser.conftest import LiveServer, run_async, sign_in_as
-from tests.browser.test_flag_queue import DESK, raise_flag
-from tests.conftest import add_agreement, end_agreements
+from tests.browser.live import DESK, LiveServer, raise_flag, run_async, sign_in_as
+from tests.factories import add_agreement, end_agreements
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, expect

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import LiveServer, sign_in_as
-from tests.browser.test_accessibility import BLOCKING_IMPACTS, describe, run_axe
-from tests.browser.test_staff_accessibility import SCREENS, a_flag
-from tests.conftest import StaffRef
+from tests.browser.axe import BLOCKING_IMPACTS, describe, run_axe
+from tests.browser.live import SCREENS, LiveServer, a_flag, sign_in_as
+from tests.factories import StaffRef
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, Page, expect

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import QUICK_KIOSK_IDLE_SECONDS, LiveServer
-from tests.conftest import PointRef
+from tests.browser.live import QUICK_KIOSK_IDLE_SECONDS, LiveServer
+from tests.factories import PointRef
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, Page, expect

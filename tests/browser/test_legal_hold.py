@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.browser.conftest import LiveServer, sign_in_as
-from tests.browser.test_accessibility import BLOCKING_IMPACTS, describe, run_axe
+from tests.browser.axe import BLOCKING_IMPACTS, describe, run_axe
+from tests.browser.live import LiveServer, sign_in_as
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, Page, expect

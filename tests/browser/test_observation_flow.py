@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.browser.conftest import LiveServer, sign_in_as
+from tests.browser.live import LiveServer, sign_in_as
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, Page, expect

@@ -9,19 +9,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.browser.conftest import LiveServer, run_async, sign_in_as
-from tests.browser.test_accessibility import BLOCKING_IMPACTS, describe, run_axe
-from tests.conftest import STAFF_PASSWORD, StaffRef
+from tests.browser.axe import BLOCKING_IMPACTS, describe, run_axe
+from tests.browser.live import SCREENS, LiveServer, a_flag, run_async, sign_in_as
+from tests.factories import STAFF_PASSWORD, StaffRef
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, Page, expect
 
 pytestmark = pytest.mark.browser
-
-SCREENS = {
-    "desk": {"viewport": {"width": 1280, "height": 900}, "is_mobile": False, "has_touch": False},
-    "phone": {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True},
-}
 
 
 @dataclass(frozen=True)
@@ -273,35 +268,6 @@ PAGES: dict[str, Callable[[Page, LiveServer, Harbour], None]] = {
     "sharing agreements": agreements_page,
     "new agreement with errors": new_agreement_with_errors,
 }
-
-
-def a_flag(server: LiveServer, slug: str, visit_id: int) -> int:
-    from datetime import UTC, datetime
-
-    from sqlalchemy import select
-
-    from nightreg.db import Database
-    from nightreg.models import Site
-    from nightreg.rules.base import Finding
-    from nightreg.services import flagging
-
-    async def run() -> int:
-        db = Database(server.settings.database_url)
-        try:
-            async with db.write() as session:
-                site_id = await session.scalar(select(Site.id).where(Site.slug == slug))
-                assert site_id is not None
-                at = datetime.now(UTC)
-                finding = Finding(
-                    rule="night_movement", subject="reg:TEST", visit_ids=(visit_id,),
-                    window_start=at, window_end=at, score=60, params={"count": 2, "days": 14},
-                )  # fmt: skip
-                done = await flagging.record(session, finding, site_id=site_id, now=at)
-                return done.flag_id
-        finally:
-            await db.dispose()
-
-    return run_async(run)
 
 
 def correct(server: LiveServer, visit_id: int, changes: dict[str, str], reason: str) -> None:

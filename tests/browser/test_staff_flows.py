@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import LiveServer, sign_in_as
-from tests.conftest import PointRef
+from tests.browser.live import LiveServer, sign_in_as
+from tests.factories import PointRef
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, Page, expect

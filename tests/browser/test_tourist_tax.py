@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.browser.conftest import LiveServer, run_async, sign_in_as
-from tests.browser.test_accessibility import BLOCKING_IMPACTS, describe, run_axe
+from tests.browser.axe import BLOCKING_IMPACTS, describe, run_axe
+from tests.browser.live import LiveServer, run_async, sign_in_as
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, expect
@@ -27,8 +27,7 @@ def march_visits(server: LiveServer, slug: str) -> None:
     """A boat of 3 across the end of March and a car's day visit (see the HTTP tests)."""
     from nightreg.db import Database
     from nightreg.services.sites import get_site
-    from tests.http.test_register_service import add_visit
-    from tests.http.test_tourist_tax import guest, local
+    from tests.factories import add_visit, guest, local
 
     async def make() -> None:
         db = Database(server.settings.database_url)

@@ -13,9 +13,9 @@ import pyotp
 import pytest
 
 from nightreg.clock import SystemClock
-from tests.browser.conftest import LiveServer, live_server
-from tests.browser.test_accessibility import AXE, BLOCKING_IMPACTS, describe
-from tests.conftest import STAFF_PASSWORD
+from tests.browser.axe import AXE, BLOCKING_IMPACTS, describe
+from tests.browser.live import LiveServer, live_server
+from tests.factories import STAFF_PASSWORD
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, Page, expect
@@ -33,11 +33,11 @@ DESK = {
 
 @pytest.fixture(scope="module")
 def two_factor_server(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
+    shared_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     """A server with the installation's default: admins, analysts and auditors need it."""
     with live_server(
-        database_url,
+        shared_database_url,
         tmp_path_factory.mktemp("live-2fa"),
         two_factor_roles=("admin", "analyst", "auditor"),
     ) as live:

@@ -25,7 +25,8 @@ from nightreg.services import agreements
 from nightreg.services.access import CLI, AccessDenied, Actor, NotFound
 from nightreg.services.agreements import AgreementInvalid
 from nightreg.settings import Settings
-from tests.conftest import SUMMER_EVENING, make_staff, sign_in
+from tests.factories import SUMMER_EVENING, make_staff
+from tests.pages import sign_in
 
 Client = AsyncTestClient[Litestar]
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")

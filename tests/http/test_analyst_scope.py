@@ -23,16 +23,19 @@ from sqlalchemy import select
 from nightreg.db import Database
 from nightreg.models import CheckinPoint, Site, StaffSession
 from nightreg.security import token_hash
-from tests.conftest import SUMMER_EVENING, csrf_from, make_staff
-from tests.http.test_api import bearer, new_token
-from tests.http.test_register_service import add_visit, new_site
-from tests.http.test_signals_pull import (
+from tests.factories import (
     NOW,
+    SUMMER_EVENING,
+    add_visit,
     audit_events,
     forward,
     last_event_id,
     make_agreement,
+    make_staff,
+    new_site,
+    new_token,
 )
+from tests.pages import bearer, csrf_from
 
 Client = AsyncTestClient[Litestar]
 

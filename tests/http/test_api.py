@@ -18,7 +18,8 @@ from nightreg.models import AuditEvent, Site, Visit
 from nightreg.services import register, tokens
 from nightreg.services.access import CLI
 from nightreg.services.transfer import EXPORT_COLUMNS
-from tests.conftest import SUMMER_EVENING, PointRef, make_point
+from tests.factories import SUMMER_EVENING, PointRef, make_point, new_token
+from tests.pages import bearer
 
 Client = AsyncTestClient[Litestar]
 
@@ -32,24 +33,6 @@ BOAT = {
     "registration": "NL-123-AB",
     "length_m": 9.5,
 }
-
-
-async def new_token(
-    db: Database,
-    role: str,
-    *slugs: str,
-    expires_at: datetime | None = None,
-    now: datetime = SUMMER_EVENING,
-) -> str:
-    _token, plain = await tokens.create_token(
-        db, CLI, name=f"test {role}", role=role, site_slugs=list(slugs),
-        expires_at=expires_at, now=now,
-    )  # fmt: skip
-    return plain
-
-
-def bearer(plain: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {plain}"}
 
 
 async def site_id(db: Database, slug: str) -> int:

@@ -34,8 +34,8 @@ from nightreg.services import register, sites, tokens
 from nightreg.services.access import CLI
 from nightreg.settings import Settings
 from nightreg.web.errors import API_ERROR_CODES
-from tests.browser.conftest import run_async
-from tests.conftest import SUMMER_EVENING, unique_slug
+from tests.browser.live import run_async
+from tests.factories import SUMMER_EVENING, unique_slug
 
 MAX_EXAMPLES = 25
 SCHEMA_PATH = "/schema/openapi.json"

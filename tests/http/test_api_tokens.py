@@ -14,7 +14,7 @@ from nightreg.models import ApiToken, AuditEvent, Site
 from nightreg.security import token_hash
 from nightreg.services import tokens
 from nightreg.services.access import CLI, AccessDenied, Actor, NotFound
-from tests.conftest import SUMMER_EVENING, make_point, unique_slug
+from tests.factories import SUMMER_EVENING, make_point, unique_slug
 
 LATER = SUMMER_EVENING + timedelta(days=30)
 

@@ -16,7 +16,8 @@ from nightreg.db import Database
 from nightreg.models import AuditEvent
 from nightreg.services import audit
 from nightreg.services.access import CLI, AccessDenied, Actor
-from tests.conftest import SUMMER_EVENING, make_staff, sign_in
+from tests.factories import SUMMER_EVENING, make_staff
+from tests.pages import sign_in
 
 Client = AsyncTestClient[Litestar]
 

@@ -20,7 +20,7 @@ from nightreg.security import token_hash
 from nightreg.services import holds
 from nightreg.services.access import CLI
 from nightreg.vocabulary import ROLES
-from tests.conftest import SUMMER_EVENING, make_point, make_staff
+from tests.factories import SUMMER_EVENING, make_point, make_staff
 
 ANY = frozenset(ROLES)
 VIEW = frozenset({"admin", "harbour_master", "security"})
@@ -256,7 +256,7 @@ async def a_signal(db: Database, site_id: int, visit_id: int) -> tuple[int, str]
     """A signal under an agreement that covers no rule (so no other test finds it in force
     or lapsed), as the pull API's tests make them."""
     from nightreg.models import Site, Visit
-    from tests.http.test_signals_pull import forward, make_agreement
+    from tests.factories import forward, make_agreement
 
     agreement = await make_agreement(db)
     async with db.read() as session:

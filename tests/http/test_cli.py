@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nightreg.cli import main
-from tests.conftest import unique_slug
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.factories import unique_slug
+from tests.pages import run
 
 
 def test_a_harbour_gets_a_site_a_point_and_a_printed_kiosk_url(

@@ -14,7 +14,7 @@ from nightreg.services.agreements import auto_rules_of, fields_of
 from nightreg.services.demo import DEMO_ADMIN, DEMO_AGREEMENT, seed_demo
 from nightreg.services.sites import get_site
 from nightreg.settings import Settings
-from tests.conftest import SUMMER_EVENING, end_agreements
+from tests.factories import SUMMER_EVENING, end_agreements
 
 
 @pytest.fixture(autouse=True)

@@ -38,7 +38,8 @@ from nightreg.services import hub_post, signals
 from nightreg.services.access import CLI, Actor
 from nightreg.services.signals import SIGNAL_SCHEMA
 from nightreg.settings import Settings
-from tests.conftest import make_point, make_staff, sign_in
+from tests.factories import make_point, make_staff
+from tests.pages import sign_in
 
 SECRET = "hub-secret-for-tests-" + "h" * 32
 EPOCH = datetime(2001, 3, 4, 21, 0, tzinfo=UTC)

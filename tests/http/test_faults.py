@@ -30,9 +30,8 @@ from nightreg.models import Visit
 from nightreg.services import sites
 from nightreg.settings import Settings
 from nightreg.web import unavailable
-from tests.conftest import PointRef, make_point, make_staff, sign_in
-from tests.http.test_api import bearer, new_token
-from tests.http.test_checkin import open_form, yacht
+from tests.factories import PointRef, make_point, make_staff, new_token
+from tests.pages import bearer, open_form, sign_in, yacht
 
 Client = AsyncTestClient[Litestar]
 NOWHERE = "postgresql+asyncpg://nightreg@127.0.0.1:1/nowhere"  # nothing listens on port 1

@@ -21,9 +21,8 @@ from nightreg.rules.base import Finding
 from nightreg.services import flag_export, flagging, sites
 from nightreg.services.access import CLI, AccessDenied, Actor, NotFound
 from nightreg.services.transfer import ExportInvalid
-from tests.conftest import make_staff, sign_in, unique_slug
-from tests.http.test_cli import run
-from tests.http.test_register_service import NOW, add_visit, events, new_site, staff
+from tests.factories import NOW, add_visit, events, make_staff, new_site, staff, unique_slug
+from tests.pages import run, sign_in
 
 Client = AsyncTestClient[Litestar]
 

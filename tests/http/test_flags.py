@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from datetime import timedelta
 
 import pytest
@@ -14,71 +13,23 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from nightreg.db import Database
-from nightreg.models import AuditEvent, Flag, Site, Visit
+from nightreg.models import AuditEvent
 from nightreg.rules import RULES
-from nightreg.rules.base import Finding
-from nightreg.services import flagging
 from nightreg.services import flags as flag_queue
 from nightreg.services.access import NotFound
-from tests.conftest import SUMMER_EVENING, make_staff, sign_in
-from tests.http.test_register_service import add_visit, events, new_site, staff
+from tests.factories import (
+    SUMMER_EVENING,
+    add_visit,
+    events,
+    load,
+    make_flag,
+    new_site,
+    staff,
+)
+from tests.pages import signed_in
 
 Client = AsyncTestClient[Litestar]
 NOW = SUMMER_EVENING  # 21:00 in Amsterdam
-
-PARAMS: dict[str, dict[str, str | int]] = {
-    "night_movement": {"count": 3, "days": 14},
-    "overdue": {"hours": 30},
-    "watchlist_hit": {"identifier": "registration"},
-    "short_stay_repeat": {"count": 3, "hours": 4, "days": 30},
-}
-
-
-async def make_flag(
-    db: Database,
-    site: Site,
-    *,
-    rule: str = "night_movement",
-    visits: list[Visit] | None = None,
-    score: int = 60,
-    status: str = "open",
-    raised: timedelta = timedelta(hours=2),
-) -> int:
-    """A flag as the scan would raise it, through flagging.record."""
-    if visits is None:
-        visits = [await add_visit(db, site, guest_name=f"Gast {secrets.token_hex(2)}")]
-    finding = Finding(
-        rule=rule,
-        subject=f"reg:T{secrets.token_hex(4).upper()}",
-        visit_ids=tuple(v.id for v in visits),
-        window_start=NOW - timedelta(days=3),
-        window_end=NOW - raised,
-        score=score,
-        params=PARAMS.get(rule, {}),
-    )
-    async with db.write() as session:
-        recorded = await flagging.record(
-            session, finding, site_id=site.id, now=NOW - raised, thresholds=RULES[rule].defaults
-        )
-        if status != "open":
-            flag = await session.get(Flag, recorded.flag_id)
-            assert flag is not None
-            flag.status = status
-    return recorded.flag_id
-
-
-async def load(db: Database, flag_id: int) -> Flag:
-    async with db.read() as session:
-        flag = await session.get(Flag, flag_id)
-    assert flag is not None
-    return flag
-
-
-async def signed_in(client: Client, db: Database, role: str, *site_list: Site) -> str:
-    """Sign the client in (afresh) as a new account of `role`; returns the CSRF token."""
-    client.cookies.clear()
-    account = await make_staff(db, role, [s.slug for s in site_list])
-    return await sign_in(client, account.email, account.password)
 
 
 def flag_links(html: str) -> list[int]:

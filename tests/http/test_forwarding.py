@@ -21,10 +21,22 @@ from nightreg.services import flags as flag_queue
 from nightreg.services.flags import ReviewInvalid
 from nightreg.services.scan import run_scan
 from nightreg.services.signals import SIGNAL_SCHEMA
-from tests.conftest import csrf_from, end_agreements
-from tests.http.test_flags import NOW, load, make_flag, signed_in
-from tests.http.test_register_service import add_visit, new_site, staff
-from tests.http.test_watchlist import KEY, a_plate, a_site_id, arrive, flags_of, on_the_list
+from tests.factories import (
+    KEY,
+    NOW,
+    a_plate,
+    a_site_id,
+    add_visit,
+    arrive,
+    end_agreements,
+    flags_of,
+    load,
+    make_flag,
+    new_site,
+    on_the_list,
+    staff,
+)
+from tests.pages import csrf_from, signed_in
 
 Client = AsyncTestClient[Litestar]
 MakeAgreement = Callable[..., Awaitable[int]]

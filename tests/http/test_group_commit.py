@@ -13,7 +13,7 @@ from nightreg.services import sites
 from nightreg.services.checkin import check_in
 from nightreg.services.writer import VisitWriter
 from nightreg.validation import CheckinData, subject_key
-from tests.conftest import SUMMER_EVENING, make_point
+from tests.factories import SUMMER_EVENING, make_point
 
 
 def boat(name: str) -> CheckinData:

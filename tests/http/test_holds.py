@@ -27,8 +27,8 @@ from nightreg.services import holds, retention
 from nightreg.services.access import CLI, AccessDenied, Actor, NotFound
 from nightreg.services.holds import HoldInvalid
 from nightreg.settings import Settings
-from tests.conftest import SUMMER_EVENING, make_staff, sign_in
-from tests.http.test_register_service import add_visit, new_site
+from tests.factories import SUMMER_EVENING, add_visit, make_staff, new_site
+from tests.pages import sign_in
 
 Client = AsyncTestClient[Litestar]
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")

@@ -24,8 +24,8 @@ from nightreg.security import new_reference
 from nightreg.services import sites, transfer
 from nightreg.services.access import CLI
 from nightreg.validation import MAX_LENGTHS, clean_text
-from tests.conftest import PointRef, make_point, make_staff, sign_in
-from tests.http.test_security_headers import blocked_by_policy
+from tests.factories import PointRef, make_point, make_staff
+from tests.pages import blocked_by_policy, sign_in
 
 Client = AsyncTestClient[Litestar]
 MAX_EXAMPLES = 30

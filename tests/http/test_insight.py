@@ -21,8 +21,8 @@ from nightreg.models import AuditEvent, Flag, Signal, Site, Visit, flag_visit
 from nightreg.services import insight
 from nightreg.services import sites as site_service
 from nightreg.services.insight import ArrivalCount, FlagCount
-from tests.conftest import SUMMER_EVENING, StaffRef, make_staff, sign_in, unique_slug
-from tests.http.test_register_service import add_visit, staff
+from tests.factories import SUMMER_EVENING, StaffRef, add_visit, make_staff, staff, unique_slug
+from tests.pages import sign_in
 
 Client = AsyncTestClient[Litestar]
 # A period of four weeks nobody else's test writes into (tests share one database), so that

@@ -21,7 +21,8 @@ from nightreg.jobs import make_scheduler, slot_of
 from nightreg.models import AuditEvent, JobRun
 from nightreg.services import jobs, retention
 from nightreg.settings import Settings
-from tests.conftest import make_staff, sign_in
+from tests.factories import make_staff
+from tests.pages import sign_in
 
 T0 = datetime(2026, 7, 14, 12, 0, tzinfo=UTC)
 

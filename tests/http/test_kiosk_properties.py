@@ -19,8 +19,8 @@ from markupsafe import escape
 from nightreg.db import Database
 from nightreg.services.checkin import visit_by_private_token
 from nightreg.validation import MAX_LENGTHS, clean_text
-from tests.conftest import PointRef, csrf_from, make_staff, sign_in
-from tests.http.test_security_headers import blocked_by_policy
+from tests.factories import PointRef, make_staff
+from tests.pages import blocked_by_policy, csrf_from, sign_in
 
 Client = AsyncTestClient[Litestar]
 MAX_EXAMPLES = 40

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from nightreg.db import Database
 from nightreg.models import Visit
-from tests.conftest import csrf_from, make_point, make_staff
+from tests.factories import make_point, make_staff
+from tests.pages import csrf_from
 
 Client = AsyncTestClient[Litestar]
 

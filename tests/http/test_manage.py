@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from nightreg.db import Database
 from nightreg.models import AuditEvent, CheckinPoint, Site, User
-from tests.conftest import STAFF_PASSWORD, csrf_from, make_point, make_staff, sign_in, unique_slug
+from tests.factories import STAFF_PASSWORD, make_point, make_staff, unique_slug
+from tests.pages import csrf_from, sign_in
 
 Client = AsyncTestClient[Litestar]
 NEW_PASSWORD = "tide-tables-and-ropes-17"

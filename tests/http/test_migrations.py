@@ -49,11 +49,10 @@ def visit_indexes(url: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def scratch_url(tmp_path: Path, database_url: str) -> str:
-    # On PostgreSQL the shared test database is used: its tests make their own data anyway,
-    # and the run ends at head again.
+def scratch_url(tmp_path: Path, own_database_url: str) -> str:
+    # On PostgreSQL a database of the test's own, which it may migrate up and down.
     if os.environ.get("NIGHTREG_TEST_DATABASE_URL"):
-        return database_url
+        return own_database_url
     return f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
 
 

@@ -16,8 +16,8 @@ from nightreg.models import AuditEvent, Flag, Observation, Site, flag_visit
 from nightreg.services import observations
 from nightreg.services.access import AccessDenied, NotFound
 from nightreg.services.observations import ObservationInvalid
-from tests.conftest import make_staff, sign_in
-from tests.http.test_register_service import NOW, add_visit, events, new_site, staff
+from tests.factories import NOW, add_visit, events, make_staff, new_site, staff
+from tests.pages import sign_in
 
 Client = AsyncTestClient[Litestar]
 

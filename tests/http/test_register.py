@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from nightreg.db import Database
 from nightreg.models import Site, Visit
-from tests.conftest import SUMMER_EVENING, make_staff, sign_in
-from tests.http.test_register_service import add_visit, events, new_site, reload
+from tests.factories import SUMMER_EVENING, add_visit, events, make_staff, new_site, reload
+from tests.pages import sign_in
 
 Client = AsyncTestClient[Litestar]
 NOW = SUMMER_EVENING  # 21:00 in Amsterdam

@@ -16,100 +16,13 @@ import pytest
 from sqlalchemy import select
 
 from nightreg.db import Database
-from nightreg.models import AuditEvent, Site, Visit, VisitNote
-from nightreg.security import new_reference
+from nightreg.models import VisitNote
 from nightreg.services import audit, register
-from nightreg.services import sites as site_service
-from nightreg.services.access import AccessDenied, Actor, NotFound
+from nightreg.services.access import AccessDenied, NotFound
 from nightreg.services.register import QueryInvalid, RegisterQuery, VisitInvalid
-from nightreg.validation import normalise_person, search_key
-from tests.conftest import SUMMER_EVENING, make_point
+from tests.factories import SUMMER_EVENING, add_visit, events, new_site, reload, staff
 
 NOW = SUMMER_EVENING  # 21:00 in Amsterdam, 14 July 2026
-
-
-async def new_site(db: Database, kind: str = "marina") -> Site:
-    point = await make_point(db, kind)
-    return await site_service.get_site(db, point.site_slug)
-
-
-def staff(role: str, *site_list: Site, name: str = "") -> Actor:
-    return Actor(
-        kind="user",
-        id=secrets.randbelow(10**6),
-        name=name or f"{role}@haven.test",
-        role=role,
-        site_ids=frozenset(s.id for s in site_list),
-        address="192.0.2.7",
-    )
-
-
-async def add_visit(
-    db: Database,
-    site: Site,
-    *,
-    kind: str = "vessel",
-    arrived: datetime = NOW - timedelta(hours=3),
-    expected: datetime | None = None,
-    departed: datetime | None = None,
-    source: str = "kiosk",
-    **fields: Any,
-) -> Visit:
-    """A visit written straight into the table (any arrival, any source)."""
-    values: dict[str, Any] = {
-        "guest_name": "Jan de Vries",
-        "residence": "Hoorn",
-        "persons": 2,
-    }
-    if kind == "vessel":
-        values.update(vessel_name="Zeemeeuw", registration="NL-123-AB")
-    elif kind == "vehicle":
-        values.update(plate="12-ABC-3")
-    else:
-        values.update(unit="B12")
-    values.update(fields)
-    visit = Visit(
-        reference=new_reference(),
-        site_id=site.id,
-        kind=kind,
-        source=source,
-        arrived_at=arrived,
-        expected_departure_at=expected or arrived + timedelta(days=1),
-        departed_at=departed,
-        subject_key=normalise_person(values["guest_name"], values["residence"]),
-        search_key=search_key(
-            values["guest_name"],
-            values.get("vessel_name"),
-            values.get("registration"),
-            values.get("mmsi"),
-            values.get("plate"),
-        ),
-        private_token_hash=secrets.token_hex(32),
-        created_at=arrived,
-        updated_at=arrived,
-        **values,
-    )
-    async with db.write() as session:
-        session.add(visit)
-    return visit
-
-
-async def events(db: Database, action: str, site: Site) -> list[AuditEvent]:
-    async with db.read() as session:
-        return list(
-            await session.scalars(
-                select(AuditEvent)
-                .where(AuditEvent.action == action, AuditEvent.site_id == site.id)
-                .order_by(AuditEvent.id)
-            )
-        )
-
-
-async def reload(db: Database, visit_id: int) -> Visit:
-    async with db.read() as session:
-        visit = await session.get(Visit, visit_id)
-    assert visit is not None
-    return visit
 
 
 def walk_in(**overrides: str) -> dict[str, str]:

@@ -33,7 +33,7 @@ from nightreg.models import (
 from nightreg.services import aggregates, audit, retention
 from nightreg.services.access import CLI
 from nightreg.settings import Settings
-from tests.http.test_register_service import add_visit, new_site
+from tests.factories import add_visit, new_site
 
 NOW = datetime(2027, 9, 1, 1, 30, tzinfo=UTC)  # 03:30 in Amsterdam: the nightly slot
 DAY = timedelta(days=1)
@@ -496,7 +496,7 @@ async def test_failed_sign_ins_go_after_a_week_and_ended_sessions_at_once(
     db: Database, settings: Settings
 ):
     from nightreg.models import SignInFailure, StaffSession
-    from tests.conftest import make_staff
+    from tests.factories import make_staff
 
     user = await make_staff(db, "harbour_master")
     email = f"guess-{secrets.token_hex(4)}@example.nl"

@@ -21,8 +21,8 @@ from nightreg.models import AuditEvent, LegalHold, RetentionPolicy, Site, legal_
 from nightreg.services import retention
 from nightreg.services.retention import CategoryPreview, Preview
 from nightreg.settings import Settings
-from tests.conftest import SUMMER_EVENING, make_point, make_staff, sign_in
-from tests.http.test_register_service import add_visit
+from tests.factories import SUMMER_EVENING, add_visit, make_point, make_staff
+from tests.pages import sign_in
 
 Client = AsyncTestClient[Litestar]
 NOW = SUMMER_EVENING  # 21:00 in Amsterdam, 14 July 2026; the purge runs at 03:30

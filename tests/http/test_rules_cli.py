@@ -10,10 +10,12 @@ from sqlalchemy import select
 from nightreg import cli
 from nightreg.db import Database
 from nightreg.models import AuditEvent, Site
-from tests.conftest import unique_slug
+from tests.factories import unique_slug
 
 
-def test_the_rule_list_names_every_rule_with_its_defaults(capsys: pytest.CaptureFixture[str]):
+def test_the_rule_list_names_every_rule_with_its_defaults(
+    cli_env: object, capsys: pytest.CaptureFixture[str]
+):
     assert cli.main(["rules", "list"]) == 0
     out = capsys.readouterr().out
     for code in ("night_movement", "arrival_surge", "watchlist_hit", "observation"):

@@ -15,7 +15,7 @@ from nightreg.models import Flag, Site, Visit, flag_visit
 from nightreg.security import new_reference
 from nightreg.services import scan
 from nightreg.validation import search_key, subject_key
-from tests.conftest import make_point
+from tests.factories import make_point
 
 NOW = datetime(2026, 7, 20, 12, 0, tzinfo=UTC)
 

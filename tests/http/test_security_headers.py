@@ -7,7 +7,6 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,8 @@ from nightreg.db import Database
 from nightreg.services import tokens
 from nightreg.services.access import CLI
 from nightreg.settings import Settings
-from tests.conftest import SUMMER_EVENING, PointRef, csrf_from, make_point, make_staff, sign_in
+from tests.factories import SUMMER_EVENING, PointRef, make_point, make_staff
+from tests.pages import blocked_by_policy, csrf_from, sign_in
 
 Client = AsyncTestClient[Litestar]
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,39 +213,6 @@ def test_htmx_is_told_not_to_eval_nor_to_inject_its_indicator_style():
     # The vendored file is what the page loads (from 'self'), with its version in its name.
     assert re.search(r'<script src="/static/\{\{ htmx_file \}\}" defer>', base)
     assert list((ROOT / "nightreg" / "static").glob("htmx-*.min.js"))
-
-
-class _Inline(HTMLParser):
-    """Collects what a strict CSP would refuse in a rendered page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        names = {name.lower(): value or "" for name, value in attrs}
-        if tag == "script" and "src" not in names:
-            self.found.append("inline <script>")
-        if tag == "style":
-            self.found.append("<style>")
-        for name, value in names.items():
-            if name.startswith("on") or name == "style" or name.startswith("hx-on"):
-                self.found.append(f"<{tag} {name}=…>")
-            if name in {"href", "src", "action"} and value.strip().lower().startswith(
-                "javascript:"
-            ):
-                self.found.append(f"<{tag} {name}=javascript:…>")
-        if tag == "script" and names.get("src", "").startswith(("http:", "https:", "//")):
-            self.found.append("script from another origin")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-
-
-def blocked_by_policy(html: str) -> list[str]:
-    parser = _Inline()
-    parser.feed(html)
-    return parser.found
 
 
 async def test_rendered_pages_need_nothing_the_policy_blocks(

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from nightreg.db import Database
 from nightreg.models import StaffSession
 from nightreg.security import new_point_token, token_hash
-from tests.conftest import csrf_from, make_staff, sign_in
+from tests.factories import make_staff
+from tests.pages import csrf_from, sign_in
 
 Client = AsyncTestClient[Litestar]
 BASE = "http://testserver.local"

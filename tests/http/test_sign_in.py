@@ -17,7 +17,8 @@ from nightreg.db import Database
 from nightreg.models import AuditEvent, SignInFailure, User
 from nightreg.services import auth
 from nightreg.services.access import CLI
-from tests.conftest import STAFF_PASSWORD, csrf_from, make_staff, sign_in
+from tests.factories import STAFF_PASSWORD, make_staff
+from tests.pages import csrf_from, sign_in
 
 Client = AsyncTestClient[Litestar]
 

@@ -9,7 +9,7 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,121 +17,30 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.db import Database
-from nightreg.models import AuditEvent, Flag, SharingAgreement, Signal, Site, Visit
-from nightreg.rules import RULES
+from nightreg.models import Flag, SharingAgreement, Signal
 from nightreg.rules.base import Finding
-from nightreg.services import audit, flagging, signals
-from nightreg.services.access import CLI, SYSTEM
-from nightreg.services.agreements import FIELDS
-from tests.conftest import SUMMER_EVENING
-from tests.http.test_api import bearer, new_token
-from tests.http.test_register_service import add_visit, new_site
+from nightreg.services import signals
+from nightreg.services.access import CLI
+from tests.factories import (
+    PARAMS,
+    SUMMER_EVENING,
+    add_visit,
+    audit_events,
+    forward,
+    last_event_id,
+    make_agreement,
+    new_site,
+    new_token,
+    raise_flag,
+)
+from tests.pages import bearer
 
 Client = AsyncTestClient[Litestar]
 NOW = SUMMER_EVENING  # 21:00 in Amsterdam, 14 July 2026
 
-PARAMS: dict[str, dict[str, str | int]] = {
-    "night_movement": {"count": 3, "days": 14},
-    "short_stay_repeat": {"count": 3, "hours": 4, "days": 30},
-}
-
-
 # --- making signals ------------------------------------------------------------------------
-
-
-async def make_agreement(
-    db: Database,
-    *,
-    fields: tuple[str, ...] = tuple(FIELDS),
-    rules: tuple[str, ...] = (),
-    valid_from: date = date(2000, 1, 1),
-) -> SharingAgreement:
-    """An agreement straight into the table.
-
-    By default it covers no rule: `forward` builds bodies under it directly, and the tests
-    of forwarding (which share the database) never find it in force, nor name it lapsed.
-    """
-    agreement = SharingAgreement(
-        name="Convenant Noord-Holland",
-        recipient="RIEC Drugshub",
-        reference=f"RIEC-{secrets.token_hex(3).upper()}",
-        valid_from=valid_from,
-        rules=list(rules),
-        fields=list(fields),
-        auto_rules=[],
-        keep_days=180,
-        created_at=NOW - timedelta(days=200),
-        created_by="test",
-    )
-    async with db.write() as session:
-        session.add(agreement)
-    return agreement
-
-
-async def raise_flag(
-    session: AsyncSession, finding: Finding, site: Site, at: datetime
-) -> flagging.Recorded:
-    """The flag as the scan records it, with its audit, but never forwarded automatically:
-    an agreement another test left in force must not add signals to these tests' sites."""
-    log: list[dict[str, Any]] = []
-    recorded = await flagging.record(
-        session, finding, site_id=site.id, now=at, thresholds=RULES[finding.rule].defaults,
-        audit_log=log,
-    )  # fmt: skip
-    await audit.record_many(session, SYSTEM, log)
-    return recorded
-
-
-async def forward(
-    db: Database,
-    site: Site,
-    agreement: SharingAgreement,
-    *,
-    rule: str = "night_movement",
-    at: datetime = NOW,
-    status: str = "pending",
-    delivered_by: str | None = None,
-    attempts: int = 0,
-    last_error: str | None = None,
-    visit: Visit | None = None,
-) -> Signal:
-    """A flag raised on a visit of `site` and forwarded at `at` under `agreement`.
-
-    The body is built by signals.build_body, as forwarding builds it; the agreement is the
-    given one rather than whichever the tests of the day left in force.
-    """
-    if visit is None:
-        visit = await add_visit(db, site, guest_name=f"Gast {secrets.token_hex(2)}")
-    finding = Finding(
-        rule=rule,
-        subject=f"reg:T{secrets.token_hex(4).upper()}",
-        visit_ids=(visit.id,),
-        window_start=at - timedelta(days=3),
-        window_end=at,
-        score=70,
-        params=PARAMS.get(rule, {}),
-    )
-    uid = str(uuid.uuid4())
-    async with db.write() as session:
-        recorded = await raise_flag(session, finding, site, at)
-        flag = await session.get(Flag, recorded.flag_id)
-        assert flag is not None
-        flag.status = "forwarded"
-        body = signals.build_body(
-            uid=uid, agreement=agreement, flag=flag, site=site, visits=[visit], elsewhere=0,
-            forwarded_at=at, review="staff",
-        )  # fmt: skip
-        signal = Signal(
-            uid=uid, flag_id=flag.id, agreement_id=agreement.id, site_id=site.id, rule=rule,
-            body=signals.encode(body), status=status, created_at=at, forwarded_by="test",
-            attempts=attempts, next_attempt_at=at, last_error=last_error,
-            delivered_at=at if status == "delivered" else None, delivered_by=delivered_by,
-        )  # fmt: skip
-        session.add(signal)
-    return signal
 
 
 async def load_signal(db: Database, uid: str) -> Signal:
@@ -139,22 +48,6 @@ async def load_signal(db: Database, uid: str) -> Signal:
         found = await session.scalar(select(Signal).where(Signal.uid == uid))
     assert found is not None
     return found
-
-
-async def audit_events(db: Database, action: str, since: int = 0) -> list[AuditEvent]:
-    async with db.read() as session:
-        return list(
-            await session.scalars(
-                select(AuditEvent)
-                .where(AuditEvent.action == action, AuditEvent.id > since)
-                .order_by(AuditEvent.id)
-            )
-        )
-
-
-async def last_event_id(db: Database) -> int:
-    async with db.read() as session:
-        return int(await session.scalar(select(AuditEvent.id).order_by(AuditEvent.id.desc())) or 0)
 
 
 async def analyst_token(db: Database) -> dict[str, str]:

@@ -39,9 +39,8 @@ from nightreg.services.access import AccessDenied
 from nightreg.services.subjects import EraseRefused, SubjectInvalid
 from nightreg.settings import Settings
 from nightreg.validation import search_key, subject_key
-from tests.conftest import SUMMER_EVENING, csrf_from, make_staff, sign_in
-from tests.http.test_register_service import new_site, staff
-from tests.http.test_signals_pull import forward, make_agreement
+from tests.factories import SUMMER_EVENING, forward, make_agreement, make_staff, new_site, staff
+from tests.pages import csrf_from, sign_in
 
 Client = AsyncTestClient[Litestar]
 NOW = SUMMER_EVENING  # 21:00 in Amsterdam, 14 July 2026

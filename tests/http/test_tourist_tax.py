@@ -27,21 +27,10 @@ from nightreg.services.access import AccessDenied, NotFound
 from nightreg.services.aggregates import Counts
 from nightreg.services.tourist_tax import Month
 from nightreg.settings import Settings
-from tests.conftest import SUMMER_EVENING
-from tests.http.test_register_service import add_visit, events, new_site, staff
+from tests.factories import SUMMER_EVENING, add_visit, events, guest, local, new_site, staff
 
 Client = AsyncTestClient[Litestar]
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-
-
-def local(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=AMSTERDAM).astimezone(UTC)
-
-
-def guest() -> dict[str, str]:
-    """A name nobody else's visit has (tests share the database and its subjects)."""
-    tag = secrets.token_hex(3)
-    return {"guest_name": f"Gast {tag}", "residence": f"Plaats {tag}"}
 
 
 async def march_and_april(db: Database, site: Site) -> None:

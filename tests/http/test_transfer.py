@@ -17,9 +17,8 @@ from nightreg.db import Database
 from nightreg.models import Site, Visit
 from nightreg.services import transfer
 from nightreg.services.access import AccessDenied, NotFound
-from tests.conftest import make_staff, sign_in, unique_slug
-from tests.http.test_cli import run
-from tests.http.test_register_service import NOW, add_visit, events, new_site, staff
+from tests.factories import NOW, add_visit, events, make_staff, new_site, staff, unique_slug
+from tests.pages import run, sign_in
 
 Client = AsyncTestClient[Litestar]
 

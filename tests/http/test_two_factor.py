@@ -22,7 +22,8 @@ from nightreg.db import Database
 from nightreg.models import AuditEvent, SignInFailure, User
 from nightreg.services import tokens, users
 from nightreg.services.access import CLI
-from tests.conftest import STAFF_PASSWORD, StaffRef, csrf_from, make_point, make_staff, sign_in
+from tests.factories import STAFF_PASSWORD, StaffRef, make_point, make_staff
+from tests.pages import csrf_from, sign_in
 
 Client = AsyncTestClient[Litestar]
 SESSION = "nightreg_session"

@@ -10,21 +10,26 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete, select
 
 from nightreg import cli
 from nightreg.db import Database
-from nightreg.models import AuditEvent, Flag, Visit, WatchlistEntry, flag_visit
-from nightreg.services import checkin, sites, watchlist
-from nightreg.services.checkin import CheckinResult, check_in
+from nightreg.models import AuditEvent, Visit, WatchlistEntry, flag_visit
+from nightreg.services import checkin, watchlist
 from nightreg.validation import validate_checkin
-from tests.conftest import SUMMER_EVENING, make_point
+from tests.factories import (
+    AMSTERDAM,
+    KEY,
+    SUMMER_EVENING,
+    a_plate,
+    a_site_id,
+    arrive,
+    flags_of,
+    on_the_list,
+)
 
-KEY = "test-watchlist-key-" + "w" * 24
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 T = TypeVar("T")
 
 
@@ -198,75 +203,8 @@ async def _empty_watchlist(db: Database) -> None:
 # --- matching at check-in --------------------------------------------------------------------
 
 
-def a_plate() -> str:
-    return "WL-" + secrets.token_hex(3).upper()
-
-
 def an_mmsi() -> str:
     return f"244{secrets.randbelow(10**6):06d}"
-
-
-async def on_the_list(
-    db: Database, kind: str, value: str, *, expires_at: datetime | None = None
-) -> None:
-    ident = watchlist.identifier(kind, value)
-    async with db.write() as session:
-        session.add(
-            WatchlistEntry(
-                digest=watchlist.digest(KEY, ident),
-                expires_at=expires_at or SUMMER_EVENING + timedelta(days=30),
-                list_ref="test",
-                imported_at=SUMMER_EVENING,
-            )
-        )
-
-
-async def a_site_id(db: Database) -> int:
-    point = await make_point(db, "marina")
-    info = await sites.point_by_token(db, point.token)
-    assert info is not None
-    return info.site_id
-
-
-async def arrive(
-    db: Database, site_id: int, kind: str = "vehicle", *, key: str = KEY, **fields: str
-) -> CheckinResult:
-    form = {
-        "guest_name": "Jan de Vries",
-        "residence": "Hoorn",
-        "persons": "1",
-        "arrived_at": "2026-07-14T20:45",
-        "expected_departure_at": "2026-07-16T11:00",
-        **fields,
-    }
-    if kind == "vessel":
-        form.setdefault("vessel_name", "Zeemeeuw")
-    data, errors = validate_checkin(
-        form, kind=kind, allowed_kinds=("vessel", "vehicle"), now=SUMMER_EVENING, tz=AMSTERDAM
-    )
-    assert data is not None, errors
-    return await check_in(
-        db,
-        site_id=site_id,
-        point_id=None,
-        data=data,
-        now=SUMMER_EVENING,
-        secret_key="test-secret",
-        idempotency_key=secrets.token_hex(16),
-        fingerprint=secrets.token_hex(8),
-        watchlist_key=key,
-    )
-
-
-async def flags_of(db: Database, visit_id: int) -> list[Flag]:
-    async with db.read() as session:
-        return list(
-            await session.scalars(
-                select(Flag)
-                .join(flag_visit, flag_visit.c.flag_id == Flag.id)
-                .where(flag_visit.c.visit_id == visit_id)
-            )
-        )
 
 
 async def test_a_check_in_with_a_listed_plate_raises_a_restricted_flag_on_that_visit(

@@ -18,7 +18,7 @@ from nightreg.services import twofactor
 from nightreg.services.access import CLI, Actor
 from nightreg.services.twofactor import TwoFactorInvalid
 from nightreg.settings import Settings, SettingsError
-from tests.conftest import SUMMER_EVENING, make_staff
+from tests.factories import SUMMER_EVENING, make_staff
 
 KEY = "test-secret-" + "k" * 40
 NOW = datetime(2026, 7, 14, 19, 0, 10, tzinfo=UTC)
