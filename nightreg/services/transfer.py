@@ -57,21 +57,21 @@ from decimal import Decimal
 from typing import IO, Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, DateTime, Table, func, insert, or_, select, type_coerce
+from sqlalchemy import ColumnElement, DateTime, Table, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nightreg.clock import local_midnight
 from nightreg.db import Database
 from nightreg.models import SOURCES, Site, Visit
 from nightreg.security import REFERENCE_ALPHABET
-from nightreg.services import audit
+from nightreg.services import audit, visits
 from nightreg.services.access import Actor
 from nightreg.services.sites import scoped_site
 from nightreg.validation import (
     MSG_DATETIME,
     N_,
     FieldError,
-    search_key,
+    Invalid,
     validate_checkin,
 )
 
@@ -148,11 +148,12 @@ _TEXT_INDEXES = tuple(
 )
 
 
-class ExportInvalid(ValueError):
+class ExportInvalid(Invalid):
     """The export was asked for with a value it cannot use; `field` names the form field."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__({field: FieldError(message)})
+        self.args = (f"{field}: {message}",)
         self.field = field
         self.message = message
 
@@ -609,34 +610,19 @@ class _Rows:
             return None
         if not self.report.ok:
             return None  # nothing will be written; the row was only checked for the report
-        values = dict(vars(data))  # the dataclass's fields, cheaper than dataclasses.asdict
         reference = form.get("reference", "").strip().upper()
         source = form.get("source", "").strip().lower()
-        values.update(
-            reference=reference if _REFERENCE.fullmatch(reference) else None,
+        # Nobody holds a private link to an imported visit (visit_row puts a random value
+        # in its place) and it has no idempotency key.
+        values = visits.visit_row(
+            data,
             site_id=self.site_id,
-            point_id=None,
             source=source if source in SOURCES else "staff",
+            now=self.now,
             departed_at=departed_at,
-            search_key=_search_key(values),
-            # Nobody holds a private link to an imported visit: a random value in its place.
-            private_token_hash=secrets.token_hex(32),
-            idempotency_key=None,
-            request_fingerprint=None,
-            created_at=self.now,
-            updated_at=self.now,
         )
+        values["reference"] = reference if _REFERENCE.fullmatch(reference) else None
         return values
-
-
-def _search_key(values: dict[str, Any]) -> str:
-    return search_key(
-        values["guest_name"],
-        values["vessel_name"],
-        values["registration"],
-        values["mmsi"],
-        values["plate"],
-    )
 
 
 async def _used_references(
@@ -726,7 +712,7 @@ async def import_register(
         async with db.write() as session:
             for batch in rows.batches():
                 report.references_kept += await _assign_references(session, batch, None)
-                await session.execute(insert(_visit), batch)
+                await visits.insert_batch(session, batch)
                 report.imported += len(batch)
             if not report.ok:
                 raise _Abort
