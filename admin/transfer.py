@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_400_BAD_REQUEST
 from admin.web import MSG_DATE, form_date
 from nightreg.context import AppContext
 from nightreg.models import Site
-from nightreg.services import transfer
+from nightreg.services import register_import, transfer
 from nightreg.services.access import Actor
 from nightreg.services.sites import site_for
 from nightreg.templating import render_error_message
@@ -64,7 +64,7 @@ def _import_page(
     site: Site,
     *,
     dry_run: bool = True,
-    report: transfer.ImportReport | None = None,
+    report: register_import.ImportReport | None = None,
     error: str | None = None,
 ) -> Template:
     rows = []
@@ -86,7 +86,7 @@ def _import_page(
             else report.bad_rows - min(len(report.errors), ERRORS_SHOWN),
             "error": error,
             "columns": transfer.EXPORT_COLUMNS,
-            "required": transfer.REQUIRED_COLUMNS,
+            "required": register_import.REQUIRED_COLUMNS,
         },
         status_code=HTTP_400_BAD_REQUEST if error or (report and not report.ok) else 200,
     )
@@ -171,7 +171,7 @@ class TransferController(Controller):
         if not isinstance(upload, UploadFile) or not upload.filename:
             return _import_page(site, dry_run=dry_run, error=render_error_message(MSG_NO_FILE, {}))
         try:
-            report = await transfer.import_register(
+            report = await register_import.import_register(
                 ctx.db,
                 actor,
                 site.id,
@@ -180,7 +180,7 @@ class TransferController(Controller):
                 now=ctx.clock.now(),
                 dry_run=dry_run,
             )
-        except transfer.ImportFileError as exc:
+        except register_import.ImportFileError as exc:
             message = render_error_message(MSG_UNREADABLE, {"reason": str(exc)})
             return _import_page(site, dry_run=dry_run, error=message)
         finally:

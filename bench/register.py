@@ -21,7 +21,7 @@ Phases, all through the services as the app calls them (with an admin actor of a
 3. export: `transfer.export_register()` as CSV and JSON of the largest ordinary site and of the
    big site (all of it, and its last year), each in a fresh subprocess so that its peak RSS is
    its own; rows/s, MB/s, peak RSS;
-4. import: `transfer.import_register()` of the big site's first `--import-rows` exported rows
+4. import: `register_import.import_register()` of the big site's first `--import-rows` exported rows
    into a new empty site, for real and as a dry run (each in a fresh subprocess); rows/s.
 
 Targets (from the issue): tonight and search p95 <= 100 ms; export >= 100,000 rows/s with a
@@ -71,7 +71,7 @@ from bench.checkin import (  # noqa: E402
 from nightreg.db import Database, make_engine  # noqa: E402
 from nightreg.models import CheckinPoint, Site, Visit  # noqa: E402
 from nightreg.security import REFERENCE_ALPHABET  # noqa: E402
-from nightreg.services import register_search, tonight, transfer  # noqa: E402
+from nightreg.services import register_import, register_search, tonight, transfer  # noqa: E402
 from nightreg.services.access import Actor  # noqa: E402
 from nightreg.validation import search_key, subject_key  # noqa: E402
 
@@ -725,7 +725,7 @@ def import_job(url: str, site_id: int, path: str, dry_run: bool) -> dict[str, An
             base_peak, base_now = _child_setup()
             started = time.perf_counter()
             with open(path, "rb") as source:  # noqa: ASYNC230 (the service reads it synchronously)
-                report = await transfer.import_register(
+                report = await register_import.import_register(
                     db, actor, site_id, source, filename=Path(path).name,
                     now=datetime.now(UTC), dry_run=dry_run,
                 )  # fmt: skip
@@ -900,7 +900,7 @@ def report(
             f"(+{r['peak'] - r['base_peak']:.0f} over {r['base_peak']:.0f} before){check}"
         )
     w("")
-    w("Import (transfer.import_register, each in a fresh process)")
+    w("Import (register_import.import_register, each in a fresh process)")
     for run in imports:
         r = run.result
         w(
