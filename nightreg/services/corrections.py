@@ -112,6 +112,42 @@ def _reason(reason: str, errors: dict[str, FieldError]) -> str:
     return cleaned
 
 
+def _touched(
+    changes: Mapping[str, str],
+    allowed: tuple[str, ...],
+    current: Mapping[str, str],
+    errors: dict[str, FieldError],
+) -> set[str]:
+    """The fields a correction changes; fields it may not change go into `errors`."""
+    touched: set[str] = set()
+    for name, value in changes.items():
+        if name not in EDITABLE_FIELDS:
+            errors[name[:40]] = FieldError(MSG_NOT_EDITABLE)
+        elif name not in allowed:
+            errors[name] = FieldError(MSG_NOT_FOR_KIND)
+        elif not isinstance(value, str):
+            errors[name] = FieldError(MSG_NOT_EDITABLE)
+        elif value.strip() != current[name]:
+            touched.add(name)
+    return touched
+
+
+def _apply(
+    visit: Visit, names: list[str], new_values: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Set the fields that really change; their old and new values, as the audit keeps them."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for name in names:
+        new = new_values.get(name)
+        old = getattr(visit, name)
+        if new != old:
+            before[name] = _audit_value(old)
+            after[name] = _audit_value(new)
+            setattr(visit, name, new)
+    return before, after
+
+
 async def correct_visit(
     db: Database,
     actor: Actor,
@@ -135,16 +171,7 @@ async def correct_visit(
         tz = site_tz(visit.site)
         allowed = fields_for(visit.kind)
         current = visit_form_values(visit, tz)
-        touched: set[str] = set()
-        for name, value in changes.items():
-            if name not in EDITABLE_FIELDS:
-                errors[name[:40]] = FieldError(MSG_NOT_EDITABLE)
-            elif name not in allowed:
-                errors[name] = FieldError(MSG_NOT_FOR_KIND)
-            elif not isinstance(value, str):
-                errors[name] = FieldError(MSG_NOT_EDITABLE)
-            elif value.strip() != current[name]:
-                touched.add(name)
+        touched = _touched(changes, allowed, current, errors)
         merged = {**current, **{name: changes[name] for name in touched}}
         merged["kind"] = visit.kind
 
@@ -169,15 +196,8 @@ async def correct_visit(
         if errors:
             raise VisitInvalid(errors)
 
-        before: dict[str, Any] = {}
-        after: dict[str, Any] = {}
-        for name in sorted(touched, key=allowed.index):
-            new = departed if name == "departed_at" else new_values.get(name)
-            old = getattr(visit, name)
-            if new != old:
-                before[name] = _audit_value(old)
-                after[name] = _audit_value(new)
-                setattr(visit, name, new)
+        new_values["departed_at"] = departed
+        before, after = _apply(visit, sorted(touched, key=allowed.index), new_values)
         if not after:
             return visit
         for name, value in visits.keys_of({n: getattr(visit, n) for n in _KEYED}).items():

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 
 from nightreg import visit_status
 from nightreg.db import Database
@@ -98,6 +98,30 @@ def _check_query(query: RegisterQuery) -> None:
         raise QueryInvalid("q", f"must be at most {MAX_QUERY_LENGTH} characters")
 
 
+def _in_order(stmt: Select[Any], query: RegisterQuery, name_key: Any) -> Select[Any]:
+    """The query's sort order, and with a cursor only the rows after it (the keyset)."""
+    if query.sort == "name":
+        if query.cursor:
+            key, last_id = _decode_cursor(query.cursor, query.sort)
+            stmt = stmt.where(or_(name_key > key, and_(name_key == key, Visit.id > last_id)))
+        return stmt.order_by(name_key, Visit.id)
+    if query.sort == "arrived_asc":
+        if query.cursor:
+            key, last_id = _decode_cursor(query.cursor, query.sort)
+            stmt = stmt.where(
+                Visit.arrived_at >= key,
+                or_(Visit.arrived_at > key, Visit.id > last_id),
+            )
+        return stmt.order_by(Visit.arrived_at, Visit.id)
+    if query.cursor:
+        key, last_id = _decode_cursor(query.cursor, query.sort)
+        stmt = stmt.where(
+            Visit.arrived_at <= key,
+            or_(Visit.arrived_at < key, Visit.id < last_id),
+        )
+    return stmt.order_by(Visit.arrived_at.desc(), Visit.id.desc())
+
+
 async def search(
     db: Database, actor: Actor, site_id: int, query: RegisterQuery, *, now: datetime
 ) -> RegisterPage:
@@ -124,27 +148,7 @@ async def search(
         if query.status:
             stmt = stmt.where(visit_status.status_is(query.status, now))
 
-        if query.sort == "name":
-            if query.cursor:
-                key, last_id = _decode_cursor(query.cursor, query.sort)
-                stmt = stmt.where(or_(name_key > key, and_(name_key == key, Visit.id > last_id)))
-            stmt = stmt.order_by(name_key, Visit.id)
-        elif query.sort == "arrived_asc":
-            if query.cursor:
-                key, last_id = _decode_cursor(query.cursor, query.sort)
-                stmt = stmt.where(
-                    Visit.arrived_at >= key,
-                    or_(Visit.arrived_at > key, Visit.id > last_id),
-                )
-            stmt = stmt.order_by(Visit.arrived_at, Visit.id)
-        else:
-            if query.cursor:
-                key, last_id = _decode_cursor(query.cursor, query.sort)
-                stmt = stmt.where(
-                    Visit.arrived_at <= key,
-                    or_(Visit.arrived_at < key, Visit.id < last_id),
-                )
-            stmt = stmt.order_by(Visit.arrived_at.desc(), Visit.id.desc())
+        stmt = _in_order(stmt, query, name_key)
         rows = [(row[0], row[1]) for row in await session.execute(stmt.limit(query.limit + 1))]
 
     visits = [visit for visit, _name in rows[: query.limit]]
