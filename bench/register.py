@@ -878,7 +878,7 @@ def report(
     w(f"samples         {args.samples} per kind, random sites; concurrency {args.concurrency}")
     w("")
     if reads is not None:
-        w(f"Tonight (register.tonight; avg {reads.tonight_rows:.0f} visits listed per call)")
+        w(f"Tonight (tonight.tonight; avg {reads.tonight_rows:.0f} visits listed per call)")
         for label, lat in reads.tonight.items():
             w(latency_line(label, lat))
         w("")
