@@ -13,15 +13,15 @@ two years, of which about 30-60 per site are present tonight. Site 1 is seeded b
 
 Phases, all through the services as the app calls them (with an admin actor of all sites):
 
-1. tonight: `register.tonight()` on random sites, sequentially and then with `--concurrency`
+1. tonight: `tonight.tonight()` on random sites, sequentially and then with `--concurrency`
    tasks at once; p50/p95/p99;
-2. search: `register.search()` on random sites, one batch per kind of query (a name fragment,
+2. search: `register_search.search()` on random sites, one batch per kind of query (a name fragment,
    a boat/car identifier fragment typed with odd case and dashes, a date range, a deep keyset
    page), plus two worst cases on the big site; p50/p95/p99 per kind;
 3. export: `transfer.export_register()` as CSV and JSON of the largest ordinary site and of the
    big site (all of it, and its last year), each in a fresh subprocess so that its peak RSS is
    its own; rows/s, MB/s, peak RSS;
-4. import: `transfer.import_register()` of the big site's first `--import-rows` exported rows
+4. import: `register_import.import_register()` of the big site's first `--import-rows` exported rows
    into a new empty site, for real and as a dry run (each in a fresh subprocess); rows/s.
 
 Targets (from the issue): tonight and search p95 <= 100 ms; export >= 100,000 rows/s with a
@@ -71,7 +71,7 @@ from bench.checkin import (  # noqa: E402
 from nightreg.db import Database, make_engine  # noqa: E402
 from nightreg.models import CheckinPoint, Site, Visit  # noqa: E402
 from nightreg.security import REFERENCE_ALPHABET  # noqa: E402
-from nightreg.services import register, transfer  # noqa: E402
+from nightreg.services import register_import, register_search, tonight, transfer  # noqa: E402
 from nightreg.services.access import Actor  # noqa: E402
 from nightreg.validation import search_key, subject_key  # noqa: E402
 
@@ -527,7 +527,7 @@ async def read_phases(url: str, args: argparse.Namespace, seeded: Seeded) -> Rea
 
         def tonight_call(site_id: int) -> Callable[[], Awaitable[Any]]:
             async def call() -> None:
-                result = await register.tonight(db, actor, site_id, now=now)
+                result = await tonight.tonight(db, actor, site_id, now=now)
                 counts.append(len(result.present) + len(result.arrived_today))
 
             return call
@@ -565,14 +565,14 @@ async def read_phases(url: str, args: argparse.Namespace, seeded: Seeded) -> Rea
                 )
                 return result.one()
 
-        async def ident_query(site: SiteInfo) -> register.RegisterQuery:
+        async def ident_query(site: SiteInfo) -> register_search.RegisterQuery:
             value = None
             while not value:  # a stay (business park) has neither registration nor plate
                 row = await sample_visit(site, rng.random())
                 value = row.registration or row.plate or row.mmsi
-            return register.RegisterQuery(q=_fragment(value, rng))
+            return register_search.RegisterQuery(q=_fragment(value, rng))
 
-        def name_query() -> register.RegisterQuery:
+        def name_query() -> register_search.RegisterQuery:
             last = rng.choice(LAST_NAMES)
             if rng.random() < 0.5:
                 q = last  # "de Vries"
@@ -580,18 +580,20 @@ async def read_phases(url: str, args: argparse.Namespace, seeded: Seeded) -> Rea
                 plain = last.split()[-1]
                 start = rng.randint(0, max(0, len(plain) - 4))
                 q = plain[start : start + rng.randint(4, 6)]
-            return register.RegisterQuery(q=_odd_case(q, rng))
+            return register_search.RegisterQuery(q=_odd_case(q, rng))
 
-        def period_query() -> register.RegisterQuery:
+        def period_query() -> register_search.RegisterQuery:
             start = (now - timedelta(days=rng.randint(14, HISTORY_DAYS))).astimezone(tz).date()
-            return register.RegisterQuery(date_from=start, date_to=start + timedelta(days=13))
+            return register_search.RegisterQuery(
+                date_from=start, date_to=start + timedelta(days=13)
+            )
 
-        async def deep_query(site: SiteInfo, q: str = "") -> register.RegisterQuery:
+        async def deep_query(site: SiteInfo, q: str = "") -> register_search.RegisterQuery:
             row = await sample_visit(site, rng.uniform(0.4, 0.9))
-            cursor = register._encode_cursor("arrived_desc", row.arrived_at, row.id)
-            return register.RegisterQuery(q=q, cursor=cursor)
+            cursor = register_search._encode_cursor("arrived_desc", row.arrived_at, row.id)
+            return register_search.RegisterQuery(q=q, cursor=cursor)
 
-        kinds: dict[str, list[tuple[int, register.RegisterQuery]]] = {}
+        kinds: dict[str, list[tuple[int, register_search.RegisterQuery]]] = {}
         n = args.samples
         kinds["name"] = [(rng.choice(sites).id, name_query()) for _ in range(n)]
         kinds["name + period"] = []
@@ -600,7 +602,7 @@ async def read_phases(url: str, args: argparse.Namespace, seeded: Seeded) -> Rea
             kinds["name + period"].append(
                 (
                     rng.choice(sites).id,
-                    register.RegisterQuery(
+                    register_search.RegisterQuery(
                         q=name_query().q, date_from=period.date_from, date_to=period.date_to
                     ),
                 )
@@ -625,10 +627,10 @@ async def read_phases(url: str, args: argparse.Namespace, seeded: Seeded) -> Rea
             found: list[int] = []
 
             def search_call(
-                site_id: int, query: register.RegisterQuery, found: list[int] = found
+                site_id: int, query: register_search.RegisterQuery, found: list[int] = found
             ) -> Callable[[], Awaitable[None]]:
                 async def call() -> None:
-                    page = await register.search(db, actor, site_id, query, now=now)
+                    page = await register_search.search(db, actor, site_id, query, now=now)
                     found.append(len(page.visits))
 
                 return call
@@ -723,7 +725,7 @@ def import_job(url: str, site_id: int, path: str, dry_run: bool) -> dict[str, An
             base_peak, base_now = _child_setup()
             started = time.perf_counter()
             with open(path, "rb") as source:  # noqa: ASYNC230 (the service reads it synchronously)
-                report = await transfer.import_register(
+                report = await register_import.import_register(
                     db, actor, site_id, source, filename=Path(path).name,
                     now=datetime.now(UTC), dry_run=dry_run,
                 )  # fmt: skip
@@ -876,11 +878,11 @@ def report(
     w(f"samples         {args.samples} per kind, random sites; concurrency {args.concurrency}")
     w("")
     if reads is not None:
-        w(f"Tonight (register.tonight; avg {reads.tonight_rows:.0f} visits listed per call)")
+        w(f"Tonight (tonight.tonight; avg {reads.tonight_rows:.0f} visits listed per call)")
         for label, lat in reads.tonight.items():
             w(latency_line(label, lat))
         w("")
-        w("Search (register.search, first page of 50 unless deep; sequential)")
+        w("Search (register_search.search, first page of 50 unless deep; sequential)")
         for label, lat in reads.search.items():
             w(latency_line(label, lat) + f"  avg {reads.search_rows[label]:.0f} rows")
         w("")
@@ -898,7 +900,7 @@ def report(
             f"(+{r['peak'] - r['base_peak']:.0f} over {r['base_peak']:.0f} before){check}"
         )
     w("")
-    w("Import (transfer.import_register, each in a fresh process)")
+    w("Import (register_import.import_register, each in a fresh process)")
     for run in imports:
         r = run.result
         w(

@@ -30,9 +30,10 @@ from admin.api.common import doc as _doc
 from admin.api.common import errors as _errors
 from nightreg.context import AppContext
 from nightreg.models import Site, Visit
-from nightreg.services import register, sites, transfer
+from nightreg.services import corrections, register, register_search, sites, transfer, walk_ins
 from nightreg.services.access import Actor
-from nightreg.services.register import QueryInvalid, RegisterQuery, VisitInvalid
+from nightreg.services.register import QueryInvalid, VisitInvalid
+from nightreg.services.register_search import RegisterQuery
 from nightreg.services.transfer import ExportInvalid
 from nightreg.validation import FieldError
 
@@ -365,7 +366,7 @@ class SitesController(Controller):
         source: FromQuery[Source | None] = None,
         sort: FromQuery[Sort] = "arrived_desc",
         cursor: Annotated[str | None, QueryParameter(max_length=400)] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=register.MAX_LIMIT)] = 50,
+        limit: Annotated[int, QueryParameter(ge=1, le=register_search.MAX_LIMIT)] = 50,
     ) -> VisitPage:
         check_dates({"from": date_from, "to": date_to})
         site = await sites.site_for(ctx.db, actor, slug, "register.view")
@@ -380,7 +381,7 @@ class SitesController(Controller):
             cursor=cursor or None,
             limit=limit,
         )
-        page = await register.search(ctx.db, actor, site.id, query, now=ctx.clock.now())
+        page = await register_search.search(ctx.db, actor, site.id, query, now=ctx.clock.now())
         return VisitPage(
             visits=[visit_out(v, site) for v in page.visits], next_cursor=page.next_cursor
         )
@@ -406,7 +407,7 @@ class SitesController(Controller):
         site = await sites.site_for(ctx.db, actor, slug, "register.edit")
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
         form = _as_form(values, ZoneInfo(site.timezone))
-        visit = await register.create_visit(
+        visit = await walk_ins.create_visit(
             ctx.db, actor, site.id, form, now=ctx.clock.now(), source="api",
             watchlist_key=ctx.settings.watchlist_key,
         )  # fmt: skip
@@ -509,7 +510,7 @@ class VisitsController(Controller):
         # Read first: the answer shows the visit, and its site's clock reads the times sent.
         visit = await register.get_visit(ctx.db, actor, _visit_id(id), now=now)
         changes = _as_form(data.changes, ZoneInfo(visit.site.timezone))
-        corrected = await register.correct_visit(
+        corrected = await corrections.correct_visit(
             ctx.db, actor, visit.id, changes, data.reason, now=now
         )
         return visit_out(corrected, visit.site)
@@ -536,7 +537,7 @@ class VisitsController(Controller):
         visit = await register.get_visit(ctx.db, actor, _visit_id(id), now=now)
         tz = ZoneInfo(visit.site.timezone)
         departed_at = _departure(data.departed_at if data else None, tz)
-        done = await register.check_out_visit(
+        done = await corrections.check_out_visit(
             ctx.db, actor, visit.id, now=now, departed_at=departed_at
         )
         return visit_out(done, visit.site)

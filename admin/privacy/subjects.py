@@ -33,7 +33,7 @@ from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.models import Flag, Observation, Visit
 from nightreg.rules import RULES
-from nightreg.services import register, subjects
+from nightreg.services import corrections, subjects
 from nightreg.services.access import Actor
 from nightreg.services.observations import INDICATORS
 from nightreg.services.subjects import Blockers, Erased, EraseRefused, Found, SubjectInvalid
@@ -97,7 +97,7 @@ def visit_rows(visit: Visit) -> list[tuple[str, str]]:
         for name in ("kind", "source", "subject_key", "created_at", "updated_at")
     ]
     shown = {"reference", "site_id", *META_LABELS}
-    for name in register.fields_for(visit.kind):
+    for name in corrections.fields_for(visit.kind):
         rows.append((i18n.gettext(FIELD_LABELS[name]), _value(name, getattr(visit, name), tz)))
         shown.add(name)
     # Whatever else is stored (a field of another kind, the point): shown when it holds a value.

@@ -19,18 +19,22 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.forms import error_messages, form_dates, rerender
-from nightreg import i18n
+from nightreg import i18n, visit_status
 from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.models import AuditEvent, Site, Visit
-from nightreg.services import register
-from nightreg.services.access import Actor
-from nightreg.services.register import (
-    EDITABLE_FIELDS,
-    QueryInvalid,
-    RegisterQuery,
-    VisitInvalid,
+from nightreg.services import (
+    corrections,
+    police_print,
+    register,
+    register_search,
+    tonight,
+    walk_ins,
 )
+from nightreg.services.access import Actor
+from nightreg.services.corrections import EDITABLE_FIELDS
+from nightreg.services.register import QueryInvalid, VisitInvalid
+from nightreg.services.register_search import RegisterQuery
 from nightreg.services.sites import site_for
 from nightreg.vocabulary import (
     ID_DOCUMENT_LABELS,
@@ -134,7 +138,7 @@ def display(name: str, value: Any, tz: ZoneInfo) -> str:
 def _field_rows(visit: Visit, tz: ZoneInfo) -> list[tuple[str, str]]:
     return [
         (i18n.gettext(FIELD_LABELS[name]), display(name, getattr(visit, name), tz))
-        for name in register.fields_for(visit.kind)
+        for name in corrections.fields_for(visit.kind)
     ]
 
 
@@ -169,14 +173,6 @@ def _history(events: list[AuditEvent], tz: ZoneInfo) -> list[dict[str, Any]]:
     return entries
 
 
-def _status(visit: Visit, now: datetime) -> str:
-    if visit.departed_at is not None:
-        return "departed"
-    if visit.expected_departure_at < now:
-        return "overdue"
-    return "present"
-
-
 def _base_context(site: Site) -> dict[str, Any]:
     return {
         "site": site,
@@ -184,6 +180,7 @@ def _base_context(site: Site) -> dict[str, Any]:
         "time_format": TIME_FORMAT,
         "kind_labels": KIND_LABELS,
         "status_labels": STATUS_LABELS,
+        "visit_status": visit_status.status,
         "source_labels": SOURCE_LABELS,
         "source_short": SOURCE_SHORT,
     }
@@ -242,7 +239,7 @@ class SiteRegisterController(Controller):
         """Who is here now; the board asks again every 15 seconds (htmx) and gets the partial."""
         site = await site_for(ctx.db, actor, slug, "register.view")
         now = ctx.clock.now()
-        board = await register.tonight(ctx.db, actor, site.id, now=now)
+        board = await tonight.tonight(ctx.db, actor, site.id, now=now)
         context = {
             **_base_context(site),
             "board": board,
@@ -273,15 +270,17 @@ class SiteRegisterController(Controller):
             date_from=dates["from"],
             date_to=dates["to"],
             kind=form["kind"] if form["kind"] in site.visit_kinds else None,
-            status=form["status"] if form["status"] in register.STATUSES else None,
+            status=form["status"] if form["status"] in visit_status.STATUSES else None,
             source=form["source"] if form["source"] in SOURCES else None,
-            sort=form["sort"] if form["sort"] in register.SORTS else "arrived_desc",
+            sort=form["sort"] if form["sort"] in register_search.SORTS else "arrived_desc",
             cursor=(params.get("cursor") or None),
         )
-        page: register.RegisterPage | None = None
+        page: register_search.RegisterPage | None = None
         if not errors:
             try:
-                page = await register.search(ctx.db, actor, site.id, query, now=ctx.clock.now())
+                page = await register_search.search(
+                    ctx.db, actor, site.id, query, now=ctx.clock.now()
+                )
             except QueryInvalid as invalid:
                 field = {"date_to": "to", "date_from": "from"}.get(invalid.field, invalid.field)
                 errors[field] = i18n.gettext(
@@ -300,7 +299,7 @@ class SiteRegisterController(Controller):
             "now": ctx.clock.now(),
             "is_next_page": bool(query.cursor),
             "sort_labels": SORT_LABELS,
-            "statuses": register.STATUSES,
+            "statuses": visit_status.STATUSES,
             "sources": SOURCES,
         }
         status = HTTP_400_BAD_REQUEST if errors else 200
@@ -344,7 +343,7 @@ class SiteRegisterController(Controller):
         form = _form(data)
         form.pop("_csrf_token", None)
         try:
-            visit = await register.create_visit(
+            visit = await walk_ins.create_visit(
                 ctx.db, actor, site.id, form, now=ctx.clock.now(), source="staff",
                 watchlist_key=ctx.settings.watchlist_key,
             )  # fmt: skip
@@ -386,7 +385,7 @@ class SiteRegisterController(Controller):
             date_to = date_from
         elif date_to and not date_from:
             date_from = date_to
-        out = await register.print_register(
+        out = await police_print.print_register(
             ctx.db, actor, site.id, date_from=date_from, date_to=date_to, now=ctx.clock.now()
         )
         kinds = {v.kind for v in out.visits}
@@ -430,7 +429,7 @@ class VisitPagesController(Controller):
         return {
             **_base_context(visit.site),
             "visit": visit,
-            "status": _status(visit, now),
+            "status": visit_status.status(visit, now),
             "rows": _field_rows(visit, tz),
             "history": _history(history, tz),
             "notes": notes,
@@ -463,7 +462,7 @@ class VisitPagesController(Controller):
         context = {
             **_form_context(visit.site, visit.kind),
             "visit": visit,
-            "values": register.visit_form_values(visit, tz),
+            "values": corrections.visit_form_values(visit, tz),
             "errors": {},
             "other_errors": {},
         }
@@ -482,17 +481,17 @@ class VisitPagesController(Controller):
         form = _form(data)
         changes = {k: v for k, v in form.items() if k in EDITABLE_FIELDS}
         try:
-            await register.correct_visit(
+            await corrections.correct_visit(
                 ctx.db, actor, id, changes, form.get("reason", ""), now=ctx.clock.now()
             )
         except VisitInvalid as invalid:
             visit = await self._editable(ctx, actor, id)
             errors = error_messages(invalid.errors)
-            shown = set(register.fields_for(visit.kind)) | {"reason"}
+            shown = set(corrections.fields_for(visit.kind)) | {"reason"}
             context = {
                 **_form_context(visit.site, visit.kind),
                 "visit": visit,
-                "values": {**register.visit_form_values(visit, ZoneInfo(visit.site.timezone)),
+                "values": {**corrections.visit_form_values(visit, ZoneInfo(visit.site.timezone)),
                            **form},
                 "errors": errors,
                 "other_errors": {k: v for k, v in errors.items() if k not in shown},
@@ -509,7 +508,7 @@ class VisitPagesController(Controller):
         id: FromPath[int],
     ) -> Response[Any]:
         try:
-            await register.check_out_visit(ctx.db, actor, id, now=ctx.clock.now())
+            await corrections.check_out_visit(ctx.db, actor, id, now=ctx.clock.now())
         except VisitInvalid as invalid:
             # Its arrival still lies ahead: it cannot have left yet.
             context = await self._page(ctx, actor, id)
@@ -528,14 +527,14 @@ class VisitPagesController(Controller):
     ) -> Response[Any]:
         text = data.get("text", "") if isinstance(data.get("text"), str) else ""
         try:
-            await register.add_note(ctx.db, actor, id, text, now=ctx.clock.now())
+            await corrections.add_note(ctx.db, actor, id, text, now=ctx.clock.now())
         except VisitInvalid as invalid:
             context = await self._page(
                 ctx,
                 actor,
                 id,
                 note_error=error_messages(invalid.errors).get("text"),
-                note_text=text[: register.MAX_NOTE_LENGTH * 2],
+                note_text=text[: corrections.MAX_NOTE_LENGTH * 2],
             )
             return rerender("admin/visit.html", context)
         return see_other(request, f"/admin/visits/{id}#notes")

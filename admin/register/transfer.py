@@ -16,7 +16,7 @@ from admin.forms import error_message, form_dates
 from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.models import Site
-from nightreg.services import transfer
+from nightreg.services import register_import, transfer
 from nightreg.services.access import Actor
 from nightreg.services.sites import site_for
 from nightreg.web import render_error_message
@@ -56,7 +56,7 @@ def _import_page(
     site: Site,
     *,
     dry_run: bool = True,
-    report: transfer.ImportReport | None = None,
+    report: register_import.ImportReport | None = None,
     error: str | None = None,
 ) -> Template:
     rows = []
@@ -78,7 +78,7 @@ def _import_page(
             else report.bad_rows - min(len(report.errors), ERRORS_SHOWN),
             "error": error,
             "columns": transfer.EXPORT_COLUMNS,
-            "required": transfer.REQUIRED_COLUMNS,
+            "required": register_import.REQUIRED_COLUMNS,
         },
         status_code=HTTP_400_BAD_REQUEST if error or (report and not report.ok) else 200,
     )
@@ -154,7 +154,7 @@ class TransferController(Controller):
         if not isinstance(upload, UploadFile) or not upload.filename:
             return _import_page(site, dry_run=dry_run, error=error_message(MSG_NO_FILE))
         try:
-            report = await transfer.import_register(
+            report = await register_import.import_register(
                 ctx.db,
                 actor,
                 site.id,
@@ -163,7 +163,7 @@ class TransferController(Controller):
                 now=ctx.clock.now(),
                 dry_run=dry_run,
             )
-        except transfer.ImportFileError as exc:
+        except register_import.ImportFileError as exc:
             message = render_error_message(MSG_UNREADABLE, {"reason": str(exc)})
             return _import_page(site, dry_run=dry_run, error=message)
         finally:

@@ -135,21 +135,21 @@ def _describe(report: Any) -> list[str]:
 
 
 def cmd_import_register(settings: Settings, args: argparse.Namespace) -> int:
-    from nightreg.services import sites, transfer
+    from nightreg.services import register_import, sites
     from nightreg.services.access import CLI
 
     path = Path(args.file)
     if not path.is_file():
         raise CommandError(f"{args.file}: no such file")
 
-    async def work(db: Database) -> transfer.ImportReport:
+    async def work(db: Database) -> register_import.ImportReport:
         try:
             site = await sites.get_site(db, args.site)
         except sites.SiteError as exc:
             raise CommandError(str(exc)) from exc
         with path.open("rb") as stream:  # noqa: ASYNC230 - the command's only task
             try:
-                return await transfer.import_register(
+                return await register_import.import_register(
                     db,
                     CLI,
                     site.id,
@@ -158,7 +158,7 @@ def cmd_import_register(settings: Settings, args: argparse.Namespace) -> int:
                     now=SystemClock().now(),
                     dry_run=args.dry_run,
                 )
-            except transfer.ImportFileError as exc:
+            except register_import.ImportFileError as exc:
                 raise CommandError(f"{args.file}: {exc}; nothing was imported") from exc
 
     report = with_database(settings, work)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from nightreg import visit_status
 from nightreg.i18n import N_
 from nightreg.rules.base import Finding, ScannedRule, Threshold, Thresholds, VisitFacts, score
 
@@ -17,11 +18,15 @@ CODE = "overdue"
 
 
 def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list[Finding]:
-    """Each visit on its own, judged at `now`."""
+    """Each visit on its own, judged at `now`: overdue by at least the `hours` threshold.
+
+    The register's pages call a visit overdue as soon as its expected departure has passed
+    (visit_status); the rule waits `hours` longer before it files a reminder.
+    """
     late = timedelta(hours=t["hours"])
     findings = []
     for visit in visits:
-        if visit.departed_at is not None or now - visit.expected_departure_at < late:
+        if not visit_status.is_overdue(visit, now, grace=late):
             continue
         hours = int((now - visit.expected_departure_at).total_seconds() // 3600)
         findings.append(

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
 from nightreg.db import Database
 from nightreg.models import Visit
-from nightreg.security import new_reference, private_link_token, token_hash
-from nightreg.services import watchlist
+from nightreg.security import private_link_token, token_hash
+from nightreg.services import visits
 from nightreg.services.writer import VisitWriter
-from nightreg.validation import CheckinData, search_key
+from nightreg.validation import CheckinData
 
 # A retried submit within this window gets the first answer again (with its private link);
 # later, the same form replayed (say, from a kiosk's browser history) gets nothing back.
@@ -66,56 +64,26 @@ async def check_in(
     raises a flag only analysts see, and the visitor's answer is the same either way.
     """
     token = private_link_token(secret_key, idempotency_key)
-    values = dataclasses.asdict(data)
-    values.update(
-        search_key=search_key(
-            data.guest_name, data.vessel_name, data.registration, data.mmsi, data.plate
-        ),
+    row = visits.visit_row(
+        data,
         site_id=site_id,
         point_id=point_id,
         source=source,
+        now=now,
         private_token_hash=token_hash(token),
-        idempotency_key=idempotency_key or None,
-        request_fingerprint=fingerprint,
-        created_at=now,
-        updated_at=now,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
     )
-    # A reference collides once in ~10^12 draws; try again rather than fail the visitor.
-    for _attempt in range(3):
-        values["reference"] = new_reference()
-        visit_id: int | None
-        try:
-            if writer is not None:
-                visit_id = await writer.insert(dict(values))
-            else:
-                async with db.write() as session:
-                    visit_id = await session.scalar(
-                        insert(Visit).values(**values).returning(Visit.id)
-                    )
-        except IntegrityError:
-            if idempotency_key:
-                earlier = await _by_idempotency_key(db, idempotency_key)
-                if earlier is not None:
-                    return _replay(earlier, token, fingerprint, now)
-            continue
-        visit = Visit(id=visit_id, **values)
-        if watchlist_key and visit_id is not None:
-            # Only once the visit is committed, in transactions of its own: a failing check is
-            # logged by check_new_visit and never fails the registration it looks at.
-            await watchlist.check_new_visit(db, visit, watchlist_key, now)
-        return CheckinResult(visit=visit, private_token=token, replayed=False)
-    raise RuntimeError("could not allocate a unique visit reference")
+    written = await visits.write(db, row, now=now, writer=writer, watchlist_key=watchlist_key)
+    if written.replayed:
+        return _replay(written.visit, token, fingerprint, now)
+    return CheckinResult(visit=written.visit, private_token=token, replayed=False)
 
 
 def _replay(earlier: Visit, token: str, fingerprint: str | None, now: datetime) -> CheckinResult:
     if earlier.request_fingerprint != fingerprint or now - earlier.created_at > REPLAY_WINDOW:
         raise ReplayRefused(earlier.reference)
     return CheckinResult(visit=earlier, private_token=token, replayed=True)
-
-
-async def _by_idempotency_key(db: Database, key: str) -> Visit | None:
-    async with db.read() as session:
-        return await session.scalar(select(Visit).where(Visit.idempotency_key == key))
 
 
 async def visit_by_private_token(db: Database, token: str) -> Visit | None:

@@ -134,7 +134,7 @@ class LiveServer:
         from zoneinfo import ZoneInfo
 
         from nightreg.db import Database
-        from nightreg.services import register
+        from nightreg.services import corrections, walk_ins
         from nightreg.services.access import Actor
         from nightreg.services.sites import get_site
 
@@ -161,9 +161,9 @@ class LiveServer:
                     "expected_departure_at": local(now + stays),
                     **fields,
                 }
-                visit = await register.create_visit(db, actor, site.id, form, now=now)
+                visit = await walk_ins.create_visit(db, actor, site.id, form, now=now)
                 if departed:
-                    visit = await register.check_out_visit(db, actor, visit.id, now=now)
+                    visit = await corrections.check_out_visit(db, actor, visit.id, now=now)
                 return visit
             finally:
                 await db.dispose()

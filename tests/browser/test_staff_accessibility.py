@@ -273,13 +273,13 @@ PAGES: dict[str, Callable[[Page, LiveServer, Harbour], None]] = {
 def correct(server: LiveServer, visit_id: int, changes: dict[str, str], reason: str) -> None:
     from nightreg.clock import SystemClock
     from nightreg.db import Database
-    from nightreg.services import register
+    from nightreg.services import corrections
     from nightreg.services.access import Actor
 
     async def run() -> None:
         db = Database(server.settings.database_url)
         try:
-            await register.correct_visit(
+            await corrections.correct_visit(
                 db, Actor(kind="cli", name="browser test"), visit_id, changes, reason,
                 now=SystemClock().now(),
             )  # fmt: skip

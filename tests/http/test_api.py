@@ -15,7 +15,7 @@ from admin.api.v1 import VisitOut
 from nightreg.clock import FrozenClock
 from nightreg.db import Database
 from nightreg.models import AuditEvent, Site, Visit
-from nightreg.services import register, tokens
+from nightreg.services import corrections, tokens, walk_ins
 from nightreg.services.access import CLI
 from nightreg.services.transfer import EXPORT_COLUMNS
 from tests.factories import SUMMER_EVENING, PointRef, make_point, new_token
@@ -55,7 +55,7 @@ async def add_visit(db: Database, slug: str, **changes: str) -> Visit:
         "registration": "NL-123-AB",
         **changes,
     }
-    return await register.create_visit(
+    return await walk_ins.create_visit(
         db, CLI, await site_id(db, slug), form, now=SUMMER_EVENING, source="staff"
     )
 
@@ -256,7 +256,7 @@ async def test_the_register_filters_by_search_text_kind_status_and_dates(
 ):
     boat = await add_visit(db, harbour.site_slug, vessel_name="Zwaluw", registration="NL-99-ZZ")
     other = await add_visit(db, harbour.site_slug, arrived_at="2026-07-12T10:00")
-    await register.check_out_visit(db, CLI, other.id, now=SUMMER_EVENING)
+    await corrections.check_out_visit(db, CLI, other.id, now=SUMMER_EVENING)
     plain = await new_token(db, "harbour_master", harbour.site_slug)
     path = f"/api/v1/sites/{harbour.site_slug}/visits"
 

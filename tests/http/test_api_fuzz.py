@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from nightreg.app import create_app
 from nightreg.clock import FrozenClock
-from nightreg.services import register, sites, tokens
+from nightreg.services import sites, tokens, walk_ins
 from nightreg.services.access import CLI
 from nightreg.settings import Settings
 from nightreg.web.errors import API_ERROR_CODES
@@ -67,7 +67,7 @@ def make_target(database_url: str) -> FuzzTarget:
             visit_ids = []
             for n in range(3):
                 local = (SUMMER_EVENING - timedelta(hours=n + 1)).astimezone(site_tz(site))
-                visit = await register.create_visit(
+                visit = await walk_ins.create_visit(
                     db, CLI, site.id,
                     {
                         "kind": "vessel", "guest_name": f"Jan de Vries {n}", "residence": "Hoorn",

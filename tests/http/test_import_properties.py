@@ -21,7 +21,7 @@ from nightreg.clock import FrozenClock
 from nightreg.db import Database
 from nightreg.models import Visit
 from nightreg.security import new_reference
-from nightreg.services import sites, transfer
+from nightreg.services import register_import, sites, transfer
 from nightreg.services.access import CLI
 from nightreg.validation import MAX_LENGTHS, clean_text
 from tests.factories import PointRef, make_point, make_staff
@@ -163,10 +163,10 @@ async def test_random_rows_are_imported_exactly_or_refused_at_a_line_and_field(
         values["reference"] = reference
     data = csv_file(rows, delimiter)
     try:
-        report = await transfer.import_register(
+        report = await register_import.import_register(
             db, CLI, site_id, data, filename="register.csv", now=clock.now()
         )
-    except transfer.ImportFileError as exc:
+    except register_import.ImportFileError as exc:
         refused: str | None = str(exc)
     else:
         refused = None

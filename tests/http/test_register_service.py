@@ -11,15 +11,25 @@ import secrets
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
 from nightreg.db import Database
 from nightreg.models import VisitNote
-from nightreg.services import audit, register
+from nightreg.services import (
+    audit,
+    corrections,
+    police_print,
+    register,
+    register_search,
+    tonight,
+    walk_ins,
+)
 from nightreg.services.access import AccessDenied, NotFound
-from nightreg.services.register import QueryInvalid, RegisterQuery, VisitInvalid
+from nightreg.services.register import QueryInvalid, VisitInvalid
+from nightreg.services.register_search import RegisterQuery
 from tests.factories import SUMMER_EVENING, add_visit, events, new_site, reload, staff
 
 NOW = SUMMER_EVENING  # 21:00 in Amsterdam, 14 July 2026
@@ -64,7 +74,7 @@ async def test_tonight_counts_who_is_present_by_kind_and_lists_arrivals_leavers_
     )
     not_yet = await add_visit(db, site, arrived=NOW + timedelta(hours=10))
 
-    result = await register.tonight(db, staff("harbour_master", site), site.id, now=NOW)
+    result = await tonight.tonight(db, staff("harbour_master", site), site.id, now=NOW)
 
     assert {v.id for v in result.present} == {boat.id, car.id, leaver.id, late.id}
     assert result.present_by_kind == {"vessel": 3, "vehicle": 1}
@@ -81,7 +91,7 @@ async def test_tonight_starts_the_day_at_midnight_on_the_sites_clock(db: Databas
     after_midnight = await add_visit(db, site, arrived=datetime(2026, 7, 13, 22, 30, tzinfo=UTC))
     before_midnight = await add_visit(db, site, arrived=datetime(2026, 7, 13, 21, 30, tzinfo=UTC))
 
-    result = await register.tonight(db, staff("security", site), site.id, now=NOW)
+    result = await tonight.tonight(db, staff("security", site), site.id, now=NOW)
 
     assert after_midnight.id in {v.id for v in result.arrived_today}
     assert before_midnight.id not in {v.id for v in result.arrived_today}
@@ -91,7 +101,7 @@ async def test_tonight_is_audited_with_the_visits_it_showed(db: Database):
     site = await new_site(db)
     boat = await add_visit(db, site)
 
-    await register.tonight(db, staff("harbour_master", site), site.id, now=NOW)
+    await tonight.tonight(db, staff("harbour_master", site), site.id, now=NOW)
 
     [event] = await events(db, "tonight_viewed", site)
     assert json.loads(event.object_ids) == [boat.id]
@@ -102,11 +112,11 @@ async def test_tonight_of_another_site_is_not_found_and_an_analyst_is_refused(db
     mine, theirs = await new_site(db), await new_site(db)
 
     with pytest.raises(NotFound):
-        await register.tonight(db, staff("harbour_master", mine), theirs.id, now=NOW)
+        await tonight.tonight(db, staff("harbour_master", mine), theirs.id, now=NOW)
     with pytest.raises(AccessDenied):
-        await register.tonight(db, staff("analyst", mine), mine.id, now=NOW)
+        await tonight.tonight(db, staff("analyst", mine), mine.id, now=NOW)
     with pytest.raises(AccessDenied):
-        await register.tonight(db, staff("auditor", mine), mine.id, now=NOW)
+        await tonight.tonight(db, staff("auditor", mine), mine.id, now=NOW)
 
 
 # --- search ------------------------------------------------------------------------------
@@ -120,7 +130,7 @@ async def test_the_search_ignores_case_spaces_and_dashes(db: Database, q: str):
     boat = await add_visit(db, site)
     await add_visit(db, site, guest_name="Piet Jansen", vessel_name="Albatros", registration="X1")
 
-    page = await register.search(
+    page = await register_search.search(
         db, staff("harbour_master", site), site.id, RegisterQuery(q=q), now=NOW
     )
 
@@ -133,8 +143,10 @@ async def test_the_search_finds_an_mmsi_and_a_plate(db: Database):
     car = await add_visit(db, site, kind="vehicle", plate="GX-123-B")
     actor = staff("security", site)
 
-    by_mmsi = await register.search(db, actor, site.id, RegisterQuery(q="244 123 456"), now=NOW)
-    by_plate = await register.search(db, actor, site.id, RegisterQuery(q="gx123b"), now=NOW)
+    by_mmsi = await register_search.search(
+        db, actor, site.id, RegisterQuery(q="244 123 456"), now=NOW
+    )
+    by_plate = await register_search.search(db, actor, site.id, RegisterQuery(q="gx123b"), now=NOW)
 
     assert [v.id for v in by_mmsi.visits] == [boat.id]
     assert [v.id for v in by_plate.visits] == [car.id]
@@ -145,7 +157,7 @@ async def test_wildcards_in_a_search_are_taken_literally(db: Database, q: str):
     site = await new_site(db)
     await add_visit(db, site)
 
-    page = await register.search(
+    page = await register_search.search(
         db, staff("harbour_master", site), site.id, RegisterQuery(q=q), now=NOW
     )
 
@@ -157,11 +169,11 @@ async def test_the_search_never_shows_another_sites_visits(db: Database):
     await add_visit(db, theirs)
     actor = staff("harbour_master", mine)
 
-    page = await register.search(db, actor, mine.id, RegisterQuery(q="de vries"), now=NOW)
+    page = await register_search.search(db, actor, mine.id, RegisterQuery(q="de vries"), now=NOW)
 
     assert page.visits == []
     with pytest.raises(NotFound):
-        await register.search(db, actor, theirs.id, RegisterQuery(), now=NOW)
+        await register_search.search(db, actor, theirs.id, RegisterQuery(), now=NOW)
 
 
 @pytest.mark.parametrize("sort", ["arrived_desc", "arrived_asc", "name"])
@@ -184,7 +196,7 @@ async def test_keyset_pagination_returns_every_visit_exactly_once(db: Database, 
     seen: list[int] = []
     cursor = None
     for _page in range(10):
-        page = await register.search(
+        page = await register_search.search(
             db, actor, site.id, RegisterQuery(sort=sort, cursor=cursor, limit=4), now=NOW
         )
         seen.extend(v.id for v in page.visits)
@@ -213,7 +225,7 @@ async def test_the_filters_narrow_by_kind_status_and_source(db: Database):
     actor = staff("harbour_master", site)
 
     async def found(**kw: Any) -> set[int]:
-        page = await register.search(db, actor, site.id, RegisterQuery(**kw), now=NOW)
+        page = await register_search.search(db, actor, site.id, RegisterQuery(**kw), now=NOW)
         return {v.id for v in page.visits}
 
     assert await found(kind="vehicle") == {car.id}
@@ -257,7 +269,7 @@ async def test_a_date_range_finds_every_stay_that_overlaps_it(db: Database):
     # Arrived at 00:30 local time on 4 July: after the range.
     after = await add_visit(db, site, arrived=datetime(2026, 7, 3, 22, 30, tzinfo=UTC))
 
-    page = await register.search(
+    page = await register_search.search(
         db,
         staff("harbour_master", site),
         site.id,
@@ -274,7 +286,7 @@ async def test_a_search_is_audited_with_the_visits_shown_and_the_filters(db: Dat
     site = await new_site(db)
     boat = await add_visit(db, site)
 
-    await register.search(
+    await register_search.search(
         db,
         staff("security", site),
         site.id,
@@ -310,7 +322,7 @@ async def test_a_bad_query_is_refused_with_its_field(
     site = await new_site(db)
 
     with pytest.raises(QueryInvalid) as refused:
-        await register.search(db, staff("harbour_master", site), site.id, query, now=NOW)
+        await register_search.search(db, staff("harbour_master", site), site.id, query, now=NOW)
 
     assert refused.value.field == field
 
@@ -320,11 +332,11 @@ async def test_a_cursor_of_another_sort_is_refused(db: Database):
     for _ in range(3):
         await add_visit(db, site)
     actor = staff("harbour_master", site)
-    page = await register.search(db, actor, site.id, RegisterQuery(limit=1), now=NOW)
+    page = await register_search.search(db, actor, site.id, RegisterQuery(limit=1), now=NOW)
     assert page.next_cursor
 
     with pytest.raises(QueryInvalid):
-        await register.search(
+        await register_search.search(
             db, actor, site.id, RegisterQuery(sort="name", cursor=page.next_cursor), now=NOW
         )
 
@@ -352,9 +364,9 @@ async def test_a_visit_of_another_site_is_not_found_and_nothing_is_audited(db: D
         register.get_visit(db, actor, boat.id, now=NOW),
         register.visit_history(db, actor, boat.id),
         register.visit_notes(db, actor, boat.id),
-        register.correct_visit(db, actor, boat.id, {"persons": "3"}, "typo", now=NOW),
-        register.check_out_visit(db, actor, boat.id, now=NOW),
-        register.add_note(db, actor, boat.id, "paid", now=NOW),
+        corrections.correct_visit(db, actor, boat.id, {"persons": "3"}, "typo", now=NOW),
+        corrections.check_out_visit(db, actor, boat.id, now=NOW),
+        corrections.add_note(db, actor, boat.id, "paid", now=NOW),
     ):
         with pytest.raises(NotFound):
             await call
@@ -375,7 +387,7 @@ async def test_staff_enter_last_nights_walk_in_the_next_morning(db: Database):
     site = await new_site(db)
     morning = datetime(2026, 7, 14, 7, 0, tzinfo=UTC)
 
-    visit = await register.create_visit(
+    visit = await walk_ins.create_visit(
         db, staff("harbour_master", site), site.id, walk_in(), now=morning
     )
 
@@ -395,7 +407,7 @@ async def test_a_walk_in_uses_the_kiosks_validation(db: Database):
     form = walk_in(guest_name="", arrived_at="2026-07-01T10:00", registration="", mmsi="123")
 
     with pytest.raises(VisitInvalid) as refused:
-        await register.create_visit(db, staff("harbour_master", site), site.id, form, now=NOW)
+        await walk_ins.create_visit(db, staff("harbour_master", site), site.id, form, now=NOW)
 
     assert {"guest_name", "arrived_at", "mmsi"} <= refused.value.errors.keys()
     assert await events(db, "visit_created", site) == []
@@ -405,7 +417,7 @@ async def test_a_walk_in_of_a_kind_the_site_does_not_take_is_refused(db: Databas
     site = await new_site(db, "marina")
 
     with pytest.raises(VisitInvalid) as refused:
-        await register.create_visit(
+        await walk_ins.create_visit(
             db,
             staff("harbour_master", site),
             site.id,
@@ -421,8 +433,8 @@ async def test_a_walk_in_sent_twice_makes_one_visit(db: Database):
     actor = staff("harbour_master", site)
     form = walk_in(idempotency_key=secrets.token_urlsafe(12))
 
-    first = await register.create_visit(db, actor, site.id, form, now=NOW)
-    second = await register.create_visit(db, actor, site.id, form, now=NOW)
+    first = await walk_ins.create_visit(db, actor, site.id, form, now=NOW)
+    second = await walk_ins.create_visit(db, actor, site.id, form, now=NOW)
 
     assert first.id == second.id
     assert len(await events(db, "visit_created", site)) == 1
@@ -432,7 +444,7 @@ async def test_security_may_not_enter_a_walk_in(db: Database):
     site = await new_site(db)
 
     with pytest.raises(AccessDenied):
-        await register.create_visit(db, staff("security", site), site.id, walk_in(), now=NOW)
+        await walk_ins.create_visit(db, staff("security", site), site.id, walk_in(), now=NOW)
 
 
 # --- corrections -------------------------------------------------------------------------
@@ -444,11 +456,11 @@ async def test_a_correction_audits_the_reason_and_old_and_new_values_of_what_cha
     site = await new_site(db)
     boat = await add_visit(db, site, length_m=Decimal("9.5"))
     actor = staff("harbour_master", site)
-    tz = register.ZoneInfo(site.timezone)
-    form = register.visit_form_values(boat, tz)
+    tz = ZoneInfo(site.timezone)
+    form = corrections.visit_form_values(boat, tz)
     form.update(guest_name="Jan de Vries-Bakker", registration="NL-124-AB", length_m="10")
 
-    visit = await register.correct_visit(db, actor, boat.id, form, "Typo at the kiosk", now=NOW)
+    visit = await corrections.correct_visit(db, actor, boat.id, form, "Typo at the kiosk", now=NOW)
 
     assert visit.guest_name == "Jan de Vries-Bakker"
     stored = await reload(db, boat.id)
@@ -482,7 +494,7 @@ async def test_a_correction_without_a_reason_is_refused(db: Database, reason: st
     boat = await add_visit(db, site)
 
     with pytest.raises(VisitInvalid) as refused:
-        await register.correct_visit(
+        await corrections.correct_visit(
             db, staff("harbour_master", site), boat.id, {"persons": "3"}, reason, now=NOW
         )
 
@@ -496,7 +508,7 @@ async def test_a_correction_is_checked_with_the_kiosks_rules(db: Database):
     boat = await add_visit(db, site)
 
     with pytest.raises(VisitInvalid) as refused:
-        await register.correct_visit(
+        await corrections.correct_visit(
             db,
             staff("harbour_master", site),
             boat.id,
@@ -517,7 +529,7 @@ async def test_an_old_visit_can_still_be_corrected(db: Database):
         departed=NOW - timedelta(days=38),
     )
 
-    await register.correct_visit(
+    await corrections.correct_visit(
         db,
         staff("harbour_master", site),
         old.id,
@@ -538,7 +550,7 @@ async def test_a_correction_may_not_move_the_departure_before_the_arrival(db: Da
     )
 
     with pytest.raises(VisitInvalid) as refused:
-        await register.correct_visit(
+        await corrections.correct_visit(
             db,
             staff("harbour_master", site),
             boat.id,
@@ -555,7 +567,7 @@ async def test_a_field_of_another_kind_or_an_unknown_field_cannot_be_corrected(d
     boat = await add_visit(db, site)
 
     with pytest.raises(VisitInvalid) as refused:
-        await register.correct_visit(
+        await corrections.correct_visit(
             db,
             staff("harbour_master", site),
             boat.id,
@@ -570,9 +582,9 @@ async def test_a_field_of_another_kind_or_an_unknown_field_cannot_be_corrected(d
 async def test_a_correction_that_changes_nothing_writes_nothing(db: Database):
     site = await new_site(db)
     boat = await add_visit(db, site)
-    form = register.visit_form_values(boat, register.ZoneInfo(site.timezone))
+    form = corrections.visit_form_values(boat, ZoneInfo(site.timezone))
 
-    await register.correct_visit(
+    await corrections.correct_visit(
         db, staff("harbour_master", site), boat.id, form, "no change", now=NOW
     )
 
@@ -586,11 +598,11 @@ async def test_security_may_view_but_not_correct(db: Database):
 
     await register.get_visit(db, guard, boat.id, now=NOW)
     with pytest.raises(AccessDenied):
-        await register.correct_visit(db, guard, boat.id, {"persons": "3"}, "x", now=NOW)
+        await corrections.correct_visit(db, guard, boat.id, {"persons": "3"}, "x", now=NOW)
     with pytest.raises(AccessDenied):
-        await register.check_out_visit(db, guard, boat.id, now=NOW)
+        await corrections.check_out_visit(db, guard, boat.id, now=NOW)
     with pytest.raises(AccessDenied):
-        await register.add_note(db, guard, boat.id, "x", now=NOW)
+        await corrections.add_note(db, guard, boat.id, "x", now=NOW)
 
 
 async def test_a_correction_fails_when_its_audit_cannot_be_written(
@@ -604,7 +616,7 @@ async def test_a_correction_fails_when_its_audit_cannot_be_written(
 
     monkeypatch.setattr(audit, "record", broken)
     with pytest.raises(RuntimeError):
-        await register.correct_visit(
+        await corrections.correct_visit(
             db, staff("harbour_master", site), boat.id, {"persons": "4"}, "count", now=NOW
         )
 
@@ -622,7 +634,9 @@ async def test_a_search_hands_out_nothing_when_its_audit_cannot_be_written(
 
     monkeypatch.setattr(audit, "log", broken)
     with pytest.raises(RuntimeError):
-        await register.search(db, staff("harbour_master", site), site.id, RegisterQuery(), now=NOW)
+        await register_search.search(
+            db, staff("harbour_master", site), site.id, RegisterQuery(), now=NOW
+        )
 
 
 # --- check-out, notes, history -----------------------------------------------------------
@@ -633,8 +647,8 @@ async def test_checking_out_twice_records_one_departure(db: Database):
     boat = await add_visit(db, site)
     actor = staff("harbour_master", site)
 
-    first = await register.check_out_visit(db, actor, boat.id, now=NOW)
-    second = await register.check_out_visit(db, actor, boat.id, now=NOW + timedelta(hours=1))
+    first = await corrections.check_out_visit(db, actor, boat.id, now=NOW)
+    second = await corrections.check_out_visit(db, actor, boat.id, now=NOW + timedelta(hours=1))
 
     assert first.departed_at == second.departed_at == NOW
     assert len(await events(db, "visit_checked_out", site)) == 1
@@ -645,7 +659,7 @@ async def test_a_check_out_before_the_arrival_is_refused(db: Database):
     boat = await add_visit(db, site, arrived=NOW - timedelta(hours=1))
 
     with pytest.raises(VisitInvalid):
-        await register.check_out_visit(
+        await corrections.check_out_visit(
             db,
             staff("harbour_master", site),
             boat.id,
@@ -659,7 +673,7 @@ async def test_a_note_is_signed_and_audited(db: Database):
     boat = await add_visit(db, site)
     actor = staff("harbour_master", site, name="piet@haven.test")
 
-    note = await register.add_note(db, actor, boat.id, "Paid for two nights.", now=NOW)
+    note = await corrections.add_note(db, actor, boat.id, "Paid for two nights.", now=NOW)
 
     notes = await register.visit_notes(db, actor, boat.id)
     assert [(n.id, n.text) for n in notes] == [(note.id, "Paid for two nights.")]
@@ -673,7 +687,7 @@ async def test_an_empty_note_is_refused(db: Database):
     boat = await add_visit(db, site)
 
     with pytest.raises(VisitInvalid) as refused:
-        await register.add_note(db, staff("harbour_master", site), boat.id, "  \n ", now=NOW)
+        await corrections.add_note(db, staff("harbour_master", site), boat.id, "  \n ", now=NOW)
 
     assert list(refused.value.errors) == ["text"]
     async with db.read() as session:
@@ -685,11 +699,11 @@ async def test_the_history_of_a_visit_lists_its_changes_oldest_first_without_vie
 ):
     site = await new_site(db)
     actor = staff("harbour_master", site)
-    visit = await register.create_visit(db, actor, site.id, walk_in(), now=NOW)
+    visit = await walk_ins.create_visit(db, actor, site.id, walk_in(), now=NOW)
     await register.get_visit(db, actor, visit.id, now=NOW)
-    await register.correct_visit(db, actor, visit.id, {"persons": "4"}, "count", now=NOW)
-    await register.add_note(db, actor, visit.id, "key at the office", now=NOW)
-    await register.check_out_visit(db, actor, visit.id, now=NOW)
+    await corrections.correct_visit(db, actor, visit.id, {"persons": "4"}, "count", now=NOW)
+    await corrections.add_note(db, actor, visit.id, "key at the office", now=NOW)
+    await corrections.check_out_visit(db, actor, visit.id, now=NOW)
 
     history = await register.visit_history(db, actor, visit.id)
     with_views = await register.visit_history(db, actor, visit.id, include_views=True)
@@ -711,7 +725,7 @@ async def test_the_print_without_dates_holds_who_is_present_and_is_audited(db: D
     here = await add_visit(db, site)
     await add_visit(db, site, departed=NOW - timedelta(hours=1))
 
-    out = await register.print_register(
+    out = await police_print.print_register(
         db, staff("harbour_master", site), site.id, date_from=None, date_to=None, now=NOW
     )
 
@@ -741,7 +755,7 @@ async def test_the_print_of_a_period_holds_every_stay_in_it_in_arrival_order(db:
         departed=datetime(2026, 6, 2, 8, 0, tzinfo=UTC),
     )
 
-    out = await register.print_register(
+    out = await police_print.print_register(
         db,
         staff("harbour_master", site),
         site.id,
@@ -757,6 +771,6 @@ async def test_security_may_not_print_the_register(db: Database):
     site = await new_site(db)
 
     with pytest.raises(AccessDenied):
-        await register.print_register(
+        await police_print.print_register(
             db, staff("security", site), site.id, date_from=None, date_to=None, now=NOW
         )

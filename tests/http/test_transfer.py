@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from nightreg.db import Database
 from nightreg.models import Site, Visit
-from nightreg.services import transfer
+from nightreg.services import register_import, transfer
 from nightreg.services.access import AccessDenied, NotFound
 from tests.factories import NOW, add_visit, events, make_staff, new_site, staff, unique_slug
 from tests.pages import run, sign_in
@@ -76,7 +76,7 @@ async def test_an_export_imported_into_another_site_gives_the_same_register(db: 
     source = await awkward_register(db)
     exported = await export_bytes(db, source, delimiter=";")
     target = await new_site(db)
-    report = await transfer.import_register(
+    report = await register_import.import_register(
         db, staff("harbour_master", target), target.id, exported, filename="x.csv", now=NOW
     )
     assert (report.ok, report.rows, report.imported) == (True, 4, 4)
@@ -152,7 +152,7 @@ async def test_a_site_of_someone_else_cannot_be_exported_or_imported(db: Databas
             )
         )
     with pytest.raises(AccessDenied):
-        await transfer.import_register(
+        await register_import.import_register(
             db, staff("security", site), site.id, b"", filename="x.csv", now=NOW
         )
 
@@ -179,7 +179,7 @@ async def test_one_bad_row_imports_nothing_and_every_bad_row_is_reported(db: Dat
         "vessel;gisteren;02-06-2026 12:00;;2;Piet;Edam;Zwaan;NL-2-AB",
         "vessel;01-06-2026 14:00;02-06-2026 12:00;;0;;Edam;Meeuw;NL-3-AB",
     )
-    report = await transfer.import_register(
+    report = await register_import.import_register(
         db, staff("harbour_master", site), site.id, data, filename="bad.csv", now=NOW
     )
     assert (report.rows, report.bad_rows, report.imported) == (3, 2, 0)
@@ -194,7 +194,7 @@ async def test_one_bad_row_imports_nothing_and_every_bad_row_is_reported(db: Dat
 async def test_a_dry_run_checks_everything_and_writes_nothing(db: Database):
     site = await new_site(db)
     data = sheet("vessel;2026-06-01 14:00;2026-06-02 12:00;;2;Jan;Hoorn;Eend;NL-1-AB")
-    report = await transfer.import_register(
+    report = await register_import.import_register(
         db, staff("harbour_master", site), site.id, data, filename="ok.csv", now=NOW, dry_run=True
     )
     assert (report.ok, report.rows, report.imported) == (True, 1, 0)
@@ -213,7 +213,7 @@ async def test_a_reference_already_in_use_is_replaced_and_a_free_one_kept(db: Da
         f"{free},vessel,2026-06-01 14:00,2026-06-02 12:00,,2,Piet,Edam,Zwaan,NL-2-AB\r\n"
     )
     target = await new_site(db)
-    report = await transfer.import_register(
+    report = await register_import.import_register(
         db, staff("admin", target), target.id, (header + body).encode(), filename="r.csv", now=NOW
     )
     assert (report.imported, report.references_kept) == (2, 1)
@@ -250,11 +250,11 @@ async def test_an_export_in_many_batches_holds_every_visit_once_in_arrival_order
 async def test_a_bad_row_after_batches_already_written_still_imports_nothing(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(transfer, "BATCH_SIZE", 2)
+    monkeypatch.setattr(register_import, "BATCH_SIZE", 2)
     site = await new_site(db)
     good = "vessel;01-06-2026 14:00;02-06-2026 12:00;;2;Jan;Hoorn;Eend;NL-1-AB"
     data = sheet(good, good, good, good, "vessel;01-06-2026 14:00;;;2;Jan;Hoorn;Eend;NL-1-AB")
-    report = await transfer.import_register(
+    report = await register_import.import_register(
         db, staff("harbour_master", site), site.id, data, filename="late.csv", now=NOW
     )
     assert (report.rows, report.bad_rows, report.imported) == (5, 1, 0)
@@ -267,12 +267,12 @@ async def test_a_bad_row_after_batches_already_written_still_imports_nothing(
 async def test_a_reference_named_twice_in_one_file_is_kept_once(
     db: Database, monkeypatch: pytest.MonkeyPatch, dry_run: bool
 ):
-    monkeypatch.setattr(transfer, "BATCH_SIZE", 1)  # the second one comes in another batch
+    monkeypatch.setattr(register_import, "BATCH_SIZE", 1)  # the second one comes in another batch
     site = await new_site(db)
-    reference = "ZZ" + transfer._new_reference()[2:]
+    reference = "ZZ" + register_import._new_reference()[2:]
     header = "reference," + IMPORT_HEADER.replace(";", ",")
     row = f"{reference},vessel,2026-06-01 14:00,2026-06-02 12:00,,2,Jan,Hoorn,Eend,NL-1-AB\r\n"
-    report = await transfer.import_register(
+    report = await register_import.import_register(
         db,
         staff("harbour_master", site),
         site.id,
@@ -295,7 +295,7 @@ async def test_a_reference_named_twice_in_one_file_is_kept_once(
 async def test_an_import_is_audited_with_its_count_and_file_name(db: Database):
     site = await new_site(db)
     data = sheet("vessel;2026-06-01 14:00;2026-06-02 12:00;;2;Jan;Hoorn;Eend;NL-1-AB")
-    await transfer.import_register(
+    await register_import.import_register(
         db, staff("harbour_master", site), site.id, data, filename="seizoen.csv", now=NOW
     )
     [event] = await events(db, "register_imported", site)

@@ -373,7 +373,7 @@ async def test_the_scan_does_nothing_without_a_key(db: Database):
 
 
 async def test_a_walk_in_with_a_listed_plate_raises_the_same_silent_flag(db: Database):
-    from nightreg.services import register
+    from nightreg.services import walk_ins
     from nightreg.services.access import Actor
 
     site_id, plate = await a_site_id(db), a_plate()
@@ -390,7 +390,7 @@ async def test_a_walk_in_with_a_listed_plate_raises_the_same_silent_flag(db: Dat
         "expected_departure_at": "2026-07-16 11:00",
     }
 
-    visit = await register.create_visit(
+    visit = await walk_ins.create_visit(
         db, harbour_master, site_id, form, now=SUMMER_EVENING, watchlist_key=KEY
     )
 

@@ -7,13 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nightreg.services.transfer import (
-    ImportFileError,
-    _open_csv,
-    escape_cell,
-    parse_import_datetime,
-    unescape_cell,
-)
+from nightreg.services.register_import import ImportFileError, _open_csv, parse_import_datetime
+from nightreg.services.transfer import escape_cell, unescape_cell
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 

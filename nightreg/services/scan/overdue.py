@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from nightreg import visit_status_sql
 from nightreg.db import Database
-from nightreg.models import Visit
 from nightreg.rules.overdue import RULE
 from nightreg.services.scan.context import FACT_COLUMNS, Scan, ScanSummary
 from nightreg.services.scan.core import load_sites
@@ -28,10 +28,8 @@ async def run_overdue(db: Database, *, now: datetime) -> ScanSummary:
         scan = Scan(db, sites, now)
         hours = scan.loosest(RULE, "hours")
         visits = await scan.load(
-            select(*FACT_COLUMNS).where(
-                Visit.departed_at.is_(None),
-                Visit.expected_departure_at < now - timedelta(hours=hours),
-            )
+            # The rule's grace is a threshold on the one definition of overdue.
+            select(*FACT_COLUMNS).where(visit_status_sql.overdue_at(now, timedelta(hours=hours)))
         )
         summary.visits = len(visits)
         for visit in visits:

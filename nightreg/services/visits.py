@@ -1,0 +1,168 @@
+"""One way to write a visit: the kiosk's check-in, the staff's walk-in, the API and the import.
+
+Every visit is built by `visit_row` (the validated form plus its site, source, search key,
+subject key and a private-link hash) and written by `write` (one visit: a fresh reference,
+the idempotency key, the post-commit watchlist check) or `insert_batch` (the import's many
+rows in the caller's transaction; the watchlist meets those in the scheduled scan).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from nightreg.db import Database
+from nightreg.models import Visit
+from nightreg.security import new_reference
+from nightreg.services import watchlist
+from nightreg.services.writer import VisitWriter
+from nightreg.validation import CheckinData, search_key, subject_key
+
+_VISIT_TABLE = cast(Table, Visit.__table__)
+_INSERT = insert(_VISIT_TABLE)
+
+# A reference collides once in ~10^12 draws; try again rather than fail the visitor.
+_ATTEMPTS = 3
+
+# Runs inside the visit's own transaction once the row is in (the walk-in's audit event).
+InTransaction = Callable[[AsyncSession, int, Mapping[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Written:
+    visit: Visit
+    replayed: bool  # the idempotency key named a visit written before; nothing new was written
+
+
+def keys_of(values: Mapping[str, Any]) -> dict[str, str]:
+    """The derived columns of a visit: what the register search and the rules look up."""
+    return {
+        "search_key": search_key_of(values),
+        "subject_key": subject_key(
+            values["kind"],
+            registration=values.get("registration"),
+            mmsi=values.get("mmsi"),
+            plate=values.get("plate"),
+            guest_name=values["guest_name"],
+            residence=values["residence"],
+        ),
+    }
+
+
+def visit_row(
+    data: CheckinData,
+    *,
+    site_id: int,
+    source: str,
+    now: datetime,
+    point_id: int | None = None,
+    departed_at: datetime | None = None,
+    private_token_hash: str | None = None,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+) -> dict[str, Any]:
+    """The insertable values of one visit, without its reference (the writer draws that).
+
+    Without `private_token_hash` nobody holds a private link to the visit (a walk-in, an
+    import): a random value of the hash's length stands in its place.
+    """
+    values = dict(vars(data))  # the dataclass's fields (subject_key included), cheaper than asdict
+    values.update(
+        search_key=search_key_of(values),
+        site_id=site_id,
+        point_id=point_id,
+        source=source,
+        departed_at=departed_at,
+        private_token_hash=private_token_hash or secrets.token_hex(32),
+        idempotency_key=idempotency_key or None,
+        request_fingerprint=fingerprint,
+        created_at=now,
+        updated_at=now,
+    )
+    return values
+
+
+def search_key_of(values: Mapping[str, Any]) -> str:
+    """What the register search finds a visit by (validation.search_key of its names)."""
+    return search_key(
+        values.get("guest_name"),
+        values.get("vessel_name"),
+        values.get("registration"),
+        values.get("mmsi"),
+        values.get("plate"),
+    )
+
+
+async def by_idempotency_key(db: Database, key: str) -> Visit | None:
+    async with db.read() as session:
+        return await session.scalar(
+            select(Visit).where(Visit.idempotency_key == key).options(joinedload(Visit.site))
+        )
+
+
+async def write(
+    db: Database,
+    row: Mapping[str, Any],
+    *,
+    now: datetime,
+    writer: VisitWriter | None = None,
+    in_transaction: InTransaction | None = None,
+    watchlist_key: str = "",
+) -> Written:
+    """Write one visit built by visit_row; a repeat of its idempotency key returns the first.
+
+    With `writer` the visit shares a group commit with the check-ins arriving alongside it;
+    `in_transaction` needs a transaction of the visit's own (so it cannot use the writer).
+    With a `watchlist_key`, the new visit is then matched against the hub's watchlist: a hit
+    raises a flag only analysts see, and never changes or fails the write.
+    """
+    values = dict(row)
+    key = values.get("idempotency_key")
+    for _attempt in range(_ATTEMPTS):
+        values["reference"] = new_reference()
+        try:
+            visit_id = await _insert(db, values, writer, in_transaction)
+        except IntegrityError:
+            # The same form sent twice at once, or a reference drawn twice: the next round
+            # draws another reference unless the key finds the first visit.
+            if key:
+                earlier = await by_idempotency_key(db, key)
+                if earlier is not None:
+                    return Written(visit=earlier, replayed=True)
+            continue
+        visit = Visit(id=visit_id, **values)
+        if watchlist_key:
+            # Only once the visit is committed, in transactions of its own: a failing check is
+            # logged by check_new_visit and never fails the registration it looks at.
+            await watchlist.check_new_visit(db, visit, watchlist_key, now)
+        return Written(visit=visit, replayed=False)
+    raise RuntimeError("could not allocate a unique visit reference")
+
+
+async def _insert(
+    db: Database,
+    values: dict[str, Any],
+    writer: VisitWriter | None,
+    in_transaction: InTransaction | None,
+) -> int:
+    if writer is not None and in_transaction is None:
+        return await writer.insert(dict(values))
+    async with db.write() as session:
+        visit_id = await session.scalar(insert(Visit).values(**values).returning(Visit.id))
+        assert visit_id is not None
+        if in_transaction is not None:
+            await in_transaction(session, visit_id, values)
+    return visit_id
+
+
+async def insert_batch(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert rows built by visit_row (with their references) in the caller's transaction."""
+    await session.execute(_INSERT, rows)
