@@ -10,6 +10,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
@@ -17,6 +18,11 @@ from nightreg.context import AppContext
 from nightreg.services import auth, sites, tokens
 from nightreg.services.access import ANONYMOUS, AccessDenied, Actor
 from nightreg.web import SignInRequired
+
+# What every staff handler is given by name (Litestar's dependency injection): the app's
+# context (settings, database, clock) and the signed-in actor.
+ContextDep = NamedDependency[AppContext]
+ActorDep = NamedDependency[Actor]
 
 API_PREFIX = "/api/"
 SESSION_COOKIE = "nightreg_session"

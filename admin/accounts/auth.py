@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
@@ -17,7 +16,7 @@ from litestar.status_codes import (
 from markupsafe import Markup
 
 from admin.forms import error_message, error_messages
-from admin.web import client_address, session_cookie_name
+from admin.web import ActorDep, ContextDep, client_address, session_cookie_name
 from nightreg.context import AppContext
 from nightreg.i18n import gettext
 from nightreg.qr import qr_svg
@@ -113,7 +112,7 @@ class SignInController(Controller):
 
     @post("/sign-in", name="admin:sign-in-submit", opt={"public": True})
     async def sign_in(
-        self, request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], data: FormBody
+        self, request: Request[Any, Any, Any], ctx: ContextDep, data: FormBody
     ) -> Template | Redirect:
         cookie = session_cookie_name(ctx)
         outcome = await auth.sign_in(
@@ -158,10 +157,7 @@ class SignInController(Controller):
 
     @post("/sign-out", name="admin:sign-out", opt={"permission": None})
     async def sign_out(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Redirect:
         cookie = session_cookie_name(ctx)
         await auth.sign_out(ctx.db, actor, request.cookies.get(cookie), now=ctx.clock.now())
@@ -201,7 +197,7 @@ class SecondStepController(Controller):
 
     @get("/code", name="admin:sign-in-code", opt={"public": True})
     async def code_page(
-        self, request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]
+        self, request: Request[Any, Any, Any], ctx: ContextDep
     ) -> Template | Redirect:
         if await self._pending(request, ctx, auth.STAGE_CODE) is None:
             return self._expired()
@@ -211,7 +207,7 @@ class SecondStepController(Controller):
 
     @post("/code", name="admin:sign-in-code-submit", opt={"public": True})
     async def code(
-        self, request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], data: FormBody
+        self, request: Request[Any, Any, Any], ctx: ContextDep, data: FormBody
     ) -> Template | Redirect:
         pending = await self._pending(request, ctx, auth.STAGE_CODE)
         if pending is None:
@@ -237,7 +233,7 @@ class SecondStepController(Controller):
 
     @get("/enrol", name="admin:sign-in-enrol", opt={"public": True})
     async def enrol_page(
-        self, request: Request[Any, Any, Any], ctx: NamedDependency[AppContext]
+        self, request: Request[Any, Any, Any], ctx: ContextDep
     ) -> Template | Redirect:
         pending = await self._pending(request, ctx, auth.STAGE_ENROL)
         if pending is None:
@@ -251,7 +247,7 @@ class SecondStepController(Controller):
 
     @post("/enrol", name="admin:sign-in-enrol-submit", opt={"public": True})
     async def enrol(
-        self, request: Request[Any, Any, Any], ctx: NamedDependency[AppContext], data: FormBody
+        self, request: Request[Any, Any, Any], ctx: ContextDep, data: FormBody
     ) -> Template | Redirect:
         pending = await self._pending(request, ctx, auth.STAGE_ENROL)
         if pending is None:
@@ -313,10 +309,7 @@ class TwoFactorController(Controller):
 
     @get("/", name="admin:two-factor", opt={"permission": None})
     async def page(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Template:
         notice = None
         if request.query_params.get("off") == "1":
@@ -324,9 +317,7 @@ class TwoFactorController(Controller):
         return await self._status_page(ctx, actor, notice=notice)
 
     @get("/enrol", name="admin:two-factor-enrol", opt={"permission": None})
-    async def enrol_page(
-        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
-    ) -> Template | Redirect:
+    async def enrol_page(self, ctx: ContextDep, actor: ActorDep) -> Template | Redirect:
         enrolment = await twofactor.begin_enrolment(
             ctx.db, actor.id, secret_key=ctx.settings.secret_key
         )
@@ -335,9 +326,7 @@ class TwoFactorController(Controller):
         return enrolment_page(enrolment, at_sign_in=False)
 
     @post("/enrol", name="admin:two-factor-enrol-submit", opt={"permission": None})
-    async def enrol(
-        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor], data: FormBody
-    ) -> Template | Redirect:
+    async def enrol(self, ctx: ContextDep, actor: ActorDep, data: FormBody) -> Template | Redirect:
         try:
             codes = await twofactor.confirm_enrolment(
                 ctx.db,
@@ -362,7 +351,7 @@ class TwoFactorController(Controller):
 
     @post("/disable", name="admin:two-factor-disable", opt={"permission": None})
     async def disable(
-        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor], data: FormBody
+        self, ctx: ContextDep, actor: ActorDep, data: FormBody
     ) -> Template | Redirect:
         try:
             await twofactor.disable(
@@ -393,9 +382,7 @@ class AccountController(Controller):
     path = "/"
 
     @get("/", name="admin:home", opt={"permission": None})
-    async def home(
-        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
-    ) -> Template | Redirect:
+    async def home(self, ctx: ContextDep, actor: ActorDep) -> Template | Redirect:
         register_sites = await sites_for(ctx.db, actor, "register.view")
         if len(register_sites) == 1 and not actor.can("users.manage"):
             return Redirect(f"/admin/sites/{register_sites[0].slug}/tonight")
@@ -409,11 +396,7 @@ class AccountController(Controller):
 
     @post("/password", name="admin:password-submit", opt={"permission": None})
     async def change_password(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        data: FormBody,
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, data: FormBody
     ) -> Template:
         errors = await auth.change_password(
             ctx.db,
@@ -437,7 +420,7 @@ class ResetController(Controller):
     path = "/reset"
 
     @get("/{token:str}", name="admin:reset", opt={"public": True})
-    async def reset_page(self, ctx: NamedDependency[AppContext], token: FromPath[str]) -> Template:
+    async def reset_page(self, ctx: ContextDep, token: FromPath[str]) -> Template:
         account = await auth.reset_account(ctx.db, token, now=ctx.clock.now())
         return Template(
             template_name="admin/reset.html",
@@ -451,11 +434,7 @@ class ResetController(Controller):
 
     @post("/{token:str}", name="admin:reset-submit", opt={"public": True})
     async def reset(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        token: FromPath[str],
-        data: FormBody,
+        self, request: Request[Any, Any, Any], ctx: ContextDep, token: FromPath[str], data: FormBody
     ) -> Template:
         account = await auth.reset_account(ctx.db, token, now=ctx.clock.now())
         errors = await auth.use_reset(

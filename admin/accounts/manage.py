@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
-from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest
@@ -15,7 +14,7 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
 from admin.forms import done_notice, error_messages
-from admin.web import session_cookie_name
+from admin.web import ActorDep, ContextDep, session_cookie_name
 from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.models import Site, User
@@ -117,9 +116,7 @@ class UsersController(Controller):
         }
 
     @get("/", name="admin:users", opt=USERS)
-    async def list_users(
-        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
-    ) -> Template:
+    async def list_users(self, ctx: ContextDep, actor: ActorDep) -> Template:
         accounts = await users.list_users(ctx.db, actor)
         context = {
             "users": accounts,
@@ -130,19 +127,13 @@ class UsersController(Controller):
         return Template(template_name="admin/users.html", context=context)
 
     @get("/new", name="admin:user-new", opt=USERS)
-    async def new_form(
-        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
-    ) -> Template:
+    async def new_form(self, ctx: ContextDep, actor: ActorDep) -> Template:
         form = {"email": "", "role": "", "sites": [], "password": ""}
         return await self._form_page(ctx, actor, user=None, form=form)
 
     @post("/new", name="admin:user-create", opt=USERS)
     async def create(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, data: FormBody
     ) -> Response[Any]:
         """Create an account; without a password, its one-time reset link is shown once."""
         email, role, site_slugs = (
@@ -186,8 +177,8 @@ class UsersController(Controller):
     async def edit_form(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],  # the route table's name for it
     ) -> Template:
         user = await users.get_user(ctx.db, actor, id)
@@ -210,8 +201,8 @@ class UsersController(Controller):
     async def change(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],
         data: FormBody,
     ) -> Response[Any]:
@@ -246,11 +237,7 @@ class UsersController(Controller):
 
     @post("/{id:int}/reset", name="admin:user-reset", opt=USERS)
     async def reset(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        id: FromPath[int],
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: FromPath[int]
     ) -> Template:
         """A one-time link to set a new password, shown once (issue_reset audits it); the
         account's sessions end (an admin's own: all but this one)."""
@@ -268,11 +255,7 @@ class UsersController(Controller):
 
     @post("/{id:int}/two-factor-reset", name="admin:user-two-factor-reset", opt=USERS)
     async def reset_two_factor(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        id: FromPath[int],
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: FromPath[int]
     ) -> Response[Any]:
         """Take the account's second factor away (a lost phone); its sessions end (audited)."""
         user = await users.get_user(ctx.db, actor, id)
@@ -385,12 +368,7 @@ class SitesController(Controller):
     path = "/sites"
 
     @get("/", name="admin:sites", opt=SIGNED_IN)
-    async def list_sites(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-    ) -> Template:
+    async def list_sites(self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep) -> Template:
         notice = None
         if request.query_params.get("created"):
             notice = N_("The site has been created.")
@@ -400,11 +378,7 @@ class SitesController(Controller):
 
     @post("/", name="admin:site-create", opt=SITES)
     async def create(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, data: FormBody
     ) -> Response[Any]:
         form = {
             name: form_text(data, name)
@@ -430,11 +404,7 @@ class SitesController(Controller):
 
     @get("/{slug:str}", name="admin:site", opt=POINTS)
     async def show(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        slug: FromPath[str],
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
     ) -> Template:
         """A site's check-in points: add, rename, disable, rotate, posters."""
         site = await site_for(ctx.db, actor, slug, "points.manage")
@@ -448,8 +418,8 @@ class SitesController(Controller):
     async def change(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         slug: FromPath[str],
         data: FormBody,
     ) -> Response[Any]:
@@ -492,8 +462,8 @@ class SitesController(Controller):
     async def add_point(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         slug: FromPath[str],
         data: FormBody,
     ) -> Response[Any]:
@@ -529,8 +499,8 @@ class PointsController(Controller):
     async def change(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],
         data: FormBody,
     ) -> Response[Any]:
@@ -560,11 +530,7 @@ class PointsController(Controller):
 
     @post("/rotate", name="admin:point-rotate", opt=POINTS)
     async def rotate(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        id: FromPath[int],
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: FromPath[int]
     ) -> Response[Any]:
         """A new token: the old QR code stops working; the page shows the new URL."""
         point = await sites.rotate(ctx.db, actor, id, now=ctx.clock.now())
@@ -573,11 +539,7 @@ class PointsController(Controller):
     # Litestar matches a parameter only as a whole path segment: "poster.{fmt}" cannot route.
     @get("/poster/{fmt:str}", name="admin:point-poster", opt=POINTS)
     async def poster(
-        self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        id: FromPath[int],
-        fmt: FromPath[str],
+        self, ctx: ContextDep, actor: ActorDep, id: FromPath[int], fmt: FromPath[str]
     ) -> Response[bytes]:
         """The printable A4 poster of the point's QR code, as SVG, PNG or PDF."""
         point = await sites.point_for(ctx.db, actor, id)

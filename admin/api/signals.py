@@ -14,16 +14,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.api.common import ApiError, check_dates, doc, errors, invalid, invalid_example
+from admin.web import ActorDep, ContextDep
 from nightreg.clock import utc_text
-from nightreg.context import AppContext
 from nightreg.services import hub_pull
-from nightreg.services.access import Actor
 from nightreg.services.hub_pull import PullInvalid, SignalQuery, SignalRow
 from nightreg.services.signals import SIGNAL_SCHEMA
 
@@ -217,8 +215,8 @@ class SignalsController(Controller):
     )
     async def pull(
         self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         after: Annotated[
             int | None,
             QueryParameter(
@@ -282,12 +280,7 @@ class SignalsController(Controller):
         ),
         responses=_errors(401, 403, 422),
     )
-    async def acknowledge(
-        self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        data: JSONBody[AckIn],
-    ) -> AckOut:
+    async def acknowledge(self, ctx: ContextDep, actor: ActorDep, data: JSONBody[AckIn]) -> AckOut:
         done = await hub_pull.acknowledge(ctx.db, actor, data.ids, now=ctx.clock.now())
         return AckOut(acknowledged=done.acknowledged, already=done.already, unknown=done.unknown)
 
@@ -298,12 +291,7 @@ class SignalsController(Controller):
         description="One signal by its id. Audited as signal_viewed.",
         responses=_errors(401, 403, 404),
     )
-    async def get_signal(
-        self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        uid: FromPath[str],
-    ) -> SignalOut:
+    async def get_signal(self, ctx: ContextDep, actor: ActorDep, uid: FromPath[str]) -> SignalOut:
         detail = await hub_pull.get_signal(ctx.db, actor, uid, now=ctx.clock.now())
         return signal_out(detail)
 

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, Response, Router, get, patch, post
-from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -28,10 +27,9 @@ from admin.api import signals as api_signals
 from admin.api.common import ApiError, check_dates, invalid
 from admin.api.common import doc as _doc
 from admin.api.common import errors as _errors
-from nightreg.context import AppContext
+from admin.web import ActorDep, ContextDep
 from nightreg.models import Site, Visit
 from nightreg.services import corrections, register, register_search, sites, transfer, walk_ins
-from nightreg.services.access import Actor
 from nightreg.services.register import QueryInvalid, VisitInvalid
 from nightreg.services.register_search import RegisterQuery
 from nightreg.services.transfer import ExportInvalid
@@ -336,9 +334,7 @@ class SitesController(Controller):
         description="The active sites whose register the token may read, by name.",
         responses=_errors(401, 403),
     )
-    async def list_sites(
-        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
-    ) -> list[SiteOut]:
+    async def list_sites(self, ctx: ContextDep, actor: ActorDep) -> list[SiteOut]:
         return [site_out(s) for s in await sites.sites_for(ctx.db, actor, "register.view")]
 
     @get(
@@ -355,8 +351,8 @@ class SitesController(Controller):
     )
     async def list_visits(
         self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         slug: FromPath[str],
         q: Annotated[str, QueryParameter(description="Search text", examples=_Q_EXAMPLE)] = "",
         date_from: FromDate = None,
@@ -398,11 +394,7 @@ class SitesController(Controller):
         responses=_errors(401, 403, 404, 422),
     )
     async def create_visit(
-        self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        slug: FromPath[str],
-        data: JSONBody[VisitIn],
+        self, ctx: ContextDep, actor: ActorDep, slug: FromPath[str], data: JSONBody[VisitIn]
     ) -> VisitOut:
         site = await sites.site_for(ctx.db, actor, slug, "register.edit")
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
@@ -428,8 +420,8 @@ class SitesController(Controller):
     )
     async def register_csv(
         self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         slug: FromPath[str],
         date_from: FromDate = None,
         date_to: ToDate = None,
@@ -481,8 +473,8 @@ class VisitsController(Controller):
     )
     async def get_visit(
         self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],  # the route table's name for it
     ) -> VisitOut:
         visit = await register.get_visit(ctx.db, actor, _visit_id(id), now=ctx.clock.now())
@@ -501,8 +493,8 @@ class VisitsController(Controller):
     )
     async def correct_visit(
         self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],  # the route table's name for it
         data: JSONBody[CorrectionIn],
     ) -> VisitOut:
@@ -528,8 +520,8 @@ class VisitsController(Controller):
     )
     async def check_out(
         self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],  # the route table's name for it
         data: JSONBody[CheckoutIn | None] = None,
     ) -> VisitOut:

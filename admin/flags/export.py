@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
@@ -13,10 +12,9 @@ from litestar.status_codes import HTTP_400_BAD_REQUEST
 from admin.downloads import export_stream
 from admin.flags.pages import STATUS_LABELS
 from admin.forms import error_message, form_dates
-from nightreg.context import AppContext
+from admin.web import ActorDep, ContextDep
 from nightreg.models import Site
 from nightreg.services import flag_export
-from nightreg.services.access import Actor
 from nightreg.services.sites import site_for
 from nightreg.services.transfer import ExportInvalid
 
@@ -57,11 +55,7 @@ class FlagExportController(Controller):
 
     @get("/", name="admin:flag-export", opt=EXPORT)
     async def export_form(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        slug: FromPath[str],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
     ) -> Template:
         site = await site_for(ctx.db, actor, slug, flag_export.PERMISSION)
         form, _parsed, _errors = _form(request.query_params)
@@ -69,11 +63,7 @@ class FlagExportController(Controller):
 
     @get("/download", name="admin:flag-export-download", opt=EXPORT)
     async def download(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        slug: FromPath[str],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
     ) -> Response[Any]:
         """The file, streamed; a bad value comes back as the form with its message."""
         site = await site_for(ctx.db, actor, slug, flag_export.PERMISSION)

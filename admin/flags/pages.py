@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from babel.dates import format_timedelta
 from litestar import Controller, get, post
-from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest
@@ -17,8 +16,8 @@ from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.forms import error_message, error_messages, rerender
 from admin.register.pages import TIME_FORMAT
+from admin.web import ActorDep, ContextDep
 from nightreg import i18n
-from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.models import AuditEvent, Flag
 from nightreg.rules import RULES
@@ -215,11 +214,7 @@ class SiteFlagsController(Controller):
 
     @get("/flags", name="admin:flags", opt=VIEW)
     async def queue(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        slug: FromPath[str],
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
     ) -> Template:
         site = await site_for(ctx.db, actor, slug, "flags.view")
         params = request.query_params
@@ -279,8 +274,8 @@ class FlagPagesController(Controller):
     async def show(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],  # the route table's name for it
     ) -> Template:
         detail = await flags.get_flag(ctx.db, actor, id, now=ctx.clock.now())
@@ -289,12 +284,7 @@ class FlagPagesController(Controller):
         return Template(template_name="admin/flag.html", context=context)
 
     @get("/forward", name="admin:flag-forward", opt=REVIEW)
-    async def forward(
-        self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        id: FromPath[int],
-    ) -> Template:
+    async def forward(self, ctx: ContextDep, actor: ActorDep, id: FromPath[int]) -> Template:
         """Exactly what forwarding would send, under which agreement, before anyone confirms."""
         flag, draft = await flags.forward_preview(ctx.db, actor, id, now=ctx.clock.now())
         return Template(
@@ -306,8 +296,8 @@ class FlagPagesController(Controller):
     async def review(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],
         data: FormBody,
     ) -> Response[Any]:

@@ -6,13 +6,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency
 from litestar.response import Stream, Template
 
 from admin.downloads import export_stream
+from admin.web import ActorDep, ContextDep
 from nightreg.context import AppContext
 from nightreg.services import audit
-from nightreg.services.access import Actor
 from nightreg.services.sites import sites_for
 from nightreg.web import form_date, form_int
 
@@ -122,10 +121,7 @@ class AuditController(Controller):
 
     @get("/", name="admin:audit", opt={"permission": "audit.view"})
     async def trail(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Template:
         query, form = event_query(request, ctx)
         events, next_before = await audit.search_events(ctx.db, actor, query, now=ctx.clock.now())
@@ -143,10 +139,7 @@ class AuditController(Controller):
 
     @get("/export.csv", name="admin:audit-export", opt={"permission": "audit.view"})
     async def export(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Stream:
         query, _form = event_query(request, ctx)
         chunks = audit.export_events(ctx.db, actor, query, now=ctx.clock.now())
@@ -156,9 +149,7 @@ class AuditController(Controller):
         return export_stream(first, chunks, f"audit-{stamp}.csv")
 
     @get("/verify", name="admin:audit-verify", opt={"permission": "audit.view"})
-    async def verify(
-        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
-    ) -> Template:
+    async def verify(self, ctx: ContextDep, actor: ActorDep) -> Template:
         result = await audit.verify(ctx.db)
         await audit.log(
             ctx.db,

@@ -9,17 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, get, post
-from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 
-from nightreg.context import AppContext
+from admin.web import ActorDep, ContextDep
 from nightreg.jobs import crontabs, job_specs, next_run
 from nightreg.services import audit, outbox, signals
 from nightreg.services import jobs as job_service
-from nightreg.services.access import Actor
 from nightreg.web import see_other
 
 MANAGE = {"permission": "jobs.manage"}
@@ -29,7 +27,7 @@ class JobsController(Controller):
     path = "/jobs"
 
     @get("/", name="admin:jobs", opt=MANAGE)
-    async def jobs(self, request: HTMXRequest, ctx: NamedDependency[AppContext]) -> Template:
+    async def jobs(self, request: HTMXRequest, ctx: ContextDep) -> Template:
         now = ctx.clock.now()
         rows = []
         for name, crontab in crontabs(ctx.settings).items():
@@ -56,11 +54,7 @@ class JobsController(Controller):
 
     @post("/{job:str}/run", name="admin:job-run", opt=MANAGE)
     async def run(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        job: FromPath[str],
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, job: FromPath[str]
     ) -> Response[Any]:
         specs = job_specs(ctx.settings)
         if job not in specs:
@@ -77,11 +71,7 @@ class JobsController(Controller):
 
     @post("/signals/{uid:str}/retry", name="admin:signal-retry", opt=MANAGE)
     async def retry_signal(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        uid: FromPath[str],
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, uid: FromPath[str]
     ) -> Response[Any]:
         """Send a failed signal again with the next dispatch run."""
         try:

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
-from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest
@@ -14,6 +13,7 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.forms import done_notice, error_messages, refused_status
+from admin.web import ActorDep, ContextDep
 from nightreg.clock import local_day
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -100,9 +100,7 @@ class HoldController(Controller):
     path = "/retention/holds"
 
     @get("/", name="admin:holds", opt=VIEW)
-    async def list_holds(
-        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
-    ) -> Template:
+    async def list_holds(self, ctx: ContextDep, actor: ActorDep) -> Template:
         rows = await holds.list_holds(ctx.db, actor, now=ctx.clock.now(), tz=ctx.settings.tz)
         return Template(
             template_name="admin/holds.html",
@@ -117,12 +115,7 @@ class HoldController(Controller):
         )
 
     @get("/new", name="admin:hold-new", opt=MANAGE)
-    async def new_form(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-    ) -> Template:
+    async def new_form(self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep) -> Template:
         """The form, filled from the query (scope, refs, subject, site) when another page
         links to it to "place a hold on these"."""
         query = request.query_params
@@ -145,11 +138,7 @@ class HoldController(Controller):
 
     @post("/new", name="admin:hold-create", opt=MANAGE)
     async def create(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, data: FormBody
     ) -> Response[Any]:
         """Place the hold and show it; errors come back beside their fields."""
         form = {name: form_text(data, name, _FIELD_LIMIT) for name in FIELDS}
@@ -179,8 +168,8 @@ class HoldController(Controller):
     async def show(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],  # the route table's name for it
     ) -> Template:
         """The hold, what it covers now; admins may release it here."""
@@ -192,8 +181,8 @@ class HoldController(Controller):
     async def release(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],
         data: FormBody,
     ) -> Response[Any]:

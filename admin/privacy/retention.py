@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from babel.dates import format_date
 from litestar import Controller, get, post
-from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest
@@ -22,6 +21,7 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.forms import error_message, error_messages
+from admin.web import ActorDep, ContextDep
 from nightreg import i18n
 from nightreg.clock import local_day
 from nightreg.context import AppContext
@@ -190,9 +190,7 @@ class RetentionController(Controller):
     path = "/retention"
 
     @get("/", name="admin:retention", opt=VIEW)
-    async def overview(
-        self, request: HTMXRequest, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
-    ) -> Template:
+    async def overview(self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep) -> Template:
         """The defaults with their reasons, each site's policy, the next purge, the receipts."""
         now = ctx.clock.now()
         pols = await retention.policies(ctx.db, ctx.settings)
@@ -217,9 +215,7 @@ class RetentionController(Controller):
         )
 
     @get("/preview", name="admin:retention-preview", opt=VIEW)
-    async def preview(
-        self, request: HTMXRequest, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
-    ) -> Template:
+    async def preview(self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep) -> Template:
         """What the next run (or the run on a chosen day) will delete; deletes nothing."""
         now = ctx.clock.now()
         settings = ctx.settings
@@ -274,8 +270,8 @@ class RetentionController(Controller):
     @get("/receipts/{id:int}", name="admin:retention-receipt", opt=VIEW)
     async def receipt(
         self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],  # the route table's name for it
     ) -> Template:
         """One purge receipt as a table: what went, what was counted first, what is oldest."""
@@ -292,9 +288,7 @@ class RetentionController(Controller):
         )
 
     @get("/sites/{slug:str}", name="admin:retention-site", opt=MANAGE)
-    async def site_form(
-        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor], slug: FromPath[str]
-    ) -> Template:
+    async def site_form(self, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]) -> Template:
         """A site's own periods; an empty field follows the installation's default."""
         policy = await _policy_of(ctx, actor, slug)
         return _site_page(ctx, policy, _policy_form(policy))
@@ -303,8 +297,8 @@ class RetentionController(Controller):
     async def site_save(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         slug: FromPath[str],
         data: FormBody,
     ) -> Response[Any]:

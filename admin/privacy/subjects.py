@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Response, Template
@@ -27,14 +26,13 @@ from admin.flags.pages import STATUS_LABELS as FLAG_STATUS_LABELS
 from admin.flags.pages import reason_text, rule_title
 from admin.forms import error_messages
 from admin.register.pages import FIELD_LABELS, SOURCE_LABELS, TIME_FORMAT, display
+from admin.web import ActorDep, ContextDep
 from nightreg import i18n
 from nightreg.clock import local_day
-from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.models import Flag, Observation, Visit
 from nightreg.rules import RULES
 from nightreg.services import corrections, subjects
-from nightreg.services.access import Actor
 from nightreg.services.observations import INDICATORS
 from nightreg.services.subjects import Blockers, Erased, EraseRefused, Found, SubjectInvalid
 from nightreg.validation import FieldError
@@ -227,10 +225,7 @@ class SubjectController(Controller):
 
     @get("/", name="admin:subjects", opt=MANAGE)
     async def find(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Template:
         """The search form; with a query, every visit and flag it finds, by subject."""
         q = _query(request)
@@ -244,10 +239,7 @@ class SubjectController(Controller):
 
     @get("/report", name="admin:subject-report", opt=MANAGE)
     async def report_page(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Template:
         """The subject-access report to print (or save as PDF) and hand over."""
         q = _query(request)
@@ -292,10 +284,7 @@ class SubjectController(Controller):
 
     @get("/report.json", name="admin:subject-report-json", opt=MANAGE)
     async def report_json(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Response[Any]:
         """The same report as a JSON file; a bad query is a 422 with code `invalid`."""
         now = ctx.clock.now()
@@ -317,10 +306,7 @@ class SubjectController(Controller):
 
     @get("/erase", name="admin:subject-erase-form", opt=MANAGE)
     async def erase_form(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Template:
         """What an early erasure would delete, what stands in its way, and the reason field."""
         q = _query(request)
@@ -333,12 +319,7 @@ class SubjectController(Controller):
         return _erase_page(q, found=found, blockers=blockers)
 
     @post("/erase", name="admin:subject-erase", opt=MANAGE)
-    async def erase(
-        self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        data: FormBody,
-    ) -> Template:
+    async def erase(self, ctx: ContextDep, actor: ActorDep, data: FormBody) -> Template:
         """Erase the visits shown; refused (and why) by a hold, a flag, or a changed list."""
         q = form_text(data, "q", _QUERY_LIMIT)
         reason = form_text(data, "reason", _REASON_LIMIT)

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from litestar import Controller, get, post
-from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest
@@ -19,6 +18,7 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.forms import error_messages, form_dates, rerender
+from admin.web import ActorDep, ContextDep
 from nightreg import i18n, visit_status
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -230,11 +230,7 @@ class SiteRegisterController(Controller):
 
     @get("/tonight", name="admin:tonight", opt=VIEW)
     async def tonight(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        slug: FromPath[str],
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
     ) -> Template:
         """Who is here now; the board asks again every 15 seconds (htmx) and gets the partial."""
         site = await site_for(ctx.db, actor, slug, "register.view")
@@ -251,11 +247,7 @@ class SiteRegisterController(Controller):
 
     @get("/register", name="admin:register", opt=VIEW)
     async def register_page(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        slug: FromPath[str],
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
     ) -> Template:
         """Search and filter the register; htmx asks for the results or the next rows only."""
         site = await site_for(ctx.db, actor, slug, "register.view")
@@ -310,11 +302,7 @@ class SiteRegisterController(Controller):
 
     @get("/walk-in", name="admin:walk-in", opt=EDIT)
     async def walk_in_form(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        slug: FromPath[str],
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
     ) -> Template:
         """An empty walk-in form for the chosen kind, arrival set to now on the site's clock."""
         site = await site_for(ctx.db, actor, slug, "register.edit")
@@ -333,8 +321,8 @@ class SiteRegisterController(Controller):
     async def walk_in(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         slug: FromPath[str],
         data: FormBody,
     ) -> Response[Any]:
@@ -357,11 +345,7 @@ class SiteRegisterController(Controller):
 
     @get("/print", name="admin:print", opt=EXPORT)
     async def print_view(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        slug: FromPath[str],
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
     ) -> Template:
         """The register for the police on A4: a period, or who is present now."""
         site = await site_for(ctx.db, actor, slug, "register.export")
@@ -443,20 +427,15 @@ class VisitPagesController(Controller):
     async def show(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],  # the route table's name for it
     ) -> Template:
         context = await self._page(ctx, actor, id, new=request.query_params.get("new") == "1")
         return Template(template_name="admin/visit.html", context=context)
 
     @get("/correct", name="admin:visit-correct", opt=EDIT)
-    async def correct_form(
-        self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        id: FromPath[int],
-    ) -> Template:
+    async def correct_form(self, ctx: ContextDep, actor: ActorDep, id: FromPath[int]) -> Template:
         visit = await self._editable(ctx, actor, id)
         tz = ZoneInfo(visit.site.timezone)
         context = {
@@ -472,8 +451,8 @@ class VisitPagesController(Controller):
     async def correct(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],
         data: FormBody,
     ) -> Response[Any]:
@@ -501,11 +480,7 @@ class VisitPagesController(Controller):
 
     @post("/checkout", name="admin:visit-checkout", opt=EDIT)
     async def checkout(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        id: FromPath[int],
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: FromPath[int]
     ) -> Response[Any]:
         try:
             await corrections.check_out_visit(ctx.db, actor, id, now=ctx.clock.now())
@@ -520,8 +495,8 @@ class VisitPagesController(Controller):
     async def add_note(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],
         data: FormBody,
     ) -> Response[Any]:

@@ -8,18 +8,17 @@ from typing import Any
 from babel.dates import format_date
 from babel.numbers import format_decimal
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.downloads import attachment
 from admin.forms import error_message
+from admin.web import ActorDep, ContextDep
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.models import Site
 from nightreg.services import tourist_tax
-from nightreg.services.access import Actor
 from nightreg.services.tourist_tax import Month, MonthInvalid, TaxReturn
 from nightreg.vocabulary import KIND_LABELS
 
@@ -80,11 +79,7 @@ class TouristTaxController(Controller):
 
     @get("/tourist-tax", name="admin:tourist-tax", opt=VIEW)
     async def figures(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        slug: FromPath[str],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
     ) -> Template:
         """The month's figures (the last full month unless one is chosen); audited."""
         site = await tourist_tax.site_for(ctx.db, actor, slug)
@@ -98,11 +93,7 @@ class TouristTaxController(Controller):
 
     @get("/tourist-tax.csv", name="admin:tourist-tax-csv", opt=VIEW)
     async def download(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        slug: FromPath[str],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
     ) -> Response[Any]:
         """Per day and in total, as CSV; a bad month comes back as the page with its message."""
         site = await tourist_tax.site_for(ctx.db, actor, slug)

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
-from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest
@@ -14,6 +13,7 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.forms import done_notice, error_messages, refused_status
+from admin.web import ActorDep, ContextDep
 from nightreg.clock import local_day
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -107,9 +107,7 @@ class AgreementController(Controller):
     path = "/agreements"
 
     @get("/", name="admin:agreements", opt=VIEW)
-    async def list_agreements(
-        self, ctx: NamedDependency[AppContext], actor: NamedDependency[Actor]
-    ) -> Template:
+    async def list_agreements(self, ctx: ContextDep, actor: ActorDep) -> Template:
         tz = ctx.settings.tz
         rows = await agreements.list_agreements(ctx.db, actor, now=ctx.clock.now(), tz=tz)
         return Template(
@@ -125,7 +123,7 @@ class AgreementController(Controller):
         )
 
     @get("/new", name="admin:agreement-new", opt=MANAGE)
-    async def new_form(self, ctx: NamedDependency[AppContext]) -> Template:
+    async def new_form(self, ctx: ContextDep) -> Template:
         """An empty agreement starting today, with a staff review for every rule."""
         today = local_day(ctx.clock.now(), ctx.settings.tz)
         form = {
@@ -143,11 +141,7 @@ class AgreementController(Controller):
 
     @post("/new", name="admin:agreement-create", opt=MANAGE)
     async def create(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, data: FormBody
     ) -> Response[Any]:
         """Make the agreement and show its summary; errors come back beside their fields."""
         form: dict[str, Any] = {
@@ -170,8 +164,8 @@ class AgreementController(Controller):
     async def show(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],  # the route table's name for it
     ) -> Template:
         """The agreement as a plain-language summary, printable; admins may end it here."""
@@ -183,8 +177,8 @@ class AgreementController(Controller):
     async def end(
         self,
         request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        ctx: ContextDep,
+        actor: ActorDep,
         id: FromPath[int],
         data: FormBody,
     ) -> Response[Any]:

@@ -11,13 +11,13 @@ from urllib.parse import urlencode
 
 from babel.dates import format_date, get_day_names
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 from markupsafe import Markup
 
 from admin.downloads import attachment
 from admin.forms import error_messages, form_dates
+from admin.web import ActorDep, ContextDep
 from nightreg import charts, i18n
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -398,10 +398,7 @@ class InsightController(Controller):
 
     @get("/", name="admin:insight", opt=VIEW)
     async def pictures(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Template:
         sites = await insight.visible_sites(ctx.db, actor)
         form = _form(request.query_params)
@@ -450,11 +447,7 @@ class InsightController(Controller):
         )
 
     async def _csv(
-        self,
-        chart: str,
-        request: Request[Any, Any, Any],
-        ctx: AppContext,
-        actor: Actor,
+        self, chart: str, request: Request[Any, Any, Any], ctx: AppContext, actor: Actor
     ) -> Response[Any]:
         sites = await insight.visible_sites(ctx.db, actor)
         form = _form(request.query_params)
@@ -471,37 +464,25 @@ class InsightController(Controller):
 
     @get("/flags.csv", name="admin:insight-flags-csv", opt=VIEW)
     async def flags_csv(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Response[Any]:
         return await self._csv("flags", request, ctx, actor)
 
     @get("/arrivals.csv", name="admin:insight-arrivals-csv", opt=VIEW)
     async def arrivals_csv(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Response[Any]:
         return await self._csv("arrivals", request, ctx, actor)
 
     @get("/signals.csv", name="admin:insight-signals-csv", opt=VIEW)
     async def signals_csv(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Response[Any]:
         return await self._csv("signals", request, ctx, actor)
 
     @get("/shared.csv", name="admin:insight-shared-csv", opt=VIEW)
     async def shared_csv(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
     ) -> Response[Any]:
         return await self._csv("shared", request, ctx, actor)
 

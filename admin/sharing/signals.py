@@ -13,7 +13,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from litestar import Controller, get
-from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
@@ -21,12 +20,11 @@ from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.forms import form_dates
 from admin.register.pages import TIME_FORMAT
+from admin.web import ActorDep, ContextDep
 from nightreg import i18n
-from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.rules import RULES
 from nightreg.services import hub_pull
-from nightreg.services.access import Actor
 from nightreg.services.agreements import FIELDS, VISIT_FIELDS
 from nightreg.services.hub_pull import PullInvalid, SignalDetail, SignalQuery
 from nightreg.vocabulary import SITE_KIND_LABELS
@@ -183,12 +181,7 @@ class SignalPagesController(Controller):
     path = "/signals"
 
     @get("/", name="admin:signals", opt=VIEW)
-    async def signals(
-        self,
-        request: HTMXRequest,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-    ) -> Template:
+    async def signals(self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep) -> Template:
         params = request.query_params
         form, errors, dates = _filters(params)
         before = form_int(params.get("before"))
@@ -236,12 +229,7 @@ class SignalPagesController(Controller):
         )  # fmt: skip
 
     @get("/{uid:str}", name="admin:signal", opt=VIEW)
-    async def signal(
-        self,
-        ctx: NamedDependency[AppContext],
-        actor: NamedDependency[Actor],
-        uid: FromPath[str],
-    ) -> Template:
+    async def signal(self, ctx: ContextDep, actor: ActorDep, uid: FromPath[str]) -> Template:
         detail: SignalDetail = await hub_pull.get_signal(ctx.db, actor, uid, now=ctx.clock.now())
         tz = ctx.settings.tz
         context = {
