@@ -13,6 +13,7 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath
 
 from nightreg.context import AppContext
 from nightreg.services import auth, sites, tokens
@@ -23,6 +24,9 @@ from nightreg.web import SignInRequired
 # context (settings, database, clock) and the signed-in actor.
 ContextDep = NamedDependency[AppContext]
 ActorDep = NamedDependency[Actor]
+# The path parameters most staff pages take: a site's slug and a record's id.
+Slug = FromPath[str]
+PathId = FromPath[int]
 
 API_PREFIX = "/api/"
 SESSION_COOKIE = "nightreg_session"

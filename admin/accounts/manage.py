@@ -14,7 +14,7 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
 from admin.forms import done_notice, error_messages
-from admin.web import ActorDep, ContextDep, session_cookie_name
+from admin.web import ActorDep, ContextDep, PathId, Slug, session_cookie_name
 from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.models import Site, User
@@ -179,7 +179,7 @@ class UsersController(Controller):
         request: HTMXRequest,
         ctx: ContextDep,
         actor: ActorDep,
-        id: FromPath[int],  # the route table's name for it
+        id: PathId,  # the route table's name for it
     ) -> Template:
         user = await users.get_user(ctx.db, actor, id)
         notice = done_notice(
@@ -199,12 +199,7 @@ class UsersController(Controller):
 
     @post("/{id:int}", name="admin:user-change", opt=USERS)
     async def change(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: FromPath[int],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId, data: FormBody
     ) -> Response[Any]:
         """Change role, sites, active; the account's sessions end so that it holds at once."""
         role, site_slugs = form_text(data, "role", 30), form_choices(data, "sites")
@@ -237,7 +232,7 @@ class UsersController(Controller):
 
     @post("/{id:int}/reset", name="admin:user-reset", opt=USERS)
     async def reset(
-        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: FromPath[int]
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Template:
         """A one-time link to set a new password, shown once (issue_reset audits it); the
         account's sessions end (an admin's own: all but this one)."""
@@ -255,7 +250,7 @@ class UsersController(Controller):
 
     @post("/{id:int}/two-factor-reset", name="admin:user-two-factor-reset", opt=USERS)
     async def reset_two_factor(
-        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: FromPath[int]
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Response[Any]:
         """Take the account's second factor away (a lost phone); its sessions end (audited)."""
         user = await users.get_user(ctx.db, actor, id)
@@ -404,7 +399,7 @@ class SitesController(Controller):
 
     @get("/{slug:str}", name="admin:site", opt=POINTS)
     async def show(
-        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Template:
         """A site's check-in points: add, rename, disable, rotate, posters."""
         site = await site_for(ctx.db, actor, slug, "points.manage")
@@ -416,12 +411,7 @@ class SitesController(Controller):
 
     @post("/{slug:str}", name="admin:site-change", opt=SITES)
     async def change(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        slug: FromPath[str],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug, data: FormBody
     ) -> Response[Any]:
         """Rename a site or disable it; an admin may do so on every site."""
         form = {
@@ -460,12 +450,7 @@ class SitesController(Controller):
 
     @post("/{slug:str}/points", name="admin:point-create", opt=POINTS)
     async def add_point(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        slug: FromPath[str],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug, data: FormBody
     ) -> Response[Any]:
         site = await site_for(ctx.db, actor, slug, "points.manage")
         form = _point_form(data)
@@ -497,12 +482,7 @@ class PointsController(Controller):
 
     @post("/", name="admin:point-change", opt=POINTS)
     async def change(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: FromPath[int],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId, data: FormBody
     ) -> Response[Any]:
         point = await sites.point_for(ctx.db, actor, id)
         form = _point_form(data)
@@ -530,7 +510,7 @@ class PointsController(Controller):
 
     @post("/rotate", name="admin:point-rotate", opt=POINTS)
     async def rotate(
-        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: FromPath[int]
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Response[Any]:
         """A new token: the old QR code stops working; the page shows the new URL."""
         point = await sites.rotate(ctx.db, actor, id, now=ctx.clock.now())
@@ -539,7 +519,7 @@ class PointsController(Controller):
     # Litestar matches a parameter only as a whole path segment: "poster.{fmt}" cannot route.
     @get("/poster/{fmt:str}", name="admin:point-poster", opt=POINTS)
     async def poster(
-        self, ctx: ContextDep, actor: ActorDep, id: FromPath[int], fmt: FromPath[str]
+        self, ctx: ContextDep, actor: ActorDep, id: PathId, fmt: FromPath[str]
     ) -> Response[bytes]:
         """The printable A4 poster of the point's QR code, as SVG, PNG or PDF."""
         point = await sites.point_for(ctx.db, actor, id)

@@ -19,7 +19,7 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, Example, SecurityScheme
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_400_BAD_REQUEST
 
@@ -27,7 +27,7 @@ from admin.api import signals as api_signals
 from admin.api.common import ApiError, check_dates, invalid
 from admin.api.common import doc as _doc
 from admin.api.common import errors as _errors
-from admin.web import ActorDep, ContextDep
+from admin.web import ActorDep, ContextDep, PathId, Slug
 from nightreg.models import Site, Visit
 from nightreg.services import corrections, register, register_search, sites, transfer, walk_ins
 from nightreg.services.register import QueryInvalid, VisitInvalid
@@ -353,7 +353,7 @@ class SitesController(Controller):
         self,
         ctx: ContextDep,
         actor: ActorDep,
-        slug: FromPath[str],
+        slug: Slug,
         q: Annotated[str, QueryParameter(description="Search text", examples=_Q_EXAMPLE)] = "",
         date_from: FromDate = None,
         date_to: ToDate = None,
@@ -394,7 +394,7 @@ class SitesController(Controller):
         responses=_errors(401, 403, 404, 422),
     )
     async def create_visit(
-        self, ctx: ContextDep, actor: ActorDep, slug: FromPath[str], data: JSONBody[VisitIn]
+        self, ctx: ContextDep, actor: ActorDep, slug: Slug, data: JSONBody[VisitIn]
     ) -> VisitOut:
         site = await sites.site_for(ctx.db, actor, slug, "register.edit")
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
@@ -422,7 +422,7 @@ class SitesController(Controller):
         self,
         ctx: ContextDep,
         actor: ActorDep,
-        slug: FromPath[str],
+        slug: Slug,
         date_from: FromDate = None,
         date_to: ToDate = None,
         delimiter: Annotated[
@@ -475,7 +475,7 @@ class VisitsController(Controller):
         self,
         ctx: ContextDep,
         actor: ActorDep,
-        id: FromPath[int],  # the route table's name for it
+        id: PathId,  # the route table's name for it
     ) -> VisitOut:
         visit = await register.get_visit(ctx.db, actor, _visit_id(id), now=ctx.clock.now())
         return visit_out(visit, visit.site)
@@ -495,7 +495,7 @@ class VisitsController(Controller):
         self,
         ctx: ContextDep,
         actor: ActorDep,
-        id: FromPath[int],  # the route table's name for it
+        id: PathId,  # the route table's name for it
         data: JSONBody[CorrectionIn],
     ) -> VisitOut:
         now = ctx.clock.now()
@@ -522,7 +522,7 @@ class VisitsController(Controller):
         self,
         ctx: ContextDep,
         actor: ActorDep,
-        id: FromPath[int],  # the route table's name for it
+        id: PathId,  # the route table's name for it
         data: JSONBody[CheckoutIn | None] = None,
     ) -> VisitOut:
         now = ctx.clock.now()

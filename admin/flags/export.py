@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.params import FromPath
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.downloads import export_stream
 from admin.flags.pages import STATUS_LABELS
 from admin.forms import error_message, form_dates
-from admin.web import ActorDep, ContextDep
+from admin.web import ActorDep, ContextDep, Slug
 from nightreg.models import Site
 from nightreg.services import flag_export
 from nightreg.services.sites import site_for
@@ -55,7 +54,7 @@ class FlagExportController(Controller):
 
     @get("/", name="admin:flag-export", opt=EXPORT)
     async def export_form(
-        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Template:
         site = await site_for(ctx.db, actor, slug, flag_export.PERMISSION)
         form, _parsed, _errors = _form(request.query_params)
@@ -63,7 +62,7 @@ class FlagExportController(Controller):
 
     @get("/download", name="admin:flag-export-download", opt=EXPORT)
     async def download(
-        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Response[Any]:
         """The file, streamed; a bad value comes back as the form with its message."""
         site = await site_for(ctx.db, actor, slug, flag_export.PERMISSION)

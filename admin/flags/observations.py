@@ -6,14 +6,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from litestar import Controller, get, post
-from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.forms import error_messages
 from admin.register.pages import TIME_FORMAT
-from admin.web import ActorDep, ContextDep
+from admin.web import ActorDep, ContextDep, Slug
 from nightreg.context import AppContext
 from nightreg.models import Site, Visit
 from nightreg.services import observations, register
@@ -67,7 +66,7 @@ class ObservationController(Controller):
 
     @get("/new", name="admin:observation-new", opt=ADD)
     async def new(
-        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Template:
         """An empty checklist; the time observed is now on the site's clock."""
         site = await site_for(ctx.db, actor, slug, observations.PERMISSION)
@@ -79,7 +78,7 @@ class ObservationController(Controller):
 
     @post("/new", name="admin:observation-add", opt=ADD)
     async def add(
-        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Response[Any]:
         """Record it and go to its flag; errors come back next to their fields, as typed."""
         site = await site_for(ctx.db, actor, slug, observations.PERMISSION)

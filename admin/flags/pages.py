@@ -9,14 +9,14 @@ from typing import Annotated, Any
 from babel.dates import format_timedelta
 from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.forms import error_message, error_messages, rerender
 from admin.register.pages import TIME_FORMAT
-from admin.web import ActorDep, ContextDep
+from admin.web import ActorDep, ContextDep, PathId, Slug
 from nightreg import i18n
 from nightreg.i18n import N_
 from nightreg.models import AuditEvent, Flag
@@ -214,7 +214,7 @@ class SiteFlagsController(Controller):
 
     @get("/flags", name="admin:flags", opt=VIEW)
     async def queue(
-        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Template:
         site = await site_for(ctx.db, actor, slug, "flags.view")
         params = request.query_params
@@ -276,7 +276,7 @@ class FlagPagesController(Controller):
         request: HTMXRequest,
         ctx: ContextDep,
         actor: ActorDep,
-        id: FromPath[int],  # the route table's name for it
+        id: PathId,  # the route table's name for it
     ) -> Template:
         detail = await flags.get_flag(ctx.db, actor, id, now=ctx.clock.now())
         reviewed = request.query_params.get("reviewed") == "1"
@@ -284,7 +284,7 @@ class FlagPagesController(Controller):
         return Template(template_name="admin/flag.html", context=context)
 
     @get("/forward", name="admin:flag-forward", opt=REVIEW)
-    async def forward(self, ctx: ContextDep, actor: ActorDep, id: FromPath[int]) -> Template:
+    async def forward(self, ctx: ContextDep, actor: ActorDep, id: PathId) -> Template:
         """Exactly what forwarding would send, under which agreement, before anyone confirms."""
         flag, draft = await flags.forward_preview(ctx.db, actor, id, now=ctx.clock.now())
         return Template(
@@ -294,12 +294,7 @@ class FlagPagesController(Controller):
 
     @post("/review", name="admin:flag-review", opt=REVIEW)
     async def review(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: FromPath[int],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId, data: FormBody
     ) -> Response[Any]:
         """Dismiss, keep watching or forward; a mistake comes back next to its field."""
         action = data.get("action") if isinstance(data.get("action"), str) else ""

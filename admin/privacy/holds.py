@@ -7,13 +7,13 @@ from typing import Annotated, Any
 
 from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.forms import done_notice, error_messages, refused_status
-from admin.web import ActorDep, ContextDep
+from admin.web import ActorDep, ContextDep, PathId
 from nightreg.clock import local_day
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -170,7 +170,7 @@ class HoldController(Controller):
         request: HTMXRequest,
         ctx: ContextDep,
         actor: ActorDep,
-        id: FromPath[int],  # the route table's name for it
+        id: PathId,  # the route table's name for it
     ) -> Template:
         """The hold, what it covers now; admins may release it here."""
         detail = await holds.get_hold(ctx.db, actor, id, now=ctx.clock.now(), tz=ctx.settings.tz)
@@ -179,12 +179,7 @@ class HoldController(Controller):
 
     @post("/{id:int}/release", name="admin:hold-release", opt=MANAGE)
     async def release(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: FromPath[int],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId, data: FormBody
     ) -> Response[Any]:
         """Release it now, with a reason; a second release is refused with the page as it is."""
         reason = form_text(data, "reason", _FIELD_LIMIT)

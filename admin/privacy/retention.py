@@ -15,13 +15,13 @@ from typing import Annotated, Any
 from babel.dates import format_date
 from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.forms import error_message, error_messages
-from admin.web import ActorDep, ContextDep
+from admin.web import ActorDep, ContextDep, PathId, Slug
 from nightreg import i18n
 from nightreg.clock import local_day
 from nightreg.context import AppContext
@@ -272,7 +272,7 @@ class RetentionController(Controller):
         self,
         ctx: ContextDep,
         actor: ActorDep,
-        id: FromPath[int],  # the route table's name for it
+        id: PathId,  # the route table's name for it
     ) -> Template:
         """One purge receipt as a table: what went, what was counted first, what is oldest."""
         found = await retention.receipt(ctx.db, actor, id)
@@ -288,19 +288,14 @@ class RetentionController(Controller):
         )
 
     @get("/sites/{slug:str}", name="admin:retention-site", opt=MANAGE)
-    async def site_form(self, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]) -> Template:
+    async def site_form(self, ctx: ContextDep, actor: ActorDep, slug: Slug) -> Template:
         """A site's own periods; an empty field follows the installation's default."""
         policy = await _policy_of(ctx, actor, slug)
         return _site_page(ctx, policy, _policy_form(policy))
 
     @post("/sites/{slug:str}", name="admin:retention-site-save", opt=MANAGE)
     async def site_save(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        slug: FromPath[str],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug, data: FormBody
     ) -> Response[Any]:
         """Save the site's periods (audited by the service); errors come back by their field."""
         policy = await _policy_of(ctx, actor, slug)

@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 
 from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.forms import error_messages, form_dates, rerender
-from admin.web import ActorDep, ContextDep
+from admin.web import ActorDep, ContextDep, PathId, Slug
 from nightreg import i18n, visit_status
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -230,7 +230,7 @@ class SiteRegisterController(Controller):
 
     @get("/tonight", name="admin:tonight", opt=VIEW)
     async def tonight(
-        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Template:
         """Who is here now; the board asks again every 15 seconds (htmx) and gets the partial."""
         site = await site_for(ctx.db, actor, slug, "register.view")
@@ -247,7 +247,7 @@ class SiteRegisterController(Controller):
 
     @get("/register", name="admin:register", opt=VIEW)
     async def register_page(
-        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Template:
         """Search and filter the register; htmx asks for the results or the next rows only."""
         site = await site_for(ctx.db, actor, slug, "register.view")
@@ -302,7 +302,7 @@ class SiteRegisterController(Controller):
 
     @get("/walk-in", name="admin:walk-in", opt=EDIT)
     async def walk_in_form(
-        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Template:
         """An empty walk-in form for the chosen kind, arrival set to now on the site's clock."""
         site = await site_for(ctx.db, actor, slug, "register.edit")
@@ -319,12 +319,7 @@ class SiteRegisterController(Controller):
 
     @post("/walk-in", name="admin:walk-in-submit", opt=EDIT)
     async def walk_in(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        slug: FromPath[str],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug, data: FormBody
     ) -> Response[Any]:
         """Enter the walk-in; errors come back next to their fields with what was typed."""
         site = await site_for(ctx.db, actor, slug, "register.edit")
@@ -345,7 +340,7 @@ class SiteRegisterController(Controller):
 
     @get("/print", name="admin:print", opt=EXPORT)
     async def print_view(
-        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Template:
         """The register for the police on A4: a period, or who is present now."""
         site = await site_for(ctx.db, actor, slug, "register.export")
@@ -429,13 +424,13 @@ class VisitPagesController(Controller):
         request: HTMXRequest,
         ctx: ContextDep,
         actor: ActorDep,
-        id: FromPath[int],  # the route table's name for it
+        id: PathId,  # the route table's name for it
     ) -> Template:
         context = await self._page(ctx, actor, id, new=request.query_params.get("new") == "1")
         return Template(template_name="admin/visit.html", context=context)
 
     @get("/correct", name="admin:visit-correct", opt=EDIT)
-    async def correct_form(self, ctx: ContextDep, actor: ActorDep, id: FromPath[int]) -> Template:
+    async def correct_form(self, ctx: ContextDep, actor: ActorDep, id: PathId) -> Template:
         visit = await self._editable(ctx, actor, id)
         tz = ZoneInfo(visit.site.timezone)
         context = {
@@ -449,12 +444,7 @@ class VisitPagesController(Controller):
 
     @post("/correct", name="admin:visit-correct-submit", opt=EDIT)
     async def correct(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: FromPath[int],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId, data: FormBody
     ) -> Response[Any]:
         """Correct with a mandatory reason; errors next to the fields, what was typed kept."""
         form = _form(data)
@@ -480,7 +470,7 @@ class VisitPagesController(Controller):
 
     @post("/checkout", name="admin:visit-checkout", opt=EDIT)
     async def checkout(
-        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: FromPath[int]
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Response[Any]:
         try:
             await corrections.check_out_visit(ctx.db, actor, id, now=ctx.clock.now())
@@ -493,12 +483,7 @@ class VisitPagesController(Controller):
 
     @post("/notes", name="admin:visit-note", opt=EDIT)
     async def add_note(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: FromPath[int],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId, data: FormBody
     ) -> Response[Any]:
         text = data.get("text", "") if isinstance(data.get("text"), str) else ""
         try:

@@ -8,13 +8,12 @@ from typing import Any
 from babel.dates import format_date
 from babel.numbers import format_decimal
 from litestar import Controller, Request, get
-from litestar.params import FromPath
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.downloads import attachment
 from admin.forms import error_message
-from admin.web import ActorDep, ContextDep
+from admin.web import ActorDep, ContextDep, Slug
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.models import Site
@@ -79,7 +78,7 @@ class TouristTaxController(Controller):
 
     @get("/tourist-tax", name="admin:tourist-tax", opt=VIEW)
     async def figures(
-        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Template:
         """The month's figures (the last full month unless one is chosen); audited."""
         site = await tourist_tax.site_for(ctx.db, actor, slug)
@@ -93,7 +92,7 @@ class TouristTaxController(Controller):
 
     @get("/tourist-tax.csv", name="admin:tourist-tax-csv", opt=VIEW)
     async def download(
-        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Response[Any]:
         """Per day and in total, as CSV; a bad month comes back as the page with its message."""
         site = await tourist_tax.site_for(ctx.db, actor, slug)

@@ -6,13 +6,12 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from admin.downloads import export_stream
 from admin.forms import error_message, form_dates
-from admin.web import ActorDep, ContextDep
+from admin.web import ActorDep, ContextDep, Slug
 from nightreg.i18n import N_
 from nightreg.models import Site
 from nightreg.services import register_import, transfer
@@ -87,7 +86,7 @@ class TransferController(Controller):
 
     @get("/export", name="admin:export", opt=EXPORT)
     async def export_form(
-        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Template:
         site = await site_for(ctx.db, actor, slug, "register.export")
         form, _parsed, _errors = _export_form(request.query_params)
@@ -95,7 +94,7 @@ class TransferController(Controller):
 
     @get("/export/download", name="admin:export-download", opt=EXPORT)
     async def download(
-        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Response[Any]:
         """The file, streamed; a bad period or format comes back as the form with its message."""
         site = await site_for(ctx.db, actor, slug, "register.export")
@@ -122,13 +121,13 @@ class TransferController(Controller):
         return export_stream(first, chunks, filename, fmt=fmt)
 
     @get("/import", name="admin:import", opt=IMPORT)
-    async def import_form(self, ctx: ContextDep, actor: ActorDep, slug: FromPath[str]) -> Template:
+    async def import_form(self, ctx: ContextDep, actor: ActorDep, slug: Slug) -> Template:
         site = await site_for(ctx.db, actor, slug, "register.edit")
         return _import_page(site)
 
     @post("/import", name="admin:import-upload", opt=IMPORT, request_max_body_size=MAX_UPLOAD_BYTES)
     async def upload(
-        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: FromPath[str]
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Template:
         """Check (dry run, the default) or import the uploaded file: all rows or none."""
         site = await site_for(ctx.db, actor, slug, "register.edit")

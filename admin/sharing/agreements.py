@@ -7,13 +7,13 @@ from typing import Annotated, Any
 
 from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.forms import done_notice, error_messages, refused_status
-from admin.web import ActorDep, ContextDep
+from admin.web import ActorDep, ContextDep, PathId
 from nightreg.clock import local_day
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -166,7 +166,7 @@ class AgreementController(Controller):
         request: HTMXRequest,
         ctx: ContextDep,
         actor: ActorDep,
-        id: FromPath[int],  # the route table's name for it
+        id: PathId,  # the route table's name for it
     ) -> Template:
         """The agreement as a plain-language summary, printable; admins may end it here."""
         agreement = await agreements.get(ctx.db, actor, id)
@@ -175,12 +175,7 @@ class AgreementController(Controller):
 
     @post("/{id:int}/end", name="admin:agreement-end", opt=MANAGE)
     async def end(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: FromPath[int],
-        data: FormBody,
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId, data: FormBody
     ) -> Response[Any]:
         """End it now, with a reason; a second end is refused with the page as it is."""
         reason = form_text(data, "reason", _FIELD_LIMIT)
