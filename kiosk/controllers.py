@@ -195,6 +195,8 @@ class CheckinController(Controller):
         self, request: Request, ctx: NamedDependency[AppContext], token: FromPath[str]
     ) -> Response:
         """Validate and register; errors come back next to their fields, with the input kept."""
+        # Longer than most: the one place where a visitor's form becomes a visit, with every
+        # outcome (rate limit, honeypot, errors, replay, kiosk tablet, remember me) in order.
         point = await _point_or_404(ctx, token)
         form = _form_data(await request.form())
         kind = form.get("kind", "")

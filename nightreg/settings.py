@@ -186,6 +186,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        # Longer than most: one line per environment variable, in the order the README lists them.
         env = os.environ if env is None else env
         data_dir = Path(_get(env, "DATA_DIR") or "data").expanduser().resolve()
         try:

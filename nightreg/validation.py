@@ -427,6 +427,8 @@ def validate_checkin(
     An imported register is history: it passes `max_arrival_past=None` (no limit on how far
     back an arrival lies) and a `parse_datetime` that also reads offsets and Dutch dates.
     """
+    # Longer than most: one field after another in the form's order, each a few lines, so that a
+    # reader checks the whole form against the kiosk's in one place.
     f = _Form(form)
     # Read a naive now as UTC rather than let astimezone() consult the machine's own zone.
     now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)

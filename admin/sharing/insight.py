@@ -304,6 +304,7 @@ def _heat_draw(
 def _shared_picture(
     filters: Filters, rows: list[insight.SharedSubjects]
 ) -> tuple[Picture, Callable[[], str] | None]:
+    # Longer than most: one chart's context, field by field, as the template reads it.
     title = i18n.gettext(TITLE_SHARED)
     suppressed = insight.SUPPRESSED
     pairs = [r for r in rows if r.site_a != r.site_b]

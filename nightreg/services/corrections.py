@@ -164,6 +164,7 @@ async def correct_visit(
     may be posted. The result is checked with the kiosk's rules, except that an arrival may
     lie any time back (old entries get corrected too). Nothing changed: nothing is written.
     """
+    # Longer than most: the check, the change and the audit's before/after share one transaction.
     errors: dict[str, FieldError] = {}
     cleaned_reason = _reason(reason, errors)
     async with db.write() as session:

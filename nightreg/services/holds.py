@@ -217,6 +217,9 @@ async def place(
     stored, limited to a site if one is given; "site": a site (by id or slug). Fields that do
     not belong to the scope are ignored.
     """
+    # Longer than most: the three scopes (visits, subject, site) are checked and stored in one
+    # transaction with one audit event, and reading them in order is clearer than three helpers
+    # sharing half a dozen arguments.
     actor.require(MANAGE)
     today = local_day(now, tz)
     errors: dict[str, FieldError] = {}

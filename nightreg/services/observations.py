@@ -201,6 +201,8 @@ async def add_observation(
     the site or the visit is not the actor's (or the visit is of another site), AccessDenied
     when the role may not record observations.
     """
+    # Longer than most: validation, the write, the flag and the audit must happen in one
+    # transaction.
     async with db.write() as session:
         site = await scoped_site(session, actor, PERMISSION, site_id=site_id)
         visit: Visit | None = None

@@ -125,6 +125,7 @@ async def create_user(
     now: datetime,
 ) -> tuple[User, str | None]:
     """A new account; without a password it gets a one-time reset link (its token returned)."""
+    # Longer than most: the checks of a new account follow the form field by field.
     actor.require("users.manage")
     email = email.strip().lower()
     errors: dict[str, str] = {}
@@ -193,6 +194,8 @@ async def change_user(
     A change ends the account's sessions, so that it holds from the next click on (the
     administrator's own sessions excepted: they cannot disable or demote themselves).
     """
+    # Longer than most: every change of role, sites and access is checked, applied and audited
+    # together.
     actor.require("users.manage")
     errors: dict[str, str] = {}
     if role not in ROLES:

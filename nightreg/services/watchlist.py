@@ -193,6 +193,7 @@ async def import_entries(
     as such rather than as added, updated or removed. Audited with counts only: the digests
     themselves never reach the audit trail.
     """
+    # Longer than most: the upsert, the expiry sweep and the counts must share one transaction.
     list_ref = list_ref[:120]
     live = {d: at for d, at in entries.items() if at > now}
     async with db.write() as session:
