@@ -21,10 +21,10 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, Example, SecurityScheme
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
-from litestar.status_codes import HTTP_201_CREATED, HTTP_400_BAD_REQUEST
+from litestar.status_codes import HTTP_201_CREATED
 
 from admin.api import signals as api_signals
-from admin.api.common import ApiError, check_dates, invalid
+from admin.api.common import QUERY_FIELDS, check_dates, invalid, validation_failed
 from admin.api.common import doc as _doc
 from admin.api.common import errors as _errors
 from admin.web import ActorDep, ContextDep, PathId, Slug
@@ -44,10 +44,6 @@ EXPORT = {"permission": "register.export"}
 
 # Times a client sends may carry an offset; the register's forms read the site's wall clock.
 _TIME_FIELDS = ("arrived_at", "expected_departure_at", "departed_at")
-# The query parameters under their API names (the services name the dates date_from/date_to).
-_QUERY_FIELDS = {"date_from": "from", "date_to": "to"}
-
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]{1,64})`")
 
 MSG_REPEATED_HOUR = (
     "This time lies in the hour that repeats when the clocks go back; "
@@ -216,32 +212,15 @@ def _visit_invalid(_request: Request[Any, Any, Any], exc: VisitInvalid) -> Respo
 
 
 def _query_invalid(_request: Request[Any, Any, Any], exc: QueryInvalid) -> Response[Any]:
-    return invalid({_QUERY_FIELDS.get(exc.field, exc.field): exc.message})
+    return invalid({QUERY_FIELDS.get(exc.field, exc.field): exc.message})
 
 
 def _export_invalid(_request: Request[Any, Any, Any], exc: ExportInvalid) -> Response[Any]:
     return invalid({exc.field: exc.message})
 
 
-def _validation_failed(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    """Litestar's own checks of parameters and bodies: a named field is 422, like ours."""
-    problems = exc.extra if isinstance(exc.extra, list) else []
-    errors: dict[str, str] = {}
-    for problem in problems:
-        if not isinstance(problem, dict) or not problem.get("key"):
-            continue
-        message = str(problem.get("message") or exc.detail)
-        key = str(problem["key"])
-        unknown = _UNKNOWN_FIELD.search(message)
-        if key == "data" and unknown:  # the body names a field the API does not have
-            key = unknown.group(1)
-        errors.setdefault(_QUERY_FIELDS.get(key, key), message)
-    if errors:
-        return invalid(errors)
-    return Response(
-        ApiError(code="bad_request", message=exc.detail or "Bad request", field=None),
-        status_code=HTTP_400_BAD_REQUEST,
-    )
+# Litestar's own checks of parameters and bodies: a named field is 422, like ours.
+_validation_failed = validation_failed(re.compile(r"unknown field `([^`]{1,64})`"))
 
 
 # --- translating between the API and the services ------------------------------------------
