@@ -175,11 +175,7 @@ class UsersController(Controller):
 
     @get("/{id:int}", name="admin:user", opt=USERS)
     async def edit_form(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Template:
         user = await users.get_user(ctx.db, actor, id)
         notice = done_notice(

@@ -454,7 +454,7 @@ class VisitsController(Controller):
         self,
         ctx: ContextDep,
         actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        id: PathId,
     ) -> VisitOut:
         visit = await register.get_visit(ctx.db, actor, _visit_id(id), now=ctx.clock.now())
         return visit_out(visit, visit.site)
@@ -474,7 +474,7 @@ class VisitsController(Controller):
         self,
         ctx: ContextDep,
         actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        id: PathId,
         data: JSONBody[CorrectionIn],
     ) -> VisitOut:
         now = ctx.clock.now()
@@ -501,7 +501,7 @@ class VisitsController(Controller):
         self,
         ctx: ContextDep,
         actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        id: PathId,
         data: JSONBody[CheckoutIn | None] = None,
     ) -> VisitOut:
         now = ctx.clock.now()

@@ -166,11 +166,7 @@ class HoldController(Controller):
 
     @get("/{id:int}", name="admin:hold", opt=VIEW)
     async def show(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Template:
         """The hold, what it covers now; admins may release it here."""
         detail = await holds.get_hold(ctx.db, actor, id, now=ctx.clock.now(), tz=ctx.settings.tz)

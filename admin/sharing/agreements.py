@@ -162,11 +162,7 @@ class AgreementController(Controller):
 
     @get("/{id:int}", name="admin:agreement", opt=VIEW)
     async def show(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Template:
         """The agreement as a plain-language summary, printable; admins may end it here."""
         agreement = await agreements.get(ctx.db, actor, id)
