@@ -8,7 +8,7 @@ nightreg.services.tokens); the staff guard in admin/web.py resolves it before an
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from admin.api import signals as api_signals
 from admin.api.common import QUERY_FIELDS, check_dates, invalid, validation_failed
 from admin.api.common import doc as _doc
 from admin.api.common import errors as _errors
+from admin.downloads import export_stream
 from admin.web import ActorDep, ContextDep, PathId, Slug
 from nightreg.models import Site, Visit
 from nightreg.services import corrections, register, register_search, sites, transfer, walk_ins
@@ -421,20 +422,8 @@ class SitesController(Controller):
             delimiter=delimiter,
             now=ctx.clock.now(),
         )
-        # The first chunk runs the checks and writes the audit: errors still get their status.
-        first = await anext(chunks)
-
-        async def body() -> AsyncIterator[bytes]:
-            yield first
-            async for chunk in chunks:
-                yield chunk
-
         filename = transfer.export_filename(site.slug, date_from, date_to, "csv")
-        return Stream(
-            body(),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
+        return await export_stream(chunks, filename, media_type="text/csv")
 
 
 class VisitsController(Controller):
