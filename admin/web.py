@@ -24,7 +24,8 @@ from nightreg.web import SignInRequired
 # context (settings, database, clock) and the signed-in actor.
 ContextDep = NamedDependency[AppContext]
 ActorDep = NamedDependency[Actor]
-# The path parameters most staff pages take: a site's slug and a record's id.
+# The path parameters most staff pages take: a site's slug and a record's id. Handlers name
+# them `slug` and `id`, as the route table does (`{id:int}`), though `id` shadows the builtin.
 Slug = FromPath[str]
 PathId = FromPath[int]
 

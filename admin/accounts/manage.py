@@ -13,6 +13,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
+from admin.downloads import download
 from admin.forms import done_notice, error_messages
 from admin.web import ActorDep, ContextDep, PathId, Slug, session_cookie_name
 from nightreg.context import AppContext
@@ -175,11 +176,7 @@ class UsersController(Controller):
 
     @get("/{id:int}", name="admin:user", opt=USERS)
     async def edit_form(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Template:
         user = await users.get_user(ctx.db, actor, id)
         notice = done_notice(
@@ -529,14 +526,7 @@ class PointsController(Controller):
         # Drawing the poster takes a moment of CPU: not on the event loop.
         data = await asyncio.to_thread(poster, url, point.site.name, point.name, fmt)
         filename = f"poster-{point.site.slug}-{point.id}.{fmt}"
-        return Response(
-            data,
-            media_type=POSTER_TYPES[fmt],
-            headers={
-                "Content-Disposition": f'attachment; filename="{filename}"',
-                "Cache-Control": "no-store",
-            },
-        )
+        return download(data, filename, POSTER_TYPES[fmt], private=True)
 
 
 ROUTES = [UsersController, SitesController, PointsController]

@@ -16,9 +16,8 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_400_BAD_REQUEST
 
-from admin.api.common import ApiError, check_dates, doc, errors, invalid, invalid_example
+from admin.api.common import check_dates, doc, errors, invalid, invalid_example, validation_failed
 from admin.web import ActorDep, ContextDep
 from nightreg.clock import utc_text
 from nightreg.services import hub_pull
@@ -146,34 +145,11 @@ def _pull_invalid(_request: Request[Any, Any, Any], exc: PullInvalid) -> Respons
     return invalid({exc.field: exc.text})
 
 
-_BODY_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]{1,64})`")
-# The query parameters under their API names (`from` is a keyword in Python).
-_QUERY_FIELDS = {"date_from": "from", "date_to": "to"}
-
-
-def _validation_failed(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    """Litestar's checks of parameters and bodies, as a 422 naming the field at fault.
-
-    Like the rest of the API (admin/api/v1.py), and a body's missing field is named too rather
-    than the body as a whole ("data").
-    """
-    problems = exc.extra if isinstance(exc.extra, list) else []
-    found: dict[str, str] = {}
-    for problem in problems:
-        if not isinstance(problem, dict) or not problem.get("key"):
-            continue
-        message = str(problem.get("message") or exc.detail)
-        key = str(problem["key"])
-        named = _BODY_FIELD.search(message)
-        if key == "data" and named:
-            key = named.group(1)
-        found.setdefault(_QUERY_FIELDS.get(key, key), message)
-    if found:
-        return invalid(found)
-    return Response(
-        ApiError(code="bad_request", message=exc.detail or "Bad request", field=None),
-        status_code=HTTP_400_BAD_REQUEST,
-    )
+# Like the rest of the API (admin/api/v1.py), and a body's missing field is named too rather
+# than the body as a whole ("data").
+_validation_failed = validation_failed(
+    re.compile(r"(?:unknown|missing required) field `([^`]{1,64})`")
+)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {PullInvalid: _pull_invalid}

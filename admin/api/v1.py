@@ -8,7 +8,7 @@ nightreg.services.tokens); the staff guard in admin/web.py resolves it before an
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -21,12 +21,13 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, Example, SecurityScheme
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
-from litestar.status_codes import HTTP_201_CREATED, HTTP_400_BAD_REQUEST
+from litestar.status_codes import HTTP_201_CREATED
 
 from admin.api import signals as api_signals
-from admin.api.common import ApiError, check_dates, invalid
+from admin.api.common import QUERY_FIELDS, check_dates, invalid, validation_failed
 from admin.api.common import doc as _doc
 from admin.api.common import errors as _errors
+from admin.downloads import export_stream
 from admin.web import ActorDep, ContextDep, PathId, Slug
 from nightreg.models import Site, Visit
 from nightreg.services import corrections, register, register_search, sites, transfer, walk_ins
@@ -44,10 +45,6 @@ EXPORT = {"permission": "register.export"}
 
 # Times a client sends may carry an offset; the register's forms read the site's wall clock.
 _TIME_FIELDS = ("arrived_at", "expected_departure_at", "departed_at")
-# The query parameters under their API names (the services name the dates date_from/date_to).
-_QUERY_FIELDS = {"date_from": "from", "date_to": "to"}
-
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]{1,64})`")
 
 MSG_REPEATED_HOUR = (
     "This time lies in the hour that repeats when the clocks go back; "
@@ -216,32 +213,15 @@ def _visit_invalid(_request: Request[Any, Any, Any], exc: VisitInvalid) -> Respo
 
 
 def _query_invalid(_request: Request[Any, Any, Any], exc: QueryInvalid) -> Response[Any]:
-    return invalid({_QUERY_FIELDS.get(exc.field, exc.field): exc.message})
+    return invalid({QUERY_FIELDS.get(exc.field, exc.field): exc.message})
 
 
 def _export_invalid(_request: Request[Any, Any, Any], exc: ExportInvalid) -> Response[Any]:
     return invalid({exc.field: exc.message})
 
 
-def _validation_failed(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    """Litestar's own checks of parameters and bodies: a named field is 422, like ours."""
-    problems = exc.extra if isinstance(exc.extra, list) else []
-    errors: dict[str, str] = {}
-    for problem in problems:
-        if not isinstance(problem, dict) or not problem.get("key"):
-            continue
-        message = str(problem.get("message") or exc.detail)
-        key = str(problem["key"])
-        unknown = _UNKNOWN_FIELD.search(message)
-        if key == "data" and unknown:  # the body names a field the API does not have
-            key = unknown.group(1)
-        errors.setdefault(_QUERY_FIELDS.get(key, key), message)
-    if errors:
-        return invalid(errors)
-    return Response(
-        ApiError(code="bad_request", message=exc.detail or "Bad request", field=None),
-        status_code=HTTP_400_BAD_REQUEST,
-    )
+# Litestar's own checks of parameters and bodies: a named field is 422, like ours.
+_validation_failed = validation_failed(re.compile(r"unknown field `([^`]{1,64})`"))
 
 
 # --- translating between the API and the services ------------------------------------------
@@ -442,20 +422,8 @@ class SitesController(Controller):
             delimiter=delimiter,
             now=ctx.clock.now(),
         )
-        # The first chunk runs the checks and writes the audit: errors still get their status.
-        first = await anext(chunks)
-
-        async def body() -> AsyncIterator[bytes]:
-            yield first
-            async for chunk in chunks:
-                yield chunk
-
         filename = transfer.export_filename(site.slug, date_from, date_to, "csv")
-        return Stream(
-            body(),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
+        return await export_stream(chunks, filename, media_type="text/csv")
 
 
 class VisitsController(Controller):
@@ -475,7 +443,7 @@ class VisitsController(Controller):
         self,
         ctx: ContextDep,
         actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        id: PathId,
     ) -> VisitOut:
         visit = await register.get_visit(ctx.db, actor, _visit_id(id), now=ctx.clock.now())
         return visit_out(visit, visit.site)
@@ -495,7 +463,7 @@ class VisitsController(Controller):
         self,
         ctx: ContextDep,
         actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        id: PathId,
         data: JSONBody[CorrectionIn],
     ) -> VisitOut:
         now = ctx.clock.now()
@@ -522,7 +490,7 @@ class VisitsController(Controller):
         self,
         ctx: ContextDep,
         actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        id: PathId,
         data: JSONBody[CheckoutIn | None] = None,
     ) -> VisitOut:
         now = ctx.clock.now()

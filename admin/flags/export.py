@@ -79,16 +79,14 @@ class FlagExportController(Controller):
             fmt=form["format"],
             now=ctx.clock.now(),
         )
-        try:
-            first = await anext(chunks)  # checks and audits before the first byte
-        except ExportInvalid as exc:
-            return _page(site, form, {exc.field: error_message(exc.message)})
-
         fmt = form["format"]
         filename = flag_export.export_filename(
             site.slug, parsed["from"], parsed["to"], parsed["status"], fmt
         )
-        return export_stream(first, chunks, filename, fmt=fmt)
+        try:
+            return await export_stream(chunks, filename, fmt=fmt)
+        except ExportInvalid as exc:
+            return _page(site, form, {exc.field: error_message(exc.message)})
 
 
 ROUTES = [FlagExportController]

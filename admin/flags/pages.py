@@ -272,11 +272,7 @@ class FlagPagesController(Controller):
 
     @get("/", name="admin:flag", opt=VIEW)
     async def show(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Template:
         detail = await flags.get_flag(ctx.db, actor, id, now=ctx.clock.now())
         reviewed = request.query_params.get("reviewed") == "1"

@@ -10,9 +10,8 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
-from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
-from admin.forms import done_notice, error_messages, refused_status
+from admin.forms import done_notice, refused_status, rerender
 from admin.web import ActorDep, ContextDep, PathId
 from nightreg.clock import local_day
 from nightreg.context import AppContext
@@ -34,64 +33,43 @@ MSG_RELEASED = N_("The hold has been released. What it covered is purged when it
 _FIELD_LIMIT = 4000
 # Room for MAX_REFERENCES references with their separators.
 _REFS_LIMIT = 12 * holds.MAX_REFERENCES + 100
+NEW, SHOW = "admin/hold_new.html", "admin/hold.html"
 FIELDS = ("scope", "case_reference", "reason", "until", "refs", "subject", "site")
 
 
-async def _new_page(
-    ctx: AppContext,
-    actor: Actor,
-    form: Mapping[str, str],
-    errors: Mapping[str, str] | None = None,
-    *,
-    status_code: int = 200,
-) -> Template:
-    return Template(
-        template_name="admin/hold_new.html",
-        context={
-            "form": form,
-            "errors": dict(errors or {}),
-            "scopes": holds.SCOPES,
-            "scope_labels": holds.SCOPE_LABELS,
-            "sites": await holds.all_sites(ctx.db, actor),
-            "max_case_reference": holds.MAX_CASE_REFERENCE,
-            "max_reason": holds.MAX_REASON,
-            "max_subject": holds.MAX_SUBJECT_KEY,
-            "max_refs": _REFS_LIMIT,
-            "tz": ctx.settings.tz,
-            "today": local_day(ctx.clock.now(), ctx.settings.tz),
-        },
-        status_code=status_code,
-    )
+async def _new_context(ctx: AppContext, actor: Actor, form: Mapping[str, str]) -> dict[str, Any]:
+    """The form's page, filled with `form`; no errors yet."""
+    return {
+        "form": form,
+        "errors": {},
+        "scopes": holds.SCOPES,
+        "scope_labels": holds.SCOPE_LABELS,
+        "sites": await holds.all_sites(ctx.db, actor),
+        "max_case_reference": holds.MAX_CASE_REFERENCE,
+        "max_reason": holds.MAX_REASON,
+        "max_subject": holds.MAX_SUBJECT_KEY,
+        "max_refs": _REFS_LIMIT,
+        "tz": ctx.settings.tz,
+        "today": local_day(ctx.clock.now(), ctx.settings.tz),
+    }
 
 
-def _hold_page(
-    ctx: AppContext,
-    actor: Actor,
-    detail: HoldDetail,
-    *,
-    notice: str | None = None,
-    release_form: Mapping[str, str] | None = None,
-    errors: Mapping[str, str] | None = None,
-    status_code: int = 200,
-) -> Template:
-    return Template(
-        template_name="admin/hold.html",
-        context={
-            "detail": detail,
-            "hold": detail.hold,
-            "scope_labels": holds.SCOPE_LABELS,
-            "state_labels": holds.STATE_LABELS,
-            "can_release": actor.can(holds.MANAGE) and detail.state == holds.IN_FORCE,
-            "notice": notice,
-            "release_form": dict(release_form or {"reason": ""}),
-            "errors": dict(errors or {}),
-            "max_release_reason": holds.MAX_RELEASE_REASON,
-            "shown_limit": holds.SHOWN_REFERENCES,
-            "tz": ctx.settings.tz,
-            "time_format": TIME_FORMAT,
-        },
-        status_code=status_code,
-    )
+def _hold_context(ctx: AppContext, actor: Actor, detail: HoldDetail) -> dict[str, Any]:
+    """The hold's page with an empty release form and no notice."""
+    return {
+        "detail": detail,
+        "hold": detail.hold,
+        "scope_labels": holds.SCOPE_LABELS,
+        "state_labels": holds.STATE_LABELS,
+        "can_release": actor.can(holds.MANAGE) and detail.state == holds.IN_FORCE,
+        "notice": None,
+        "release_form": {"reason": ""},
+        "errors": {},
+        "max_release_reason": holds.MAX_RELEASE_REASON,
+        "shown_limit": holds.SHOWN_REFERENCES,
+        "tz": ctx.settings.tz,
+        "time_format": TIME_FORMAT,
+    }
 
 
 class HoldController(Controller):
@@ -134,7 +112,7 @@ class HoldController(Controller):
             form["scope"] = "visits" if refs else "subject" if form["subject"] else (
                 "site" if form["site"] else ""
             )  # fmt: skip
-        return await _new_page(ctx, actor, form)
+        return Template(template_name=NEW, context=await _new_context(ctx, actor, form))
 
     @post("/new", name="admin:hold-create", opt=MANAGE)
     async def create(
@@ -158,24 +136,18 @@ class HoldController(Controller):
                 tz=ctx.settings.tz,
             )
         except HoldInvalid as invalid:
-            return await _new_page(
-                ctx, actor, form, error_messages(invalid.errors),
-                status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-            )  # fmt: skip
+            return rerender(NEW, await _new_context(ctx, actor, form), invalid.errors)
         return see_other(request, f"/admin/retention/holds/{hold.id}?placed=1")
 
     @get("/{id:int}", name="admin:hold", opt=VIEW)
     async def show(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Template:
         """The hold, what it covers now; admins may release it here."""
         detail = await holds.get_hold(ctx.db, actor, id, now=ctx.clock.now(), tz=ctx.settings.tz)
         notice = done_notice(request, {"placed": MSG_PLACED, "released": MSG_RELEASED})
-        return _hold_page(ctx, actor, detail, notice=notice)
+        context = {**_hold_context(ctx, actor, detail), "notice": notice}
+        return Template(template_name=SHOW, context=context)
 
     @post("/{id:int}/release", name="admin:hold-release", opt=MANAGE)
     async def release(
@@ -188,13 +160,9 @@ class HoldController(Controller):
             await holds.release(ctx.db, actor, id, reason, now=now, tz=tz)
         except HoldInvalid as invalid:
             detail = await holds.get_hold(ctx.db, actor, id, now=now, tz=tz)
-            return _hold_page(
-                ctx,
-                actor,
-                detail,
-                release_form={"reason": reason},
-                errors=error_messages(invalid.errors),
-                status_code=refused_status(invalid.errors, "hold"),
+            context = {**_hold_context(ctx, actor, detail), "release_form": {"reason": reason}}
+            return rerender(
+                SHOW, context, invalid.errors, status_code=refused_status(invalid.errors, "hold")
             )
         return see_other(request, f"/admin/retention/holds/{id}?released=1")
 

@@ -268,12 +268,7 @@ class RetentionController(Controller):
         )
 
     @get("/receipts/{id:int}", name="admin:retention-receipt", opt=VIEW)
-    async def receipt(
-        self,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: PathId,  # the route table's name for it
-    ) -> Template:
+    async def receipt(self, ctx: ContextDep, actor: ActorDep, id: PathId) -> Template:
         """One purge receipt as a table: what went, what was counted first, what is oldest."""
         found = await retention.receipt(ctx.db, actor, id)
         return Template(

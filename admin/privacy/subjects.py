@@ -22,6 +22,7 @@ from litestar.status_codes import (
 )
 
 from admin.api.common import invalid
+from admin.downloads import JSON, download
 from admin.flags.pages import STATUS_LABELS as FLAG_STATUS_LABELS
 from admin.flags.pages import reason_text, rule_title
 from admin.forms import error_messages
@@ -295,14 +296,7 @@ class SubjectController(Controller):
         except SubjectInvalid as bad:
             return invalid(error_messages(bad.errors))
         day = local_day(now, ctx.settings.tz).isoformat()
-        return Response(
-            subjects.report_json(rep),
-            media_type="application/json",
-            headers={
-                "Content-Disposition": f'attachment; filename="subject-report-{day}.json"',
-                "Cache-Control": "no-store",
-            },
-        )
+        return download(subjects.report_json(rep), f"subject-report-{day}.json", JSON, private=True)
 
     @get("/erase", name="admin:subject-erase-form", opt=MANAGE)
     async def erase_form(

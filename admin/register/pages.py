@@ -420,11 +420,7 @@ class VisitPagesController(Controller):
 
     @get("/", name="admin:visit", opt=VIEW)
     async def show(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Template:
         context = await self._page(ctx, actor, id, new=request.query_params.get("new") == "1")
         return Template(template_name="admin/visit.html", context=context)

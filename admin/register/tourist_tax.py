@@ -11,7 +11,7 @@ from litestar import Controller, Request, get
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
-from admin.downloads import attachment
+from admin.downloads import download
 from admin.forms import error_message
 from admin.web import ActorDep, ContextDep, Slug
 from nightreg import i18n
@@ -105,11 +105,7 @@ class TouristTaxController(Controller):
             ctx.db, actor, site.id, month, now=ctx.clock.now(), exported=True
         )
         filename = tourist_tax.csv_filename(site.slug, month)
-        return Response(
-            tourist_tax.to_csv(result),
-            media_type="text/csv; charset=utf-8",
-            headers=attachment(filename),
-        )
+        return download(tourist_tax.to_csv(result), filename)
 
 
 ROUTES = [TouristTaxController]

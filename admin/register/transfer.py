@@ -111,14 +111,12 @@ class TransferController(Controller):
             delimiter=form["delimiter"],
             now=ctx.clock.now(),
         )
-        try:
-            first = await anext(chunks)  # checks and audits before the first byte
-        except transfer.ExportInvalid as exc:
-            return _export_page(site, form, {exc.field: error_message(exc.message)})
-
         fmt = form["format"]
         filename = transfer.export_filename(site.slug, parsed["from"], parsed["to"], fmt)
-        return export_stream(first, chunks, filename, fmt=fmt)
+        try:
+            return await export_stream(chunks, filename, fmt=fmt)
+        except transfer.ExportInvalid as exc:
+            return _export_page(site, form, {exc.field: error_message(exc.message)})
 
     @get("/import", name="admin:import", opt=IMPORT)
     async def import_form(self, ctx: ContextDep, actor: ActorDep, slug: Slug) -> Template:

@@ -10,9 +10,8 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
-from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
-from admin.forms import done_notice, error_messages, refused_status
+from admin.forms import done_notice, refused_status, rerender
 from admin.web import ActorDep, ContextDep, PathId
 from nightreg.clock import local_day
 from nightreg.context import AppContext
@@ -30,6 +29,7 @@ FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENC
 VIEW = {"permission": agreements.VIEW}
 MANAGE = {"permission": agreements.MANAGE}
 TIME_FORMAT = "yyyy-MM-dd HH:mm"
+NEW, SHOW = "admin/agreements_new.html", "admin/agreements_show.html"
 
 MSG_CREATED = N_("The agreement has been made. Read its summary below before it is signed off.")
 MSG_ENDED = N_("The agreement has been ended. Nothing is forwarded under it any more.")
@@ -44,61 +44,42 @@ def _rule_choices() -> list[tuple[str, str, str]]:
     ]
 
 
-def _new_page(
-    ctx: AppContext,
-    form: Mapping[str, Any],
-    errors: Mapping[str, str] | None = None,
-    *,
-    status_code: int = 200,
-) -> Template:
-    return Template(
-        template_name="admin/agreements_new.html",
-        context={
-            "form": form,
-            "errors": dict(errors or {}),
-            "rules": _rule_choices(),
-            "fields": agreements.FIELDS,
-            "always_sent": agreements.ALWAYS_SENT,
-            "visit_fields": agreements.VISIT_FIELDS,
-            "max_name": agreements.MAX_NAME,
-            "max_recipient": agreements.MAX_RECIPIENT,
-            "max_reference": agreements.MAX_REFERENCE,
-            "min_keep_days": agreements.MIN_KEEP_DAYS,
-            "max_keep_days": agreements.MAX_KEEP_DAYS,
-            "tz": ctx.settings.tz,
-        },
-        status_code=status_code,
-    )
+def _new_context(ctx: AppContext, form: Mapping[str, Any]) -> dict[str, Any]:
+    """The form's page, filled with `form`; no errors yet."""
+    return {
+        "form": form,
+        "errors": {},
+        "rules": _rule_choices(),
+        "fields": agreements.FIELDS,
+        "always_sent": agreements.ALWAYS_SENT,
+        "visit_fields": agreements.VISIT_FIELDS,
+        "max_name": agreements.MAX_NAME,
+        "max_recipient": agreements.MAX_RECIPIENT,
+        "max_reference": agreements.MAX_REFERENCE,
+        "min_keep_days": agreements.MIN_KEEP_DAYS,
+        "max_keep_days": agreements.MAX_KEEP_DAYS,
+        "tz": ctx.settings.tz,
+    }
 
 
-def _agreement_page(
-    ctx: AppContext,
-    actor: Actor,
-    agreement: SharingAgreement,
-    *,
-    notice: str | None = None,
-    end_form: Mapping[str, str] | None = None,
-    errors: Mapping[str, str] | None = None,
-    status_code: int = 200,
-) -> Template:
+def _agreement_context(
+    ctx: AppContext, actor: Actor, agreement: SharingAgreement
+) -> dict[str, Any]:
+    """The agreement's summary with an empty end form and no notice."""
     tz = ctx.settings.tz
-    return Template(
-        template_name="admin/agreements_show.html",
-        context={
-            "agreement": agreement,
-            "state": agreements.state(agreement, ctx.clock.now(), tz),
-            "state_labels": agreements.STATE_LABELS,
-            "sections": agreement_summary.summary(agreement, tz),
-            "can_end": actor.can(agreements.MANAGE) and agreement.ended_at is None,
-            "notice": notice,
-            "end_form": dict(end_form or {"reason": ""}),
-            "errors": dict(errors or {}),
-            "max_end_reason": agreements.MAX_END_REASON,
-            "tz": tz,
-            "time_format": TIME_FORMAT,
-        },
-        status_code=status_code,
-    )
+    return {
+        "agreement": agreement,
+        "state": agreements.state(agreement, ctx.clock.now(), tz),
+        "state_labels": agreements.STATE_LABELS,
+        "sections": agreement_summary.summary(agreement, tz),
+        "can_end": actor.can(agreements.MANAGE) and agreement.ended_at is None,
+        "notice": None,
+        "end_form": {"reason": ""},
+        "errors": {},
+        "max_end_reason": agreements.MAX_END_REASON,
+        "tz": tz,
+        "time_format": TIME_FORMAT,
+    }
 
 
 class AgreementController(Controller):
@@ -137,7 +118,7 @@ class AgreementController(Controller):
             "auto_rules": [],
             "keep_days": str(agreements.DEFAULT_KEEP_DAYS),
         }
-        return _new_page(ctx, form)
+        return Template(template_name=NEW, context=_new_context(ctx, form))
 
     @post("/new", name="admin:agreement-create", opt=MANAGE)
     async def create(
@@ -155,23 +136,18 @@ class AgreementController(Controller):
                 ctx.db, actor, form, now=ctx.clock.now(), tz=ctx.settings.tz
             )
         except AgreementInvalid as invalid:
-            return _new_page(
-                ctx, form, error_messages(invalid.errors), status_code=HTTP_422_UNPROCESSABLE_ENTITY
-            )
+            return rerender(NEW, _new_context(ctx, form), invalid.errors)
         return see_other(request, f"/admin/agreements/{agreement.id}?created=1")
 
     @get("/{id:int}", name="admin:agreement", opt=VIEW)
     async def show(
-        self,
-        request: HTMXRequest,
-        ctx: ContextDep,
-        actor: ActorDep,
-        id: PathId,  # the route table's name for it
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Template:
         """The agreement as a plain-language summary, printable; admins may end it here."""
         agreement = await agreements.get(ctx.db, actor, id)
         notice = done_notice(request, {"created": MSG_CREATED, "ended": MSG_ENDED})
-        return _agreement_page(ctx, actor, agreement, notice=notice)
+        context = {**_agreement_context(ctx, actor, agreement), "notice": notice}
+        return Template(template_name=SHOW, context=context)
 
     @post("/{id:int}/end", name="admin:agreement-end", opt=MANAGE)
     async def end(
@@ -183,14 +159,9 @@ class AgreementController(Controller):
             await agreements.end(ctx.db, actor, id, reason, now=ctx.clock.now())
         except AgreementInvalid as invalid:
             agreement = await agreements.get(ctx.db, actor, id)
-            return _agreement_page(
-                ctx,
-                actor,
-                agreement,
-                end_form={"reason": reason},
-                errors=error_messages(invalid.errors),
-                status_code=refused_status(invalid.errors, "agreement"),
-            )
+            context = {**_agreement_context(ctx, actor, agreement), "end_form": {"reason": reason}}
+            status_code = refused_status(invalid.errors, "agreement")
+            return rerender(SHOW, context, invalid.errors, status_code=status_code)
         return see_other(request, f"/admin/agreements/{id}?ended=1")
 
 

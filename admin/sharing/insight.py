@@ -15,7 +15,7 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 from markupsafe import Markup
 
-from admin.downloads import attachment
+from admin.downloads import download
 from admin.forms import error_messages, form_dates
 from admin.web import ActorDep, ContextDep
 from nightreg import charts, i18n
@@ -457,11 +457,7 @@ class InsightController(Controller):
             return _page(sites, form, errors)
         data = await insight.export_csv(ctx.db, actor, chart, filters, now=ctx.clock.now())
         filename = insight.csv_filename(chart, filters)
-        return Response(
-            data,
-            media_type="text/csv; charset=utf-8",
-            headers=attachment(filename),
-        )
+        return download(data, filename)
 
     @get("/flags.csv", name="admin:insight-flags-csv", opt=VIEW)
     async def flags_csv(
