@@ -11,7 +11,7 @@ from litestar.response import Stream, Template
 from admin.downloads import export_stream
 from admin.web import ActorDep, ContextDep
 from nightreg.context import AppContext
-from nightreg.services import audit
+from nightreg.services import audit, audit_checkpoints
 from nightreg.services.sites import sites_for
 from nightreg.web import form_date, form_int
 
@@ -150,7 +150,7 @@ class AuditController(Controller):
 
     @get("/verify", name="admin:audit-verify", opt={"permission": "audit.view"})
     async def verify(self, ctx: ContextDep, actor: ActorDep) -> Template:
-        result = await audit.verify(ctx.db)
+        result = await audit_checkpoints.verify(ctx.db, ctx.settings)
         await audit.log(
             ctx.db,
             actor,

@@ -26,7 +26,11 @@ async def test_each_event_carries_the_hash_of_the_one_before(db: Database):
     first = await _append(db, "one")
     second = await _append(db, "two")
     assert second.prev_hash == first.hash
-    assert second.hash == audit.event_hash(
+    keyring = audit.current_keyring()
+    assert second.key_id == keyring.current_id
+    assert second.hash == audit.keyed_hash(
+        keyring.current,
+        keyring.current_id,
         first.hash,
         {
             "at": second.at,
@@ -38,6 +42,7 @@ async def test_each_event_carries_the_hash_of_the_one_before(db: Database):
             "object_id": second.object_id,
             "object_ids": second.object_ids,
             "details": second.details,
+            "detail_hash": second.detail_hash,
         },
     )
 
@@ -111,6 +116,8 @@ async def test_the_cli_reports_an_intact_trail_and_exits_zero(
     await _append(db, "cli")
     monkeypatch.setenv("NIGHTREG_DATABASE_URL", database_url)
     monkeypatch.setenv("NIGHTREG_DATA_DIR", str(tmp_path))
+    # The chain is keyed: the CLI needs the key the events were written with.
+    monkeypatch.setenv("NIGHTREG_SECRET_KEY", "test-secret-" + "k" * 40)
     # main() runs its own event loop; run it in a thread so it does not meet the test's loop.
     import asyncio
 
@@ -197,7 +204,7 @@ async def test_an_action_whose_audit_cannot_be_written_does_not_happen(
     def broken(*_args: object) -> str:
         raise RuntimeError("the audit table is gone")
 
-    monkeypatch.setattr(audit, "event_hash", broken)
+    monkeypatch.setattr(audit, "keyed_hash", broken)
     with pytest.raises(RuntimeError):
         await auth.issue_reset(db, CLI, staff.user_id, now=SUMMER_EVENING)
     async with db.read() as session:
