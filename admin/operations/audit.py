@@ -130,7 +130,12 @@ class AuditController(Controller):
             "next_before": next_before,
             "form": form,
             "actions": ACTIONS,
-            "sites": await sites_for(ctx.db, actor, "audit.view"),
+            # An admin reads only their own sites' events (nightreg.services.audit._readable).
+            "sites": [
+                site
+                for site in await sites_for(ctx.db, actor, "audit.view")
+                if audit.reads_all(actor) or site.id in actor.site_ids
+            ],
             "tz": ctx.settings.tz,
         }
         if request.headers.get("hx-request") and request.headers.get("hx-target") == "audit-more":
