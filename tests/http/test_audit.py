@@ -437,3 +437,46 @@ async def test_the_cli_writes_a_checkpoint_and_verify_compares_with_a_given_one(
     assert await asyncio.to_thread(main, ["audit", "verify"]) == 1
     assert "truncated" in capsys.readouterr().out
     assert written.read_text().strip() == line
+
+
+async def test_every_job_run_that_moved_the_chain_leaves_a_checkpoint(db: Database, settings):
+    from nightreg.jobs import job_specs
+
+    overdue = job_specs(settings)["overdue"]
+    last = await _append(db, "before the job")
+    await overdue.body(db, SUMMER_EVENING, False)
+    written = audit_checkpoints.latest_in(settings.checkpoint_dir)
+    assert written is not None
+    assert written.head_id >= last.id
+    await overdue.body(db, SUMMER_EVENING, False)  # the chain did not move: no second line
+    [path] = settings.checkpoint_dir.glob("checkpoints-*.jsonl")
+    lines = path.read_text().splitlines()
+    await _append(db, "after the job")
+    await overdue.body(db, SUMMER_EVENING, False)
+    assert len(path.read_text().splitlines()) == len(lines) + 1
+
+
+async def test_several_events_at_once_keep_their_personal_values_apart(db: Database):
+    actor = Actor(kind="user", id=1, name="jan@haven.example", role="harbour_master")
+    async with db.write() as session:
+        await audit.record_many(
+            session,
+            actor,
+            [
+                {"action": "flag_reviewed", "at": SUMMER_EVENING, "object_type": "flag",
+                 "object_id": n, "details": {"action": "dismiss", "reason": f"reason {n}"}}
+                for n in range(3)
+            ],
+        )  # fmt: skip
+    async with db.read() as session:
+        events = list(
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "flag_reviewed")
+                .order_by(AuditEvent.id)
+            )
+        )
+        shown = await audit.shown(session, events, with_details=True)
+    assert [json.loads(e.details) for e in events] == [{"action": "dismiss"}] * 3
+    assert [json.loads(e.details)["reason"] for e in shown] == ["reason 0", "reason 1", "reason 2"]
+    assert (await audit.verify(db)).intact
