@@ -829,3 +829,38 @@ async def test_the_erase_page_names_a_hold_and_an_open_flag_but_not_a_restricted
     assert 'name="reason"' not in answer.text  # no form while something forbids it
     assert await exists(db, Visit, held.id)
     assert await exists(db, Visit, flagged.id)
+
+
+async def test_an_erasure_erases_what_the_audit_kept_of_the_visits_and_the_chain_verifies(
+    db: Database, settings: Settings
+):
+    """Issue 17: a correction's before and after (names) go with the erased visit; the
+    correction's event stays, and verification says what erased its detail."""
+    from nightreg.models import AuditDetail
+    from nightreg.services import audit
+    from nightreg.services.access import CLI
+
+    site = await new_site(db)
+    visit = await add_visit(db, site)
+    master = staff("harbour_master", site)
+    async with db.write() as session:
+        corrected = await audit.record(
+            session, CLI, "visit_corrected", at=NOW, site_id=site.id, object_type="visit",
+            object_id=visit.id, details={"reason": "typo", "before": {"guest_name": "Old Name"},
+                                         "after": {"guest_name": "New Name"}},
+        )  # fmt: skip
+
+    erased = await subjects.erase(
+        db, settings, master, visit.plate, "Op verzoek", [visit.id], now=NOW
+    )
+
+    assert erased.counts["audit_details"] == 1
+    async with db.read() as session:
+        detail = await session.get(AuditDetail, corrected.id)
+        assert await session.get(AuditEvent, corrected.id) is not None
+    assert detail is not None
+    assert detail.body is None
+    assert detail.erased_by.startswith("subject_erased ")
+    result = await audit.verify(db)
+    assert result.intact, str(result)
+    assert result.erased == {detail.erased_by: 1}
