@@ -343,7 +343,13 @@ async def _receipt(
             }
     # The receipt carries a signed checkpoint of the chain as the purge left it (also appended
     # to the checkpoint directory): a printed receipt is a copy out of the database's reach.
-    checkpoint = await audit_checkpoints.write(db, settings, now=result.at)
+    checkpoint = await audit_checkpoints.take(db, now=result.at)
     details["checkpoint"] = checkpoint.as_dict()
+    try:
+        audit_checkpoints.append(settings.checkpoint_dir, checkpoint, result.at)
+    except OSError as exc:
+        # The receipt must be written whatever happens to the file: it carries the checkpoint.
+        log.error("audit checkpoint not written to %s: %s", settings.checkpoint_dir, exc.strerror)
+        details["checkpoint_not_written"] = str(exc.strerror or exc)
     async with db.write() as session:
         await audit.record(session, actor, "purge_completed", at=result.at, details=details)
