@@ -343,6 +343,12 @@ async def log(db: Database, actor: Actor, action: str, *, at: datetime, **kwargs
 # --- erasing details -----------------------------------------------------------------------
 
 
+def erasure_name(what: str, now: datetime) -> str:
+    """How a detail record names what erased it: "purge <time>" (the purge's receipt has that
+    time), "subject_erased <time>" (the erasure's event)."""
+    return f"{what} {_utc_iso(now)}"
+
+
 async def erase_details(session: AsyncSession, where: Any, *, by: str, now: datetime) -> int:
     """Erase the bodies of the detail records matching `where`; how many. The rows stay, so
     that verification can tell an erased detail from a removed one, and by what."""

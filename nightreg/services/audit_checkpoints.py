@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ async def take(db: Database, *, now: datetime, keyring: audit.Keyring | None = N
     )  # fmt: skip
     key = keyring.checkpoint_key(keyring.current_id)
     assert key is not None  # the current key is always in the ring
-    return Checkpoint(**{**unsigned.__dict__, "signature": _signature(key, unsigned)})
+    return replace(unsigned, signature=_signature(key, unsigned))
 
 
 def _file_for(directory: Path, now: datetime) -> Path:
@@ -204,8 +204,6 @@ async def verify(
 
 
 def _with(result: audit.Verification, note: str, *, broken: bool) -> audit.Verification:
-    from dataclasses import replace
-
     if broken and result.intact:
         return replace(result, intact=False, reason=note.split(": ", 1)[-1], checkpoint=note)
     return replace(result, checkpoint=note)

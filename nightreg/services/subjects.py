@@ -617,7 +617,7 @@ async def erase(
             counts = await _delete(session, found, ids, today)
             # The personal values the audit kept about these visits go with them.
             counts["audit_details"] = await audit.erase_details_of(
-                session, "visit", ids, by=f"subject_erased {audit._utc_iso(now)}", now=now
+                session, "visit", ids, by=audit.erasure_name("subject_erased", now), now=now
             )
             await audit.record(
                 session, actor, "subject_erased", at=now, site_id=found.site_id(),

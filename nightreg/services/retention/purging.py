@@ -223,7 +223,7 @@ async def _purge_visits(
 
 def receipt_name(now: datetime) -> str:
     """How an audit detail record names the purge that erased it (its receipt's time)."""
-    return f"purge {audit._utc_iso(now)}"
+    return audit.erasure_name("purge", now)
 
 
 async def _erase_details(db: Database, settings: Settings, now: datetime) -> int:
