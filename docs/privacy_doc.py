@@ -360,7 +360,7 @@ def audit_details() -> str:
     def when(action: str) -> str:
         if action in audit.SEARCH_ACTIONS:
             return "after `NIGHTREG_RETENTION_AUDIT_SEARCH_DAYS`"
-        return "with its visit or flag (purge, early erasure), else with its event"
+        return "with its visit, flag or observation (purge, early erasure), else with its event"
 
     lines = ["| audit event | personal values in its detail record | erased |", "|---|---|---|"]
     for action in sorted(audit.PERSONAL):

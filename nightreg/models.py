@@ -333,8 +333,8 @@ class AuditDetail(Base):
     # The event's id: one detail record per event at most.
     event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(DateTimeUTC)
-    # "object": erased with the visit or flag it describes; "search": after its own period;
-    # "event": lives as long as its event.
+    # "object": erased with the visit, flag or observation it describes; "search": after its
+    # own period; "event": lives as long as its event.
     kind: Mapped[str] = mapped_column(String(10))
     object_type: Mapped[str] = mapped_column(String(20), default="")
     object_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -74,7 +74,7 @@ SEARCH_ACTIONS = frozenset(
     }
 )
 # Objects whose detail records are erased with them (the purge, an early erasure).
-DETAIL_OBJECTS = ("visit", "flag")
+DETAIL_OBJECTS = ("visit", "flag", "observation")
 
 
 # --- keys ----------------------------------------------------------------------------------

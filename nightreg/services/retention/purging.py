@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, select, text
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, text
 
 from nightreg.clock import local_day
 from nightreg.db import Database
@@ -229,9 +229,12 @@ def receipt_name(now: datetime) -> str:
 async def _erase_details(db: Database, settings: Settings, now: datetime) -> int:
     """Erase the personal values of audit events whose visit or flag is gone, and those of
     searches past their own period; the events and their chain stay."""
-    gone = (AuditDetail.object_type == "visit") & ~exists().where(
-        Visit.id == AuditDetail.object_id
-    ) | (AuditDetail.object_type == "flag") & ~exists().where(Flag.id == AuditDetail.object_id)
+    gone = or_(
+        *(
+            (AuditDetail.object_type == name) & ~exists().where(model.id == AuditDetail.object_id)
+            for name, model in (("visit", Visit), ("flag", Flag), ("observation", Observation))
+        )
+    )
     expired = (AuditDetail.kind == "search") & (
         AuditDetail.at < now - timedelta(days=settings.retention_audit_search_days)
     )
