@@ -347,6 +347,9 @@ async def run(url: str, args: argparse.Namespace, work_dir: Path) -> int:
         data_dir=work_dir, database_url=url, secret_key="bench-" + "k" * 40,
         hub_url=f"http://127.0.0.1:{args.port}/hub/signals", hub_secret=secret,
     )  # fmt: skip
+    from nightreg.services import audit
+
+    audit.use_keyring(audit.keyring_of(settings))
     db = Database(url)
     passes: list[tuple[float, Any]] = []
     crash = _inject_crash(args.crash_after)

@@ -71,9 +71,18 @@ from bench.checkin import (  # noqa: E402
 from nightreg.db import Database, make_engine  # noqa: E402
 from nightreg.models import CheckinPoint, Site, Visit  # noqa: E402
 from nightreg.security import REFERENCE_ALPHABET  # noqa: E402
-from nightreg.services import register_import, register_search, tonight, transfer  # noqa: E402
+from nightreg.services import (  # noqa: E402
+    audit,
+    register_import,
+    register_search,
+    tonight,
+    transfer,
+)
 from nightreg.services.access import Actor  # noqa: E402
 from nightreg.validation import search_key, subject_key  # noqa: E402
+
+# The services write keyed audit events; a bench without an app names the key itself.
+audit.use_keyring(audit.Keyring.of(os.environ.get("NIGHTREG_SECRET_KEY") or "bench-" + "k" * 40))
 
 BATCH = 10_000
 TZ_NAME = "Europe/Amsterdam"

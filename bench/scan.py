@@ -54,8 +54,11 @@ from bench.checkin import DEFAULT_PG_URL, SetupError, reset_postgres  # noqa: E4
 from bench.register import _reference  # noqa: E402
 from nightreg.db import Database, make_engine  # noqa: E402
 from nightreg.models import Flag, Site, Visit, flag_visit  # noqa: E402
-from nightreg.services import scan  # noqa: E402
+from nightreg.services import audit, scan  # noqa: E402
 from nightreg.validation import search_key, subject_key  # noqa: E402
+
+# The scan writes keyed audit events; a bench without an app names the key itself.
+audit.use_keyring(audit.Keyring.of(os.environ.get("NIGHTREG_SECRET_KEY") or "bench-" + "k" * 40))
 
 TZ = ZoneInfo("Europe/Amsterdam")
 HISTORY_DAYS = 730

@@ -170,7 +170,9 @@ def visit_fields() -> str:
 PERMISSION_TEXTS: dict[str, str] = {
     "agreements.manage": "make and end sharing agreements",
     "agreements.view": "read the sharing agreements",
-    "audit.view": "read, filter, export and verify the audit trail",
+    "audit.view": "read, filter, export and verify the audit trail (an admin: the events of "
+    "their own sites and of accounts and settings, without personal details, never the "
+    "watchlist's; the auditor: all, with details; see 1.11)",
     "flags.export": "export flagged entries with their visits (CSV, JSON)",
     "flags.review": "dismiss a flag, keep watching it, forward it under an agreement",
     "flags.view": "see flags with their evidence visits (watchlist hits: analysts only)",
@@ -271,6 +273,13 @@ RETENTION_TEXTS: dict[str, tuple[str, str]] = {
         "two years lets a privacy officer answer who saw or changed what, and spans a "
         "complaint's handling; the chain stays verifiable from its anchor",
     ),
+    "retention_audit_search_days": (
+        "the detail records of searches and sign-in attempts in the audit trail (search terms, "
+        "filters, a subject query, the e-mail typed): days after the event; the event itself "
+        "stays for its own period",
+        "a month answers a question about a recent search; a search term names a person and "
+        "should not outlive the need to check who searched",
+    ),
     "retention_job_run_days": (
         "job runs (start, end, counts, errors; no personal data): days (installation-wide)",
         "enough to spot a job that keeps failing",
@@ -338,6 +347,25 @@ def retention() -> str:
         else:
             own = "no"
         lines.append(f"| {what} | {_amount(name, default)} | `{env}` | {own} | {why} |")
+    return "\n".join(lines)
+
+
+# --- the audit's detail records ---------------------------------------------------------------
+
+
+def audit_details() -> str:
+    """Which values of which audit events go to a detail record, and when it is erased."""
+    from nightreg.services import audit
+
+    def when(action: str) -> str:
+        if action in audit.SEARCH_ACTIONS:
+            return "after `NIGHTREG_RETENTION_AUDIT_SEARCH_DAYS`"
+        return "with its visit, flag or observation (purge, early erasure), else with its event"
+
+    lines = ["| audit event | personal values in its detail record | erased |", "|---|---|---|"]
+    for action in sorted(audit.PERSONAL):
+        keys = ", ".join(f"`{k}`" for k in sorted(audit.PERSONAL[action]))
+        lines.append(f"| `{action}` | {keys} | {when(action)} |")
     return "\n".join(lines)
 
 
@@ -482,6 +510,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "permissions": permissions,
     "hub-fields": hub_fields,
     "retention": retention,
+    "audit-details": audit_details,
     "rules": rules,
     "rule-facts": rule_facts,
 }

@@ -8,6 +8,7 @@ from nightreg.clock import Clock, SystemClock
 from nightreg.db import Database
 from nightreg.ratelimit import RateLimiter
 from nightreg.security import CookieBox
+from nightreg.services import audit
 from nightreg.services.writer import VisitWriter
 from nightreg.settings import Settings
 
@@ -23,6 +24,8 @@ class AppContext:
     visit_writer: VisitWriter = field(init=False)
 
     def __post_init__(self) -> None:
+        # One set of audit keys a process: every session that writes an event uses them.
+        audit.use_keyring(audit.keyring_of(self.settings))
         self.remember_box = CookieBox(self.settings.secret_key, "remember-visitor")
         self.address_limiter = RateLimiter(self.settings.checkin_rate_per_address)
         self.point_limiter = RateLimiter(self.settings.checkin_rate_per_point)

@@ -29,7 +29,8 @@ from nightreg.clock import Clock
 from nightreg.db import Database
 from nightreg.db_faults import cause_of, is_unavailable
 from nightreg.models import JobLease, JobRun
-from nightreg.services.jobs import JobSpec, RunResult, Summary, holder_id, run_job
+from nightreg.services import audit_checkpoints
+from nightreg.services.jobs import JobBody, JobSpec, RunResult, Summary, holder_id, run_job
 from nightreg.settings import Settings
 
 log = logging.getLogger("nightreg.jobs")
@@ -57,10 +58,22 @@ def job_specs(settings: Settings) -> dict[str, JobSpec]:
         # The lease lasts 30 minutes: what is left after 25 goes the next night.
         return await run_purge(db, settings, now=now, time_budget=timedelta(minutes=25))
 
+    def checkpointed(name: str, body: JobBody) -> JobSpec:
+        """Every job run ends with a signed checkpoint of the audit chain (written only when
+        the chain moved since the last one: the dispatch job runs every minute)."""
+
+        async def run(db: Database, now: datetime, full: bool) -> Summary:
+            summary = await body(db, now, full)
+            await audit_checkpoints.write(db, settings, now=now, only_if_moved=True)
+            return summary
+
+        return JobSpec(name, run)
+
     return {
-        "scan": JobSpec("scan", scan),
-        "overdue": JobSpec("overdue", overdue),
-        "dispatch": JobSpec("dispatch", dispatch),
+        "scan": checkpointed("scan", scan),
+        "overdue": checkpointed("overdue", overdue),
+        "dispatch": checkpointed("dispatch", dispatch),
+        # The purge writes its checkpoint itself, onto its receipt.
         "purge": JobSpec("purge", purge),
     }
 

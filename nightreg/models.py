@@ -308,6 +308,41 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The audit key the hash was made with (HMAC-SHA256); "sha256-legacy" for the events
+    # written before 0009 with the keyless formula (valid only up to the anchor's
+    # keyless_through_id).
+    key_id: Mapped[str] = mapped_column(String(40), server_default="sha256-legacy")
+    # The keyed hash of the event's detail record (its personal values), "" without one.
+    detail_hash: Mapped[str] = mapped_column(String(64), server_default="")
+
+
+class AuditDetail(Base):
+    """The personal values of one audit event (before/after, search terms, reasons, e-mails).
+
+    Kept apart from the chained event so that they can be erased with what they describe
+    (the purge, an early erasure, their own period for searches) while the chain still
+    verifies: the event keeps a keyed hash of the body, the erased row keeps who erased it.
+    """
+
+    __tablename__ = "audit_detail"
+    __table_args__ = (
+        Index("ix_audit_detail_object", "object_type", "object_id"),
+        Index("ix_audit_detail_kind_at", "kind", "at"),
+    )
+
+    # The event's id: one detail record per event at most.
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    # "object": erased with the visit, flag or observation it describes; "search": after its
+    # own period; "event": lives as long as its event.
+    kind: Mapped[str] = mapped_column(String(10))
+    object_type: Mapped[str] = mapped_column(String(20), default="")
+    object_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # JSON of the personal values; None once erased.
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    erased_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    # What erased it: "purge <time>" (the purge's receipt) or "subject_erased <time>".
+    erased_by: Mapped[str] = mapped_column(String(60), default="")
 
 
 class Flag(Base):
@@ -608,3 +643,6 @@ class AuditAnchor(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     removed_count: Mapped[int] = mapped_column(BigInteger, default=0)
     at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    # Events up to this id were written with the keyless SHA-256 formula (before 0009); a
+    # signed checkpoint repeats it, so that moving it up is caught.
+    keyless_through_id: Mapped[int] = mapped_column(Integer, server_default="0")

@@ -171,6 +171,19 @@ class Settings:
     # The roles that must sign in with a second factor (TOTP); the others may choose to.
     # NIGHTREG_TWO_FACTOR_ROLES: comma-separated role names, or `none`.
     two_factor_roles: tuple[str, ...] = ("admin", "analyst", "auditor")
+    # The audit chain's key (HMAC-SHA256; README "Audit trail"): NIGHTREG_AUDIT_KEY, else
+    # derived from the secret key. Old keys (comma-separated, the values once set as
+    # NIGHTREG_AUDIT_KEY or NIGHTREG_SECRET_KEY) keep the events written under them verifiable.
+    audit_key: str = ""
+    audit_keys_old: tuple[str, ...] = ()
+    # Where signed checkpoints of the chain are appended (JSON lines); None: DATA_DIR/audit.
+    audit_checkpoint_dir: Path | None = None
+    # How long the detail records of searches (terms, filters, e-mails typed at sign-in) live.
+    retention_audit_search_days: int = 30
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.audit_checkpoint_dir or self.data_dir / "audit"
 
     @property
     def https(self) -> bool:
@@ -268,4 +281,12 @@ class Settings:
             retention_job_run_days=_int(env, "RETENTION_JOB_RUN_DAYS", 90, minimum=1),
             retention_aggregate_years=_int(env, "RETENTION_AGGREGATE_YEARS", 7, minimum=1),
             two_factor_roles=_roles(env, "TWO_FACTOR_ROLES", ("admin", "analyst", "auditor")),
+            audit_key=_get(env, "AUDIT_KEY") or "",
+            audit_keys_old=tuple(
+                k.strip() for k in (_get(env, "AUDIT_KEYS_OLD") or "").split(",") if k.strip()
+            ),
+            audit_checkpoint_dir=(
+                Path(d).expanduser().resolve() if (d := _get(env, "AUDIT_CHECKPOINT_DIR")) else None
+            ),
+            retention_audit_search_days=_int(env, "RETENTION_AUDIT_SEARCH_DAYS", 30, minimum=1),
         )

@@ -78,6 +78,18 @@ def shared_database_url(template_database: TemplateDatabase) -> Iterator[str]:
     template_database.drop(url)
 
 
+TEST_SECRET_KEY = "test-secret-" + "k" * 40
+
+
+@pytest.fixture(autouse=True)
+def audit_keys() -> None:
+    """The audit keys of the test settings' secret key, also for a test without an app (the
+    app sets the same ones when it starts)."""
+    from nightreg.services import audit
+
+    audit.use_keyring(audit.Keyring.of(TEST_SECRET_KEY))
+
+
 @pytest.fixture(autouse=True)
 def cheap_password_hashing(request: pytest.FixtureRequest) -> Iterator[None]:
     """argon2id with the smallest parameters, unless a test is marked `real_argon2`.
@@ -111,7 +123,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path,
         database_url=database_url,
-        secret_key="test-secret-" + "k" * 40,
+        secret_key=TEST_SECRET_KEY,
         base_url="http://testserver.local",
         checkin_rate_per_address=1000,
         checkin_rate_per_point=1000,

@@ -7,6 +7,7 @@ never from one another.
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -519,3 +520,16 @@ async def flags_of(db: Database, visit_id: int) -> list[Flag]:
                 .where(flag_visit.c.visit_id == visit_id)
             )
         )
+
+
+async def event_details(db: Database, event: Any) -> dict[str, Any]:
+    """An audit event's details as a reader with the right to them sees them: the chained
+    part merged with its detail record (where the personal values live)."""
+    from nightreg.models import AuditDetail
+
+    details: dict[str, Any] = json.loads(event.details)
+    async with db.read() as session:
+        record = await session.get(AuditDetail, event.id)
+    if record is not None and record.body is not None:
+        details.update(json.loads(record.body))
+    return details

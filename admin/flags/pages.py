@@ -19,10 +19,10 @@ from admin.register.pages import TIME_FORMAT
 from admin.web import ActorDep, ContextDep, PathId, Slug
 from nightreg import i18n
 from nightreg.i18n import N_
-from nightreg.models import AuditEvent, Flag
+from nightreg.models import Flag
 from nightreg.rules import RULES
 from nightreg.rules.base import Rule
-from nightreg.services import agreements, flags, signals
+from nightreg.services import agreements, audit, flags, signals
 from nightreg.services.access import Actor
 from nightreg.services.flags import CursorInvalid, FlagDetail, FlagQuery, ReviewInvalid
 from nightreg.services.sites import site_for
@@ -109,7 +109,7 @@ def _rows(page_rows: list[flags.FlagRow], now: datetime) -> list[dict[str, Any]]
     ]
 
 
-def _history(events: list[AuditEvent]) -> list[dict[str, Any]]:
+def _history(events: list[audit.ShownEvent]) -> list[dict[str, Any]]:
     """Audit events as the flag page tells them: when, who, what, and the reason given."""
     entries = []
     for event in events:

@@ -11,7 +11,7 @@ from litestar.response import Stream, Template
 from admin.downloads import export_stream
 from admin.web import ActorDep, ContextDep
 from nightreg.context import AppContext
-from nightreg.services import audit
+from nightreg.services import audit, audit_checkpoints
 from nightreg.services.sites import sites_for
 from nightreg.web import form_date, form_int
 
@@ -130,7 +130,12 @@ class AuditController(Controller):
             "next_before": next_before,
             "form": form,
             "actions": ACTIONS,
-            "sites": await sites_for(ctx.db, actor, "audit.view"),
+            # An admin reads only their own sites' events (nightreg.services.audit._readable).
+            "sites": [
+                site
+                for site in await sites_for(ctx.db, actor, "audit.view")
+                if audit.reads_all(actor) or site.id in actor.site_ids
+            ],
             "tz": ctx.settings.tz,
         }
         if request.headers.get("hx-request") and request.headers.get("hx-target") == "audit-more":
@@ -148,7 +153,7 @@ class AuditController(Controller):
 
     @get("/verify", name="admin:audit-verify", opt={"permission": "audit.view"})
     async def verify(self, ctx: ContextDep, actor: ActorDep) -> Template:
-        result = await audit.verify(ctx.db)
+        result = await audit_checkpoints.verify(ctx.db, ctx.settings)
         await audit.log(
             ctx.db,
             actor,

@@ -7,6 +7,7 @@ audited all the same (counts only), so that the trail shows who looked ahead and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -83,6 +84,14 @@ def _receipt_view(receipt: Mapping[str, Any]) -> dict[str, Any]:
         "oldest_kept": {key: str(oldest[key]) for key in OLDEST_LABELS if oldest.get(key)},
         "finished": bool(receipt.get("finished", True)),
         "anchor": receipt.get("audit_anchor"),
+        # The signed checkpoint of the audit chain the purge left: printed with the receipt,
+        # it is a copy out of the database's reach (`nightreg audit verify --checkpoint`).
+        "checkpoint": (
+            json.dumps(receipt["checkpoint"], sort_keys=True, separators=(",", ":"))
+            if receipt.get("checkpoint")
+            else ""
+        ),
+        "details_erased": int(receipt.get("audit_details_erased") or 0),
     }
 
 

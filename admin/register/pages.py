@@ -22,8 +22,9 @@ from admin.web import ActorDep, ContextDep, PathId, Slug
 from nightreg import i18n, visit_status
 from nightreg.context import AppContext
 from nightreg.i18n import N_
-from nightreg.models import AuditEvent, Site, Visit
+from nightreg.models import Site, Visit
 from nightreg.services import (
+    audit,
     corrections,
     police_print,
     register,
@@ -142,7 +143,7 @@ def _field_rows(visit: Visit, tz: ZoneInfo) -> list[tuple[str, str]]:
     ]
 
 
-def _history(events: list[AuditEvent], tz: ZoneInfo) -> list[dict[str, Any]]:
+def _history(events: list[audit.ShownEvent], tz: ZoneInfo) -> list[dict[str, Any]]:
     """Audit events as the visit page tells them: who, when, what, why, old -> new."""
     entries = []
     for event in events:

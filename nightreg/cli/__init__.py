@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        from nightreg.services import audit
+
+        audit.use_keyring(audit.keyring_of(settings))
         result: int = args.func(settings, args)
     except (SettingsError, CommandError) as exc:
         print(f"nightreg: {exc}", file=sys.stderr)

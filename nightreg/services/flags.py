@@ -90,7 +90,7 @@ class FlagDetail:
     thresholds: list[tuple[str, str, int]]  # name, label (English msgid or the name), value
     visits: list[Visit]  # evidence on sites where the actor holds flags.view, site loaded
     other_sites: int  # evidence on sites the actor does not see: only counted
-    history: list[AuditEvent]
+    history: list[audit.ShownEvent]
     signals: list[Signal] = field(default_factory=list)  # what went to the hub, newest first
 
 
@@ -269,7 +269,7 @@ async def get_flag(db: Database, actor: Actor, flag_id: int, *, now: datetime) -
                 .order_by(Visit.arrived_at, Visit.id)
             )
         )
-        history = list(
+        events = list(
             await session.scalars(
                 select(AuditEvent)
                 .where(
@@ -280,6 +280,8 @@ async def get_flag(db: Database, actor: Actor, flag_id: int, *, now: datetime) -
                 .order_by(AuditEvent.id)
             )
         )
+        # A review's reason lives in the event's detail record (personal values).
+        history = await audit.shown(session, events, with_details=True)
         sent = await signals.signals_of_flag(session, flag.id)
     rule = rule_of(flag)
     await audit.log(

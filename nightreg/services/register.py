@@ -107,7 +107,7 @@ async def get_visit(db: Database, actor: Actor, visit_id: int, *, now: datetime)
 
 async def visit_history(
     db: Database, actor: Actor, visit_id: int, *, include_views: bool = False
-) -> list[AuditEvent]:
+) -> list[audit.ShownEvent]:
     """What happened to a visit, oldest first: created, corrected, checked out, notes.
 
     Views are left out unless asked for: every opening of the page would otherwise add a line
@@ -120,7 +120,10 @@ async def visit_history(
         )
         if not include_views:
             stmt = stmt.where(AuditEvent.action != "visit_viewed")
-        return list(await session.scalars(stmt.order_by(AuditEvent.id)))
+        events = list(await session.scalars(stmt.order_by(AuditEvent.id)))
+        # Before and after of a correction live in the events' detail records: staff of the
+        # visit's site see them here, as long as the visit itself is there.
+        return await audit.shown(session, events, with_details=True)
 
 
 async def visit_notes(db: Database, actor: Actor, visit_id: int) -> list[VisitNote]:

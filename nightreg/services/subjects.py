@@ -615,6 +615,10 @@ async def erase(
             refused = EraseRefused(blockers, found)
         else:
             counts = await _delete(session, found, ids, today)
+            # The personal values the audit kept about these visits go with them.
+            counts["audit_details"] = await audit.erase_details_of(
+                session, "visit", ids, by=audit.erasure_name("subject_erased", now), now=now
+            )
             await audit.record(
                 session, actor, "subject_erased", at=now, site_id=found.site_id(),
                 object_type="visit", object_ids=ids,

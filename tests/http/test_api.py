@@ -18,7 +18,7 @@ from nightreg.models import AuditEvent, Site, Visit
 from nightreg.services import corrections, tokens, walk_ins
 from nightreg.services.access import CLI
 from nightreg.services.transfer import EXPORT_COLUMNS
-from tests.factories import SUMMER_EVENING, PointRef, make_point, new_token
+from tests.factories import SUMMER_EVENING, PointRef, event_details, make_point, new_token
 from tests.pages import bearer
 
 Client = AsyncTestClient[Litestar]
@@ -488,7 +488,7 @@ async def test_a_correction_with_a_reason_is_audited_with_old_and_new_values(
     assert body["persons"] == 3
     assert body["expected_departure_at"] == "2026-07-17T10:00:00+02:00"
     [corrected] = [e for e in await events(db, "visit_corrected") if e.object_id == visit.id]
-    details = json.loads(corrected.details)
+    details = await event_details(db, corrected)
     assert details["reason"] == "typo at the kiosk"
     assert details["before"] == {
         "guest_name": "Jan de Vries",

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from nightreg.cli import main
 from nightreg.db import Database
-from nightreg.models import AuditEvent
-from nightreg.services import audit
+from nightreg.models import AuditAnchor, AuditDetail, AuditEvent
+from nightreg.services import audit, audit_checkpoints
 from nightreg.services.access import CLI, AccessDenied, Actor
 from tests.factories import SUMMER_EVENING, make_staff
 from tests.pages import sign_in
@@ -26,7 +26,11 @@ async def test_each_event_carries_the_hash_of_the_one_before(db: Database):
     first = await _append(db, "one")
     second = await _append(db, "two")
     assert second.prev_hash == first.hash
-    assert second.hash == audit.event_hash(
+    keyring = audit.current_keyring()
+    assert second.key_id == keyring.current_id
+    assert second.hash == audit.keyed_hash(
+        keyring.current,
+        keyring.current_id,
         first.hash,
         {
             "at": second.at,
@@ -38,6 +42,7 @@ async def test_each_event_carries_the_hash_of_the_one_before(db: Database):
             "object_id": second.object_id,
             "object_ids": second.object_ids,
             "details": second.details,
+            "detail_hash": second.detail_hash,
         },
     )
 
@@ -111,6 +116,8 @@ async def test_the_cli_reports_an_intact_trail_and_exits_zero(
     await _append(db, "cli")
     monkeypatch.setenv("NIGHTREG_DATABASE_URL", database_url)
     monkeypatch.setenv("NIGHTREG_DATA_DIR", str(tmp_path))
+    # The chain is keyed: the CLI needs the key the events were written with.
+    monkeypatch.setenv("NIGHTREG_SECRET_KEY", "test-secret-" + "k" * 40)
     # main() runs its own event loop; run it in a thread so it does not meet the test's loop.
     import asyncio
 
@@ -197,9 +204,279 @@ async def test_an_action_whose_audit_cannot_be_written_does_not_happen(
     def broken(*_args: object) -> str:
         raise RuntimeError("the audit table is gone")
 
-    monkeypatch.setattr(audit, "event_hash", broken)
+    monkeypatch.setattr(audit, "keyed_hash", broken)
     with pytest.raises(RuntimeError):
         await auth.issue_reset(db, CLI, staff.user_id, now=SUMMER_EVENING)
     async with db.read() as session:
         stored = await session.scalar(select(User.reset_token_hash).where(User.id == staff.user_id))
     assert stored is None
+
+
+# --- issue 17, finding 4: truncation and re-hashing ------------------------------------------
+
+
+async def _chain(db: Database, count: int) -> list[AuditEvent]:
+    return [await _append(db, f"event {n}") for n in range(count)]
+
+
+async def _rechain(db: Database, edited_id: int, hasher) -> None:
+    """What an attacker with the database does: edit one event and recompute every hash from
+    there on with `hasher(prev_hash, fields) -> (key_id, hash)`."""
+    async with db.write() as session:
+        await session.execute(
+            update(AuditEvent).where(AuditEvent.id == edited_id).values(actor="someone else")
+        )
+        events = list(
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.id >= edited_id).order_by(AuditEvent.id)
+            )
+        )
+        prev = events[0].prev_hash
+        for event in events:
+            fields = {
+                "at": event.at, "actor": event.actor, "address": event.address,
+                "action": event.action, "site_id": event.site_id,
+                "object_type": event.object_type, "object_id": event.object_id,
+                "object_ids": event.object_ids, "details": event.details,
+                "detail_hash": event.detail_hash,
+            }  # fmt: skip
+            key_id, digest = hasher(prev, fields)
+            await session.execute(
+                update(AuditEvent)
+                .where(AuditEvent.id == event.id)
+                .values(prev_hash=prev, hash=digest, key_id=key_id)
+            )
+            prev = digest
+
+
+async def test_deleting_the_newest_events_is_caught_by_the_checkpoint(db: Database, settings):
+    """The assessment: deleting the 20 newest events still gave "intact"."""
+    events = await _chain(db, 25)
+    await audit_checkpoints.write(db, settings, now=SUMMER_EVENING)
+    async with db.write() as session:
+        await session.execute(delete(AuditEvent).where(AuditEvent.id > events[4].id))
+
+    assert (await audit.verify_chain(db)).intact  # the chain alone cannot tell
+    result = await audit_checkpoints.verify(db, settings)
+    assert not result.intact
+    assert "truncated" in result.reason
+
+
+async def test_re_hashing_with_the_old_keyless_formula_is_caught(db: Database, settings):
+    """The assessment: an edited event, the chain recomputed with SHA-256, gave "intact"."""
+    events = await _chain(db, 5)
+    await audit_checkpoints.write(db, settings, now=SUMMER_EVENING)
+    await _rechain(
+        db, events[2].id, lambda prev, f: (audit.LEGACY_KEY_ID, audit.event_hash(prev, f))
+    )
+    result = await audit.verify_chain(db)
+    assert not result.intact
+    assert result.broken_id == events[2].id
+    assert "keyless" in result.reason
+    # Moving the keyless marker up as well: the chain then verifies, the checkpoint does not.
+    async with db.write() as session:
+        session.add(
+            AuditAnchor(
+                id=1, removed_through_id=0, prev_hash=audit.GENESIS, removed_count=0,
+                at=SUMMER_EVENING, keyless_through_id=events[-1].id,
+            )
+        )  # fmt: skip
+    assert (await audit.verify_chain(db)).intact
+    result = await audit_checkpoints.verify(db, settings)
+    assert not result.intact
+    assert "keyless" in result.reason
+
+
+async def test_re_hashing_with_a_key_of_ones_own_is_caught(db: Database, settings):
+    events = await _chain(db, 5)
+    await audit_checkpoints.write(db, settings, now=SUMMER_EVENING)
+    wrong = audit.Keyring.of("an attacker's key, long enough to be accepted")
+    current = audit.current_keyring().current_id
+    await _rechain(
+        db, events[1].id,
+        lambda prev, f: (current, audit.keyed_hash(wrong.current, current, prev, f)),
+    )  # fmt: skip
+    result = await audit_checkpoints.verify(db, settings)
+    assert not result.intact
+    assert result.broken_id == events[1].id
+    assert "changed" in result.reason
+
+
+async def test_a_checkpoint_of_a_re_hashed_chain_names_another_head(db: Database, settings):
+    """Even a re-chaining that the chain check could not see (here: the key itself) is caught
+    by the head the checkpoint signed before."""
+    events = await _chain(db, 5)
+    await audit_checkpoints.write(db, settings, now=SUMMER_EVENING)
+    keyring = audit.current_keyring()
+    await _rechain(
+        db, events[3].id,
+        lambda prev, f: (
+            keyring.current_id, audit.keyed_hash(keyring.current, keyring.current_id, prev, f)
+        ),
+    )  # fmt: skip
+    assert (await audit.verify_chain(db)).intact
+    result = await audit_checkpoints.verify(db, settings)
+    assert not result.intact
+    assert "re-hashed" in result.reason
+
+
+async def test_a_forged_checkpoint_is_refused(db: Database, settings, tmp_path: Path):
+    await _chain(db, 3)
+    checkpoint = await audit_checkpoints.take(db, now=SUMMER_EVENING)
+    forged = tmp_path / "forged.jsonl"
+    data = checkpoint.as_dict()
+    data["count"] = 2
+    forged.write_text(json.dumps(data) + "\n")
+    result = await audit_checkpoints.verify(db, settings, checkpoint_file=forged)
+    assert not result.intact
+    assert "signature" in result.reason
+
+
+async def test_events_written_before_the_chain_was_keyed_keep_verifying(db: Database, settings):
+    """0009 keeps the old events' keyless hashes, up to the anchor's keyless_through_id."""
+    async with db.write() as session:
+        prev = audit.GENESIS
+        for n in range(3):
+            fields = {
+                "at": SUMMER_EVENING, "actor": "cli", "address": "", "action": "site_created",
+                "site_id": None, "object_type": "", "object_id": None, "object_ids": "[]",
+                "details": json.dumps({"n": n}),
+            }  # fmt: skip
+            digest = audit.event_hash(prev, fields)
+            await session.execute(
+                insert(AuditEvent).values(
+                    **fields, prev_hash=prev, hash=digest, key_id=audit.LEGACY_KEY_ID
+                )
+            )
+            prev = digest
+        last = await session.scalar(select(func.max(AuditEvent.id)))
+        session.add(
+            AuditAnchor(
+                id=1, removed_through_id=0, prev_hash=audit.GENESIS, removed_count=0,
+                at=SUMMER_EVENING, keyless_through_id=last,
+            )
+        )  # fmt: skip
+    await _chain(db, 2)
+    await audit_checkpoints.write(db, settings, now=SUMMER_EVENING)
+    result = await audit_checkpoints.verify(db, settings)
+    assert result.intact, str(result)
+    assert result.checked == 5
+
+
+async def test_an_old_key_verifies_the_events_written_under_it(db: Database):
+    await _chain(db, 2)
+    old = audit.current_keyring()
+    audit.use_keyring(audit.Keyring.of("a new audit key " + "n" * 32, ["test-secret-" + "k" * 40]))
+    await _chain(db, 2)
+    assert (await audit.verify_chain(db)).intact
+    without_old = audit.Keyring.of("a new audit key " + "n" * 32)
+    result = await audit.verify_chain(db, without_old)
+    assert not result.intact
+    assert "unknown" in result.reason
+    audit.use_keyring(old)
+
+
+async def test_erased_details_still_verify_and_are_counted_by_what_erased_them(db: Database):
+    actor = Actor(kind="user", id=1, name="jan@haven.example", role="harbour_master")
+    async with db.write() as session:
+        event = await audit.record(
+            session, actor, "visit_corrected", at=SUMMER_EVENING, object_type="visit",
+            object_id=41, details={"reason": "typo", "before": {"guest_name": "Jan"},
+                                   "after": {"guest_name": "Jan Jansen"}},
+        )  # fmt: skip
+    assert json.loads(event.details) == {}
+    async with db.write() as session:
+        await audit.erase_details_of(session, "visit", [41], by="purge X", now=SUMMER_EVENING)
+    result = await audit.verify_chain(db)
+    assert result.intact, str(result)
+    assert result.erased == {"purge X": 1}
+    assert "1 by purge X" in str(result)
+
+
+async def test_an_edited_detail_record_breaks_the_chain_at_its_event(db: Database):
+    actor = Actor(kind="user", id=1, name="jan@haven.example", role="harbour_master")
+    async with db.write() as session:
+        event = await audit.record(
+            session, actor, "flag_reviewed", at=SUMMER_EVENING, object_type="flag",
+            object_id=5, details={"action": "dismiss", "reason": "known guest"},
+        )  # fmt: skip
+        await session.execute(
+            update(AuditDetail)
+            .where(AuditDetail.event_id == event.id)
+            .values(body='{"reason":"something else"}')
+        )
+    result = await audit.verify_chain(db)
+    assert result.broken_id == event.id
+    assert "detail" in result.reason
+
+
+async def test_the_cli_writes_a_checkpoint_and_verify_compares_with_a_given_one(
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    db: Database,
+):
+    import asyncio
+
+    events = await _chain(db, 4)
+    monkeypatch.setenv("NIGHTREG_DATABASE_URL", database_url)
+    monkeypatch.setenv("NIGHTREG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("NIGHTREG_SECRET_KEY", "test-secret-" + "k" * 40)
+    monkeypatch.setenv("NIGHTREG_AUDIT_CHECKPOINT_DIR", str(tmp_path / "elsewhere"))
+    assert await asyncio.to_thread(main, ["audit", "checkpoint"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert json.loads(line)["head_id"] == events[-1].id
+    [written] = (tmp_path / "elsewhere").glob("checkpoints-*.jsonl")
+    copy = tmp_path / "copy.jsonl"
+    copy.write_text(line + "\n")
+    assert await asyncio.to_thread(main, ["audit", "verify", "--checkpoint", str(copy)]) == 0
+    assert "matches" in capsys.readouterr().out
+    async with db.write() as session:
+        await session.execute(delete(AuditEvent).where(AuditEvent.id == events[-1].id))
+    assert await asyncio.to_thread(main, ["audit", "verify"]) == 1
+    assert "truncated" in capsys.readouterr().out
+    assert written.read_text().strip() == line
+
+
+async def test_every_job_run_that_moved_the_chain_leaves_a_checkpoint(db: Database, settings):
+    from nightreg.jobs import job_specs
+
+    overdue = job_specs(settings)["overdue"]
+    last = await _append(db, "before the job")
+    await overdue.body(db, SUMMER_EVENING, False)
+    written = audit_checkpoints.latest_in(settings.checkpoint_dir)
+    assert written is not None
+    assert written.head_id >= last.id
+    await overdue.body(db, SUMMER_EVENING, False)  # the chain did not move: no second line
+    [path] = settings.checkpoint_dir.glob("checkpoints-*.jsonl")
+    lines = path.read_text().splitlines()
+    await _append(db, "after the job")
+    await overdue.body(db, SUMMER_EVENING, False)
+    assert len(path.read_text().splitlines()) == len(lines) + 1
+
+
+async def test_several_events_at_once_keep_their_personal_values_apart(db: Database):
+    actor = Actor(kind="user", id=1, name="jan@haven.example", role="harbour_master")
+    async with db.write() as session:
+        await audit.record_many(
+            session,
+            actor,
+            [
+                {"action": "flag_reviewed", "at": SUMMER_EVENING, "object_type": "flag",
+                 "object_id": n, "details": {"action": "dismiss", "reason": f"reason {n}"}}
+                for n in range(3)
+            ],
+        )  # fmt: skip
+    async with db.read() as session:
+        events = list(
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "flag_reviewed")
+                .order_by(AuditEvent.id)
+            )
+        )
+        shown = await audit.shown(session, events, with_details=True)
+    assert [json.loads(e.details) for e in events] == [{"action": "dismiss"}] * 3
+    assert [json.loads(e.details)["reason"] for e in shown] == ["reason 0", "reason 1", "reason 2"]
+    assert (await audit.verify(db)).intact

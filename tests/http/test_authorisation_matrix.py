@@ -444,3 +444,112 @@ async def api_tokens(db: Database, role: str, world: World) -> dict[bool, str]:
         )
         made[site_ok] = plain
     return made
+
+
+# --- who reads which audit events (issue 17, finding 3) --------------------------------------
+
+
+async def audit_world(db: Database) -> tuple[World, int, int]:
+    """The matrix's world, a watchlist hit on its site, and a correction on each of two sites
+    (with a name before and after); the hit's and the other site's event ids."""
+    import json
+
+    from sqlalchemy import select
+
+    from nightreg.models import AuditEvent, Site
+    from nightreg.rules.base import Finding
+    from nightreg.services import audit, flagging
+    from nightreg.services.access import SYSTEM
+
+    world = await build_world(db)
+    hit = Finding(
+        rule="watchlist_hit", subject="reg:NL123AB", visit_ids=(world.visit_id,),
+        window_start=SUMMER_EVENING, window_end=SUMMER_EVENING, score=100,
+        params={"identifier": "registration"},
+    )  # fmt: skip
+    async with db.write() as session:
+        await flagging.record(session, hit, site_id=await _site_id(db, world.site_slug),
+                              now=SUMMER_EVENING)  # fmt: skip
+        hit_id = await session.scalar(
+            select(AuditEvent.id).where(
+                AuditEvent.action == "flag_raised",
+                AuditEvent.details.contains('"rule":"watchlist_hit"'),
+            )
+        )
+        other = await session.scalar(select(Site.id).where(Site.slug == world.other_slug))
+        for site_id, name in ((await _site_id(db, world.site_slug), "Piet"), (other, "Klaas")):
+            event = await audit.record(
+                session, SYSTEM, "visit_corrected", at=SUMMER_EVENING, site_id=site_id,
+                object_type="visit", object_id=world.visit_id,
+                details={"reason": "typo", "before": {"guest_name": name},
+                         "after": {"guest_name": name + " Jansen"}},
+            )  # fmt: skip
+            assert json.loads(event.details) == {}  # the personal values are not chained
+    assert hit_id is not None
+    return world, hit_id, event.id
+
+
+async def _site_id(db: Database, slug: str) -> int:
+    from sqlalchemy import select
+
+    from nightreg.models import Site
+
+    async with db.read() as session:
+        found = await session.scalar(select(Site.id).where(Site.slug == slug))
+    assert found is not None
+    return found
+
+
+async def test_an_admin_of_one_site_reads_only_its_events_without_details_or_watchlist(
+    client: AsyncTestClient[Litestar], db: Database
+):
+    """The assessment's reproduction: an admin of site A exports ?action=flag_raised and read
+    the watchlist hit; and every admin read every site's corrections with their names."""
+    world, hit_id, other_event = await audit_world(db)
+    admin = await make_staff(db, "admin", [world.site_slug])
+    client.cookies.set(
+        "nightreg_session", await open_session(db, admin.user_id), domain="testserver.local"
+    )
+
+    export = await client.get("/admin/audit/export.csv", params={"action": "flag_raised"})
+    assert export.status_code == 200
+    assert "watchlist_hit" not in export.text
+    assert "night_movement" in export.text  # the site's other flags are there
+    everything = (await client.get("/admin/audit/export.csv")).text
+    page = (await client.get("/admin/audit", params={"action": "visit_corrected"})).text
+    for text in (everything, page):
+        assert "watchlist_hit" not in text
+        assert "Piet" not in text  # before/after are personal: not for admins
+        assert "Klaas" not in text
+    rows = {line.split(",", 1)[0] for line in everything.splitlines()[1:]}
+    assert str(hit_id) not in rows
+    assert str(other_event) not in rows  # the other site's correction
+
+
+async def test_the_auditor_reads_every_event_with_its_details(
+    client: AsyncTestClient[Litestar], db: Database
+):
+    _world, hit_id, other_event = await audit_world(db)
+    auditor = await make_staff(db, "auditor")
+    client.cookies.set(
+        "nightreg_session", await open_session(db, auditor.user_id), domain="testserver.local"
+    )
+    export = (await client.get("/admin/audit/export.csv")).text
+    assert "watchlist_hit" in export
+    assert "Piet Jansen" in export
+    assert "Klaas Jansen" in export
+    rows = {line.split(",", 1)[0] for line in export.splitlines()[1:]}
+    assert {str(hit_id), str(other_event)} <= rows
+
+
+async def test_the_visit_page_shows_its_sites_staff_the_before_and_after(
+    client: AsyncTestClient[Litestar], db: Database
+):
+    world, _hit, _other = await audit_world(db)
+    master = await make_staff(db, "harbour_master", [world.site_slug])
+    client.cookies.set(
+        "nightreg_session", await open_session(db, master.user_id), domain="testserver.local"
+    )
+    page = await client.get(f"/admin/visits/{world.visit_id}")
+    assert page.status_code == 200
+    assert "Piet Jansen" in page.text

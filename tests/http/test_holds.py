@@ -27,7 +27,7 @@ from nightreg.services import holds, retention
 from nightreg.services.access import CLI, AccessDenied, Actor, NotFound
 from nightreg.services.holds import HoldInvalid
 from nightreg.settings import Settings
-from tests.factories import SUMMER_EVENING, add_visit, make_staff, new_site
+from tests.factories import SUMMER_EVENING, add_visit, event_details, make_staff, new_site
 from tests.pages import sign_in
 
 Client = AsyncTestClient[Litestar]
@@ -149,7 +149,7 @@ async def test_a_hold_on_named_visits_links_them_and_audits_what_it_covers(db: D
     [event] = await events(db, "hold_placed", hold.id)
     assert event.actor == ADMIN.label
     assert sorted(json.loads(event.object_ids)) == sorted([first.id, second.id])
-    assert json.loads(event.details) == {
+    assert await event_details(db, event) == {
         "scope": "visits",
         "case_reference": "PV-2026-0712",
         "reason": "Onderzoek naar diefstal",
@@ -237,7 +237,7 @@ async def test_a_subject_hold_needs_the_key_exactly_as_the_register_stores_it(db
     assert (everywhere.subject_key, everywhere.site_id) == (visit.subject_key, None)
     assert (here.subject_key, here.site_id) == (visit.subject_key, site.id)
     [event] = await events(db, "hold_placed", here.id)
-    details = json.loads(event.details)
+    details = await event_details(db, event)
     assert details["subject_key"] == visit.subject_key
     assert details["site"] == site.slug
     assert event.site_id == site.id
@@ -310,7 +310,7 @@ async def test_releasing_a_hold_keeps_it_with_who_when_and_why_and_audits_it(db:
     assert again.release_reason == "Zaak gesloten\ndoor het OM."
     [event] = await events(db, "hold_released", hold.id)
     assert event.at == later
-    assert json.loads(event.details) == {
+    assert await event_details(db, event) == {
         "case_reference": hold.case_reference,
         "reason": "Zaak gesloten\ndoor het OM.",
     }

@@ -306,3 +306,58 @@ def test_0008_reads_rows_written_before_it_as_the_same_values_and_downgrades(scr
     finally:
         migrate.upgrade(scratch_url)
         run_on(scratch_url, delete_json_rows)
+
+
+# --- 0009: the keyed audit chain ---------------------------------------------------------------
+
+
+def test_0009_keeps_the_events_written_before_it_verifying_and_chains_on_with_the_key(
+    scratch_url: str,
+):
+    """Events of the keyless chain keep their hashes (key id sha256-legacy, valid up to the
+    anchor's keyless_through_id); new events are keyed and the whole trail verifies."""
+    from nightreg.db import Database
+    from nightreg.services import audit
+    from nightreg.services.access import CLI
+
+    at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    async def old_events(conn: Any) -> None:
+        events = table(
+            "audit_event", *(column(c) for c in (
+                "at", "actor", "address", "action", "site_id", "object_type", "object_id",
+                "object_ids", "details", "prev_hash", "hash"))
+        )  # fmt: skip
+        prev = audit.GENESIS
+        for n in range(3):
+            fields = {
+                "at": at, "actor": "cli", "address": "", "action": "site_created",
+                "site_id": None, "object_type": "", "object_id": None, "object_ids": "[]",
+                "details": json.dumps({"before": n}),
+            }  # fmt: skip
+            digest = audit.event_hash(prev, fields)
+            await conn.execute(insert(events).values(**fields, prev_hash=prev, hash=digest))
+            prev = digest
+
+    async def verify_and_append() -> audit.Verification:
+        db = Database(scratch_url)
+        try:
+            async with db.write() as session:
+                await audit.record(session, CLI, "site_changed", at=at, details={"n": 4})
+            return await audit.verify(db)
+        finally:
+            await db.dispose()
+
+    migrate.upgrade(scratch_url)
+    migrate.downgrade(scratch_url, "0008")
+    try:
+        run_on(scratch_url, old_events)
+        migrate.upgrade(scratch_url, "0009")
+        result = asyncio.run(verify_and_append())
+        assert result.intact, str(result)
+        assert result.checked == 4
+        migrate.downgrade(scratch_url, "0008")
+    finally:
+        migrate.upgrade(scratch_url)
+        run_on(scratch_url, lambda conn: conn.execute(text("DELETE FROM audit_event")))
+        run_on(scratch_url, lambda conn: conn.execute(text("DELETE FROM audit_anchor")))

@@ -526,3 +526,53 @@ async def test_failed_sign_ins_go_after_a_week_and_ended_sessions_at_once(
         sessions = list(await session.scalars(select(StaffSession.id).where(mine)))
     assert failures == [NOW - 6 * DAY]
     assert len(sessions) == 1
+
+
+async def test_the_purge_erases_the_audit_details_of_what_it_deleted_and_signs_a_checkpoint(
+    db: Database, settings: Settings
+):
+    """Issue 17: a purged visit's correction keeps its event, not its names; searches lose their
+    terms after their own period; the receipt carries a signed checkpoint of the chain."""
+    from nightreg.models import AuditDetail
+    from nightreg.services import audit_checkpoints
+
+    site = await new_site(db)
+    past = await departed_visit(db, site, NOW - 400 * DAY)
+    kept = await departed_visit(db, site, NOW - DAY)
+    async with db.write() as session:
+        for visit in (past, kept):
+            await audit.record(
+                session, CLI, "visit_corrected", at=NOW - 2 * DAY, site_id=site.id,
+                object_type="visit", object_id=visit.id,
+                details={"reason": "typo", "before": {"guest_name": "A"},
+                         "after": {"guest_name": "B"}},
+            )  # fmt: skip
+        old_search = await audit.record(
+            session, CLI, "register_viewed", at=NOW - 31 * DAY, site_id=site.id,
+            details={"filters": {"q": "vries"}},
+        )  # fmt: skip
+        new_search = await audit.record(
+            session, CLI, "register_viewed", at=NOW - 29 * DAY, site_id=site.id,
+            details={"filters": {"q": "jansen"}},
+        )  # fmt: skip
+
+    result = await retention.purge(db, settings, now=NOW)
+
+    assert result.details_erased == 2
+    async with db.read() as session:
+        bodies = {
+            d.object_id if d.object_type == "visit" else d.event_id: d.body
+            for d in await session.scalars(select(AuditDetail))
+        }
+    assert bodies[past.id] is None
+    assert bodies[kept.id] is not None
+    assert bodies[old_search.id] is None
+    assert bodies[new_search.id] is not None
+    check = await audit_checkpoints.verify(db, settings)
+    assert check.intact, str(check)
+    assert check.erased == {retention.purging.receipt_name(NOW): 2}
+    receipt = (await retention.receipts(db, CLI, limit=1))[0]
+    assert receipt["audit_details_erased"] == 2
+    signed = receipt["checkpoint"]
+    assert signed["signature"]
+    assert audit_checkpoints.latest_in(settings.checkpoint_dir).as_dict() == signed

@@ -494,6 +494,10 @@ async def test_after_a_purge_its_receipt_is_listed_and_reads_as_a_table(
     for key, day in details["oldest_kept"].items():
         assert cells(site_row(page.text, f"oldest-{key}"))[1] == day
     assert "finished" in page.text
+    # Issue 17: the receipt prints the signed checkpoint of the audit chain the purge left.
+    assert details["checkpoint"]["signature"]
+    assert details["checkpoint"]["signature"] in page.text
+    assert 'id="receipt-checkpoint"' in page.text
 
 
 async def test_a_receipt_page_shows_only_purge_receipts(client: Client, db: Database):

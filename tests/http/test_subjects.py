@@ -39,7 +39,15 @@ from nightreg.services.access import AccessDenied
 from nightreg.services.subjects import EraseRefused, SubjectInvalid
 from nightreg.settings import Settings
 from nightreg.validation import search_key, subject_key
-from tests.factories import SUMMER_EVENING, forward, make_agreement, make_staff, new_site, staff
+from tests.factories import (
+    SUMMER_EVENING,
+    event_details,
+    forward,
+    make_agreement,
+    make_staff,
+    new_site,
+    staff,
+)
 from tests.pages import csrf_from, sign_in
 
 Client = AsyncTestClient[Litestar]
@@ -311,7 +319,7 @@ async def test_a_search_is_audited_with_the_query_and_the_visits_shown(db: Datab
     await subjects.find(db, master, visit.plate, now=NOW)
 
     event = await last_event(db, "subject_searched", master.name)
-    assert json.loads(event.details)["q"] == visit.plate
+    assert (await event_details(db, event))["q"] == visit.plate
     assert json.loads(event.object_ids) == [visit.id]
     assert event.site_id == site.id
 
@@ -549,7 +557,7 @@ async def test_erasure_is_audited_with_the_reason_the_counts_and_the_visits(
     await subjects.erase(db, settings, master, visit.plate, "Op verzoek", [visit.id], now=NOW)
 
     event = await last_event(db, "subject_erased", master.name)
-    details = json.loads(event.details)
+    details = await event_details(db, event)
     assert details["reason"] == "Op verzoek"
     assert details["counts"]["visits"] == 1
     assert details["q"] == visit.plate
@@ -748,7 +756,7 @@ async def test_a_harbour_master_erases_through_the_pages_and_sees_the_counts(
     assert re.search(r'data-kind="notes"><span class="n">1</span>', done.text)
     assert not await exists(db, Visit, visit.id)
     erased = await last_event(db, "subject_erased", email)
-    assert json.loads(erased.details)["reason"] == "Verzoek van betrokkene"
+    assert (await event_details(db, erased))["reason"] == "Verzoek van betrokkene"
 
 
 async def test_erasing_without_a_reason_shows_the_message_beside_the_field(
@@ -821,3 +829,38 @@ async def test_the_erase_page_names_a_hold_and_an_open_flag_but_not_a_restricted
     assert 'name="reason"' not in answer.text  # no form while something forbids it
     assert await exists(db, Visit, held.id)
     assert await exists(db, Visit, flagged.id)
+
+
+async def test_an_erasure_erases_what_the_audit_kept_of_the_visits_and_the_chain_verifies(
+    db: Database, settings: Settings
+):
+    """Issue 17: a correction's before and after (names) go with the erased visit; the
+    correction's event stays, and verification says what erased its detail."""
+    from nightreg.models import AuditDetail
+    from nightreg.services import audit
+    from nightreg.services.access import CLI
+
+    site = await new_site(db)
+    visit = await add_visit(db, site)
+    master = staff("harbour_master", site)
+    async with db.write() as session:
+        corrected = await audit.record(
+            session, CLI, "visit_corrected", at=NOW, site_id=site.id, object_type="visit",
+            object_id=visit.id, details={"reason": "typo", "before": {"guest_name": "Old Name"},
+                                         "after": {"guest_name": "New Name"}},
+        )  # fmt: skip
+
+    erased = await subjects.erase(
+        db, settings, master, visit.plate, "Op verzoek", [visit.id], now=NOW
+    )
+
+    assert erased.counts["audit_details"] == 1
+    async with db.read() as session:
+        detail = await session.get(AuditDetail, corrected.id)
+        assert await session.get(AuditEvent, corrected.id) is not None
+    assert detail is not None
+    assert detail.body is None
+    assert detail.erased_by.startswith("subject_erased ")
+    result = await audit.verify(db)
+    assert result.intact, str(result)
+    assert result.erased == {detail.erased_by: 1}

@@ -22,7 +22,7 @@ from nightreg.db import Database
 from nightreg.models import AuditEvent, SignInFailure, User
 from nightreg.services import tokens, users
 from nightreg.services.access import CLI
-from tests.factories import STAFF_PASSWORD, StaffRef, make_point, make_staff
+from tests.factories import STAFF_PASSWORD, StaffRef, event_details, make_point, make_staff
 from tests.pages import csrf_from, sign_in
 
 Client = AsyncTestClient[Litestar]
@@ -255,9 +255,9 @@ async def test_a_wrong_code_is_refused_counted_as_a_failed_sign_in_and_then_thro
         )
     assert len(failures) == 5
     failed = [
-        json.loads(e.details)
+        details
         for e in await events(db, "sign_in_failed")
-        if auditor.email in e.details
+        if auditor.email in json.dumps(details := await event_details(db, e))
     ]
     assert [f["reason"] for f in failed].count("second factor") == 5
     assert failed[-1]["reason"] == "throttled"

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, text
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, text
 
 from nightreg.clock import local_day
 from nightreg.db import Database
 from nightreg.models import (
     AuditAnchor,
+    AuditDetail,
     AuditEvent,
     Flag,
     JobRun,
@@ -26,7 +27,7 @@ from nightreg.models import (
     Visit,
     VisitAggregate,
 )
-from nightreg.services import aggregates, audit
+from nightreg.services import aggregates, audit, audit_checkpoints
 from nightreg.services.access import SYSTEM, Actor
 from nightreg.services.retention.due import (
     aggregate_cutoff,
@@ -59,6 +60,8 @@ class PurgeResult:
     aggregated_visits: int = 0
     oldest_kept: dict[str, str] = field(default_factory=dict)
     finished: bool = True
+    # Audit detail records erased: their visit or flag is gone, or a search's period ended.
+    details_erased: int = 0
 
     def counts(self) -> dict[str, int]:
         out = {**self.deleted, "aggregated_visits": self.aggregated_visits}
@@ -100,6 +103,7 @@ async def purge(
                 db, delete(Observation), Observation.id, due_observations(policy, now, today),
                 batch, deadline,
             )  # fmt: skip
+        result.details_erased = await _erase_details(db, settings, now)
         result.deleted["audit_events"] = await _purge_audit(db, defaults, now, batch * 10)
         await _purge_installation(db, settings, defaults, now, today, result)
     except _OutOfTime:
@@ -217,6 +221,32 @@ async def _purge_visits(
             return deleted, aggregated
 
 
+def receipt_name(now: datetime) -> str:
+    """How an audit detail record names the purge that erased it (its receipt's time)."""
+    return audit.erasure_name("purge", now)
+
+
+async def _erase_details(db: Database, settings: Settings, now: datetime) -> int:
+    """Erase the personal values of audit events whose visit or flag is gone, and those of
+    searches past their own period; the events and their chain stay."""
+    gone = or_(
+        *(
+            (AuditDetail.object_type == name) & ~exists().where(model.id == AuditDetail.object_id)
+            for name, model in (("visit", Visit), ("flag", Flag), ("observation", Observation))
+        )
+    )
+    expired = (AuditDetail.kind == "search") & (
+        AuditDetail.at < now - timedelta(days=settings.retention_audit_search_days)
+    )
+    async with db.write() as session:
+        return await audit.erase_details(
+            session,
+            ((AuditDetail.kind == "object") & gone) | expired,
+            by=receipt_name(now),
+            now=now,
+        )
+
+
 async def _purge_audit(db: Database, defaults: Defaults, now: datetime, batch: int) -> int:
     """Delete audit events past retention, oldest first, moving the chain's anchor along."""
     cutoff = now - timedelta(days=defaults.audit_days)
@@ -235,6 +265,7 @@ async def _purge_audit(db: Database, defaults: Defaults, now: datetime, batch: i
             through_id, through_hash = rows[-1]
             # Only a prefix of the chain may go: events are appended in time order, but an id
             # is what the chain follows, so delete by id up to the last one found.
+            await session.execute(delete(AuditDetail).where(AuditDetail.event_id <= through_id))
             gone = await session.execute(
                 delete(AuditEvent).where(AuditEvent.id <= through_id).returning(AuditEvent.id)
             )
@@ -267,7 +298,7 @@ async def _clean_up(db: Database, settings: Settings, result: PurgeResult) -> No
             return
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         tables = ["flag", "flag_visit", "signal", "visit", "visit_note", "observation",
-                  "audit_event", "job_run", "visit_aggregate", "sign_in_failure",
+                  "audit_event", "audit_detail", "job_run", "visit_aggregate", "sign_in_failure",
                   "staff_session"]  # fmt: skip
         for table in tables:
             await conn.execute(text(f"VACUUM {table}"))
@@ -299,17 +330,29 @@ async def _receipt(
 ) -> None:
     """The run's receipt in the audit trail: counts and dates, nothing personal."""
     result.oldest_kept = await oldest_kept(db, settings)
-    async with db.write() as session:
+    async with db.read() as session:
         anchor = await session.get(AuditAnchor, 1)
         details: dict[str, Any] = {
             "deleted": result.deleted,
             "aggregated_visits": result.aggregated_visits,
             "oldest_kept": result.oldest_kept,
             "finished": result.finished and not interrupted,
+            "audit_details_erased": result.details_erased,
         }
         if anchor is not None and result.deleted["audit_events"]:
             details["audit_anchor"] = {
                 "removed_through_id": anchor.removed_through_id,
                 "prev_hash": anchor.prev_hash,
             }
+    # The receipt carries a signed checkpoint of the chain as the purge left it (also appended
+    # to the checkpoint directory): a printed receipt is a copy out of the database's reach.
+    checkpoint = await audit_checkpoints.take(db, now=result.at)
+    details["checkpoint"] = checkpoint.as_dict()
+    try:
+        audit_checkpoints.append(settings.checkpoint_dir, checkpoint, result.at)
+    except OSError as exc:
+        # The receipt must be written whatever happens to the file: it carries the checkpoint.
+        log.error("audit checkpoint not written to %s: %s", settings.checkpoint_dir, exc.strerror)
+        details["checkpoint_not_written"] = str(exc.strerror or exc)
+    async with db.write() as session:
         await audit.record(session, actor, "purge_completed", at=result.at, details=details)
