@@ -8,6 +8,7 @@ from nightreg.clock import Clock, SystemClock
 from nightreg.db import Database
 from nightreg.ratelimit import RateLimiter
 from nightreg.security import CookieBox
+from nightreg.services.throttle import RefusalTally
 from nightreg.services.writer import VisitWriter
 from nightreg.settings import Settings
 
@@ -21,6 +22,8 @@ class AppContext:
     address_limiter: RateLimiter = field(init=False)
     point_limiter: RateLimiter = field(init=False)
     visit_writer: VisitWriter = field(init=False)
+    # Sign-in attempts refused while throttled, counted until their audit event is written.
+    refusals: RefusalTally = field(default_factory=RefusalTally)
 
     def __post_init__(self) -> None:
         self.remember_box = CookieBox(self.settings.secret_key, "remember-visitor")

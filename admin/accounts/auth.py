@@ -125,6 +125,7 @@ class SignInController(Controller):
             two_factor_roles=ctx.settings.two_factor_roles,
             next_page=safe_next(data.get("next")),
             previous_token=request.cookies.get(cookie),
+            refusals=ctx.refusals,
         )
         if outcome.pending and outcome.stage:
             # The password was right; the second step (a code, or enrolment) comes first.
@@ -220,6 +221,7 @@ class SecondStepController(Controller):
             address=client_address(request),
             now=ctx.clock.now(),
             previous_token=request.cookies.get(session_cookie_name(ctx)),
+            refusals=ctx.refusals,
         )
         if outcome.session_token is None:
             message, status, headers = _throttled(outcome, twofactor.MSG_CODE_OR_RECOVERY)
@@ -398,15 +400,27 @@ class AccountController(Controller):
     async def change_password(
         self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, data: FormBody
     ) -> Template:
-        errors = await auth.change_password(
-            ctx.db,
-            actor,
-            current=data.get("current", "")[:1024],
-            new=data.get("new", "")[:1024],
-            repeat=data.get("repeat", "")[:1024],
-            keep_token=request.cookies.get(session_cookie_name(ctx)),
-            now=ctx.clock.now(),
-        )
+        try:
+            errors = await auth.change_password(
+                ctx.db,
+                actor,
+                current=data.get("current", "")[:1024],
+                new=data.get("new", "")[:1024],
+                repeat=data.get("repeat", "")[:1024],
+                keep_token=request.cookies.get(session_cookie_name(ctx)),
+                now=ctx.clock.now(),
+            )
+        except auth.TooManyAttempts as throttled:
+            wait = throttled.retry_after
+            return Template(
+                template_name="admin/password.html",
+                context={
+                    "errors": {"current": gettext(auth.MSG_THROTTLED) % {"seconds": wait}},
+                    "done": False,
+                },
+                status_code=HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(wait)},
+            )
         return Template(
             template_name="admin/password.html",
             context={"errors": error_messages(errors), "done": not errors},
