@@ -55,6 +55,7 @@ def create_app(
     settings: Settings | None = None, *, clock: Clock | None = None, run_scheduler: bool = False
 ) -> Litestar:
     settings = settings or Settings.from_env()
+    settings.require_strong_secret_key()
     ctx = AppContext.from_settings(settings, clock)
 
     @asynccontextmanager

@@ -111,7 +111,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path,
         database_url=database_url,
-        secret_key="test-secret-" + "k" * 40,
+        # Random-looking: create_app refuses a guessable key (issue 17, finding 11a).
+        secret_key="test-secret-pJOIsAjJuEhtV44K22szyCKldMuFGk-MpZs6nXoznAGD_RAw9hox",
         base_url="http://testserver.local",
         checkin_rate_per_address=1000,
         checkin_rate_per_point=1000,
