@@ -207,6 +207,9 @@ class Settings:
     # The roles that must sign in with a second factor (TOTP); the others may choose to.
     # NIGHTREG_TWO_FACTOR_ROLES: comma-separated role names, or `none`.
     two_factor_roles: tuple[str, ...] = ("admin", "analyst", "auditor")
+    # A sign-in attempt refused because of the wait is answered after this pause: it costs the
+    # server a sleeping coroutine, and an attacker who waits for each answer most of their rate.
+    sign_in_refusal_pause_ms: int = 1000
     # `nightreg serve --demo`: a throwaway installation, which may run with a weak secret key.
     demo: bool = False
 
@@ -311,4 +314,5 @@ class Settings:
             retention_job_run_days=_int(env, "RETENTION_JOB_RUN_DAYS", 90, minimum=1),
             retention_aggregate_years=_int(env, "RETENTION_AGGREGATE_YEARS", 7, minimum=1),
             two_factor_roles=_roles(env, "TWO_FACTOR_ROLES", ("admin", "analyst", "auditor")),
+            sign_in_refusal_pause_ms=_int(env, "SIGN_IN_REFUSAL_PAUSE_MS", 1000),
         )

@@ -119,6 +119,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # Tests sign in as admins, analysts and auditors with a password alone; the tests of
         # two-factor sign-in require it with make_settings(two_factor_roles=...).
         two_factor_roles=(),
+        # Refused sign-ins are answered at once here (tests send many on purpose).
+        sign_in_refusal_pause_ms=0,
     )
 
 

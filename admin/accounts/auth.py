@@ -3,6 +3,7 @@ and the staff home page."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -57,6 +58,13 @@ def _set_session(response: Redirect | Template, ctx: AppContext, token: str) -> 
         httponly=True,
         samesite="lax",
     )
+
+
+async def _pause_if_refused(ctx: AppContext, outcome: auth.SignInOutcome) -> None:
+    """An attempt refused because of the wait is answered late (see sign_in_refusal_pause_ms):
+    an attacker who waits for each answer cannot keep the server busy with refusals."""
+    if outcome.retry_after and ctx.settings.sign_in_refusal_pause_ms:
+        await asyncio.sleep(ctx.settings.sign_in_refusal_pause_ms / 1000)
 
 
 def _throttled(outcome: auth.SignInOutcome, default: str) -> tuple[str, int, dict[str, str] | None]:
@@ -141,6 +149,7 @@ class SignInController(Controller):
             )
             return response
         if outcome.session_token is None:
+            await _pause_if_refused(ctx, outcome)
             message, status, headers = _throttled(outcome, auth.MSG_BAD_CREDENTIALS)
             return Template(
                 template_name="admin/sign_in.html",
@@ -224,6 +233,7 @@ class SecondStepController(Controller):
             refusals=ctx.refusals,
         )
         if outcome.session_token is None:
+            await _pause_if_refused(ctx, outcome)
             message, status, headers = _throttled(outcome, twofactor.MSG_CODE_OR_RECOVERY)
             return Template(
                 template_name="admin/two_factor_code.html",

@@ -104,7 +104,7 @@ async def sign_in(
     anonymous = Actor(kind="anonymous", address=address)
     refusals = refusals if refusals is not None else RefusalTally()
     await throttle.write_refusals(db, refusals, now)
-    attempt = await throttle.begin_attempt(db, email, address, now)
+    attempt = await throttle.begin_attempt(db, email, address, now, tally=refusals)
     if isinstance(attempt, Throttled):
         # Counted, not chained: one audit event per account or address and window.
         refusals.note(attempt, email=email, address=address, now=now)
@@ -334,7 +334,7 @@ async def complete_sign_in(
     anonymous = Actor(kind="anonymous", address=address)
     refusals = refusals if refusals is not None else RefusalTally()
     await throttle.write_refusals(db, refusals, now)
-    attempt = await throttle.begin_attempt(db, user.email, address, now)
+    attempt = await throttle.begin_attempt(db, user.email, address, now, tally=refusals)
     if isinstance(attempt, Throttled):
         refusals.note(attempt, email=user.email, address=address, now=now)
         return SignInOutcome(message=MSG_THROTTLED, retry_after=attempt.seconds)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import ColumnElement, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.db import Database
@@ -62,27 +62,30 @@ class Attempt:
 
 
 async def _waits(session: AsyncSession, email: str, address: str, now: datetime) -> Throttled | None:
+    # No upper bound at `now`: an attempt that began a moment later may have been counted first.
     since = now - THROTTLE_WINDOW
-    waits: dict[Literal["account", "address"], int] = {}
-    for by, column, value, limit in (
-        ("account", SignInFailure.email, email, ACCOUNT_LIMIT),
-        ("address", SignInFailure.address, address, ADDRESS_LIMIT),
-    ):
-        count, last = (
-            await session.execute(
-                select(func.count(), func.max(SignInFailure.at)).where(
-                    column == value, SignInFailure.at > since, SignInFailure.at <= now
-                )
-            )
-        ).one()
-        if last is not None:
-            waits[by] = int(delay(count, limit) - (now - last).total_seconds() + 0.999)  # type: ignore[index]
-    if max(waits.values(), default=0) <= 0:
-        return None
-    by: Literal["account", "address"] = (
-        "address" if waits.get("address", 0) >= waits.get("account", 0) else "account"
+    account, address_wait = (
+        await _wait(session, SignInFailure.email == email, since, now, ACCOUNT_LIMIT),
+        await _wait(session, SignInFailure.address == address, since, now, ADDRESS_LIMIT),
     )
-    return Throttled(seconds=max(waits.values()), by=by)
+    if max(account, address_wait) <= 0:
+        return None
+    if address_wait >= account:
+        return Throttled(seconds=address_wait, by="address")
+    return Throttled(seconds=account, by="account")
+
+
+async def _wait(
+    session: AsyncSession, which: ColumnElement[bool], since: datetime, now: datetime, limit: int
+) -> int:
+    count, last = (
+        await session.execute(
+            select(func.count(), func.max(SignInFailure.at)).where(which, SignInFailure.at > since)
+        )
+    ).one()
+    if last is None:
+        return 0
+    return int(delay(count, limit) - (now - last).total_seconds() + 0.999)
 
 
 async def throttle_wait(db: Database, email: str, address: str, now: datetime) -> int:
@@ -112,27 +115,37 @@ async def _take_turns(session: AsyncSession, email: str, address: str) -> None:
 
 
 async def begin_attempt(
-    db: Database, email: str, address: str, now: datetime
+    db: Database,
+    email: str,
+    address: str,
+    now: datetime,
+    *,
+    tally: RefusalTally | None = None,
 ) -> Attempt | Throttled:
     """Count one attempt on `email` from `address` before its secret is checked, or refuse it.
 
-    The first look is a plain read, so that a flood of attempts that must wait writes nothing
-    and takes no lock; the deciding count is repeated in the write transaction, in turn.
+    An address this instance has seen throttled is refused from memory (`tally`) until its
+    wait ends; otherwise the first look is a plain read. Either way a flood of attempts that
+    must wait writes nothing and takes no lock. The deciding count is repeated in the write
+    transaction, in turn.
     """
     address = address[:64]
+    if tally is not None and (known := tally.known_wait(address, now)) is not None:
+        return known
     async with db.read() as session:
         throttled = await _waits(session, email, address, now)
-    if throttled is not None:
-        return throttled
-    async with db.write() as session:
-        await _take_turns(session, email, address)
-        throttled = await _waits(session, email, address, now)
-        if throttled is not None:
-            return throttled
-        row = SignInFailure(email=email, address=address, at=now)
-        session.add(row)
-        await session.flush()
-        return Attempt(id=row.id)
+    if throttled is None:
+        async with db.write() as session:
+            await _take_turns(session, email, address)
+            throttled = await _waits(session, email, address, now)
+            if throttled is None:
+                row = SignInFailure(email=email, address=address, at=now)
+                session.add(row)
+                await session.flush()
+                return Attempt(id=row.id)
+    if tally is not None:
+        tally.remember(throttled, address, now)
+    return throttled
 
 
 async def succeeded(session: AsyncSession, attempt: Attempt) -> None:
@@ -163,6 +176,23 @@ class RefusalTally:
     """
 
     open: dict[tuple[str, str], _Refusals] = field(default_factory=dict)
+    # Addresses whose wait this instance has been told by the database, and until when: their
+    # next attempts are refused without a query. (Only addresses: a reset link clears an
+    # account's failures, and its holder must not be kept waiting by a remembered wait.)
+    address_waits: dict[str, datetime] = field(default_factory=dict)
+
+    def known_wait(self, address: str, now: datetime) -> Throttled | None:
+        until = self.address_waits.get(address)
+        if until is None:
+            return None
+        if until <= now:
+            del self.address_waits[address]
+            return None
+        return Throttled(seconds=int((until - now).total_seconds() + 0.999), by="address")
+
+    def remember(self, throttled: Throttled, address: str, now: datetime) -> None:
+        if throttled.by == "address":
+            self.address_waits[address] = now + timedelta(seconds=throttled.seconds)
 
     def note(self, throttled: Throttled, *, email: str, address: str, now: datetime) -> None:
         value = address if throttled.by == "address" else email
@@ -177,6 +207,9 @@ class RefusalTally:
 
     def take(self, now: datetime, *, everything: bool = False) -> list[_Refusals]:
         """The counts whose window is over (or all of them), no longer open."""
+        for address, until in list(self.address_waits.items()):
+            if until <= now:
+                del self.address_waits[address]
         done = [
             key
             for key, entry in self.open.items()
