@@ -89,8 +89,9 @@ def _roles(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple
 # the keys of the second factor, the recovery codes and the remembered visitor derive from.
 SECRET_KEY_MIN_DISTINCT = 10
 SECRET_KEY_MIN_BITS = 128
+# Advice, not a key:
 SECRET_KEY_HINT = (
-    "set a random one, for example the output of "
+    "set a random one, for example the output of "  # noqa: S105
     "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 )
 

@@ -61,7 +61,9 @@ class Attempt:
     id: int
 
 
-async def _waits(session: AsyncSession, email: str, address: str, now: datetime) -> Throttled | None:
+async def _waits(
+    session: AsyncSession, email: str, address: str, now: datetime
+) -> Throttled | None:
     # No upper bound at `now`: an attempt that began a moment later may have been counted first.
     since = now - THROTTLE_WINDOW
     account, address_wait = (

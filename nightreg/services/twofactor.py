@@ -28,9 +28,8 @@ from nightreg.db import Database
 from nightreg.i18n import N_
 from nightreg.models import StaffSession, User
 from nightreg.security import REFERENCE_ALPHABET, derive_key
-from nightreg.services import audit
+from nightreg.services import audit, throttle
 from nightreg.services.access import Actor, NotFound
-from nightreg.services import throttle
 
 ISSUER = "Nachtregister"
 INTERVAL = 30

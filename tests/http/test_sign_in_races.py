@@ -103,7 +103,9 @@ def counted_password_checks(monkeypatch: pytest.MonkeyPatch) -> Overlap:
     return overlap
 
 
-async def enrolled(db: Database, settings: Settings, clock: FrozenClock) -> tuple[StaffRef, str, list[str]]:
+async def enrolled(
+    db: Database, settings: Settings, clock: FrozenClock
+) -> tuple[StaffRef, str, list[str]]:
     """An account with a second factor: its TOTP secret and recovery codes."""
     staff = await make_staff(db, "security")
     enrolment = await twofactor.begin_enrolment(db, staff.user_id, secret_key=settings.secret_key)
@@ -125,7 +127,11 @@ async def password_step(client: Client, staff: StaffRef) -> str:
     page = await client.get("/admin/sign-in")
     answer = await client.post(
         "/admin/sign-in",
-        data={"_csrf_token": csrf_from(page.text), "email": staff.email, "password": staff.password},
+        data={
+            "_csrf_token": csrf_from(page.text),
+            "email": staff.email,
+            "password": staff.password,
+        },
         follow_redirects=False,
     )
     assert answer.headers["location"] == "/admin/sign-in/code", answer.text
@@ -305,7 +311,8 @@ async def test_attempts_refused_while_throttled_write_one_audit_event_per_window
     async with db.read() as session:
         during = await session.scalar(select(func.count()).select_from(AuditEvent))
 
-    assert answers.count(400) == 5 and answers.count(429) == 95
+    assert answers.count(400) == 5
+    assert answers.count(429) == 95
     assert during - before == 5, "only the failures before the wait are chained one by one"
     clock.advance(timedelta(minutes=16))
     await guess()  # the next attempt after the window writes its count
@@ -410,3 +417,27 @@ async def test_attempts_through_several_app_instances_still_count_five(database_
     assert sum(isinstance(r, throttle.Attempt) for r in results) == throttle.ACCOUNT_LIMIT
     assert all(r.seconds == 30 for r in results if isinstance(r, throttle.Throttled))
 
+
+async def test_a_refused_attempt_is_answered_after_a_pause(
+    db: Database, make_settings: Callable[..., Settings], clock: FrozenClock
+):
+    """An attacker who waits for each answer gets few refusals a second (finding 5)."""
+    from nightreg.app import create_app
+
+    app = create_app(make_settings(sign_in_refusal_pause_ms=300), clock=clock)
+    staff = await make_staff(db, "harbour_master")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as c:
+        csrf = csrf_from((await c.get("/admin/sign-in")).text)
+        took = []
+        for _ in range(6):
+            began = time.perf_counter()
+            answer = await c.post(
+                "/admin/sign-in",
+                data={"_csrf_token": csrf, "email": staff.email, "password": "wrong-guess"},
+            )
+            took.append((answer.status_code, time.perf_counter() - began))
+    await app.state.ctx.db.dispose()
+
+    assert [status for status, _ in took] == [400] * 5 + [429]
+    assert took[5][1] >= 0.3
