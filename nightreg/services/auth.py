@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import delete, select, update
 
@@ -36,6 +38,8 @@ from nightreg.services import audit, throttle, twofactor
 from nightreg.services.access import Actor
 from nightreg.services.throttle import Attempt, RefusalTally, Throttled
 
+_T = TypeVar("_T")
+
 RESET_LINK_VALID = timedelta(hours=24)
 # Between the password and the second step: at most this long.
 PENDING_VALID = timedelta(minutes=10)
@@ -43,6 +47,17 @@ STAGE_CODE = "code"
 STAGE_ENROL = "enrol"
 # last_seen_at is written at most this often: a busy page would otherwise write on every poll.
 TOUCH_INTERVAL = timedelta(minutes=1)
+
+# argon2 takes ~50 ms of CPU, 4 threads and 64 MiB per check on purpose: the checks take turns
+# on one worker thread of their own, so that a burst of them (the 20 wrong passwords one address
+# may send before it must wait) cannot take every core from the pages served meanwhile.
+_PASSWORD_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2")
+
+
+async def _password_work(work: Callable[..., _T], *args: str) -> _T:
+    """`work(*args)` (a hash or a check of a password) on the password worker, off the loop."""
+    return await asyncio.get_running_loop().run_in_executor(_PASSWORD_WORKER, work, *args)
+
 
 # Compared against when the account does not exist, so that an unknown e-mail costs the same
 # time as a wrong password and the answer's timing tells nothing.
@@ -113,8 +128,7 @@ async def sign_in(
     async with db.read() as session:
         user = await session.scalar(select(User).where(User.email == email))
     stored = user.password_hash if user is not None else _DUMMY_HASH
-    # argon2 takes ~50 ms of CPU on purpose: keep it off the event loop.
-    ok = await asyncio.to_thread(verify_password, stored, password)
+    ok = await _password_work(verify_password, stored, password)
     if user is None or not user.is_active or not ok:
         reason = "unknown or disabled account" if user is None or not user.is_active else "password"
         # The attempt's row, written before the check, is the failure.
@@ -125,7 +139,7 @@ async def sign_in(
 
     rehashed = False
     if password_needs_rehash(user.password_hash):
-        new_hash = await asyncio.to_thread(hash_password, password)
+        new_hash = await _password_work(hash_password, password)
         async with db.write() as session:
             await session.execute(
                 update(User).where(User.id == user.id).values(password_hash=new_hash)
@@ -482,7 +496,7 @@ async def change_password(
     attempt = await throttle.begin_attempt(db, user.email, actor.address, now)
     if isinstance(attempt, Throttled):
         raise TooManyAttempts(attempt.seconds)
-    if not await asyncio.to_thread(verify_password, user.password_hash, current):
+    if not await _password_work(verify_password, user.password_hash, current):
         await audit.log(
             db,
             actor,
@@ -500,7 +514,7 @@ async def change_password(
         return {"new": problem}
     if new != repeat:
         return {"repeat": MSG_PASSWORDS_DIFFER}
-    new_hash = await asyncio.to_thread(hash_password, new)
+    new_hash = await _password_work(hash_password, new)
     async with db.write() as session:
         await session.execute(
             update(User)
@@ -575,7 +589,7 @@ async def use_reset(
         return {"new": problem}
     if new != repeat:
         return {"repeat": MSG_PASSWORDS_DIFFER}
-    new_hash = await asyncio.to_thread(hash_password, new)
+    new_hash = await _password_work(hash_password, new)
     actor = Actor(kind="user", id=user.id, name=user.email, role=user.role, address=address)
     async with db.write() as session:
         result = await session.execute(
