@@ -442,3 +442,20 @@ async def test_a_refused_attempt_is_answered_after_a_pause(
 
     assert [status for status, _ in took] == [400] * 5 + [429]
     assert took[5][1] >= 0.3
+
+
+async def test_refusals_still_open_are_written_when_the_app_stops(app: Litestar, db: Database):
+    from litestar.testing import AsyncTestClient
+
+    staff = await make_staff(db, "harbour_master")
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
+        csrf = csrf_from((await test_client.get("/admin/sign-in")).text)
+        for _ in range(8):
+            await test_client.post(
+                "/admin/sign-in",
+                data={"_csrf_token": csrf, "email": staff.email, "password": "wrong-guess"},
+            )
+        assert await events(db, "sign_in_throttled") == []
+
+    throttled = await events(db, "sign_in_throttled")
+    assert [(t["email"], t["refused"]) for t in throttled] == [(staff.email, 3)]
