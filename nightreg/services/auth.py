@@ -113,6 +113,7 @@ async def sign_in(
 
     An account with a second factor, or whose role must have one, gets no session yet: the
     outcome carries the sealed half-done sign-in and its stage (STAGE_CODE or STAGE_ENROL).
+    `refusals` (the app's, one per instance) counts the attempts refused during a wait.
     """
     email = email.strip().lower()[:254]
     address = address[:64]

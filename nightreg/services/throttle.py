@@ -90,13 +90,6 @@ async def _wait(
     return int(delay(count, limit) - (now - last).total_seconds() + 0.999)
 
 
-async def throttle_wait(db: Database, email: str, address: str, now: datetime) -> int:
-    """Seconds the next attempt must wait (0: none), read without counting anything."""
-    async with db.read() as session:
-        throttled = await _waits(session, email, address[:64], now)
-    return throttled.seconds if throttled else 0
-
-
 def _lock_key(kind: str, value: str) -> int:
     """A PostgreSQL advisory lock key (a signed 64-bit number) for one account or address."""
     digest = hashlib.sha256(f"nightreg-sign-in:{kind}:{value}".encode()).digest()
