@@ -795,7 +795,7 @@ def _flood_process(
     """The attackers, in a process of their own: the staff client's timings are the server's,
     not those of a client event loop busy with 40 attackers."""
 
-    async def run() -> list[tuple[int, float]]:
+    async def run() -> list[tuple[int, float, float]]:
         load = Load()
         async with _client(base_url) as attacker:
             form = await attacker.get("/admin/sign-in")
@@ -806,7 +806,8 @@ def _flood_process(
         await asyncio.gather(
             *(_flooder(load, base_url, cookie, found.group(1), seconds) for _ in range(workers))
         )
-        return [(s.status, s.took) for s in load.samples]
+        # When each answer came on the monotonic clock, which all processes share.
+        return [(s.status, s.took, load.started + s.done) for s in load.samples]
 
     out.put(asyncio.run(run()))
 
@@ -816,7 +817,7 @@ def scenario_flood(args: argparse.Namespace, setup: Environment, log: Path) -> i
     server = start_server(setup, args.port, log, APP)
     page = f"/admin/sites/{SITE_SLUG}/tonight"
     marks: dict[str, float] = {}
-    flood: list[tuple[int, float]] = []  # the attackers' (status, seconds)
+    flood: list[tuple[int, float, float]] = []  # the attackers' (status, seconds, answered at)
     try:
         events_before = dict(sql(setup.database_url, _EVENTS_BY_ACTION))
 
@@ -862,13 +863,25 @@ def scenario_flood(args: argparse.Namespace, setup: Environment, log: Path) -> i
     print(f"staff page, flood:  n={len(during)}  p50 / p95 {ms(during, 50)} / {ms(during, 95)} ms")
     print(
         f"flood requests: {len(flood)} ({len(flood) / args.flood_for:.0f}/s), by status "
-        f"{dict(sorted(Counter(status for status, _took in flood).items()))}, p50 "
-        f"{ms([took for _status, took in flood], 50)} ms"
+        f"{dict(sorted(Counter(status for status, _took, _at in flood).items()))}, p50 "
+        f"{ms([took for _status, took, _at in flood], 50)} ms"
     )
     if os.environ.get("BENCH_FLOOD_DEBUG"):
         for s in load.samples:
             if s.who == "staff-flood":
                 print(f"  staff at {s.at - marks['flood']:.2f} s took {s.took * 1000:.0f} ms")
+    # The first attempts of the flood are checked (an argon2 check each, by design) until the
+    # address must wait; what follows is the flood of refusals alone.
+    checked_until = max((at for status, _, at in flood if status == 400), default=0.0)
+    steady = [
+        s.took
+        for s in load.samples
+        if s.who == "staff-flood" and s.status == 200 and load.started + s.at > checked_until
+    ]
+    print(
+        f"staff page, flood after its last checked attempt: n={len(steady)}  p50 / p95 "
+        f"{ms(steady, 50)} / {ms(steady, 95)} ms"
+    )
     staff_errors = [s for s in load.samples if s.who.startswith("staff") and s.error]
     print(f"staff errors: {len(staff_errors)}")
     for action in sorted(set(events_after) | set(events_before)):
@@ -877,7 +890,7 @@ def scenario_flood(args: argparse.Namespace, setup: Environment, log: Path) -> i
             print(f"audit events {action}: +{added}")
     print(f"server log: {server_log_lines(log, 'Traceback')} traceback(s)")
     ratio = percentile(sorted(during), 95) / max(percentile(sorted(quiet), 95), 1e-9)
-    ok = ratio <= 2.0 and not staff_errors and not any(status >= 500 for status, _ in flood)
+    ok = ratio <= 2.0 and not staff_errors and not any(status >= 500 for status, _, _ in flood)
     print(f"p95 flood / quiet: {ratio:.2f}")
     print("RESULT", "PASS" if ok else "FAIL", "(staff p95 within 2x of quiet, no 5xx)")
     return 0
