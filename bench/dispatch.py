@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import shutil
 import signal as signals_
 import subprocess
@@ -344,7 +345,7 @@ async def run(url: str, args: argparse.Namespace, work_dir: Path) -> int:
            LATENCY_ENV: str(args.hub_latency_ms), "PYTHONPATH": str(REPO)}  # fmt: skip
     receiver = start_receiver(args.port, env, work_dir / "receiver.log")
     settings = Settings(
-        data_dir=work_dir, database_url=url, secret_key="bench-" + "k" * 40,
+        data_dir=work_dir, database_url=url, secret_key=secrets.token_urlsafe(48),
         hub_url=f"http://127.0.0.1:{args.port}/hub/signals", hub_secret=secret,
     )  # fmt: skip
     from nightreg.services import audit

@@ -4,6 +4,7 @@
     python -m bench.faults crash    --db sqlite|postgresql [--duration 60] [--kill-at 25]
     python -m bench.faults outage   [--duration 60] [--stop-at 15] [--outage 20] [--pg-port 55432]
     python -m bench.faults diskfull [--disk-mb 4] [--full-for 10] [--after 15]
+    python -m bench.faults flood    --db sqlite|postgresql [--workers 40] [--flood-for 10]
 
 Every scenario prepares a fresh database like bench/checkin.py (SQLite file in a temporary
 directory, or the `nightreg_bench` database's schema dropped and recreated), adds a harbour master
@@ -26,6 +27,11 @@ link) is looked up in the database by its private link's hash: "lost" must be 0.
 - diskfull: the SQLite file on a tmpfs of --disk-mb MB (needs root for `mount`); load until the
   disk is full, --full-for more seconds of load, then the tmpfs grows (the space is back) and the
   load goes on for --after seconds. Then `PRAGMA integrity_check` and lost check-ins.
+- flood: no visitors; one signed-in staff client loops on the Tonight page (which audits its
+  read) for --quiet-for seconds, then --workers anonymous clients replay one CSRF token on
+  `/admin/sign-in` with wrong passwords for unknown e-mails for --flood-for seconds (issue 17,
+  finding 5). The staff page's p95 during the flood must stay within 2x of its quiet p95, and
+  the refused attempts must not be chained one by one (audit events by action are printed).
 
 The server wires nightreg.web.unavailable in front of the app's error handler and gives asyncpg a
 connect timeout (5 s) and the pool a checkout timeout (10 s) unless the app does so itself.
@@ -37,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import multiprocessing
 import os
 import platform
 import re
@@ -763,12 +770,141 @@ def scenario_diskfull(args: argparse.Namespace, work_dir: Path, log: Path) -> in
     return 0
 
 
+async def _staff_page_loop(
+    load: Load, client: httpx.AsyncClient, page: str, until: float, who: str
+) -> None:
+    while load.now() < until:
+        answer = await _request(load, who, client, "GET", page)
+        if answer is not None and answer.status_code != 200:
+            load.samples[-1].error = f"staff page {answer.status_code}"
+        await asyncio.sleep(0.2)  # a person reading the page, or htmx polling
+
+
+async def _flooder(load: Load, base_url: str, csrf_cookie: str, csrf: str, until: float) -> None:
+    async with _client(base_url) as client:
+        client.cookies.set("nightreg_csrf", csrf_cookie)
+        while load.now() < until:
+            form = {"_csrf_token": csrf, "email": f"guess-{secrets.token_hex(4)}@bench.example",
+                    "password": "not-the-password-" + secrets.token_hex(4)}  # fmt: skip
+            await _request(load, "flood", client, "POST", "/admin/sign-in", data=form)
+
+
+def _flood_process(
+    base_url: str, workers: int, seconds: float, out: multiprocessing.Queue[Any]
+) -> None:
+    """The attackers, in a process of their own: the staff client's timings are the server's,
+    not those of a client event loop busy with 40 attackers."""
+
+    async def run() -> list[tuple[int, float, float]]:
+        load = Load()
+        async with _client(base_url) as attacker:
+            form = await attacker.get("/admin/sign-in")
+            found = CSRF_RE.search(form.text)
+            cookie = attacker.cookies.get("nightreg_csrf")
+        if found is None or cookie is None:
+            return []
+        await asyncio.gather(
+            *(_flooder(load, base_url, cookie, found.group(1), seconds) for _ in range(workers))
+        )
+        # When each answer came on the monotonic clock, which all processes share.
+        return [(s.status, s.took, load.started + s.done) for s in load.samples]
+
+    out.put(asyncio.run(run()))
+
+
+def scenario_flood(args: argparse.Namespace, setup: Environment, log: Path) -> int:
+    add_staff_and_token(setup)
+    server = start_server(setup, args.port, log, APP)
+    page = f"/admin/sites/{SITE_SLUG}/tonight"
+    marks: dict[str, float] = {}
+    flood: list[tuple[int, float, float]] = []  # the attackers' (status, seconds, answered at)
+    try:
+        events_before = dict(sql(setup.database_url, _EVENTS_BY_ACTION))
+
+        async def run() -> Load:
+            load = Load()
+            async with _client(setup.base_url) as staff_client:
+                if not await _sign_in(load, staff_client):
+                    raise SetupError("the staff client could not sign in")
+                # Warm-up (templates, pool), not measured.
+                for _ in range(5):
+                    await staff_client.get(page)
+                marks["quiet"] = load.now()
+                await _staff_page_loop(
+                    load, staff_client, page, marks["quiet"] + args.quiet_for, "staff-quiet"
+                )
+                marks["flood"] = load.now()
+                results: multiprocessing.Queue[Any] = multiprocessing.Queue()
+                attackers = multiprocessing.Process(
+                    target=_flood_process,
+                    args=(setup.base_url, args.workers, args.flood_for, results),
+                )
+                attackers.start()
+                await _staff_page_loop(
+                    load, staff_client, page, marks["flood"] + args.flood_for, "staff-flood"
+                )
+                flood.extend(await asyncio.to_thread(results.get))
+                await asyncio.to_thread(attackers.join)
+                marks["end"] = load.now()
+            return load
+
+        load = asyncio.run(run())
+    finally:
+        stop_server(server)
+    events_after = dict(sql(setup.database_url, _EVENTS_BY_ACTION))
+    conditions(
+        args, setup.db,
+        f"flood: {args.workers} workers replaying one CSRF token on /admin/sign-in for "
+        f"{args.flood_for:g} s after {args.quiet_for:g} s quiet; staff page {page}",
+    )  # fmt: skip
+    quiet = [s.took for s in load.samples if s.who == "staff-quiet" and s.status == 200]
+    during = [s.took for s in load.samples if s.who == "staff-flood" and s.status == 200]
+    print(f"staff page, quiet:  n={len(quiet)}  p50 / p95 {ms(quiet, 50)} / {ms(quiet, 95)} ms")
+    print(f"staff page, flood:  n={len(during)}  p50 / p95 {ms(during, 50)} / {ms(during, 95)} ms")
+    print(
+        f"flood requests: {len(flood)} ({len(flood) / args.flood_for:.0f}/s), by status "
+        f"{dict(sorted(Counter(status for status, _took, _at in flood).items()))}, p50 "
+        f"{ms([took for _status, took, _at in flood], 50)} ms"
+    )
+    if os.environ.get("BENCH_FLOOD_DEBUG"):
+        for s in load.samples:
+            if s.who == "staff-flood":
+                print(f"  staff at {s.at - marks['flood']:.2f} s took {s.took * 1000:.0f} ms")
+    # The first attempts of the flood are checked (an argon2 check each, by design) until the
+    # address must wait; what follows is the flood of refusals alone.
+    checked_until = max((at for status, _, at in flood if status == 400), default=0.0)
+    steady = [
+        s.took
+        for s in load.samples
+        if s.who == "staff-flood" and s.status == 200 and load.started + s.at > checked_until
+    ]
+    print(
+        f"staff page, flood after its last checked attempt: n={len(steady)}  p50 / p95 "
+        f"{ms(steady, 50)} / {ms(steady, 95)} ms"
+    )
+    staff_errors = [s for s in load.samples if s.who.startswith("staff") and s.error]
+    print(f"staff errors: {len(staff_errors)}")
+    for action in sorted(set(events_after) | set(events_before)):
+        if action.startswith("sign_in"):
+            added = events_after.get(action, 0) - events_before.get(action, 0)
+            print(f"audit events {action}: +{added}")
+    print(f"server log: {server_log_lines(log, 'Traceback')} traceback(s)")
+    ratio = percentile(sorted(during), 95) / max(percentile(sorted(quiet), 95), 1e-9)
+    ok = ratio <= 2.0 and not staff_errors and not any(status >= 500 for status, _, _ in flood)
+    print(f"p95 flood / quiet: {ratio:.2f}")
+    print("RESULT", "PASS" if ok else "FAIL", "(staff p95 within 2x of quiet, no 5xx)")
+    return 0
+
+
+_EVENTS_BY_ACTION = "SELECT action, count(*) FROM audit_event GROUP BY action"
+
+
 # --------------------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenario", choices=("load", "crash", "outage", "diskfull"))
+    parser.add_argument("scenario", choices=("load", "crash", "outage", "diskfull", "flood"))
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--port", type=int, default=8775)
@@ -784,6 +920,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="diskfull: give up filling after S s")  # fmt: skip
     parser.add_argument("--full-for", type=float, default=10.0, help="diskfull: S s of load full")
     parser.add_argument("--after", type=float, default=15.0, help="diskfull: S s of load after")
+    parser.add_argument("--workers", type=int, default=40, help="flood: anonymous clients")
+    parser.add_argument("--flood-for", type=float, default=10.0, help="flood: seconds of flood")
+    parser.add_argument("--quiet-for", type=float, default=10.0, help="flood: seconds quiet first")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     if args.scenario == "outage":
@@ -800,6 +939,8 @@ def main(argv: list[str] | None = None) -> int:
         setup = prepare(args, work_dir)
         if args.scenario == "load":
             return scenario_load(args, setup, log)
+        if args.scenario == "flood":
+            return scenario_flood(args, setup, log)
         return scenario_crash(args, setup, log)
     except SetupError as exc:
         print(f"bench: setup failed: {exc}", file=sys.stderr)

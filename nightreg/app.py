@@ -21,6 +21,7 @@ from nightreg import __version__, routes
 from nightreg.clock import Clock
 from nightreg.context import AppContext
 from nightreg.security import derive_key
+from nightreg.services.throttle import write_refusals
 from nightreg.settings import Settings
 from nightreg.templating import make_template_engine
 from nightreg.web import handle_error, harden, with_unavailable
@@ -54,6 +55,7 @@ def create_app(
     settings: Settings | None = None, *, clock: Clock | None = None, run_scheduler: bool = False
 ) -> Litestar:
     settings = settings or Settings.from_env()
+    settings.require_strong_secret_key()
     ctx = AppContext.from_settings(settings, clock)
 
     @asynccontextmanager
@@ -71,7 +73,11 @@ def create_app(
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             await ctx.visit_writer.close()
-            await ctx.db.dispose()
+            try:
+                # The refused sign-ins counted since their last audit event.
+                await write_refusals(ctx.db, ctx.refusals, ctx.clock.now(), everything=True)
+            finally:
+                await ctx.db.dispose()
 
     csrf = CSRFConfig(
         secret=derive_key(settings.secret_key, "csrf").hex(),

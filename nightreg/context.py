@@ -9,6 +9,7 @@ from nightreg.db import Database
 from nightreg.ratelimit import RateLimiter
 from nightreg.security import CookieBox
 from nightreg.services import audit
+from nightreg.services.throttle import RefusalTally
 from nightreg.services.writer import VisitWriter
 from nightreg.settings import Settings
 
@@ -22,6 +23,8 @@ class AppContext:
     address_limiter: RateLimiter = field(init=False)
     point_limiter: RateLimiter = field(init=False)
     visit_writer: VisitWriter = field(init=False)
+    # Sign-in attempts refused while throttled, counted until their audit event is written.
+    refusals: RefusalTally = field(default_factory=RefusalTally)
 
     def __post_init__(self) -> None:
         # One set of audit keys a process: every session that writes an event uses them.

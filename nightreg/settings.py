@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +83,41 @@ def _roles(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple
             f"{PREFIX}{name}: unknown role {unknown[0]!r}; use some of {', '.join(ROLES)} or none"
         )
     return roles
+
+
+# A secret key must be hard to guess: it signs every CSRF token and private link and is what
+# the keys of the second factor, the recovery codes and the remembered visitor derive from.
+SECRET_KEY_MIN_DISTINCT = 10
+SECRET_KEY_MIN_BITS = 128
+# Advice, not a key:
+SECRET_KEY_HINT = (
+    "set a random one, for example the output of "  # noqa: S105
+    "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+)
+
+
+def secret_key_bits(key: str) -> float:
+    """An estimate of the key's strength: its length times the Shannon entropy of its characters.
+
+    It is low for a key made of few characters or mostly of one (32 x "a", "test-" + "k" * 40),
+    and about 6 bits a character for a random URL-safe key. (It cannot see a repeated pattern:
+    the distinct-character rule and the advice to generate the key cover most of that.)
+    """
+    counts = Counter(key)
+    return max(0.0, -sum(n * math.log2(n / len(key)) for n in counts.values()))
+
+
+def weak_secret_key(key: str) -> str | None:
+    """What is wrong with a secret key (one line), or None when it is strong enough."""
+    distinct = len(set(key))
+    bits = secret_key_bits(key)
+    if distinct >= SECRET_KEY_MIN_DISTINCT and bits >= SECRET_KEY_MIN_BITS:
+        return None
+    return (
+        f"{PREFIX}SECRET_KEY is too weak: {distinct} different characters and an estimated "
+        f"{bits:.0f} bits (at least {SECRET_KEY_MIN_DISTINCT} and {SECRET_KEY_MIN_BITS} are "
+        f"needed); {SECRET_KEY_HINT} (only `nightreg serve --demo` accepts a weak key)"
+    )
 
 
 def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
@@ -184,6 +221,18 @@ class Settings:
     @property
     def checkpoint_dir(self) -> Path:
         return self.audit_checkpoint_dir or self.data_dir / "audit"
+
+    # A sign-in attempt refused because of the wait is answered after this pause: it costs the
+    # server a sleeping coroutine, and an attacker who waits for each answer most of their rate.
+    sign_in_refusal_pause_ms: int = 1000
+    # `nightreg serve --demo`: a throwaway installation, which may run with a weak secret key.
+    demo: bool = False
+
+    def require_strong_secret_key(self) -> None:
+        """Refuse to serve with a guessable secret key (except the demo); SettingsError."""
+        problem = None if self.demo else weak_secret_key(self.secret_key)
+        if problem:
+            raise SettingsError(problem)
 
     @property
     def https(self) -> bool:
@@ -289,4 +338,5 @@ class Settings:
                 Path(d).expanduser().resolve() if (d := _get(env, "AUDIT_CHECKPOINT_DIR")) else None
             ),
             retention_audit_search_days=_int(env, "RETENTION_AUDIT_SEARCH_DAYS", 30, minimum=1),
+            sign_in_refusal_pause_ms=_int(env, "SIGN_IN_REFUSAL_PAUSE_MS", 1000),
         )

@@ -25,6 +25,7 @@ from tests.databases import TemplateDatabase
 from tests.databases import template_database as template_database_for
 from tests.factories import (
     SUMMER_EVENING,
+    TEST_SECRET_KEY,
     PointRef,
     StaffRef,
     add_agreement,
@@ -78,9 +79,6 @@ def shared_database_url(template_database: TemplateDatabase) -> Iterator[str]:
     template_database.drop(url)
 
 
-TEST_SECRET_KEY = "test-secret-" + "k" * 40
-
-
 @pytest.fixture(autouse=True)
 def audit_keys() -> None:
     """The audit keys of the test settings' secret key, also for a test without an app (the
@@ -130,6 +128,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # Tests sign in as admins, analysts and auditors with a password alone; the tests of
         # two-factor sign-in require it with make_settings(two_factor_roles=...).
         two_factor_roles=(),
+        # Refused sign-ins are answered at once here (tests send many on purpose).
+        sign_in_refusal_pause_ms=0,
     )
 
 

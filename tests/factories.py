@@ -41,6 +41,9 @@ from nightreg.validation import normalise_person, search_key, validate_checkin
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
+# Random-looking: create_app refuses a guessable key (issue 17, finding 11a).
+TEST_SECRET_KEY = "test-secret-pJOIsAjJuEhtV44K22szyCKldMuFGk-MpZs6nXoznAGD_RAw9hox"
+
 # A summer evening in the harbour: 21:00 in Amsterdam.
 SUMMER_EVENING = datetime(2026, 7, 14, 19, 0, tzinfo=UTC)
 

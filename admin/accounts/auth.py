@@ -3,6 +3,7 @@ and the staff home page."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -57,6 +58,13 @@ def _set_session(response: Redirect | Template, ctx: AppContext, token: str) -> 
         httponly=True,
         samesite="lax",
     )
+
+
+async def _pause_if_refused(ctx: AppContext, outcome: auth.SignInOutcome) -> None:
+    """An attempt refused because of the wait is answered late (see sign_in_refusal_pause_ms):
+    an attacker who waits for each answer cannot keep the server busy with refusals."""
+    if outcome.retry_after and ctx.settings.sign_in_refusal_pause_ms:
+        await asyncio.sleep(ctx.settings.sign_in_refusal_pause_ms / 1000)
 
 
 def _throttled(outcome: auth.SignInOutcome, default: str) -> tuple[str, int, dict[str, str] | None]:
@@ -125,6 +133,7 @@ class SignInController(Controller):
             two_factor_roles=ctx.settings.two_factor_roles,
             next_page=safe_next(data.get("next")),
             previous_token=request.cookies.get(cookie),
+            refusals=ctx.refusals,
         )
         if outcome.pending and outcome.stage:
             # The password was right; the second step (a code, or enrolment) comes first.
@@ -140,6 +149,7 @@ class SignInController(Controller):
             )
             return response
         if outcome.session_token is None:
+            await _pause_if_refused(ctx, outcome)
             message, status, headers = _throttled(outcome, auth.MSG_BAD_CREDENTIALS)
             return Template(
                 template_name="admin/sign_in.html",
@@ -220,8 +230,10 @@ class SecondStepController(Controller):
             address=client_address(request),
             now=ctx.clock.now(),
             previous_token=request.cookies.get(session_cookie_name(ctx)),
+            refusals=ctx.refusals,
         )
         if outcome.session_token is None:
+            await _pause_if_refused(ctx, outcome)
             message, status, headers = _throttled(outcome, twofactor.MSG_CODE_OR_RECOVERY)
             return Template(
                 template_name="admin/two_factor_code.html",
@@ -398,15 +410,27 @@ class AccountController(Controller):
     async def change_password(
         self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, data: FormBody
     ) -> Template:
-        errors = await auth.change_password(
-            ctx.db,
-            actor,
-            current=data.get("current", "")[:1024],
-            new=data.get("new", "")[:1024],
-            repeat=data.get("repeat", "")[:1024],
-            keep_token=request.cookies.get(session_cookie_name(ctx)),
-            now=ctx.clock.now(),
-        )
+        try:
+            errors = await auth.change_password(
+                ctx.db,
+                actor,
+                current=data.get("current", "")[:1024],
+                new=data.get("new", "")[:1024],
+                repeat=data.get("repeat", "")[:1024],
+                keep_token=request.cookies.get(session_cookie_name(ctx)),
+                now=ctx.clock.now(),
+            )
+        except auth.TooManyAttempts as throttled:
+            wait = throttled.retry_after
+            return Template(
+                template_name="admin/password.html",
+                context={
+                    "errors": {"current": gettext(auth.MSG_THROTTLED) % {"seconds": wait}},
+                    "done": False,
+                },
+                status_code=HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(wait)},
+            )
         return Template(
             template_name="admin/password.html",
             context={"errors": error_messages(errors), "done": not errors},

@@ -18,8 +18,10 @@ from nightreg.web import form_date, form_int
 ACTIONS = (
     "sign_in",
     "sign_in_failed",
+    "sign_in_throttled",
     "sign_out",
     "password_changed",
+    "password_change_failed",
     "password_reset_issued",
     "password_reset_used",
     "user_created",

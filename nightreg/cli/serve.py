@@ -22,6 +22,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from nightreg.services.demo import seed_demo
     from nightreg.services.sites import kiosk_url
 
+    if args.demo:
+        settings = dataclasses.replace(settings, demo=True)
+    # Before anything is migrated or served: a guessable key is refused outside the demo.
+    settings.require_strong_secret_key()
     if not os.environ.get("NIGHTREG_BASE_URL") and not os.environ.get("NIGHTREG_BASE_URL_FILE"):
         # Unconfigured, the links we print and put in QR codes point where we actually serve.
         host = "127.0.0.1" if args.host in {"0.0.0.0", "::", ""} else args.host  # noqa: S104

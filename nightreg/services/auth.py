@@ -14,11 +14,16 @@ for a role that must have a second factor). Only the second step opens the sessi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import secrets
-from collections.abc import Collection
+import threading
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import delete, select, update
 
@@ -32,9 +37,11 @@ from nightreg.security import (
     token_hash,
     verify_password,
 )
-from nightreg.services import audit, twofactor
+from nightreg.services import audit, throttle, twofactor
 from nightreg.services.access import Actor
-from nightreg.services.throttle import throttle_wait
+from nightreg.services.throttle import Attempt, RefusalTally, Throttled
+
+_T = TypeVar("_T")
 
 RESET_LINK_VALID = timedelta(hours=24)
 # Between the password and the second step: at most this long.
@@ -43,6 +50,29 @@ STAGE_CODE = "code"
 STAGE_ENROL = "enrol"
 # last_seen_at is written at most this often: a busy page would otherwise write on every poll.
 TOUCH_INTERVAL = timedelta(minutes=1)
+
+# argon2 takes ~150 ms of CPU, 4 threads and 64 MiB per check on purpose: the checks take turns
+# on one worker thread of their own, at a lower priority, so that a burst of them (the 20 wrong
+# passwords one address may send before it must wait) cannot take the cores from the pages
+# served meanwhile.
+PASSWORD_WORK_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """On Linux the nice value belongs to the thread, and argon2's lane threads inherit it."""
+    with contextlib.suppress(AttributeError, OSError):  # not on every platform
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_WORK_NICENESS)
+
+
+_PASSWORD_WORKER = ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="argon2", initializer=_lower_priority
+)
+
+
+async def _password_work(work: Callable[..., _T], *args: str) -> _T:
+    """`work(*args)` (a hash or a check of a password) on the password worker, off the loop."""
+    return await asyncio.get_running_loop().run_in_executor(_PASSWORD_WORKER, work, *args)
+
 
 # Compared against when the account does not exist, so that an unknown e-mail costs the same
 # time as a wrong password and the answer's timing tells nothing.
@@ -54,6 +84,14 @@ MSG_CURRENT_PASSWORD = N_("Your current password is not right.")
 MSG_PASSWORDS_DIFFER = N_("The two new passwords are not the same.")
 MSG_RESET_INVALID = N_("This link is not valid any more. Ask an administrator for a new one.")
 MSG_PENDING_EXPIRED = N_("Your sign-in has expired. Please sign in again.")
+
+
+class TooManyAttempts(Exception):
+    """Too many failed attempts on the account or from the address: wait `retry_after` s."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"wait {retry_after} seconds")
 
 
 @dataclass(frozen=True)
@@ -84,43 +122,40 @@ async def sign_in(
     two_factor_roles: Collection[str] = (),
     next_page: str = "/admin/",
     previous_token: str | None = None,
+    refusals: RefusalTally | None = None,
 ) -> SignInOutcome:
     """Check e-mail and password; on success open a new session (and end `previous_token`'s).
 
     An account with a second factor, or whose role must have one, gets no session yet: the
     outcome carries the sealed half-done sign-in and its stage (STAGE_CODE or STAGE_ENROL).
+    `refusals` (the app's, one per instance) counts the attempts refused during a wait.
     """
     email = email.strip().lower()[:254]
     address = address[:64]
     anonymous = Actor(kind="anonymous", address=address)
-    wait = await throttle_wait(db, email, address, now)
-    if wait > 0:
-        await audit.log(
-            db, anonymous, "sign_in_failed", at=now, details={"email": email, "reason": "throttled"}
-        )
-        return SignInOutcome(message=MSG_THROTTLED, retry_after=wait)
+    refusals = refusals if refusals is not None else RefusalTally()
+    await throttle.write_refusals(db, refusals, now)
+    attempt = await throttle.begin_attempt(db, email, address, now, tally=refusals)
+    if isinstance(attempt, Throttled):
+        # Counted, not chained: one audit event per account or address and window.
+        refusals.note(attempt, email=email, address=address, now=now)
+        return SignInOutcome(message=MSG_THROTTLED, retry_after=attempt.seconds)
 
     async with db.read() as session:
         user = await session.scalar(select(User).where(User.email == email))
     stored = user.password_hash if user is not None else _DUMMY_HASH
-    # argon2 takes ~50 ms of CPU on purpose: keep it off the event loop.
-    ok = await asyncio.to_thread(verify_password, stored, password)
+    ok = await _password_work(verify_password, stored, password)
     if user is None or not user.is_active or not ok:
         reason = "unknown or disabled account" if user is None or not user.is_active else "password"
-        async with db.write() as session:
-            session.add(SignInFailure(email=email, address=address, at=now))
-            await audit.record(
-                session,
-                anonymous,
-                "sign_in_failed",
-                at=now,
-                details={"email": email, "reason": reason},
-            )
+        # The attempt's row, written before the check, is the failure.
+        await audit.log(
+            db, anonymous, "sign_in_failed", at=now, details={"email": email, "reason": reason}
+        )
         return SignInOutcome(message=MSG_BAD_CREDENTIALS)
 
     rehashed = False
     if password_needs_rehash(user.password_hash):
-        new_hash = await asyncio.to_thread(hash_password, password)
+        new_hash = await _password_work(hash_password, password)
         async with db.write() as session:
             await session.execute(
                 update(User).where(User.id == user.id).values(password_hash=new_hash)
@@ -133,6 +168,7 @@ async def sign_in(
     elif user.role in two_factor_roles:
         stage = STAGE_ENROL
     if stage is not None:
+        user = await _password_step_done(db, user, attempt, secret_key=secret_key)
         sealed = seal_pending(secret_key, user, stage=stage, next_page=next_page, now=now)
         return SignInOutcome(user_id=user.id, pending=sealed, stage=stage)
     token = await _open_session(
@@ -144,6 +180,33 @@ async def sign_in(
         details={"rehashed": rehashed},
     )
     return SignInOutcome(session_token=token, user_id=user.id)
+
+
+async def _password_step_done(
+    db: Database, user: User, attempt: Attempt, *, secret_key: str
+) -> User:
+    """The password was right and a second step follows; the account as it is now.
+
+    The attempt is no failure. An account with a second factor gets its TOTP secret sealed
+    afresh (the same secret, a new ciphertext): the half-done sign-in about to be issued is
+    bound to it (see `_fingerprint`), and every one issued before it is worthless from now on.
+    """
+    async with db.write() as session:
+        await throttle.succeeded(session, attempt)
+        resealed = (
+            twofactor.reseal_secret(secret_key, user.totp_secret)
+            if twofactor.is_enabled(user)
+            else None
+        )
+        if resealed is not None:
+            # Compare-and-swap: the second factor was not switched off or reset meanwhile.
+            await session.execute(
+                update(User)
+                .where(User.id == user.id, User.totp_secret == user.totp_secret)
+                .values(totp_secret=resealed)
+            )
+        fresh = await session.get(User, user.id, populate_existing=True)
+    return fresh if fresh is not None else user
 
 
 async def _open_session(
@@ -203,13 +266,33 @@ def _pending_box(secret_key: str) -> CookieBox:
 
 
 def _fingerprint(user: User) -> str:
-    """Changes when the password, the second factor, the role or the account's state change:
-    a half-done sign-in from before such a change is worthless."""
+    """Changes when the password, the second factor, the role or the account's state change,
+    when a code is accepted and when the password is entered again: a half-done sign-in from
+    before such a change is worthless."""
     state = "|".join(
         str(v)
-        for v in (user.password_hash, user.totp_enabled_at, user.role, user.is_active, user.id)
+        for v in (
+            user.password_hash,
+            user.totp_enabled_at,
+            user.role,
+            user.is_active,
+            user.id,
+            *_second_factor_state(user),
+        )
     )
     return hashlib.sha256(state.encode()).hexdigest()[:32]
+
+
+def _second_factor_state(user: User) -> tuple[object, ...]:
+    """What changes when a code or a recovery code is accepted, or a newer password step
+    re-seals the secret: a half-done sign-in is good for one second step, and only the newest.
+
+    (Before enrolment is confirmed the secret is written when the enrolment page is shown, so
+    it cannot count then; confirming switches the second factor on, which changes the state.)
+    """
+    if not twofactor.is_enabled(user):
+        return ()
+    return (user.totp_secret, user.totp_last_step, user.recovery_codes)
 
 
 def seal_pending(secret_key: str, user: User, *, stage: str, next_page: str, now: datetime) -> str:
@@ -268,32 +351,32 @@ async def complete_sign_in(
     address: str,
     now: datetime,
     previous_token: str | None = None,
+    refusals: RefusalTally | None = None,
 ) -> SignInOutcome:
-    """The second step: a code or a recovery code; failures are throttled like passwords."""
+    """The second step: a code or a recovery code; counted and throttled like passwords.
+
+    A code that is accepted uses the half-done sign-in up (its fingerprint changes with the
+    account's last accepted step or its recovery codes).
+    """
     user = pending.user
     address = address[:64]
     actor = Actor(kind="user", id=user.id, name=user.email, role=user.role, address=address)
-    wait = await throttle_wait(db, user.email, address, now)
-    if wait > 0:
-        await audit.log(
-            db,
-            Actor(kind="anonymous", address=address),
-            "sign_in_failed",
-            at=now,
-            details={"email": user.email, "reason": "throttled"},
-        )
-        return SignInOutcome(message=MSG_THROTTLED, retry_after=wait)
+    anonymous = Actor(kind="anonymous", address=address)
+    refusals = refusals if refusals is not None else RefusalTally()
+    await throttle.write_refusals(db, refusals, now)
+    attempt = await throttle.begin_attempt(db, user.email, address, now, tally=refusals)
+    if isinstance(attempt, Throttled):
+        refusals.note(attempt, email=user.email, address=address, now=now)
+        return SignInOutcome(message=MSG_THROTTLED, retry_after=attempt.seconds)
     method = await twofactor.verify(db, actor, user, code, secret_key=secret_key, now=now)
     if method is None:
-        async with db.write() as session:
-            session.add(SignInFailure(email=user.email, address=address, at=now))
-            await audit.record(
-                session,
-                Actor(kind="anonymous", address=address),
-                "sign_in_failed",
-                at=now,
-                details={"email": user.email, "reason": "second factor"},
-            )
+        await audit.log(
+            db,
+            anonymous,
+            "sign_in_failed",
+            at=now,
+            details={"email": user.email, "reason": "second factor"},
+        )
         return SignInOutcome(message=twofactor.MSG_CODE_OR_RECOVERY)
     token = await _open_session(
         db,
@@ -416,19 +499,38 @@ async def change_password(
     keep_token: str | None,
     now: datetime,
 ) -> dict[str, str]:
-    """Change one's own password; other sessions of the account end. Returns errors by field."""
+    """Change one's own password; other sessions of the account end. Returns errors by field.
+
+    The current password is a guess like any sign-in (a session left open must not let one
+    find it out faster): counted first, throttled, and a wrong one is audited. Raises
+    TooManyAttempts while the account or the address must wait.
+    """
     async with db.read() as session:
         user = await session.get(User, actor.id)
     if user is None:
         return {"current": MSG_CURRENT_PASSWORD}
-    if not await asyncio.to_thread(verify_password, user.password_hash, current):
+    attempt = await throttle.begin_attempt(db, user.email, actor.address, now)
+    if isinstance(attempt, Throttled):
+        raise TooManyAttempts(attempt.seconds)
+    if not await _password_work(verify_password, user.password_hash, current):
+        await audit.log(
+            db,
+            actor,
+            "password_change_failed",
+            at=now,
+            object_type="user",
+            object_id=user.id,
+            details={"reason": "current password"},
+        )
         return {"current": MSG_CURRENT_PASSWORD}
+    async with db.write() as session:
+        await throttle.succeeded(session, attempt)
     problem = _password_problem(new, user.email)
     if problem:
         return {"new": problem}
     if new != repeat:
         return {"repeat": MSG_PASSWORDS_DIFFER}
-    new_hash = await asyncio.to_thread(hash_password, new)
+    new_hash = await _password_work(hash_password, new)
     async with db.write() as session:
         await session.execute(
             update(User)
@@ -503,7 +605,7 @@ async def use_reset(
         return {"new": problem}
     if new != repeat:
         return {"repeat": MSG_PASSWORDS_DIFFER}
-    new_hash = await asyncio.to_thread(hash_password, new)
+    new_hash = await _password_work(hash_password, new)
     actor = Actor(kind="user", id=user.id, name=user.email, role=user.role, address=address)
     async with db.write() as session:
         result = await session.execute(

@@ -1,17 +1,34 @@
 """Failed sign-ins slow the next attempt down, per account and per address.
 
-Both ways of proving who one is count here: the password (auth.py) and the second factor
-(twofactor.py), so that neither can be guessed faster by switching to the other.
+Every way of proving who one is counts here: the password (auth.py), the second factor and its
+recovery codes (twofactor.py), and the current password when changing it, so that none can be
+guessed faster by switching to another.
+
+An attempt is counted *before* its secret is checked (`begin_attempt`): the count and the new
+row are one transaction that takes turns per account and per address, so that parallel requests
+cannot all pass the check before any of them is counted. A failed attempt's row stays and is
+the failure; a successful one's row is removed (or the whole account's, by a sign-in).
+
+Attempts refused because of the wait are not rows and not chained audit events one by one:
+`RefusalTally` counts them in memory and writes one event per account or address per window.
+Anonymous traffic therefore writes nothing while it is throttled, and cannot keep the audit
+chain's lock busy.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.db import Database
 from nightreg.models import SignInFailure
+from nightreg.services import audit
+from nightreg.services.access import Actor
 
 # Failed attempts are counted over this window; past a limit, each attempt waits longer.
 THROTTLE_WINDOW = timedelta(minutes=15)
@@ -28,34 +45,193 @@ def delay(failures: int, limit: int) -> int:
     return int(min(FIRST_DELAY_SECONDS * 2 ** (failures - limit), MAX_DELAY_SECONDS))
 
 
-async def throttle_wait(db: Database, email: str, address: str, now: datetime) -> int:
+@dataclass(frozen=True)
+class Throttled:
+    """An attempt refused before its secret was looked at: wait `seconds`."""
+
+    seconds: int
+    # Which count is over its limit (the address's when both are): what the refusal is told by.
+    by: Literal["account", "address"]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """An attempt counted (as a failure, until `succeeded`) whose secret may now be checked."""
+
+    id: int
+
+
+async def _waits(
+    session: AsyncSession, email: str, address: str, now: datetime
+) -> Throttled | None:
+    # No upper bound at `now`: an attempt that began a moment later may have been counted first.
     since = now - THROTTLE_WINDOW
+    account, address_wait = (
+        await _wait(session, SignInFailure.email == email, since, now, ACCOUNT_LIMIT),
+        await _wait(session, SignInFailure.address == address, since, now, ADDRESS_LIMIT),
+    )
+    if max(account, address_wait) <= 0:
+        return None
+    if address_wait >= account:
+        return Throttled(seconds=address_wait, by="address")
+    return Throttled(seconds=account, by="account")
+
+
+async def _wait(
+    session: AsyncSession, which: ColumnElement[bool], since: datetime, now: datetime, limit: int
+) -> int:
+    count, last = (
+        await session.execute(
+            select(func.count(), func.max(SignInFailure.at)).where(which, SignInFailure.at > since)
+        )
+    ).one()
+    if last is None:
+        return 0
+    return int(delay(count, limit) - (now - last).total_seconds() + 0.999)
+
+
+def _lock_key(kind: str, value: str) -> int:
+    """A PostgreSQL advisory lock key (a signed 64-bit number) for one account or address."""
+    digest = hashlib.sha256(f"nightreg-sign-in:{kind}:{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def _take_turns(session: AsyncSession, email: str, address: str) -> None:
+    """Attempts on one account, or from one address, count one after another.
+
+    On PostgreSQL: advisory locks held to the end of the transaction, taken in a fixed order so
+    that two attempts never wait for each other both ways; several app instances share them. On
+    SQLite the write transaction (BEGIN IMMEDIATE) holds the database's only write lock already.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted({_lock_key("account", email), _lock_key("address", address)}):
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+async def begin_attempt(
+    db: Database,
+    email: str,
+    address: str,
+    now: datetime,
+    *,
+    tally: RefusalTally | None = None,
+) -> Attempt | Throttled:
+    """Count one attempt on `email` from `address` before its secret is checked, or refuse it.
+
+    An address this instance has seen throttled is refused from memory (`tally`) until its
+    wait ends; otherwise the first look is a plain read. Either way a flood of attempts that
+    must wait writes nothing and takes no lock. The deciding count is repeated in the write
+    transaction, in turn.
+    """
+    address = address[:64]
+    if tally is not None and (known := tally.known_wait(address, now)) is not None:
+        return known
     async with db.read() as session:
-        by_account = (
-            await session.execute(
-                select(func.count(), func.max(SignInFailure.at)).where(
-                    SignInFailure.email == email, SignInFailure.at > since, SignInFailure.at <= now
-                )
-            )
-        ).one()
-        by_address = (
-            await session.execute(
-                select(func.count(), func.max(SignInFailure.at)).where(
-                    SignInFailure.address == address,
-                    SignInFailure.at > since,
-                    SignInFailure.at <= now,
-                )
-            )
-        ).one()
-    wait = 0
-    for (count, last), limit in ((by_account, ACCOUNT_LIMIT), (by_address, ADDRESS_LIMIT)):
-        if last is not None:
-            remaining = delay(count, limit) - (now - last).total_seconds()
-            wait = max(wait, int(remaining + 0.999))
-    return wait
+        throttled = await _waits(session, email, address, now)
+    if throttled is None:
+        async with db.write() as session:
+            await _take_turns(session, email, address)
+            throttled = await _waits(session, email, address, now)
+            if throttled is None:
+                row = SignInFailure(email=email, address=address, at=now)
+                session.add(row)
+                await session.flush()
+                return Attempt(id=row.id)
+    if tally is not None:
+        tally.remember(throttled, address, now)
+    return throttled
 
 
-async def count_failure(db: Database, email: str, address: str, now: datetime) -> None:
-    """One more failed attempt on the account and from the address (for throttle_wait)."""
+async def succeeded(session: AsyncSession, attempt: Attempt) -> None:
+    """The attempt's secret was right: it is not a failure (inside the caller's transaction)."""
+    await session.execute(delete(SignInFailure).where(SignInFailure.id == attempt.id))
+
+
+# --- attempts refused while throttled: counted, one audit event per window -------------------
+
+
+@dataclass
+class _Refusals:
+    by: str
+    value: str  # the account's e-mail or the address
+    address: str  # the last address they came from
+    first: datetime
+    last: datetime
+    count: int = 0
+
+
+@dataclass
+class RefusalTally:
+    """Attempts refused while throttled, counted in memory by account or address.
+
+    Each account or address gets one audit event per THROTTLE_WINDOW ("sign_in_throttled" with
+    the count), written when its window is over (`due`, looked at on every attempt) or when the
+    app stops (`everything`). Per app instance: each instance writes its own count.
+    """
+
+    open: dict[tuple[str, str], _Refusals] = field(default_factory=dict)
+    # Addresses whose wait this instance has been told by the database, and until when: their
+    # next attempts are refused without a query. (Only addresses: a reset link clears an
+    # account's failures, and its holder must not be kept waiting by a remembered wait.)
+    address_waits: dict[str, datetime] = field(default_factory=dict)
+
+    def known_wait(self, address: str, now: datetime) -> Throttled | None:
+        until = self.address_waits.get(address)
+        if until is None:
+            return None
+        if until <= now:
+            del self.address_waits[address]
+            return None
+        return Throttled(seconds=int((until - now).total_seconds() + 0.999), by="address")
+
+    def remember(self, throttled: Throttled, address: str, now: datetime) -> None:
+        if throttled.by == "address":
+            self.address_waits[address] = now + timedelta(seconds=throttled.seconds)
+
+    def note(self, throttled: Throttled, *, email: str, address: str, now: datetime) -> None:
+        value = address if throttled.by == "address" else email
+        entry = self.open.get((throttled.by, value))
+        if entry is None:
+            entry = self.open[(throttled.by, value)] = _Refusals(
+                throttled.by, value, address, first=now, last=now
+            )
+        entry.count += 1
+        entry.last = now
+        entry.address = address
+
+    def take(self, now: datetime, *, everything: bool = False) -> list[_Refusals]:
+        """The counts whose window is over (or all of them), no longer open."""
+        for address, until in list(self.address_waits.items()):
+            if until <= now:
+                del self.address_waits[address]
+        done = [
+            key
+            for key, entry in self.open.items()
+            if everything or now - entry.first >= THROTTLE_WINDOW
+        ]
+        return [self.open.pop(key) for key in done]
+
+
+async def write_refusals(
+    db: Database, tally: RefusalTally, now: datetime, *, everything: bool = False
+) -> int:
+    """Write the tally's finished counts to the audit trail, one event each; how many."""
+    entries = tally.take(now, everything=everything)
+    if not entries:
+        return 0
     async with db.write() as session:
-        session.add(SignInFailure(email=email, address=address[:64], at=now))
+        for entry in entries:
+            await audit.record(
+                session,
+                Actor(kind="anonymous", address=entry.address),
+                "sign_in_throttled",
+                at=now,
+                details={
+                    "email" if entry.by == "account" else "address": entry.value,
+                    "refused": entry.count,
+                    "first": entry.first.isoformat(),
+                    "last": entry.last.isoformat(),
+                },
+            )
+    return len(entries)

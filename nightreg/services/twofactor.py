@@ -28,9 +28,8 @@ from nightreg.db import Database
 from nightreg.i18n import N_
 from nightreg.models import StaffSession, User
 from nightreg.security import REFERENCE_ALPHABET, derive_key
-from nightreg.services import audit
+from nightreg.services import audit, throttle
 from nightreg.services.access import Actor, NotFound
-from nightreg.services.throttle import count_failure, throttle_wait
 
 ISSUER = "Nachtregister"
 INTERVAL = 30
@@ -88,6 +87,13 @@ def open_secret(secret_key: str, sealed: str | None) -> str | None:
         return _fernet(secret_key).decrypt(sealed.encode()).decode()
     except (InvalidToken, ValueError):
         return None
+
+
+def reseal_secret(secret_key: str, sealed: str | None) -> str | None:
+    """The same secret sealed afresh (Fernet: a new ciphertext), or None when it cannot be
+    opened. The authenticator app notices nothing; what was bound to the old ciphertext ends."""
+    secret = open_secret(secret_key, sealed)
+    return seal_secret(secret_key, secret) if secret is not None else None
 
 
 def provisioning_uri(secret: str, email: str) -> str:
@@ -342,14 +348,14 @@ async def disable(
         raise TwoFactorInvalid({"code": MSG_REQUIRED})
     if not is_enabled(user):
         raise TwoFactorInvalid({"code": MSG_NOT_ENABLED})
-    wait = await throttle_wait(db, user.email, actor.address, now)
-    if wait > 0:
-        raise TwoFactorInvalid({"code": MSG_THROTTLED}, retry_after=wait)
+    attempt = await throttle.begin_attempt(db, user.email, actor.address, now)
+    if isinstance(attempt, throttle.Throttled):
+        raise TwoFactorInvalid({"code": MSG_THROTTLED}, retry_after=attempt.seconds)
     method = await verify(db, actor, user, code, secret_key=secret_key, now=now)
     if method is None:
-        await count_failure(db, user.email, actor.address, now)
-        raise TwoFactorInvalid({"code": MSG_CODE_OR_RECOVERY})
+        raise TwoFactorInvalid({"code": MSG_CODE_OR_RECOVERY})  # the attempt stays, a failure
     async with db.write() as session:
+        await throttle.succeeded(session, attempt)
         await session.execute(update(User).where(User.id == user.id).values(**_CLEARED))
         await audit.record(
             session,

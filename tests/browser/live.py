@@ -213,7 +213,7 @@ def live_server(database_url: str, data_dir: Path, **changes: Any) -> Iterator[L
     settings = Settings(
         data_dir=data_dir,
         database_url=database_url,
-        secret_key="test-secret-" + "k" * 40,
+        secret_key="test-secret-pJOIsAjJuEhtV44K22szyCKldMuFGk-MpZs6nXoznAGD_RAw9hox",
         base_url=base_url,
         checkin_rate_per_address=1000,
         checkin_rate_per_point=1000,

@@ -116,7 +116,7 @@ def openapi_document() -> dict[str, object]:
     settings = Settings(
         data_dir=Path(tempfile.gettempdir()),
         database_url=f"sqlite+aiosqlite:///{tempfile.gettempdir()}/nightreg-fuzz-unused.db",
-        secret_key="fuzz-" + "k" * 40,
+        secret_key="fuzz-Vq3xR8mZk1LwT7nYb0HcJ5sD9fGpA2eU6iOyKtE4",
     )
     document: dict[str, object] = create_app(settings).openapi_schema.to_schema()
     return document

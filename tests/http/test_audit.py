@@ -16,7 +16,7 @@ from nightreg.db import Database
 from nightreg.models import AuditAnchor, AuditDetail, AuditEvent
 from nightreg.services import audit, audit_checkpoints
 from nightreg.services.access import CLI, AccessDenied, Actor
-from tests.factories import SUMMER_EVENING, make_staff
+from tests.factories import SUMMER_EVENING, TEST_SECRET_KEY, make_staff
 from tests.pages import sign_in
 
 Client = AsyncTestClient[Litestar]
@@ -117,7 +117,7 @@ async def test_the_cli_reports_an_intact_trail_and_exits_zero(
     monkeypatch.setenv("NIGHTREG_DATABASE_URL", database_url)
     monkeypatch.setenv("NIGHTREG_DATA_DIR", str(tmp_path))
     # The chain is keyed: the CLI needs the key the events were written with.
-    monkeypatch.setenv("NIGHTREG_SECRET_KEY", "test-secret-" + "k" * 40)
+    monkeypatch.setenv("NIGHTREG_SECRET_KEY", TEST_SECRET_KEY)
     # main() runs its own event loop; run it in a thread so it does not meet the test's loop.
     import asyncio
 
@@ -366,7 +366,7 @@ async def test_events_written_before_the_chain_was_keyed_keep_verifying(db: Data
 async def test_an_old_key_verifies_the_events_written_under_it(db: Database):
     await _chain(db, 2)
     old = audit.current_keyring()
-    audit.use_keyring(audit.Keyring.of("a new audit key " + "n" * 32, ["test-secret-" + "k" * 40]))
+    audit.use_keyring(audit.Keyring.of("a new audit key " + "n" * 32, [TEST_SECRET_KEY]))
     await _chain(db, 2)
     assert (await audit.verify_chain(db)).intact
     without_old = audit.Keyring.of("a new audit key " + "n" * 32)
@@ -422,7 +422,7 @@ async def test_the_cli_writes_a_checkpoint_and_verify_compares_with_a_given_one(
     events = await _chain(db, 4)
     monkeypatch.setenv("NIGHTREG_DATABASE_URL", database_url)
     monkeypatch.setenv("NIGHTREG_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("NIGHTREG_SECRET_KEY", "test-secret-" + "k" * 40)
+    monkeypatch.setenv("NIGHTREG_SECRET_KEY", TEST_SECRET_KEY)
     monkeypatch.setenv("NIGHTREG_AUDIT_CHECKPOINT_DIR", str(tmp_path / "elsewhere"))
     assert await asyncio.to_thread(main, ["audit", "checkpoint"]) == 0
     line = capsys.readouterr().out.strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,56 @@ def test_an_https_base_url_means_secure_cookies(tmp_path: Path):
     settings = Settings.from_env(env(tmp_path, NIGHTREG_BASE_URL="https://reg.example.org/"))
     assert settings.https
     assert settings.base_url == "https://reg.example.org"
+
+
+# --- issue 17, finding 11a: a guessable secret key is refused outside the demo ------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "a" * 32,
+        "a" * 200,
+        "test-secret-" + "k" * 40,
+        "ab" * 40,
+        "password1234" * 3,  # 11 different characters, about 120 bits
+    ],
+)
+def test_a_weak_secret_key_is_refused_by_serve_and_the_app_with_what_to_change(
+    tmp_path: Path, key: str
+):
+    from nightreg.app import create_app
+
+    settings = Settings.from_env(env(tmp_path, NIGHTREG_SECRET_KEY=key))
+    with pytest.raises(SettingsError) as caught:
+        create_app(settings)
+    message = str(caught.value)
+    assert message.startswith("NIGHTREG_SECRET_KEY is too weak")
+    assert "secrets.token_urlsafe(48)" in message
+    assert "\n" not in message
+
+
+def test_a_weak_secret_key_stops_nightreg_serve_before_it_migrates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    from nightreg import cli, migrate
+
+    monkeypatch.setenv("NIGHTREG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("NIGHTREG_SECRET_KEY", "a" * 32)
+    monkeypatch.setattr(migrate, "upgrade", lambda url: pytest.fail("migrated with a weak key"))
+
+    assert cli.main(["serve"]) == 2
+    assert "NIGHTREG_SECRET_KEY is too weak" in capsys.readouterr().err
+
+
+def test_the_demo_accepts_a_weak_key_and_a_generated_or_random_key_passes(tmp_path: Path):
+    from dataclasses import replace
+
+    from nightreg.app import create_app
+
+    weak = Settings.from_env(env(tmp_path, NIGHTREG_SECRET_KEY="a" * 32))
+    create_app(replace(weak, demo=True))
+    generated = Settings.from_env(env(tmp_path / "other"))
+    generated.require_strong_secret_key()
+    for key in (secrets.token_urlsafe(32), secrets.token_hex(32), secrets.token_urlsafe(48)):
+        replace(weak, secret_key=key).require_strong_secret_key()
