@@ -24,6 +24,7 @@ from nightreg.security import derive_key
 from nightreg.settings import Settings
 from nightreg.templating import make_template_engine
 from nightreg.web import handle_error, harden, with_unavailable
+from nightreg.web.control_characters import refuse_control_characters
 from nightreg.web.locale import keep_language_choice, set_request_locale
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -44,6 +45,7 @@ async def _before_request(request: Request) -> None:
         isinstance(v, int) and not 0 <= v <= ROW_ID_MAX for v in request.path_params.values()
     ):
         raise NotFoundException()
+    await refuse_control_characters(request)
 
 
 @get("/health", media_type=MediaType.JSON)

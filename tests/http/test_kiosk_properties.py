@@ -19,6 +19,7 @@ from markupsafe import escape
 from nightreg.db import Database
 from nightreg.services.checkin import visit_by_private_token
 from nightreg.validation import MAX_LENGTHS, clean_text
+from nightreg.web.control_characters import has_control_character
 from tests.factories import PointRef, make_staff
 from tests.pages import blocked_by_policy, csrf_from, sign_in
 
@@ -74,7 +75,8 @@ VALID = {
     "arrived_at": "2026-07-14T20:45",
     "expected_departure_at": "2026-07-16T11:00",
 }
-# Free text: stored as typed, after clean_text (NFC, no control characters, spaces collapsed).
+# Free text: stored as typed, after clean_text (NFC, no format characters, spaces collapsed);
+# a control character other than a tab or line break is refused before the form is read.
 FREE_TEXT = ("vessel_name", "guest_name", "residence", "berth", "last_port", "next_port")
 SHOWN_TO_THE_VISITOR = ("vessel_name", "guest_name", "residence")
 SHOWN_TO_STAFF = ("guest_name",)
@@ -133,6 +135,11 @@ async def test_any_check_in_is_stored_as_given_and_shown_escaped_or_refused_at_a
     if answer.status_code == 413:
         assert size > MAX_BODY_BYTES
         return
+    if any(has_control_character(v) for v in values.values()):
+        # Refused before the form is read, with a message (issue 17, finding 10).
+        assert answer.status_code == 400
+        assert "control character" in answer.text
+        return
     if answer.status_code != 303:
         errors = dict(_FIELD_ERROR.findall(answer.text))
         assert errors, "a refused form names the field at fault"
@@ -178,6 +185,10 @@ async def test_the_field_check_as_the_visitor_leaves_a_field_never_fails(
         data={**hidden, **VALID, "kind": "vessel", name: value},
         headers={"HX-Request": "true"},
     )
+    if has_control_character(value):
+        assert answer.status_code == 400
+        assert "control character" in answer.text
+        return
     assert answer.status_code in (200, 413)
     assert_no_markup_from_input(answer.text, {name: value})
 
