@@ -76,6 +76,7 @@ ACTIONS = (
     "subject_exported",
     "subject_erased",
     "subject_erase_refused",
+    "watchlist_evidence_erased",
     "two_factor_enabled",
     "two_factor_disabled",
     "two_factor_reset",
