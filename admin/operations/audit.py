@@ -24,6 +24,7 @@ ACTIONS = (
     "password_reset_used",
     "user_created",
     "user_changed",
+    "site_access_granted",
     "site_created",
     "site_changed",
     "point_created",
