@@ -65,6 +65,19 @@ async def resolve_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor
         idle=timedelta(minutes=ctx.settings.session_idle_minutes),
         absolute=timedelta(hours=ctx.settings.session_absolute_hours),
         address=address,
+        touch=not is_background_refresh(connection),
+    )
+
+
+# The query flag of a part that asks for itself again on a timer (Tonight's board, every 15
+# seconds): such a request is nobody's activity and must not keep the session alive.
+BACKGROUND_REFRESH = ("refresh", "auto")
+
+
+def is_background_refresh(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    name, value = BACKGROUND_REFRESH
+    return bool(connection.headers.get("hx-request")) and (
+        connection.query_params.get(name) == value
     )
 
 

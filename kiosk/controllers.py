@@ -368,5 +368,10 @@ class VisitController(Controller):
 
 # HTML pages for people, not part of the JSON API the schema describes.
 kiosk_router = Router(
-    path="/", route_handlers=[CheckinController, VisitController], include_in_schema=False
+    path="/",
+    route_handlers=[CheckinController, VisitController],
+    include_in_schema=False,
+    # validate_checkin removes control characters from what it keeps, and a visitor's form
+    # comes back with what was typed: the app-wide refusal (nightreg.web) would lose it.
+    opt={"cleans_control_characters": True},
 )

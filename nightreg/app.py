@@ -25,6 +25,7 @@ from nightreg.services.throttle import write_refusals
 from nightreg.settings import Settings
 from nightreg.templating import make_template_engine
 from nightreg.web import handle_error, harden, with_unavailable
+from nightreg.web.control_characters import refuse_control_characters
 from nightreg.web.locale import keep_language_choice, set_request_locale
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -35,12 +36,17 @@ STATIC_DIR = Path(__file__).parent / "static"
 ROW_ID_MAX = 2**31 - 1
 
 
+# The JSON API (bearer tokens, no cookies), the health check and the API schema.
+CSRF_EXEMPT_PATHS = [r"^/api/", r"^/health$", r"^/schema(/|$)"]
+
+
 async def _before_request(request: Request) -> None:
     await set_request_locale(request)
     if not request.url.path.startswith("/api/") and any(
         isinstance(v, int) and not 0 <= v <= ROW_ID_MAX for v in request.path_params.values()
     ):
         raise NotFoundException()
+    await refuse_control_characters(request)
 
 
 @get("/health", media_type=MediaType.JSON)
@@ -86,7 +92,9 @@ def create_app(
         cookie_secure=settings.https,
         cookie_httponly=True,
         cookie_samesite="lax",
-        exclude=["/api/", "/health", "/schema"],
+        # Litestar searches these patterns anywhere in the path: anchored, a site slug such as
+        # `health-campus` or `api` cannot switch the check off for that site's pages.
+        exclude=CSRF_EXEMPT_PATHS,
     )
     app = Litestar(
         route_handlers=[

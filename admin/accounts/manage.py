@@ -350,6 +350,7 @@ async def _site_page(
         "notice": notice,
         "tz": site.timezone,
         "time_format": TIME_FORMAT,
+        "grants": await users.site_grants(ctx.db, site.id),
     }
     return Template(template_name="admin/site.html", context=context, status_code=status_code)
 

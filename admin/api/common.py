@@ -89,7 +89,10 @@ def errors(
 ) -> dict[int, ResponseSpec]:
     """The error answers a route documents, in the shapes above."""
     described = {
-        400: "The request cannot be read (a body that is not JSON, for instance)",
+        400: (
+            "The request cannot be read (a body that is not JSON, for instance), or a value "
+            "holds a control character such as NUL"
+        ),
         401: "No bearer token, or one that is unknown, expired or revoked",
         403: "The token's role may not do this",
         404: not_found,
@@ -100,11 +103,12 @@ def errors(
         for status in statuses
         if status != HTTP_422
     }
+    # Any request can be unreadable or hold a control character (refused before the route
+    # runs, nightreg.web.control_characters); Litestar's own 400 has another shape.
+    specs[HTTP_400_BAD_REQUEST] = ResponseSpec(
+        ApiError, description=described[HTTP_400_BAD_REQUEST], generate_examples=False
+    )
     if HTTP_422 in statuses:
-        # Whatever can be invalid can also be unreadable; Litestar's own 400 has another shape.
-        specs[HTTP_400_BAD_REQUEST] = ResponseSpec(
-            ApiError, description=described[HTTP_400_BAD_REQUEST], generate_examples=False
-        )
         specs[HTTP_422] = ResponseSpec(
             InvalidError,
             description=described[HTTP_422],

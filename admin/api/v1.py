@@ -369,7 +369,9 @@ class SitesController(Controller):
         summary="Register a visit",
         description=(
             "A walk-in entered through the API (source `api`), validated like the kiosk's form; "
-            "a 422 lists every field at fault. Audited as visit_created."
+            "a 422 lists every field at fault. Audited as visit_created; a repeated "
+            "`idempotency_key` answers with the visit made the first time, audited as "
+            "visit_viewed."
         ),
         responses=_errors(401, 403, 404, 422),
     )

@@ -134,7 +134,7 @@ def _weekly_picture(
     series: list[insight.WeeklySeries],
     label: Callable[[str | int], str],
     other: str,
-    summary: Callable[[int, str, int], str],
+    summary: Callable[[int, str, int | str], str],
     empty: str,
 ) -> tuple[Picture, Callable[[], str] | None]:
     """A stacked weekly bar chart with its table (series by week) and a one-line summary."""
@@ -142,16 +142,20 @@ def _weekly_picture(
     if not total:
         return Picture(key, title, empty), None
     top = series[0]
-    picture = Picture(key, title, summary(total, label(top.key), top.total))
+    picture = Picture(key, title, summary(total, label(top.key), insight.shown(top.total)))
+    picture.notes.append(_suppression_note())
     week_labels = [_week_label(w) for w in weeks]
     picture.table = Table(
         caption=title,
         corner="",
         columns=[_week_label(w, "medium") for w in weeks] + [i18n.gettext("Total")],
-        rows=[(label(s.key), [*s.counts, s.total]) for s in series],
+        rows=[(label(s.key), [insight.shown(n) for n in (*s.counts, s.total)]) for s in series],
     )
     shown = insight.top_and_rest(series, SERIES_SHOWN, OTHER_KEY)
-    chart_series = [(other if s.key == OTHER_KEY else label(s.key), s.counts) for s in shown]
+    chart_series = [
+        (other if s.key == OTHER_KEY else label(s.key), tuple(insight.drawn(n) for n in s.counts))
+        for s in shown
+    ]
     has_other = len(shown) < len(series)
 
     def draw() -> str:
@@ -245,6 +249,7 @@ def _arrival_pictures(
     for n, site_id in enumerate(busiest[:MAX_HEAT_MAPS]):
         site = by_id[site_id]
         grid = insight.hour_grid(rows, site_id)
+
         day, hour = max(
             ((d, h) for d in range(7) for h in range(24)), key=lambda dh: grid[dh[0]][dh[1]]
         )
@@ -260,18 +265,29 @@ def _arrival_pictures(
             day=long_days[day],
             hour=f"{hour:02d}",
             next=f"{(hour + 1) % 24:02d}",
-            count=grid[day][hour],
+            count=insight.shown(grid[day][hour]),
         )
         picture = Picture(key, title, summary, heading=site.name)
+        picture.notes.append(_suppression_note())
         picture.table = Table(
             caption=title,
             corner="",
             columns=[*hours, i18n.gettext("Total")],
-            rows=[(long_days[d], [*grid[d], sum(grid[d])]) for d in range(7)],
+            rows=[
+                (long_days[d], [insight.shown(v) for v in (*grid[d], sum(grid[d]))])
+                for d in range(7)
+            ],
         )
         pictures.append(picture)
-        draws.append(_heat_draw(title, key, short_days, hours, grid, i18n.gettext(LABEL_HOUR)))
+        drawn = tuple(tuple(insight.drawn(v) for v in day_row) for day_row in grid)
+        draws.append(_heat_draw(title, key, short_days, hours, drawn, i18n.gettext(LABEL_HOUR)))
     return pictures, draws, notes
+
+
+def _suppression_note() -> str:
+    return i18n.gettext(
+        insight.SUPPRESSION_NOTE, most=insight.SUPPRESS_BELOW - 1, shown=insight.SUPPRESSED
+    )
 
 
 def _heat_draw(

@@ -88,6 +88,9 @@ class Threshold:
 
 Evaluate = Callable[..., list[Finding]]
 
+# What a signal's reason says in place of a value its agreement does not share.
+NOT_SHARED = "(not shared)"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Rule:
@@ -114,6 +117,22 @@ class Rule:
     forwardable: bool = True
     # Watchlist hits are shown only to analysts.
     restricted: bool = False
+    # The reason's parameters that carry a visit's own value, by the agreement field that
+    # would have to be shared for it to travel in a signal's reason (which is always sent).
+    # A parameter named here whose field is not shared is replaced by NOT_SHARED.
+    reason_fields: Mapping[str, str] = field(default_factory=dict)
+
+    def shared_reason(self, params: Mapping[str, object], shared: Iterable[str]) -> str:
+        """The (English) reason with every parameter the agreement does not share withheld."""
+        allowed = set(shared)
+        values = {
+            name: NOT_SHARED if self.reason_fields.get(name, "") not in ("", *allowed) else value
+            for name, value in params.items()
+        }
+        try:
+            return self.reason_for(values) % values
+        except (KeyError, TypeError, ValueError):
+            return self.title  # parameters that no longer fit the sentence: the neutral title
 
     def reason_for(self, params: Mapping[str, object]) -> str:
         """The (untranslated) sentence for a finding with these parameters."""

@@ -93,5 +93,6 @@ RULE = ScannedRule(
         Threshold("nights", 3, N_("nights")),
         Threshold("days", 14, N_("days")),
     ),
+    reason_fields={"unit": "unit"},  # whom the stay or calls were for: never shared
     evaluate=evaluate,
 )

@@ -132,5 +132,6 @@ RULE = ScannedRule(
         Threshold("night_start_hour", 22, N_("night starts (hour)")),
         Threshold("night_end_hour", 6, N_("night ends (hour)")),
     ),
+    reason_fields={"unit": "unit"},  # whom the stay or calls were for: never shared
     evaluate=evaluate,
 )

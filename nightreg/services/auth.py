@@ -430,8 +430,13 @@ async def session_actor(
     idle: timedelta,
     absolute: timedelta,
     address: str = "",
+    touch: bool = True,
 ) -> Actor | None:
-    """The signed-in user behind a session cookie, or None when it is unknown or expired."""
+    """The signed-in user behind a session cookie, or None when it is unknown or expired.
+
+    `touch=False` (a page refreshing itself in the background) reads the session without
+    counting as activity: an unattended screen still signs out after the idle time.
+    """
     if not token or len(token) > 128:
         return None
     digest = token_hash(token)
@@ -454,7 +459,7 @@ async def session_actor(
         async with db.write() as session:
             await session.execute(delete(StaffSession).where(StaffSession.id == staff_session.id))
         return None
-    if now - staff_session.last_seen_at >= TOUCH_INTERVAL:
+    if touch and now - staff_session.last_seen_at >= TOUCH_INTERVAL:
         async with db.write() as session:
             await session.execute(
                 update(StaffSession)

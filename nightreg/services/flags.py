@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -294,6 +295,11 @@ async def get_flag(db: Database, actor: Actor, flag_id: int, *, now: datetime) -
         object_id=flag.id,
         object_ids=[v.id for v in visits],
     )
+    if sees_restricted(actor):
+        history = _without_staff(flag, history, actor)
+        for signal in sent:  # detached too
+            if signal.forwarded_by.startswith("user:") and signal.forwarded_by != actor.label:
+                signal.forwarded_by = STAFF_WITHHELD
     return FlagDetail(
         flag=flag,
         site=site,
@@ -304,6 +310,39 @@ async def get_flag(db: Database, actor: Actor, flag_id: int, *, now: datetime) -
         history=history,
         signals=sent,
     )
+
+
+# What the hub's analyst reads in place of a site's staff member and their note.
+STAFF_WITHHELD = "staff (not shared)"
+
+
+def _without_staff(
+    flag: Flag, history: list[audit.ShownEvent], actor: Actor
+) -> list[audit.ShownEvent]:
+    """The flag and its history as an analyst may read them: no agreement shares who at a
+    site reviewed a flag nor what they wrote (issue 17, finding 7), so those are withheld,
+    except the analyst's own. The objects are detached (the read is over): nothing is written.
+    """
+    own = actor.label
+    if flag.reviewed_by and flag.reviewed_by.startswith("user:") and flag.reviewed_by != own:
+        flag.reviewed_by = STAFF_WITHHELD
+        flag.review_reason = None
+    shown: list[audit.ShownEvent] = []
+    for event in history:
+        if event.actor == own or not event.actor.startswith("user:"):
+            shown.append(event)  # the analyst's own, or the system's (automatic forwarding)
+            continue
+        try:
+            details = json.loads(event.details)
+        except (TypeError, ValueError):
+            details = {}
+        kept = (
+            {k: v for k, v in details.items() if k in ("action", "from", "to", "rule")}
+            if (isinstance(details, dict))
+            else {}
+        )
+        shown.append(dataclasses.replace(event, actor=STAFF_WITHHELD, details=json.dumps(kept)))
+    return shown
 
 
 # --- review ------------------------------------------------------------------------------

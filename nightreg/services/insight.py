@@ -58,9 +58,17 @@ from nightreg.services.transfer import MSG_PERIOD, escape_cell
 PERMISSION = "insight.view"
 ALL_SITES = "insight.all"
 SITE_HOPPING = "site_hopping"
-# Counts of distinct subjects below this (and above zero) are not shown.
-SUPPRESS_BELOW = 3
+# Every count below this (and above zero) is not shown, as statistics offices do: a cell of
+# one or two arrivals at an hour, or one flag of a rule in a week, can point at one boat or
+# car (issue 17, finding 11c). The tables and CSVs say "<5", the charts leave it out.
+SUPPRESS_BELOW = 5
 SUPPRESSED = f"<{SUPPRESS_BELOW}"
+# The CSV's last line (English, no comma: one cell that needs no quotes).
+CSV_NOTE = "# Counts from 1 to %(most)s are shown as %(shown)s (as statistics offices do)"
+SUPPRESSION_NOTE = N_(
+    "Counts from 1 to %(most)s are shown as “%(shown)s” and left out of the chart, as "
+    "statistics offices do, so that no number points at a single boat, car or person."
+)
 # The default period: this week and the eleven before it.
 DEFAULT_WEEKS = 12
 CHARTS = ("flags", "arrivals", "signals", "shared")
@@ -344,6 +352,16 @@ async def signals_per_week(db: Database, actor: Actor, filters: Filters) -> list
     return [SignalCount(week, site_id, n) for (week, site_id), n in sorted(counts.items())]
 
 
+def shown(count: int) -> int | str:
+    """A count as a table or CSV cell may hold it: "<5" for 1 .. SUPPRESS_BELOW - 1."""
+    return SUPPRESSED if 0 < count < SUPPRESS_BELOW else count
+
+
+def drawn(count: int) -> int:
+    """A count as a chart may draw it: a suppressed count is left out (0)."""
+    return 0 if 0 < count < SUPPRESS_BELOW else count
+
+
 def suppress(count: int) -> int | None:
     """A count of subjects as it may be shown: None for 1 .. SUPPRESS_BELOW - 1."""
     return None if 0 < count < SUPPRESS_BELOW else count
@@ -481,13 +499,15 @@ def _cell(value: object) -> object:
 
 
 def to_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
-    """UTF-8 CSV with a BOM (for Excel), text cells escaped against spreadsheet formulas."""
+    """UTF-8 CSV with a BOM (for Excel), text cells escaped against spreadsheet formulas; the
+    last line, starting with "#", says which counts are suppressed."""
     buffer = io.StringIO()
     buffer.write("\ufeff")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
         writer.writerow([_cell(v) for v in row])
+    writer.writerow([CSV_NOTE % {"most": SUPPRESS_BELOW - 1, "shown": SUPPRESSED}])
     return buffer.getvalue().encode()
 
 
@@ -509,13 +529,21 @@ async def export_csv(
     by_id = {s.id: s for s in filters.scope}
     if chart == "flags":
         flag_rows = await flags_per_week(db, actor, filters)
-        return to_csv(("week", "rule", "flags"), ((r.week, r.rule, r.flags) for r in flag_rows))
+        return to_csv(
+            ("week", "rule", "flags"), ((r.week, r.rule, shown(r.flags)) for r in flag_rows)
+        )
     if chart == "arrivals":
         arrival_rows = await arrivals_by_hour(db, actor, filters)
         return to_csv(
             ("site", "site_name", "weekday", "hour", "arrivals"),
             (
-                (by_id[r.site_id].slug, by_id[r.site_id].name, r.weekday + 1, r.hour, r.arrivals)
+                (
+                    by_id[r.site_id].slug,
+                    by_id[r.site_id].name,
+                    r.weekday + 1,
+                    r.hour,
+                    shown(r.arrivals),
+                )
                 for r in arrival_rows
             ),
         )
@@ -524,7 +552,7 @@ async def export_csv(
         return to_csv(
             ("week", "site", "site_name", "signals"),
             (
-                (r.week, by_id[r.site_id].slug, by_id[r.site_id].name, r.signals)
+                (r.week, by_id[r.site_id].slug, by_id[r.site_id].name, shown(r.signals))
                 for r in signal_rows
             ),
         )

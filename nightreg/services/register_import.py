@@ -59,6 +59,9 @@ REQUIRED_COLUMNS = (
 )
 # A bad file should not fill memory with its report: further bad rows are counted, not kept.
 MAX_REPORTED_ERRORS = 10_000
+# Far more than the export's columns plus any a spreadsheet adds; a header beyond it is no
+# register (and 100,000 columns would cost every row a list of that length).
+MAX_COLUMNS = 1_000
 # A departure in the file may lie a little ahead of this server's clock (clocks differ).
 DEPARTURE_SLACK = timedelta(minutes=5)
 
@@ -123,8 +126,13 @@ def _encoding(stream: IO[bytes]) -> str:
     return encoding
 
 
-def _header_cells(line: str, delimiter: str) -> list[str]:
-    cells = next(csv.reader([line], delimiter=delimiter), [])
+def _header_cells(line: str, delimiter: str) -> list[str] | None:
+    """The header's column names, or None when the line is no CSV (a cell over the csv
+    module's field limit, 128 KiB, raises csv.Error: a file error, not a server error)."""
+    try:
+        cells = next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return None
     return [c.strip().strip("\ufeff").strip().lower() for c in cells]
 
 
@@ -154,11 +162,17 @@ def _open_csv(source: bytes | IO[bytes]) -> _CsvFile:
             # The header names our columns: whichever delimiter finds more of them is the one.
             delimiter = max(
                 DELIMITERS,
-                key=lambda d: len(set(_header_cells(first, d)) & set(EXPORT_COLUMNS)),
+                key=lambda d: len(set(_header_cells(first, d) or ()) & set(EXPORT_COLUMNS)),
             )
     except UnicodeDecodeError:
         raise ImportFileError("the file is neither UTF-8 nor Windows-1252 text") from None
     header = _header_cells(first, delimiter)
+    if header is None:
+        raise ImportFileError("the header line cannot be read: a column name is too long")
+    if len(header) > MAX_COLUMNS:
+        raise ImportFileError(
+            f"the header names {len(header)} columns; a register has at most {MAX_COLUMNS}"
+        )
     if not any(header):
         raise ImportFileError("the file is empty: the first line must name the columns")
     duplicates = sorted({c for c in header if c and header.count(c) > 1})

@@ -210,7 +210,7 @@ def build_body(
         },
         "review": review,
         "rule": flag.rule,
-        "reason": flag.reason,
+        "reason": _shared_reason(flag, allowed),
         "visit_count": len(visits),
         "visits_elsewhere": elsewhere,
     }
@@ -229,6 +229,20 @@ def build_body(
             {name: _visit_value(visit, name) for name in visit_fields} for visit in visits
         ]
     return body
+
+
+def _shared_reason(flag: Flag, allowed: set[str]) -> str:
+    """The flag's reason as the agreement allows it: built again from its parameters when one
+    of them is a field the agreement does not share (issue 17, finding 8)."""
+    rule = RULES.get(flag.rule)
+    if rule is None:
+        return flag.reason
+    if not rule.reason_fields:
+        return flag.reason
+    params = flag.reason_params if isinstance(flag.reason_params, dict) else None
+    if params is None:
+        return rule.title
+    return rule.shared_reason(params, allowed)
 
 
 def encode(body: Mapping[str, Any]) -> str:

@@ -10,22 +10,27 @@ holds of one person, boat or car, on the sites of whoever asks.
 - `erase`: the visits shown, gone before their time, with a reason; all or nothing, and not
   while a legal hold covers one of them or an open or watched flag rests on one.
 
-Watchlist hits (restricted flags) are for the hub's analysts only: they are never listed or
-reported here, and when one stands in the way of an erasure it is "a flag under review",
-without id or rule. Staff are not named in a report (notes and observations leave out their
+Watchlist hits (restricted flags) are for the hub's analysts only: they are never listed,
+reported or counted here, and they do not stand in the way of an erasure (only a legal hold
+does that for the hub): what a site's staff see of a subject with a hidden flag is exactly
+what they see of one without (issue 17, finding 2; docs/privacy.md "Erasure and the hub's
+watchlist"). The flag itself stays for the analysts, without the erased visits; the erasure
+is audited for the auditor as `watchlist_evidence_erased`, with no site.
+
+Staff are not named in a report (notes and observations leave out their
 author, flags their reviewer and the reviewer's note, which is the staff's assessment): the
 report is what the register holds of the subject. Every step is in the audit trail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, false, func, or_, select
+from sqlalchemy import and_, delete, exists, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -97,7 +102,8 @@ class Blockers:
     holds: tuple[str, ...] = ()
     # (flag id, rule code) of the open or watched flags the actor may know of.
     flags: tuple[tuple[int, str], ...] = ()
-    # A restricted flag (or one of a site the actor does not work on) is under review too.
+    # A flag of a site the actor does not work on is under review too. (A restricted flag
+    # is never a blocker: the site may not learn that one exists.)
     unnamed_flag: bool = False
 
     def __bool__(self) -> bool:
@@ -526,7 +532,9 @@ async def _blockers(
     named: list[tuple[int, str]] = []
     unnamed = False
     for flag_id, rule, restricted, site_id in rows:
-        if restricted or site_id not in site_ids:
+        if restricted:
+            continue  # the hub's: see the module's docstring
+        if site_id not in site_ids:
             unnamed = True
         else:
             named.append((flag_id, rule))
@@ -614,7 +622,8 @@ async def erase(
             )  # fmt: skip
             refused = EraseRefused(blockers, found)
         else:
-            counts = await _delete(session, found, ids, today)
+            hidden = await _restricted_flags(session, found, ids)
+            counts = await _delete(session, found, ids, today, hidden=hidden)
             # The personal values the audit kept about these visits go with them.
             counts["audit_details"] = await audit.erase_details_of(
                 session, "visit", ids, by=audit.erasure_name("subject_erased", now), now=now
@@ -625,15 +634,44 @@ async def erase(
                 details={**query.details(), "reason": cleaned, "counts": counts,
                          "sites": sorted({v.site_id for v in found.visits})},
             )  # fmt: skip
+            if hidden:
+                # For the auditor and the hub, under no site: the site's own trail and its
+                # counts above look as they would without a hidden flag.
+                await audit.record(
+                    session, actor, "watchlist_evidence_erased", at=now,
+                    object_type="flag", object_ids=sorted(hidden),
+                    details={"visits": len(ids)},
+                )  # fmt: skip
     if refused is not None:
         raise refused
     return Erased(query=query, reason=cleaned, visit_ids=ids, counts=counts)
 
 
+async def _restricted_flags(session: AsyncSession, found: Found, ids: Sequence[int]) -> set[int]:
+    """The hidden (restricted) flags on these visits or on their subjects at these sites."""
+    keys = sorted({v.subject_key for v in found.visits})
+    site_ids = [s.id for s in found.sites]
+    linked = select(flag_visit.c.flag_id).where(flag_visit.c.visit_id.in_(ids))
+    return set(
+        await session.scalars(
+            select(Flag.id).where(
+                Flag.restricted.is_(true()),
+                or_(Flag.id.in_(linked), and_(Flag.site_id.in_(site_ids), Flag.subject.in_(keys))),
+            )
+        )
+    )
+
+
 async def _delete(
-    session: AsyncSession, found: Found, ids: list[int], today: date
+    session: AsyncSession,
+    found: Found,
+    ids: list[int],
+    today: date,
+    *,
+    hidden: Collection[int] = (),
 ) -> dict[str, int]:
-    """The deletion itself, inside the caller's transaction; rows deleted by kind."""
+    """The deletion itself, inside the caller's transaction; rows deleted by kind (hidden
+    flags and their signals go as any other, but are not counted: the site sees the counts)."""
     keys = sorted({v.subject_key for v in found.visits})
     site_ids = [s.id for s in found.sites]
     # The flags that may be left without evidence: those on these visits (on any site: the
@@ -681,13 +719,15 @@ async def _delete(
             )
         )
     signals = 0
-    if orphans:
+    shown = [f for f in orphans if f not in hidden]
+    if shown:
         signals = (
             await session.scalar(
-                select(func.count()).select_from(Signal).where(Signal.flag_id.in_(orphans))
+                select(func.count()).select_from(Signal).where(Signal.flag_id.in_(shown))
             )
             or 0
         )
+    if orphans:
         await session.execute(
             delete(Flag).where(Flag.id.in_(orphans)).execution_options(synchronize_session=False)
         )
@@ -695,7 +735,7 @@ async def _delete(
         "visits": len(visits),
         "notes": notes or 0,
         "observations": len(observations),
-        "flags": len(orphans),
+        "flags": len(shown),
         "signals": signals,
         "aggregated_visits": aggregated,
     }

@@ -6,6 +6,7 @@ import asyncio
 import re
 import secrets
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from nightreg.db import Database
 from nightreg.i18n import N_
-from nightreg.models import Site, StaffSession, User
+from nightreg.models import AuditEvent, Site, StaffSession, User
 from nightreg.passwords import MIN_LENGTH, check_password
 from nightreg.security import hash_password
 from nightreg.services import audit, auth
@@ -70,6 +71,9 @@ MSG_ROLE = N_("Please choose a role.")
 MSG_SITES = N_("Please choose sites from the list.")
 MSG_ACTIVE = N_("Please choose whether the account may sign in.")
 MSG_SELF_DISABLE = N_("You cannot disable your own account; ask another administrator.")
+MSG_SELF_GRANT = N_(
+    "You cannot give yourself access to a site's register; ask another administrator."
+)
 MSG_SELF_DEMOTE = N_(
     "You cannot take the administrator role from yourself; ask another administrator."
 )
@@ -217,6 +221,11 @@ async def change_user(
         sites = await _sites_by_slug(session, slugs)
         if sites is None:
             errors["sites"] = MSG_SITES
+        added = [s for s in sites or [] if s.slug not in {old.slug for old in user.sites}]
+        if is_self and added:
+            # Four eyes: an administrator reads a site's register only when someone else gave
+            # them the site (issue 17, finding 11b); each grant is on that site's trail.
+            errors["sites"] = MSG_SELF_GRANT
         if errors or sites is None or active is None:
             raise AccountInvalid(errors)
         changes: dict[str, Any] = {}
@@ -242,4 +251,32 @@ async def change_user(
                 object_id=user_id,
                 details={"email": user.email, "changes": changes},
             )
+            for site in added:  # on the site's own trail too, for its staff and the auditor
+                await audit.record(
+                    session, actor, "site_access_granted", at=now, site_id=site.id,
+                    object_type="user", object_id=user_id,
+                    details={"email": user.email, "role": user.role},
+                )  # fmt: skip
     return changes
+
+
+@dataclass(frozen=True)
+class Grant:
+    at: datetime
+    email: str  # whose account was given the site
+    role: str
+    by: str  # who gave it (the audit's actor)
+
+
+async def site_grants(db: Database, site_id: int, *, most: int = 10) -> list[Grant]:
+    """The newest accounts given access to a site (`site_access_granted`), for its home page:
+    the site's own staff see who was let into their register, and by whom."""
+    async with db.read() as session:
+        rows = await session.execute(
+            select(AuditEvent.at, User.email, User.role, AuditEvent.actor)
+            .join(User, User.id == AuditEvent.object_id)
+            .where(AuditEvent.action == "site_access_granted", AuditEvent.site_id == site_id)
+            .order_by(AuditEvent.id.desc())
+            .limit(most)
+        )
+        return [Grant(*row) for row in rows]

@@ -48,7 +48,7 @@ async def create_visit(
     if key is not None:
         earlier = await visits.by_idempotency_key(db, key)
         if earlier is not None:
-            return _same_site(earlier, site.id)
+            return await _replay(db, actor, _same_site(earlier, site.id), now)
     data, errors = validate_checkin(
         form, kind=form.get("kind", ""), allowed_kinds=site.visit_kinds, now=now, tz=site_tz(site)
     )
@@ -74,9 +74,25 @@ async def create_visit(
         db, row, now=now, in_transaction=audit_created, watchlist_key=watchlist_key
     )
     if written.replayed:  # the same form sent twice at once: the other one was first
-        return _same_site(written.visit, site.id)
+        return await _replay(db, actor, _same_site(written.visit, site.id), now)
     written.visit.site = site
     return written.visit
+
+
+async def _replay(db: Database, actor: Actor, earlier: Visit, now: datetime) -> Visit:
+    """A repeated key hands out a visit written before: audited as a read of it, so that
+    nobody reads a visit through its key without a trace (issue 17, finding 9)."""
+    await audit.log(
+        db,
+        actor,
+        "visit_viewed",
+        at=now,
+        site_id=earlier.site_id,
+        object_type="visit",
+        object_id=earlier.id,
+        details={"replayed": True},
+    )
+    return earlier
 
 
 def _same_site(earlier: Visit, site_id: int) -> Visit:

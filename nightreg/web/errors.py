@@ -22,6 +22,7 @@ from litestar.response import Redirect, Template
 from nightreg import i18n
 from nightreg.i18n import N_
 from nightreg.services.access import AccessDenied, NotFound
+from nightreg.web.control_characters import MSG_CONTROL_CHARACTER, ControlCharacterRefused
 from nightreg.web.locale import request_locale
 
 log = logging.getLogger("nightreg")
@@ -58,9 +59,12 @@ ERROR_PAGES = {
 }
 
 
-def error_page(request: Request, status: int, *, start_url: str | None = None) -> Response:
+def error_page(
+    request: Request, status: int, *, start_url: str | None = None, hint: str | None = None
+) -> Response:
     """A friendly page for an error, in the visitor's language, revealing nothing."""
-    title, hint = ERROR_PAGES.get(status, ERROR_PAGES[500 if status >= 500 else 400])
+    title, default_hint = ERROR_PAGES.get(status, ERROR_PAGES[500 if status >= 500 else 400])
+    hint = hint or default_hint
     return Template(
         template_name="kiosk/error.html",
         context={"title": title, "hint": hint, "status": status, "start_url": start_url},
@@ -133,7 +137,9 @@ def handle_error(request: Request, exc: Exception) -> Response:
         response: Response = _api_error(exc, status)
     else:
         i18n.set_locale(request_locale(request))
-        if path.startswith("/admin"):
+        if isinstance(exc, ControlCharacterRefused):
+            response = error_page(request, status, hint=MSG_CONTROL_CHARACTER)
+        elif path.startswith("/admin"):
             response = _staff_error_page(request, status)
         else:
             response = error_page(request, status)

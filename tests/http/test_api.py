@@ -365,6 +365,26 @@ async def test_the_same_idempotency_key_makes_one_visit(
     assert again.json()["id"] == first.json()["id"]
 
 
+async def test_a_replayed_idempotency_key_is_audited_as_a_read_of_the_visit(
+    client: Client, db: Database, harbour: PointRef
+):
+    plain = await new_token(db, "harbour_master", harbour.site_slug)
+    path = f"/api/v1/sites/{harbour.site_slug}/visits"
+    body = {**BOAT, "idempotency_key": "hub-retry-0002-" + harbour.site_slug}
+    visit_id = (await client.post(path, json=body, headers=bearer(plain))).json()["id"]
+    for _ in range(2):
+        assert (await client.post(path, json=body, headers=bearer(plain))).status_code == 201
+    async with db.read() as session:
+        actions = list(
+            await session.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.object_type == "visit", AuditEvent.object_id == visit_id)
+                .order_by(AuditEvent.id)
+            )
+        )
+    assert actions == ["visit_created", "visit_viewed", "visit_viewed"]
+
+
 async def test_a_visit_that_does_not_validate_is_422_with_every_field(
     client: Client, db: Database, harbour: PointRef
 ):

@@ -324,3 +324,30 @@ async def test_the_scan_forwards_what_an_agreement_forwards_automatically(
     for flag in raised:
         [signal] = await signals_of(db, flag.id)
         assert json.loads(signal.body)["review"] == "automatic"
+
+
+async def test_an_analyst_reads_neither_the_reviewer_nor_the_note_of_a_forwarded_flag(
+    client: Client, db: Database, make_agreement: MakeAgreement
+):
+    """Issue 17, finding 7: no agreement shares who at a site reviewed a flag or what they
+    wrote; the analyst's flag page showed both."""
+    await make_agreement(fields=["site", "registration", "arrived_at"])
+    site = await new_site(db)
+    flag = await make_flag(db, site, visits=[await add_visit(db, site)])
+    await signed_in(client, db, "security", site)
+    reviewer = (await client.get("/admin/flags/" + str(flag))).text
+    email = re.search(r"security-[0-9a-f]+@test\.example", reviewer)
+    assert email is not None
+    status, _text = await forward_by_form(client, flag, reason="Kent de schipper, J. Jansen")
+    assert status == 303
+    flag_row = await load(db, flag)
+    assert flag_row.reviewed_by
+    assert email.group(0) in flag_row.reviewed_by
+
+    await signed_in(client, db, "analyst", site)
+    page = await client.get(f"/admin/flags/{flag}")
+
+    assert page.status_code == 200
+    assert email.group(0) not in page.text
+    assert "J. Jansen" not in page.text
+    assert "staff (not shared)" in page.text

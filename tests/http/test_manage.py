@@ -282,6 +282,48 @@ async def test_an_admin_cannot_disable_or_demote_themself(client: Client, db: Da
     assert (await client.get("/admin/users")).status_code == 200, "still signed in"
 
 
+async def test_an_admin_cannot_give_themself_a_site_but_another_admin_can(
+    client: Client, db: Database
+):
+    """Issue 17, finding 11b: an admin added a site to their own account and read its
+    register. A second admin's grant is audited on that site's trail."""
+    point = await make_point(db)
+    me, csrf = await signed_in(client, db, "admin")
+
+    answer = await client.post(
+        f"/admin/users/{me}",
+        data={"_csrf_token": csrf, "role": "admin", "active": "yes", "sites": point.site_slug},
+    )
+
+    assert answer.status_code == 400
+    assert "cannot give yourself access" in answer.text
+    assert await events(db, "user_changed", me) == []
+    assert (await client.get(f"/admin/sites/{point.site_slug}/tonight")).status_code == 404
+
+    _other, other_csrf = await signed_in(client, db, "admin")
+    granted = await client.post(
+        f"/admin/users/{me}",
+        data={"_csrf_token": other_csrf, "role": "admin", "active": "yes",
+              "sites": point.site_slug},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert granted.status_code in (302, 303), granted.text
+    async with db.read() as session:
+        grant = await session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.action == "site_access_granted", AuditEvent.object_id == me
+            )
+        )
+    assert grant is not None
+    assert grant.site_id is not None
+    # The site's home shows its own staff who was let in, and by whom.
+    await signed_in(client, db, "harbour_master", point.site_slug)
+    home = await client.get(f"/admin/sites/{point.site_slug}")
+    assert home.status_code == 200
+    assert 'id="grants"' in home.text
+    assert "given by" in home.text
+
+
 async def test_an_empty_account_change_is_refused_and_changes_nothing(client: Client, db: Database):
     _, csrf = await signed_in(client, db, "admin")
     guard = await make_staff(db, "security")

@@ -655,23 +655,38 @@ async def test_a_watched_flag_on_the_subject_refuses_the_erasure_too(
     assert caught.value.blockers.flags == ((flag.id, "night_movement"),)
 
 
-async def test_a_restricted_flag_refuses_the_erasure_without_being_named(
+async def test_a_restricted_flag_neither_refuses_the_erasure_nor_shows_in_its_counts(
     db: Database, settings: Settings
 ):
+    """Issue 17, finding 2: a watchlist hit may not change what the site sees."""
     site = await new_site(db)
     visit = await add_visit(db, site)
-    hit = await add_flag(db, site, [visit], rule="watchlist_hit", restricted=True)
+    control = await add_visit(db, site)
+    hit = await add_flag(db, site, [visit], rule="watchlist_hit", status="watching",
+                         restricted=True)  # fmt: skip
+    harbour_master = staff("harbour_master", site)
 
-    with pytest.raises(EraseRefused) as caught:
-        await subjects.erase(
-            db, settings, staff("harbour_master", site), visit.plate, "Verzoek", [visit.id],
-            now=NOW,
-        )  # fmt: skip
+    _found, blockers = await subjects.erase_preview(
+        db, settings, harbour_master, visit.plate, now=NOW
+    )
+    assert not blockers
+    erased = await subjects.erase(
+        db, settings, harbour_master, visit.plate, "Verzoek", [visit.id], now=NOW
+    )
+    erased_control = await subjects.erase(
+        db, settings, harbour_master, control.plate, "Verzoek", [control.id], now=NOW
+    )
 
-    assert caught.value.blockers.flags == ()
-    assert caught.value.blockers.unnamed_flag
-    assert hit.id not in [f.id for f in caught.value.found.flags]
-    assert await exists(db, Visit, visit.id)
+    assert erased.counts == erased_control.counts
+    assert not await exists(db, Visit, visit.id)
+    assert await exists(db, Flag, hit.id)  # the hub's flag stays, without the visit
+    async with db.read() as session:
+        hidden = await session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "watchlist_evidence_erased")
+        )
+    assert hidden is not None
+    assert hidden.site_id is None
+    assert json.loads(hidden.object_ids) == [hit.id]
 
 
 async def test_a_forged_visit_id_of_another_site_refuses_the_erasure(
@@ -822,7 +837,7 @@ async def test_the_erase_page_names_a_hold_and_an_open_flag_but_not_a_restricted
     assert 'id="erase-refused"' in answer.text
     assert case in answer.text
     assert f"#{flag.id}" in answer.text
-    assert "A flag under review forbids it." in answer.text
+    assert "A flag under review forbids it." not in answer.text
     assert f"#{hit.id}" not in answer.text
     assert f"/admin/flags/{hit.id}" not in answer.text
     assert "watchlist" not in answer.text.lower()
@@ -864,3 +879,42 @@ async def test_an_erasure_erases_what_the_audit_kept_of_the_visits_and_the_chain
     result = await audit.verify(db)
     assert result.intact, str(result)
     assert result.erased == {detail.erased_by: 1}
+
+
+async def test_the_erase_page_of_a_watched_guest_reads_as_a_control_guests(
+    client: Client, db: Database
+):
+    """Issue 17, finding 2: "A flag under review forbids it" told the harbour master that the
+    guest was on the hub's watchlist."""
+    site = await new_site(db)
+    watched = await add_visit(db, site, guest_name="Watched Person")
+    control = await add_visit(db, site, guest_name="Control Person")
+    await add_flag(db, site, [watched], rule="watchlist_hit", status="watching",
+                   restricted=True)  # fmt: skip
+    _email, csrf = await signed_in(client, db, "harbour_master", site)
+
+    def neutral(html: str, visit: Visit, name: str) -> str:
+        for value in (name, name.replace(" ", "+"), visit.reference, visit.plate or "",
+                      visit.subject_key):  # fmt: skip
+            html = html.replace(value, "…") if value else html
+        html = re.sub(r"\d+", "0", html)  # ids, times
+        return re.sub(r'name="_csrf_token" value="[^"]+"', "", html)
+
+    pages = []
+    for visit, name in ((watched, "Watched Person"), (control, "Control Person")):
+        page = await client.get("/admin/subjects/erase", params={"q": name})
+        assert page.status_code == 200
+        assert "forbids" not in page.text
+        pages.append(neutral(page.text, visit, name))
+    assert pages[0] == pages[1]
+
+    erased = []
+    for visit, name in ((watched, "Watched Person"), (control, "Control Person")):
+        answer = await client.post(
+            "/admin/subjects/erase",
+            data={"_csrf_token": csrf, "q": name, "reason": "Verzoek", "visit": [str(visit.id)]},
+        )
+        assert answer.status_code == 200, answer.text
+        erased.append(neutral(answer.text, visit, name))
+    assert erased[0] == erased[1]
+    assert not await exists(db, Visit, watched.id)

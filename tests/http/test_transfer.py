@@ -591,3 +591,33 @@ def test_the_dry_run_command_writes_nothing(cli_env: Path, capsys: pytest.Captur
     assert (code, "0 imported" in out) == (0, True)
     code, out, _ = run(capsys, "export", "register", "--site", slug, "--format", "json")
     assert (code, json.loads(out)) == (0, [])
+
+
+HUGE = "x" * (129 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (f"kind;arrived_at;{HUGE}\r\n".encode(), "header"),
+        (";".join(f"c{i}" for i in range(100_000)).encode() + b"\r\n", "columns"),
+        (IMPORT_HEADER.encode() + f"vessel;{HUGE}\r\n".encode(), "line 2"),
+        (IMPORT_HEADER.encode() + f'vessel;"{HUGE}"\r\n'.encode(), "line 2"),
+    ],
+    ids=["header field over 128 KiB", "100,000 columns", "field over 128 KiB", "quoted field"],
+)
+async def test_an_oversized_field_or_header_is_a_file_error_not_a_server_error(
+    client: Client, db: Database, data: bytes, says: str
+):
+    """Issue 17, finding 10: these raised _csv.Error (a 500)."""
+    site = await new_site(db)
+    account = await make_staff(db, "harbour_master", [site.slug])
+    csrf = await sign_in(client, account.email)
+    answer = await client.post(
+        f"/admin/sites/{site.slug}/import",
+        data={"_csrf_token": csrf},
+        files={"file": ("big.csv", data, "text/csv")},
+    )
+    assert answer.status_code == 400, answer.status_code
+    assert says in answer.text
+    assert await count(db, site) == 0

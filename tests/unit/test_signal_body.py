@@ -4,10 +4,12 @@ agreed fields ever appear, whatever the agreement and whatever the visits hold."
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import jsonschema
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -184,3 +186,46 @@ def test_the_refusal_names_the_agreement_that_lapsed_last_or_the_next_to_start()
 
     assert lapsed == (last_month, long_ago)
     assert upcoming.lapsed[0] is next_month
+
+
+# The parameters of the rules' reasons that are counts, periods, dates or codes, not a value a
+# visitor gave: anything else in a reason could carry a field the agreement does not share.
+NOT_A_VISIT_VALUE = {
+    "count", "days", "nights", "hours", "minutes", "sites", "vehicles", "arrivals", "date",
+    "baseline", "weeks", "what", "identifier", "indicators", "reason",
+}  # fmt: skip
+
+
+def _cases() -> list[tuple[str, str | None]]:
+    from nightreg.rules import RULES
+
+    return [(code, None) for code in RULES] + [
+        (code, variant) for code, rule in RULES.items() for variant in rule.variants
+    ]
+
+
+@pytest.mark.parametrize(("code", "variant"), _cases())
+def test_no_rule_s_reason_carries_a_visit_value_under_an_agreement_that_shares_nothing(
+    code: str, variant: str | None
+):
+    """Issue 17, finding 8: "Overnight stays in unit HAL7JDEVRIES0612345678…" went to the hub
+    under an agreement that shares no unit."""
+    from nightreg.rules import RULES
+
+    rule = RULES[code]
+    sentence = rule.variants[variant] if variant else rule.reason
+    names = set(re.findall(r"%\((\w+)\)s", sentence))
+    params: dict[str, object] = {name: f"marker-{name}-0612345678" for name in names}
+    if variant:
+        params["reason"] = variant
+    flag = Flag(
+        id=7, site_id=3, rule=code, score=70, reason=rule.reason_for(params) % params,
+        reason_params=params,
+    )  # fmt: skip
+    body = build_body(
+        uid="00000000-0000-4000-8000-000000000001", agreement=an_agreement([], rules=[code]),
+        flag=flag, site=a_site(), visits=[], elsewhere=0, forwarded_at=NOW, review="staff",
+    )  # fmt: skip
+    leaked = {name for name in names if f"marker-{name}-" in body["reason"]}
+    assert leaked <= NOT_A_VISIT_VALUE, body["reason"]
+    assert body["reason"]
