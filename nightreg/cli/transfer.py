@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,24 +43,7 @@ def cmd_export_register(settings: Settings, args: argparse.Namespace) -> int:
             delimiter=args.delimiter,
             now=SystemClock().now(),
         )
-        try:
-            first = await anext(chunks)  # checks and audits before a file is made
-        except transfer.ExportInvalid as exc:
-            raise CommandError(str(exc)) from exc
-        # Opened only now, so that a refused export leaves no empty file behind. A blocking
-        # open is fine here: the command is the only task on its event loop.
-        out: BinaryIO = (
-            sys.stdout.buffer if args.out == "-" else Path(args.out).open("wb")  # noqa: ASYNC230, SIM115
-        )
-        try:
-            out.write(first)
-            async for chunk in chunks:
-                out.write(chunk)
-        finally:
-            if out is not sys.stdout.buffer:
-                out.close()
-            else:
-                out.flush()
+        await _write_export(chunks, args.out)
 
     with_database(settings, work)
     if args.out != "-":
@@ -70,7 +54,6 @@ def cmd_export_register(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_export_flags(settings: Settings, args: argparse.Namespace) -> int:
     from nightreg.services import flag_export, sites
     from nightreg.services.access import CLI
-    from nightreg.services.transfer import ExportInvalid
 
     fmt = args.format or ("json" if str(args.out).endswith(".json") else "csv")
 
@@ -89,23 +72,7 @@ def cmd_export_flags(settings: Settings, args: argparse.Namespace) -> int:
             fmt=fmt,
             now=SystemClock().now(),
         )
-        try:
-            first = await anext(chunks)  # checks and audits before a file is made
-        except ExportInvalid as exc:
-            raise CommandError(str(exc)) from exc
-        # Opened only now, so that a refused export leaves no empty file behind.
-        out: BinaryIO = (
-            sys.stdout.buffer if args.out == "-" else Path(args.out).open("wb")  # noqa: ASYNC230, SIM115
-        )
-        try:
-            out.write(first)
-            async for chunk in chunks:
-                out.write(chunk)
-        finally:
-            if out is not sys.stdout.buffer:
-                out.close()
-            else:
-                out.flush()
+        await _write_export(chunks, args.out)
 
     with_database(settings, work)
     if args.out != "-":
@@ -223,3 +190,30 @@ def add_commands(sub: Any) -> None:
         "--dry-run", action="store_true", help="check every row and report; write nothing"
     )
     reg_in.set_defaults(func=cmd_import_register)
+
+
+async def _write_export(chunks: AsyncIterator[bytes], target: str) -> None:
+    """Write an export's chunks to the file `target` ("-": standard output).
+
+    The first chunk is taken before the file is opened: the service checks and audits the
+    request there, so a refused export leaves no empty file behind. A blocking open is fine
+    here: the command is the only task on its event loop.
+    """
+    from nightreg.services.transfer import ExportInvalid
+
+    try:
+        first = await anext(chunks)
+    except ExportInvalid as exc:
+        raise CommandError(str(exc)) from exc
+    out: BinaryIO = (
+        sys.stdout.buffer if target == "-" else Path(target).open("wb")  # noqa: ASYNC230, SIM115
+    )
+    try:
+        out.write(first)
+        async for chunk in chunks:
+            out.write(chunk)
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+        else:
+            out.flush()
