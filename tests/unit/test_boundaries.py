@@ -100,3 +100,22 @@ def test_an_import_cycle_breaks_the_contracts(tmp_path: Path) -> None:
 
     assert result.returncode != 0
     assert "No import cycles" in result.stdout
+
+
+def test_only_the_visit_writer_makes_a_visit_row() -> None:
+    """Kiosk, walk-in, API and import all go through nightreg/services/visits.py (issue 14):
+    no other module of the app constructs a Visit."""
+    import ast
+
+    makers = []
+    for package in ("nightreg", "kiosk", "admin"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id == "Visit"
+                ):
+                    makers.append(str(path.relative_to(ROOT)))
+
+    assert makers == ["nightreg/services/visits.py"]
