@@ -69,6 +69,7 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "GET /admin/sites/{slug}/tourist-tax": (EDIT, SITE),
     "GET /admin/sites/{slug}/tourist-tax.csv": (EDIT, SITE),
     "GET /admin/sites/{slug}/flags": (FLAGS, SITE),
+    "POST /admin/sites/{slug}/flags/dismiss": (FLAGS, SITE),
     "GET /admin/flags/{id}": (FLAGS, SITE),
     "POST /admin/flags/{id}/review": (FLAGS, SITE),
     "GET /admin/flags/{id}/forward": (FLAGS, SITE),
