@@ -116,6 +116,7 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "GET /admin/sites/{slug}": (EDIT, SITE),
     "POST /admin/sites/{slug}": (ADMIN, GLOBAL),
     "POST /admin/sites/{slug}/points": (EDIT, SITE),
+    "POST /admin/sites/{slug}/branding": (ADMIN, SITE),
     "POST /admin/points/{id}": (EDIT, SITE),
     "POST /admin/points/{id}/rotate": (EDIT, SITE),
     "GET /admin/points/{id}/poster/{fmt}": (EDIT, SITE),
