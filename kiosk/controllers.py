@@ -19,6 +19,7 @@ from litestar.status_codes import (
 )
 from markupsafe import Markup
 
+from kiosk.branding import BrandingController
 from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.i18n import N_
@@ -369,7 +370,7 @@ class VisitController(Controller):
 # HTML pages for people, not part of the JSON API the schema describes.
 kiosk_router = Router(
     path="/",
-    route_handlers=[CheckinController, VisitController],
+    route_handlers=[CheckinController, VisitController, BrandingController],
     include_in_schema=False,
     # validate_checkin removes control characters from what it keeps, and a visitor's form
     # comes back with what was typed: the app-wide refusal (nightreg.web) would lose it.

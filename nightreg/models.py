@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Table,
@@ -49,12 +50,35 @@ class Site(Base):
     )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    # Branding (nightreg.services.branding): the kiosk's, the confirmation's and the poster's
+    # accent colour ("#1a5fb4", dark enough for white text), and the version of the logo in
+    # `site_logo` (a hash of its bytes: the logo's URL changes with it, so it can be cached).
+    accent_colour: Mapped[str | None] = mapped_column(String(7), nullable=True)
+    logo_version: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     points: Mapped[list[CheckinPoint]] = relationship(back_populates="site", lazy="raise")
 
     @property
     def visit_kinds(self) -> tuple[str, ...]:
         return KINDS_BY_SITE_KIND[self.kind]
+
+
+class SiteLogo(Base):
+    """A site's logo as the server re-encoded it (PNG or JPEG, no metadata), in the database:
+    every instance serves it, and a backup holds it. Apart from `site` so that loading a site
+    never loads the image."""
+
+    __tablename__ = "site_logo"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("site.id", ondelete="CASCADE"), primary_key=True
+    )
+    media_type: Mapped[str] = mapped_column(String(20))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(DateTimeUTC)
 
 
 class CheckinPoint(Base):

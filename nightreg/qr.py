@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import io
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +45,9 @@ _FONT_FILES: dict[bool, tuple[str, ...]] = {
 # (font size, lines) to try in turn: one line in a somewhat smaller size beats two huge lines.
 _HEADING_ATTEMPTS = ((96, 1), (84, 1), (72, 1), (96, 2), (84, 2), (72, 2), (60, 2))
 _POINT_ATTEMPTS = ((64, 1), (56, 1), (48, 1), (56, 2), (48, 2), (40, 2))
+_LOGO_MAX_HEIGHT = 240
+_ACCENT_BAND = 28  # the accent colour's band along the top edge, inside the margin
+_ACCENT = re.compile(r"^#[0-9a-f]{6}$")
 _SVG_FONT_FAMILY = "'DejaVu Sans', 'Liberation Sans', 'Noto Sans', Arial, Helvetica, sans-serif"
 
 _ASCII_REPLACEMENTS = str.maketrans(
@@ -101,21 +106,34 @@ def qr_svg(url: str, label: str = "QR code") -> str:
     return f'<svg role="img" aria-label="{aria_label}" {svg.removeprefix("<svg ")}'
 
 
-def poster(url: str, site_name: str, point_name: str, fmt: str = "png") -> bytes:
+def poster(
+    url: str,
+    site_name: str,
+    point_name: str,
+    fmt: str = "png",
+    *,
+    logo: bytes | None = None,
+    accent: str | None = None,
+) -> bytes:
     """A printable A4 portrait poster for a check-in point as ``svg``, ``png`` or ``pdf`` bytes.
 
     Site name as heading, the point name under it, a large QR code of ``url`` (error correction
     Q: posters hang outdoors), the instruction in Dutch, English and German, the URL for those
     who cannot scan and the legal line. PNG and PDF are 1240×1754 px at 150 dpi.
+
+    A branded site's poster has its ``logo`` (PNG or JPEG bytes, as the server re-encoded
+    them) above the heading, and its ``accent`` colour ("#1a5fb4") as a band along the top
+    and on the heading; the QR code stays black on white, which every camera reads.
     """
     if fmt not in POSTER_FORMATS:
         raise ValueError(
             f"unsupported poster format {fmt!r}: expected one of {', '.join(POSTER_FORMATS)}"
         )
-    layout = _layout(url, site_name, point_name)
+    brand = _Brand(_logo_image(logo), accent if accent and _ACCENT.fullmatch(accent) else None)
+    layout = _layout(url, site_name, point_name, brand)
     if fmt == "svg":
-        return _render_svg(layout, site_name, point_name)
-    image = _render_image(layout)
+        return _render_svg(layout, site_name, point_name, brand)
+    image = _render_image(layout, brand)
     buffer = io.BytesIO()
     if fmt == "png":
         image.save(buffer, "PNG", dpi=(_DPI, _DPI))
@@ -142,13 +160,47 @@ class _Layout:
     qr_x: int
     qr_y: int
     box: int  # pixels per module
+    logo_box: tuple[int, int, int, int] | None = None  # x, y, width, height
 
 
-def _layout(url: str, site_name: str, point_name: str) -> _Layout:
+@dataclass(frozen=True)
+class _Brand:
+    logo: Image.Image | None = None  # RGBA
+    accent: str | None = None  # "#rrggbb"
+
+    @property
+    def colour(self) -> str:
+        return self.accent or "#000000"
+
+
+def _logo_image(data: bytes | None) -> Image.Image | None:
+    """The logo's bytes as an image; None for none (or bytes that are no PNG or JPEG)."""
+    if not data:
+        return None
+    try:
+        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as image:
+            return image.convert("RGBA")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _logo_box(logo: Image.Image) -> tuple[int, int]:
+    """The logo's size on the poster: at most _LOGO_MAX_HEIGHT high and a line wide, and
+    never enlarged more than twice (a tiny logo blown up looks worse than a small one)."""
+    scale = min(_TEXT_WIDTH / logo.width, _LOGO_MAX_HEIGHT / logo.height, 2.0)
+    return max(1, round(logo.width * scale)), max(1, round(logo.height * scale))
+
+
+def _layout(url: str, site_name: str, point_name: str, brand: _Brand | None = None) -> _Layout:
     lines: list[_Line] = []
 
-    # From the top down: heading, point name.
+    # From the top down: the logo, heading, point name.
     y = _MARGIN
+    logo_box = None
+    if brand is not None and brand.logo is not None:
+        width, height = _logo_box(brand.logo)
+        logo_box = ((_WIDTH - width) // 2, y, width, height)
+        y += height + 28
     for text, bold, attempts, overflow_lines in (
         (_clean(site_name), True, _HEADING_ATTEMPTS, 3),
         (_clean(point_name), False, _POINT_ATTEMPTS, 2),
@@ -200,6 +252,7 @@ def _layout(url: str, site_name: str, point_name: str) -> _Layout:
         qr_x=(_WIDTH - size) // 2,
         qr_y=qr_top + max(0, (qr_bottom - qr_top - size) // 2),
         box=box,
+        logo_box=logo_box,
     )
 
 
@@ -317,29 +370,43 @@ def _font(size: int, bold: bool) -> _Font:
 # --- renderers ------------------------------------------------------------------------------------
 
 
-def _render_image(layout: _Layout) -> Image.Image:
-    image = Image.new("L", (_WIDTH, _HEIGHT), 255)
+def _render_image(layout: _Layout, brand: _Brand | None = None) -> Image.Image:
+    branded = brand is not None and (brand.logo is not None or brand.accent is not None)
+    # Grey unless branded: an unbranded poster stays the small file it always was.
+    image = Image.new("RGB" if branded else "L", (_WIDTH, _HEIGHT), "white")
     draw = ImageDraw.Draw(image)
+    if brand is not None and brand.accent:
+        draw.rectangle((0, 0, _WIDTH, _ACCENT_BAND), fill=brand.accent)
+    if brand is not None and brand.logo is not None and layout.logo_box is not None:
+        x, y, width, height = layout.logo_box
+        logo = brand.logo.resize((width, height), Image.Resampling.LANCZOS)
+        image.paste(logo, (x, y), logo)
     for line in layout.lines:
         font = _font(line.size, line.bold)
         text = font.text(line.text)
+        fill = brand.colour if brand is not None and line.bold and branded else "black"
         if font.scale == 1 and isinstance(font.face, ImageFont.FreeTypeFont):
-            draw.text((_WIDTH // 2, line.baseline), text, fill=0, font=font.face, anchor="ms")
+            draw.text((_WIDTH // 2, line.baseline), text, fill=fill, font=font.face, anchor="ms")
             continue
         _, _, right, bottom = font.face.getbbox(text)
         small = Image.new("L", (max(1, int(right)), max(1, int(bottom))), 255)
         ImageDraw.Draw(small).text((0, 0), text, fill=0, font=font.face)
         big = small.resize((small.width * font.scale, small.height * font.scale))
-        image.paste(big, ((_WIDTH - big.width) // 2, line.baseline - font.ascent))
+        image.paste(
+            big.convert(image.mode), ((_WIDTH - big.width) // 2, line.baseline - font.ascent)
+        )
     modules = len(layout.matrix)
     qr_image = Image.new("L", (modules, modules), 255)
     qr_image.putdata([0 if dark else 255 for row in layout.matrix for dark in row])
     size = modules * layout.box
-    image.paste(qr_image.resize((size, size), Image.Resampling.NEAREST), (layout.qr_x, layout.qr_y))
+    qr_image = qr_image.resize((size, size), Image.Resampling.NEAREST)
+    image.paste(qr_image.convert(image.mode), (layout.qr_x, layout.qr_y))
     return image
 
 
-def _render_svg(layout: _Layout, site_name: str, point_name: str) -> bytes:
+def _render_svg(
+    layout: _Layout, site_name: str, point_name: str, brand: _Brand | None = None
+) -> bytes:
     def escape(text: str) -> str:
         return html.escape(text, quote=True)
 
@@ -349,10 +416,29 @@ def _render_svg(layout: _Layout, site_name: str, point_name: str) -> bytes:
         f' viewBox="0 0 {_WIDTH} {_HEIGHT}">',
         f"<title>{escape(_clean(site_name))} — {escape(_clean(point_name))}</title>",
         f'<rect x="0" y="0" width="{_WIDTH}" height="{_HEIGHT}" fill="#ffffff"/>',
-        f'<g fill="#000000" text-anchor="middle" font-family="{escape(_SVG_FONT_FAMILY)}">',
     ]
+    heading = "#000000"
+    if brand is not None and brand.accent:
+        heading = brand.accent
+        parts.append(
+            f'<rect x="0" y="0" width="{_WIDTH}" height="{_ACCENT_BAND}" fill="{heading}"/>'
+        )
+    if brand is not None and brand.logo is not None and layout.logo_box is not None:
+        x, y, width, height = layout.logo_box
+        png = io.BytesIO()
+        brand.logo.save(png, "PNG", optimize=True)
+        data = base64.b64encode(png.getvalue()).decode("ascii")
+        parts.append(
+            f'<image class="logo" x="{x}" y="{y}" width="{width}" height="{height}"'
+            f' preserveAspectRatio="xMidYMid meet" href="data:image/png;base64,{data}"/>'
+        )
+    parts.append(
+        f'<g fill="#000000" text-anchor="middle" font-family="{escape(_SVG_FONT_FAMILY)}">'
+    )
     for line in layout.lines:
         weight = ' font-weight="bold"' if line.bold else ""
+        if line.bold and heading != "#000000":
+            weight += f' fill="{heading}"'
         parts.append(
             f'<text x="{_WIDTH // 2}" y="{line.baseline}" font-size="{line.size}"{weight}>'
             f"{escape(line.text)}</text>"

@@ -12,6 +12,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from markupsafe import Markup, escape
 
 from nightreg import __version__, i18n
+from nightreg.services.branding import brand_of
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 HTMX_FILE = "htmx-2.0.11.min.js"
@@ -52,6 +53,7 @@ def make_environment(extra_dirs: Sequence[Path]) -> Environment:
         country_name=i18n.country_name,
         htmx_file=HTMX_FILE,
         version=__version__,
+        brand_of=brand_of,
     )
     env.filters["localtime"] = i18n.local_datetime
     env.filters["translate_pair"] = translate_pair

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from functools import partial
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
+from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
-from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_400_BAD_REQUEST,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+)
 
 from admin.downloads import download
 from admin.forms import done_notice, error_messages
@@ -20,11 +26,13 @@ from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.models import Site, User
 from nightreg.qr import POSTER_FORMATS, poster
-from nightreg.services import auth, sites, twofactor, users
+from nightreg.services import auth, branding, sites, twofactor, users
 from nightreg.services.access import Actor, NotFound
+from nightreg.services.branding import BrandingInvalid
 from nightreg.services.sites import SiteInvalid, kiosk_url, site_for
 from nightreg.services.twofactor import TwoFactorInvalid
 from nightreg.services.users import AccountInvalid
+from nightreg.validation import FieldError
 from nightreg.vocabulary import ROLE_LABELS, ROLES, SITE_KIND_LABELS, SITE_KINDS
 from nightreg.web import form_choices, form_int, form_text, see_other
 
@@ -50,6 +58,9 @@ POSTER_TYPES = {
     "pdf": "application/pdf",
 }
 TIME_FORMAT = "yyyy-MM-dd HH:mm"
+# A logo's upload: the image's own limit (branding.MAX_LOGO_BYTES) and the form around it;
+# a larger body is refused before it is read (413).
+MAX_BRANDING_BODY = 3 * 1024 * 1024
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -328,6 +339,9 @@ async def _site_page(
     site_errors: Mapping[str, str] | None = None,
     rotated: int | None = None,
     notice: str | None = None,
+    branding_form: dict[str, str] | None = None,
+    branding_errors: Mapping[str, FieldError | str] | None = None,
+    branding_saved: bool = False,
     status_code: int = HTTP_200_OK,
 ) -> Template:
     points = await sites.site_points(ctx.db, actor, site)
@@ -351,6 +365,10 @@ async def _site_page(
         "tz": site.timezone,
         "time_format": TIME_FORMAT,
         "grants": await users.site_grants(ctx.db, site.id),
+        "branding_form": branding_form or {"accent": site.accent_colour or ""},
+        "branding_errors": error_messages(branding_errors or {}),
+        "branding_saved": branding_saved,
+        "brand_logo": branding.logo_url(site.id, site.logo_version) if site.logo_version else None,
     }
     return Template(template_name="admin/site.html", context=context, status_code=status_code)
 
@@ -402,9 +420,75 @@ class SitesController(Controller):
         """A site's check-in points: add, rename, disable, rotate, posters."""
         site = await site_for(ctx.db, actor, slug, "points.manage")
         params = request.query_params
-        notice = N_("The changes have been saved.") if params.get("saved") else None
+        saved = params.get("saved")
+        notice = N_("The changes have been saved.") if saved and saved != "branding" else None
         return await _site_page(
-            ctx, actor, site, rotated=form_int(params.get("rotated")), notice=notice
+            ctx,
+            actor,
+            site,
+            rotated=form_int(params.get("rotated")),
+            notice=notice,
+            branding_saved=saved == "branding",
+        )
+
+    @post(
+        "/{slug:str}/branding",
+        name="admin:site-branding",
+        opt=SITES,
+        request_max_body_size=MAX_BRANDING_BODY,
+    )
+    async def change_branding(
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug
+    ) -> Response[Any]:
+        """A new logo (checked and re-encoded), its removal, or the accent colour; audited.
+
+        Like the site's page that holds the form (and its posters), only for an admin of the
+        site's own.
+        """
+        actor.require("sites.manage")
+        site = await site_for(ctx.db, actor, slug, "points.manage")
+        data = await request.form()
+        form = {"accent": form_text(data, "accent", 20)}
+        errors: dict[str, FieldError] = {}
+        logo = None
+        upload = data.get("logo")
+        if isinstance(upload, UploadFile) and upload.filename:
+            try:
+                raw = await upload.read(branding.MAX_LOGO_BYTES + 1)
+            finally:
+                await upload.close()
+            try:
+                # Decoding and drawing an image takes a moment of CPU: not on the event loop.
+                logo = await asyncio.to_thread(
+                    branding.clean_logo,
+                    raw,
+                    filename=upload.filename,
+                    content_type=upload.content_type or "",
+                )
+            except BrandingInvalid as invalid:
+                errors.update(invalid.errors)
+        try:
+            branding.normalise_accent(form["accent"])
+        except BrandingInvalid as invalid:
+            errors.update(invalid.errors)
+        if not errors:
+            await branding.change_branding(
+                ctx.db,
+                actor,
+                slug,
+                accent=form["accent"],
+                logo=logo,
+                remove_logo=bool(form_text(data, "remove_logo", 3)),
+                now=ctx.clock.now(),
+            )
+            return see_other(request, f"/admin/sites/{slug}?saved=branding#branding")
+        return await _site_page(
+            ctx,
+            actor,
+            site,
+            branding_form=form,
+            branding_errors=errors,
+            status_code=HTTP_422_UNPROCESSABLE_ENTITY,
         )
 
     @post("/{slug:str}", name="admin:site-change", opt=SITES)
@@ -525,7 +609,18 @@ class PointsController(Controller):
             raise NotFound(fmt)
         url = kiosk_url(ctx.settings.base_url, point.token)
         # Drawing the poster takes a moment of CPU: not on the event loop.
-        data = await asyncio.to_thread(poster, url, point.site.name, point.name, fmt)
+        logo = await branding.logo_of(ctx.db, point.site.id) if point.site.logo_version else None
+        data = await asyncio.to_thread(
+            partial(
+                poster,
+                url,
+                point.site.name,
+                point.name,
+                fmt,
+                logo=logo.data if logo else None,
+                accent=point.site.accent_colour,
+            )
+        )
         filename = f"poster-{point.site.slug}-{point.id}.{fmt}"
         return download(data, filename, POSTER_TYPES[fmt], private=True)
 

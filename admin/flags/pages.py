@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from babel.dates import format_timedelta
 from litestar import Controller, get, post
@@ -12,25 +13,28 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
-from litestar.status_codes import HTTP_400_BAD_REQUEST
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
 
 from admin.forms import error_message, error_messages, rerender
 from admin.register.pages import TIME_FORMAT
 from admin.web import ActorDep, ContextDep, PathId, Slug
 from nightreg import i18n
+from nightreg.context import AppContext
 from nightreg.i18n import N_
-from nightreg.models import Flag
+from nightreg.models import Flag, Site
 from nightreg.rules import RULES
 from nightreg.rules.base import Rule
 from nightreg.services import agreements, audit, flags, signals
 from nightreg.services.access import Actor
-from nightreg.services.flags import CursorInvalid, FlagDetail, FlagQuery, ReviewInvalid
+from nightreg.services.flags import CursorInvalid, FlagDetail, FlagQuery, ReviewInvalid, Subject
 from nightreg.services.sites import site_for
 from nightreg.vocabulary import FLAG_STATUS_LABELS as STATUS_LABELS
 from nightreg.vocabulary import KIND_LABELS
-from nightreg.web import page_or_part, see_other
+from nightreg.web import form_choices, form_int, form_text, page_or_part, see_other
 
 FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+# A form as Litestar parses it: a repeated key (the queue's checkboxes) arrives as a list.
+MultiFormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 VIEW = {"permission": "flags.view"}
 REVIEW = {"permission": "flags.review"}
@@ -52,6 +56,8 @@ ACTION_LABELS = {
     "forward": N_("Forwarded"),
 }
 MSG_CURSOR = N_("This list cannot be continued; please start again.")
+MSG_WHOLE_SITE = N_("The whole site")
+MSG_UNIT = N_("unit %(unit)s")
 SIGNAL_STATUS_LABELS = {
     "pending": N_("Waiting to be delivered"),
     "delivered": N_("Delivered"),
@@ -93,10 +99,23 @@ def _age(flag: Flag, now: datetime) -> str:
     return format_timedelta(flag.created_at - now, add_direction=True, locale=i18n.get_locale())
 
 
+def subject_text(subject: Subject) -> str:
+    """The subject as the queue names it: "Zeemeeuw · NL-123-AB", a plate, "unit B12"."""
+    if subject.kind == "site":
+        return i18n.gettext(MSG_WHOLE_SITE)
+    if subject.unit:
+        return i18n.gettext(MSG_UNIT) % {"unit": subject.unit}
+    return " · ".join(part for part in (subject.name, subject.identifier) if part)
+
+
 def _rows(page_rows: list[flags.FlagRow], now: datetime) -> list[dict[str, Any]]:
     return [
         {
             "id": row.flag.id,
+            "subject": subject_text(row.subject),
+            "subject_kind": row.subject.kind,
+            "window_start": row.flag.window_start,
+            "window_end": row.flag.window_end,
             "title": rule_title(row.flag, row.rule),
             "reason": reason_text(row.flag, row.rule),
             "score": row.flag.score,
@@ -217,52 +236,112 @@ class SiteFlagsController(Controller):
         self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug
     ) -> Template:
         site = await site_for(ctx.db, actor, slug, "flags.view")
-        params = request.query_params
-        form = {name: (params.get(name) or "").strip()[:40] for name in ("status", "rule")}
-        if form["status"] not in STATUS_FILTERS:
-            form["status"] = ""
-        rules = {
-            code: rule
-            for code, rule in RULES.items()
-            if not rule.restricted or flags.sees_restricted(actor)
-        }
-        if form["rule"] not in rules:
-            form["rule"] = ""
-        if form["status"] == "all":
-            statuses: tuple[str, ...] = flags.STATUSES
-        elif form["status"]:
-            statuses = (form["status"],)
-        else:
-            statuses = flags.DEFAULT_STATUSES
-        cursor = (params.get("cursor") or "")[:200] or None
-        query = FlagQuery(statuses=statuses, rule=form["rule"] or None, cursor=cursor)
-        now = ctx.clock.now()
-        error = None
+        dismissed = form_int(request.query_params.get("dismissed"))
+        return await _queue_page(request, ctx, actor, site, dismissed=dismissed)
+
+    @post("/flags/dismiss", name="admin:flags-dismiss", opt=REVIEW)
+    async def dismiss(
+        self,
+        request: HTMXRequest,
+        ctx: ContextDep,
+        actor: ActorDep,
+        slug: Slug,
+        data: MultiFormBody,
+    ) -> Response[Any]:
+        """Dismiss the chosen flags with one reason; each flag's review is audited."""
+        site = await site_for(ctx.db, actor, slug, "flags.review")
+        chosen = [int(v) for v in form_choices(data, "flag", flags.MAX_BULK + 1) if v.isdigit()]
+        chosen = [i for i in chosen if len(str(i)) < 11]
+        reason = form_text(data, "reason", flags.MAX_REVIEW_REASON * 2)
         try:
-            page = await flags.list_flags(ctx.db, actor, site.id, query, now=now)
-        except CursorInvalid:
-            page, error = flags.FlagPage(rows=[], next_cursor=None), i18n.gettext(MSG_CURSOR)
-        context = {
-            "site": site,
-            "tz": site.timezone,
-            "time_format": TIME_FORMAT,
-            "form": form,
-            "kept": {k: v for k, v in form.items() if v},
-            "rows": _rows(page.rows, now),
-            "next_cursor": page.next_cursor,
-            "is_next_page": bool(cursor),
-            "error": error,
-            "status_filters": STATUS_FILTERS,
-            "status_labels": STATUS_LABELS,
-            "rule_choices": sorted(
-                ((code, i18n.gettext(rule.title)) for code, rule in rules.items()),
-                key=lambda choice: choice[1].casefold(),
-            ),
-        }
-        status = HTTP_400_BAD_REQUEST if error else 200
-        return page_or_part(
-            request, "admin/flags.html", "admin/_flag_rows.html", context, status=status
-        )
+            done = await flags.dismiss_many(
+                ctx.db, actor, site.id, chosen, reason, now=ctx.clock.now()
+            )
+        except ReviewInvalid as invalid:
+            page = await _queue_page(
+                request,
+                ctx,
+                actor,
+                site,
+                errors=error_messages(invalid.errors),
+                bulk={"reason": reason, "chosen": chosen},
+            )
+            page.status_code = HTTP_422_UNPROCESSABLE_ENTITY
+            return page
+        back = {k: v for k in ("status", "rule", "subject") if (v := form_text(data, k, 40))}
+        query = urlencode({**back, "dismissed": len(done.flag_ids)})
+        return see_other(request, f"/admin/sites/{site.slug}/flags?{query}")
+
+
+async def _queue_page(
+    request: HTMXRequest,
+    ctx: AppContext,
+    actor: Actor,
+    site: Site,
+    *,
+    dismissed: int | None = None,
+    errors: dict[str, str] | None = None,
+    bulk: dict[str, Any] | None = None,
+) -> Template:
+    """The queue as the filters in the query ask for it, with the bulk form's state."""
+    params = request.query_params
+    form = {name: (params.get(name) or "").strip()[:40] for name in ("status", "rule", "subject")}
+    if form["status"] not in STATUS_FILTERS:
+        form["status"] = ""
+    rules = {
+        code: rule
+        for code, rule in RULES.items()
+        if not rule.restricted or flags.sees_restricted(actor)
+    }
+    if form["rule"] not in rules:
+        form["rule"] = ""
+    if form["status"] == "all":
+        statuses: tuple[str, ...] = flags.STATUSES
+    elif form["status"]:
+        statuses = (form["status"],)
+    else:
+        statuses = flags.DEFAULT_STATUSES
+    cursor = (params.get("cursor") or "")[:200] or None
+    query = FlagQuery(
+        statuses=statuses,
+        rule=form["rule"] or None,
+        cursor=cursor,
+        subject=form["subject"] or None,
+    )
+    now = ctx.clock.now()
+    error = None
+    try:
+        page = await flags.list_flags(ctx.db, actor, site.id, query, now=now)
+    except CursorInvalid:
+        page, error = flags.FlagPage(rows=[], next_cursor=None), i18n.gettext(MSG_CURSOR)
+    bulk = bulk or {}
+    context = {
+        "site": site,
+        "tz": site.timezone,
+        "time_format": TIME_FORMAT,
+        "form": form,
+        "kept": {k: v for k, v in form.items() if v},
+        "rows": _rows(page.rows, now),
+        "next_cursor": page.next_cursor,
+        "is_next_page": bool(cursor),
+        "error": error,
+        "status_filters": STATUS_FILTERS,
+        "status_labels": STATUS_LABELS,
+        "rule_choices": sorted(
+            ((code, i18n.gettext(rule.title)) for code, rule in rules.items()),
+            key=lambda choice: choice[1].casefold(),
+        ),
+        "can_review": actor.can("flags.review", site.id),
+        "max_reason": flags.MAX_REVIEW_REASON,
+        "errors": errors or {},
+        "bulk_reason": bulk.get("reason", ""),
+        "chosen": set(bulk.get("chosen", ())),
+        "dismissed": dismissed,
+    }
+    status = HTTP_400_BAD_REQUEST if error else 200
+    return page_or_part(
+        request, "admin/flags.html", "admin/_flag_rows.html", context, status=status
+    )
 
 
 class FlagPagesController(Controller):

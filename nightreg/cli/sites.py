@@ -61,16 +61,22 @@ def cmd_point(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_qr(settings: Settings, args: argparse.Namespace) -> int:
     from nightreg.qr import poster
+    from nightreg.services.branding import logo_of
     from nightreg.services.sites import SiteError, get_point, kiosk_url
 
     try:
         point = with_database(settings, lambda db: get_point(db, args.site, args.point))
     except SiteError as exc:
         raise CommandError(str(exc)) from exc
+    # A branded site's poster carries its logo and accent colour, as the staff page's does.
+    logo = with_database(settings, lambda db: logo_of(db, point.site_id))
     fmt = args.format or (Path(args.out).suffix.lstrip(".").lower() or "pdf")
     if fmt not in {"svg", "png", "pdf"}:
         raise CommandError(f"format {fmt!r}: use svg, png or pdf")
-    data = poster(kiosk_url(settings.base_url, point.token), point.site.name, point.name, fmt)
+    data = poster(
+        kiosk_url(settings.base_url, point.token), point.site.name, point.name, fmt,
+        logo=logo.data if logo else None, accent=point.site.accent_colour,
+    )  # fmt: skip
     try:
         Path(args.out).write_bytes(data)
     except OSError as exc:

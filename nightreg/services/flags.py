@@ -33,7 +33,14 @@ from nightreg.services import audit, signals
 from nightreg.services.access import AccessDenied, Actor, NotFound
 from nightreg.services.signals import MSG_NOT_FORWARDABLE
 from nightreg.services.sites import scoped_site
-from nightreg.validation import MSG_CHOICE, MSG_TOO_LONG, FieldError, Invalid, clean_text
+from nightreg.validation import (
+    MSG_CHOICE,
+    MSG_TOO_LONG,
+    FieldError,
+    Invalid,
+    clean_text,
+    normalise_identifier,
+)
 
 VIEW = "flags.view"
 REVIEW = "flags.review"
@@ -48,6 +55,15 @@ MAX_REVIEW_REASON = 1000
 HISTORY_ACTIONS = ("flag_raised", "flag_grown", "flag_reviewed")
 
 MSG_DISMISS_REASON = N_("Please say why this flag can be dismissed.")
+MSG_NONE_CHOSEN = N_("Please choose the flags to dismiss.")
+MSG_TOO_MANY = N_("Please choose at most %(max)s flags at a time.")
+# One dismissal of several flags: a page of the queue, and a little more.
+MAX_BULK = 200
+# The subject filter: a fragment of a boat's name or registration, a plate or a unit.
+MAX_SUBJECT_FILTER = 40
+# What a signal may carry of its subject (nightreg.services.agreements.VISIT_FIELDS): the
+# analyst's subject column and filter read only these, as the agreement let them go.
+SHARED_SUBJECT_FIELDS = ("vessel_name", "registration", "mmsi", "plate")
 
 
 class ReviewInvalid(Invalid):
@@ -64,10 +80,35 @@ class FlagQuery:
     rule: str | None = None
     cursor: str | None = None
     limit: int = PAGE_SIZE
+    # A fragment of the subject: boat name, registration, MMSI, plate or unit.
+    subject: str | None = None
 
     def filters(self) -> dict[str, Any]:
-        """The query as the audit records it."""
-        return {"statuses": list(self.statuses), "rule": self.rule or ""}
+        """The query as the audit records it (in the detail record: a plate is personal)."""
+        return {
+            "statuses": list(self.statuses),
+            "rule": self.rule or "",
+            "subject": self.subject or "",
+        }
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Whom or what a flag is about, as far as the viewer may see it.
+
+    `kind` is the visit kind (vessel, vehicle, stay), "site" for a finding about the whole
+    site, or "" when nothing may be shown (an analyst's flag whose agreement shares no
+    identifier, or evidence only at sites the viewer does not see).
+    """
+
+    kind: str = ""
+    name: str = ""  # a boat's name
+    identifier: str = ""  # a registration or MMSI, a plate
+    unit: str = ""  # a unit or house of an overnight stay
+
+    @property
+    def known(self) -> bool:
+        return bool(self.name or self.identifier or self.unit) or self.kind == "site"
 
 
 @dataclass(frozen=True)
@@ -75,6 +116,7 @@ class FlagRow:
     flag: Flag
     rule: Rule | None
     evidence: int  # visits the flag rests on, at any site
+    subject: Subject = field(default_factory=Subject)
 
 
 @dataclass(frozen=True)
@@ -197,6 +239,8 @@ async def list_flags(
         )
         if query.rule:
             stmt = stmt.where(Flag.rule == query.rule)
+        if query.subject:
+            stmt = stmt.where(_subject_matches(actor, query.subject))
         if query.cursor:
             score, updated, last_id = _decode_cursor(query.cursor)
             stmt = stmt.where(
@@ -209,7 +253,8 @@ async def list_flags(
         stmt = stmt.order_by(Flag.score.desc(), Flag.updated_at.desc(), Flag.id.desc())
         result = await session.execute(stmt.limit(query.limit + 1))
         found = [(row[0], int(row[1])) for row in result]
-    shown = found[: query.limit]
+        shown = found[: query.limit]
+        subjects = await _subjects(session, actor, [flag for flag, _n in shown])
     next_cursor = _encode_cursor(shown[-1][0]) if len(found) > query.limit else None
     await audit.log(
         db,
@@ -221,7 +266,139 @@ async def list_flags(
         details={"filters": query.filters()},
     )
     return FlagPage(
-        rows=[FlagRow(flag, rule_of(flag), n) for flag, n in shown], next_cursor=next_cursor
+        rows=[
+            FlagRow(flag, rule_of(flag), n, subjects.get(flag.id, Subject())) for flag, n in shown
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+# --- the subject of a flag -------------------------------------------------------------------
+
+
+def _subject_of_visit(kind: str, values: dict[str, Any]) -> Subject:
+    def text(name: str) -> str:
+        value = values.get(name)
+        return str(value) if value not in (None, "") else ""
+
+    if kind == "vehicle":
+        return Subject(kind, identifier=text("plate"))
+    if kind == "stay":
+        return Subject(kind, unit=text("unit"))
+    return Subject(kind, name=text("vessel_name"), identifier=text("registration") or text("mmsi"))
+
+
+def _shared_subject(body: str) -> Subject:
+    """The subject as a signal carried it: only the identifiers its agreement shared."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return Subject()
+    visits = payload.get("visits") if isinstance(payload, dict) else None
+    if not isinstance(visits, list):
+        return Subject()
+    latest: dict[str, Any] = {}
+    for visit in visits:
+        if isinstance(visit, dict) and str(visit.get("arrived_at") or "") >= str(
+            latest.get("arrived_at") or ""
+        ):
+            latest = visit
+    shared = {name: latest.get(name) for name in SHARED_SUBJECT_FIELDS}
+    boat = shared["vessel_name"] or shared["registration"] or shared["mmsi"]
+    kind = "vehicle" if shared["plate"] and not boat else "vessel"
+    subject = _subject_of_visit(kind, shared)
+    return subject if subject.known else Subject()
+
+
+async def _subjects(
+    session: AsyncSession, actor: Actor, page: Sequence[Flag]
+) -> dict[int, Subject]:
+    """The subject of each flag of a page, in one query (the queue may hold thousands).
+
+    Staff read it from the flag's latest evidence visit at a site where they see flags; the
+    hub's analyst from the newest signal of the flag, as its agreement shared it, never from
+    the register (DESIGN §2).
+    """
+    ids = [flag.id for flag in page]
+    subjects: dict[int, Subject] = {
+        flag.id: Subject("site") for flag in page if flag.subject.startswith("site:")
+    }
+    wanted = [i for i in ids if i not in subjects]
+    if not wanted:
+        return subjects
+    if sees_restricted(actor):
+        newest = (
+            select(
+                Signal.flag_id,
+                Signal.body,
+                func.row_number()
+                .over(partition_by=Signal.flag_id, order_by=Signal.id.desc())
+                .label("n"),
+            )
+            .where(Signal.flag_id.in_(wanted))
+            .subquery()
+        )
+        rows = await session.execute(select(newest.c.flag_id, newest.c.body).where(newest.c.n == 1))
+        subjects.update({flag_id: _shared_subject(body) for flag_id, body in rows})
+        return subjects
+    sites = sorted(actor.sites_for(VIEW))
+    if not sites:
+        return subjects
+    columns = ("kind", "vessel_name", "registration", "mmsi", "plate", "unit")
+    latest = (
+        select(
+            flag_visit.c.flag_id,
+            *(getattr(Visit, name) for name in columns),
+            func.row_number()
+            .over(
+                partition_by=flag_visit.c.flag_id,
+                order_by=(Visit.arrived_at.desc(), Visit.id.desc()),
+            )
+            .label("n"),
+        )
+        .join(Visit, Visit.id == flag_visit.c.visit_id)
+        .where(flag_visit.c.flag_id.in_(wanted), Visit.site_id.in_(sites))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(latest.c.flag_id, *(latest.c[name] for name in columns)).where(latest.c.n == 1)
+    )
+    for flag_id, *values in rows:
+        found = dict(zip(columns, values, strict=True))
+        subjects[flag_id] = _subject_of_visit(str(found["kind"]), found)
+    return subjects
+
+
+def _subject_matches(actor: Actor, fragment: str) -> ColumnElement[bool]:
+    """The subject filter: flags whose subject, as the actor may see it, holds the fragment.
+
+    Staff match a boat's name, registration or MMSI, a plate (as the register search folds
+    them) or a unit, on evidence at sites where they see flags. The analyst matches only what
+    a signal of the flag shared: the start of a shared name, registration, MMSI or plate.
+    """
+    if sees_restricted(actor):
+        wanted = fragment.casefold()
+        shared = [
+            func.lower(Signal.body).contains(
+                f'"{name}":' + json.dumps(wanted, ensure_ascii=False)[:-1], autoescape=True
+            )
+            for name in SHARED_SUBJECT_FIELDS
+        ]
+        return select(Signal.id).where(Signal.flag_id == Flag.id, or_(*shared)).exists()
+    sites = sorted(actor.sites_for(VIEW))
+    if not sites:
+        return false()
+    term = normalise_identifier(fragment)
+    clauses: list[ColumnElement[bool]] = [
+        func.lower(Visit.unit).contains(fragment.casefold(), autoescape=True)
+    ]
+    if term:
+        clauses.append(Visit.search_key.contains(term, autoescape=True))
+    return (
+        select(flag_visit.c.visit_id)
+        .join(Visit, Visit.id == flag_visit.c.visit_id)
+        .where(flag_visit.c.flag_id == Flag.id, Visit.site_id.in_(sites), or_(*clauses))
+        .exists()
     )
 
 
@@ -425,3 +602,76 @@ def statuses_from(values: Sequence[str]) -> tuple[str, ...]:
     """Known statuses from a filter, in their usual order; none given means the default."""
     chosen = tuple(s for s in STATUSES if s in values)
     return chosen or DEFAULT_STATUSES
+
+
+@dataclass(frozen=True)
+class Dismissed:
+    """What one dismissal of several flags did."""
+
+    flag_ids: list[int]  # dismissed now, each with its own audit event
+    unchanged: int  # chosen, but dismissed already
+
+
+async def dismiss_many(
+    db: Database,
+    actor: Actor,
+    site_id: int,
+    flag_ids: Sequence[int],
+    reason: str,
+    *,
+    now: datetime,
+) -> Dismissed:
+    """Dismiss several flags of one site with one reason; each flag is audited on its own.
+
+    Only the site's flags the actor may review are touched: an id of another site, of a
+    restricted flag or of no flag at all is passed over as if it were not there (the answer
+    counts what was done). One transaction: all of them, or none.
+    """
+    errors: dict[str, FieldError] = {}
+    chosen = sorted({i for i in flag_ids if 0 < i < 2**31})
+    if not chosen:
+        errors["flags"] = FieldError(MSG_NONE_CHOSEN)
+    elif len(chosen) > MAX_BULK:
+        errors["flags"] = FieldError(MSG_TOO_MANY, {"max": MAX_BULK})
+    try:
+        cleaned = _check_review("dismiss", reason, None)
+    except ReviewInvalid as invalid:
+        errors.update(invalid.errors)
+    async with db.write() as session:
+        site = await scoped_site(session, actor, REVIEW, site_id=site_id)
+        if errors:
+            raise ReviewInvalid(errors)
+        stmt = (
+            select(Flag)
+            .where(Flag.id.in_(chosen), Flag.site_id == site.id, _visible(actor, REVIEW))
+            .order_by(Flag.id)
+        )
+        if not db.is_sqlite:
+            stmt = stmt.with_for_update()
+        found = list(await session.scalars(stmt))
+        changed = [flag for flag in found if flag.status != "dismissed"]
+        events = []
+        for flag in changed:
+            before = flag.status
+            flag.status = ACTIONS["dismiss"]
+            flag.reviewed_by = actor.label[:300]
+            flag.reviewed_at = now
+            flag.review_reason = cleaned
+            events.append(
+                {
+                    "action": "flag_reviewed",
+                    "at": now,
+                    "site_id": site.id,
+                    "object_type": "flag",
+                    "object_id": flag.id,
+                    "details": {
+                        "action": "dismiss",
+                        "reason": cleaned,
+                        "from": before,
+                        "to": flag.status,
+                        "together_with": len(changed),
+                    },
+                }
+            )
+        await audit.record_many(session, actor, events)
+    return Dismissed(flag_ids=[flag.id for flag in changed], unchanged=len(found) - len(changed))

@@ -47,6 +47,9 @@ class PointInfo:
     site_timezone: str
     # The site's own visit retention, or None for the installation's default.
     site_retention_days: int | None
+    # Branding (nightreg.services.branding): the accent colour and the logo's version.
+    site_accent: str | None = None
+    site_logo_version: str | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -152,6 +155,8 @@ _POINT_BY_TOKEN = (
         Site.contact,
         Site.timezone,
         RetentionPolicy.visit_days,
+        Site.accent_colour,
+        Site.logo_version,
     )
     .join(Site, CheckinPoint.site_id == Site.id)
     .outerjoin(RetentionPolicy, RetentionPolicy.site_id == Site.id)

@@ -30,6 +30,9 @@ CSP = (
 # One year, subdomains included (ASVS 5.0 V3.4.1 at level 2).
 HSTS = "max-age=31536000; includeSubDomains"
 STATIC_PREFIX = "/static/"
+# Answers that may be cached: static files, and a site's logo and accent stylesheet (public,
+# named by their version; kiosk/branding.py).
+CACHEABLE_PREFIXES = (STATIC_PREFIX, "/brand/")
 # The minimum pace a declared body must keep after the fixed allowance (64 KiB a second).
 BODY_BYTES_PER_SECOND = 64 * 1024
 
@@ -49,7 +52,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_static = scope.get("path", "").startswith(STATIC_PREFIX)
+        is_static = scope.get("path", "").startswith(CACHEABLE_PREFIXES)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
