@@ -470,7 +470,7 @@ async def add_found(
         async with db.write() as session:
             written = await _write_mark(
                 session, actor, walked, visit, status="seen", found=True, key=key, at=at,
-                now=now, personal={"vessel_name": values["vessel_name"], "berth": values["berth"]},
+                now=now, typed={"vessel_name": values["vessel_name"], "berth": values["berth"]},
             )  # fmt: skip
     except IntegrityError:
         return await _replayed(db, key, walked.id, None, "seen", found=True)
@@ -562,10 +562,10 @@ async def _write_mark(
     key: str,
     at: datetime,
     now: datetime,
-    personal: Mapping[str, Any] | None = None,
+    typed: Mapping[str, Any] | None = None,
 ) -> RoundMark:
     """The mark and its audit event, in one transaction. The event is about the visit (its
-    history shows it); what was typed on the pier goes to the detail record."""
+    history shows it); what was typed on the pier (audit.PERSONAL) goes to the detail record."""
     values = {
         "round_id": walked.id, "visit_id": visit.id, "status": status, "found": found,
         "marked_at": at, "received_at": now, "idempotency_key": key,
@@ -574,8 +574,7 @@ async def _write_mark(
     await audit.record(
         session, actor, f"round_marked_{status}", at=now, site_id=walked.site_id,
         object_type="visit", object_id=visit.id,
-        details={"round_id": walked.id, "found": found, "marked_at": at.isoformat()},
-        personal=personal,
+        details={"round_id": walked.id, "found": found, "marked_at": at.isoformat(), **(typed or {})},
     )  # fmt: skip
     return RoundMark(id=mark_id, **values)
 
