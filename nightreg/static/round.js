@@ -8,6 +8,7 @@
   "use strict";
   var STORE = "nightreg.round.queue";
   var RETRY_MS = 15000;
+  var SOON_MS = 3000;
   var status = document.getElementById("round-sync");
   if (!status || !window.fetch || !window.localStorage || !window.URLSearchParams) return;
   var sending = false;
@@ -145,8 +146,10 @@
       flush();
     }, function (problem) {
       sending = false;
-      if (problem && problem.signIn) say(text("msg-signin"));
-      else showQueue();
+      if (problem && problem.signIn) { say(text("msg-signin")); return; }
+      showQueue();
+      // A pier's signal comes and goes: try again soon, not only on the next 'online'.
+      if (navigator.onLine) window.setTimeout(flush, SOON_MS);
     });
   }
 
@@ -180,6 +183,9 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!form.hasAttribute || !form.hasAttribute("data-round-queue")) return;
+    // This script sends the round's forms, each tap with a key of its own: the general
+    // once-only guard of kiosk.js (loaded after this script) must not hold the next tap.
+    event.stopImmediatePropagation();
     var button = event.submitter || lastButton;
     var kind = form.getAttribute("data-round-queue");
     if (kind === "found") {
