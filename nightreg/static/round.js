@@ -44,6 +44,18 @@
     else say(text(navigator.onLine ? "msg-sending" : "msg-waiting", { n: n }));
   }
 
+  function siteTime(iso) {  // HH:mm on the site's clock, as the page shows marks
+    var at = new Date(iso);
+    try {
+      return new Intl.DateTimeFormat("en-GB", {
+        timeZone: status.getAttribute("data-tz") || undefined,
+        hour: "2-digit", minute: "2-digit", hourCycle: "h23"
+      }).format(at);
+    } catch (e) {
+      return ("0" + at.getHours()).slice(-2) + ":" + ("0" + at.getMinutes()).slice(-2);
+    }
+  }
+
   function recount() {
     var boats = document.querySelectorAll(".round-boat");
     var counts = { seen: 0, missing: 0, unmarked: 0 };
@@ -64,8 +76,7 @@
     boat.classList.remove("mark-seen", "mark-missing");
     boat.classList.add("mark-" + fields.status);
     var line = boat.querySelector("[data-round-state]");
-    var at = new Date(fields.marked_at);
-    var time = ("0" + at.getHours()).slice(-2) + ":" + ("0" + at.getMinutes()).slice(-2);
+    var time = siteTime(fields.marked_at);
     if (line) line.textContent = text("label-" + fields.status) + " · " + time + (state ? " · " + state : "");
     recount();
   }
@@ -197,7 +208,7 @@
       if (!value("vessel_name") || !value("berth") || !(value("registration") || value("mmsi"))) {
         event.preventDefault();
         item = foundLine({ id: "check" });
-        if (item) item.textContent = text("msg-found-missing");
+        if (item) { item.textContent = text("msg-found-missing"); item.className = "error"; }
         return;
       }
     }
