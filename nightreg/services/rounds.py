@@ -416,7 +416,9 @@ async def mark(
             visit = None
             if visit_id is not None:
                 visit = await session.scalar(
-                    select(Visit).where(Visit.id == visit_id, Visit.site_id == site.id)
+                    select(Visit).where(
+                        Visit.id == visit_id, Visit.site_id == site.id, Visit.kind == "vessel"
+                    )
                 )
             if visit is None:
                 raise RoundInvalid({"visit": FieldError(MSG_VISIT)})
@@ -574,7 +576,8 @@ async def _write_mark(
     await audit.record(
         session, actor, f"round_marked_{status}", at=now, site_id=walked.site_id,
         object_type="visit", object_id=visit.id,
-        details={"round_id": walked.id, "found": found, "marked_at": at.isoformat(), **(typed or {})},
+        details={"round_id": walked.id, "found": found, "marked_at": at.isoformat(),
+                 **(typed or {})},
     )  # fmt: skip
     return RoundMark(id=mark_id, **values)
 
