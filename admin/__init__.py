@@ -10,7 +10,7 @@ from pathlib import Path
 
 _HERE = Path(__file__).parent
 
-FEATURES = ("register", "flags", "privacy", "sharing", "accounts", "operations")
+FEATURES = ("register", "flags", "privacy", "sharing", "accounts", "operations", "round")
 
 # Every folder the template loader searches for the staff side's templates: the shared one, then
 # each feature's. Template names are unique across them.

@@ -25,6 +25,7 @@ from admin.privacy import subjects as subject_pages
 from admin.register import pages as register_pages
 from admin.register import tourist_tax as tourist_tax_pages
 from admin.register import transfer as transfer_pages
+from admin.round import pages as round_pages
 from admin.sharing import agreements as agreement_pages
 from admin.sharing import insight as insight_pages
 from admin.sharing import signals as signal_pages
@@ -51,6 +52,7 @@ def _route_handlers() -> list[Any]:
         *hold_pages.ROUTES,
         *subject_pages.ROUTES,
         *tourist_tax_pages.ROUTES,
+        *round_pages.ROUTES,
     ]
     return handlers
 

@@ -185,6 +185,8 @@ PERMISSION_TEXTS: dict[str, str] = {
     "register.export": "police print, export and import of the register",
     "register.view": "tonight, search the register, open a visit",
     "retention.manage": "change a site's retention periods; place and lift legal holds",
+    "rounds.walk": "the night round at a marina: mark boats seen or not there, add a boat "
+    "found (a walk-in of source `round`)",
     "retention.view": "retention policies, the next purge's preview, its receipts, legal holds",
     "signals.ack": "acknowledge pulled signals (the hub's API)",
     "signals.view": "the signals forwarded to the hub, as sent; the hub's pull API",

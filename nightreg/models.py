@@ -106,7 +106,7 @@ class Visit(Base):
     __tablename__ = "visit"
     __table_args__ = (
         CheckConstraint("kind IN ('vessel', 'vehicle', 'stay')", name="kind"),
-        CheckConstraint("source IN ('kiosk', 'staff', 'api')", name="source"),
+        CheckConstraint("source IN ('kiosk', 'staff', 'api', 'round')", name="source"),
         CheckConstraint("persons BETWEEN 1 AND 99", name="persons"),
         # Who is present at a site now: the partial index holds only visits not yet departed.
         Index(
@@ -197,6 +197,54 @@ class VisitNote(Base):
     at: Mapped[datetime] = mapped_column(DateTimeUTC)
     author: Mapped[str] = mapped_column(String(300))
     text: Mapped[str] = mapped_column(Text)
+
+
+class NightRound(Base):
+    """The harbour master's evening walk along the piers: who walked it, and from when to when.
+
+    Its marks (RoundMark) say which boats were at their berth. A round left unfinished keeps
+    `ended_at` empty; the page offers a new one after ROUND_OPEN_HOURS (services.rounds).
+    """
+
+    __tablename__ = "night_round"
+    __table_args__ = (Index("ix_night_round_site_started", "site_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
+    # Who walked it: the account (gone if the account is deleted) and its name as shown.
+    walked_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL"), nullable=True
+    )
+    walked_by: Mapped[str] = mapped_column(String(300))
+
+
+class RoundMark(Base):
+    """One tap on the round: a boat seen at its berth, or not there (or found and added).
+
+    `idempotency_key` comes with the tap from the phone (the page's form, or the round's
+    script when the mark waited for a connection): sent again, it finds the first mark.
+    Marks go with their visit (the purge, an erasure) and with their round.
+    """
+
+    __tablename__ = "round_mark"
+    __table_args__ = (
+        CheckConstraint("status IN ('seen', 'missing')", name="status"),
+        Index("ix_round_mark_round", "round_id", "visit_id"),
+        Index("ix_round_mark_visit", "visit_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("night_round.id", ondelete="CASCADE"))
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(10))
+    # The boat was not in the register: it was added on this round (a visit of source round).
+    found: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the tap was made (the phone's clock, kept within the round), and when it arrived.
+    marked_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    received_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
 
 
 user_site = Table(

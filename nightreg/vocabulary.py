@@ -58,11 +58,19 @@ KINDS_BY_SITE_KIND: dict[str, tuple[str, ...]] = {
     "business_park": ("vehicle", "stay"),
 }
 
-SOURCES = ("kiosk", "staff", "api")
+SOURCES = ("kiosk", "staff", "api", "round")
 SOURCE_LABELS = {
     "kiosk": N_("Check-in by the visitor"),
     "staff": N_("Entered by staff"),
     "api": N_("Through the API"),
+    "round": N_("Found on the night round"),
+}
+# The register's column is narrow: one word each.
+SOURCE_SHORT_LABELS = {
+    "kiosk": N_("Visitor"),
+    "staff": N_("Staff"),
+    "api": N_("API"),
+    "round": N_("Round"),
 }
 
 VISIT_STATUS_LABELS = {
@@ -70,6 +78,12 @@ VISIT_STATUS_LABELS = {
     "overdue": N_("Overdue"),
     "departed": N_("Departed"),
 }
+
+# --- the night round ------------------------------------------------------------------------
+
+# What the harbour master marks for a boat on the evening round: there, or not at its berth.
+ROUND_MARKS = ("seen", "missing")
+ROUND_MARK_LABELS = {"seen": N_("Seen"), "missing": N_("Not there")}
 
 # --- staff, flags and holds -----------------------------------------------------------------
 

@@ -55,7 +55,7 @@ MSG_TIME_OFFSET = "Please send an ISO 8601 date and time, e.g. 2026-07-14T21:30:
 
 
 Kind = Literal["vessel", "vehicle", "stay"]
-Source = Literal["kiosk", "staff", "api"]
+Source = Literal["kiosk", "staff", "api", "round"]
 Status = Literal["present", "departed", "overdue"]
 Sort = Literal["arrived_desc", "arrived_asc", "name"]
 # `from` is a keyword in Python: the handlers call the dates date_from and date_to.

@@ -29,6 +29,7 @@ from nightreg.services import (
     police_print,
     register,
     register_search,
+    rounds,
     tonight,
     walk_ins,
 )
@@ -42,6 +43,7 @@ from nightreg.vocabulary import (
     ID_DOCUMENT_TYPES,
     KIND_LABELS,
     SOURCE_LABELS,
+    SOURCE_SHORT_LABELS,
     SOURCES,
     VEHICLE_TYPE_LABELS,
     VEHICLE_TYPES,
@@ -90,8 +92,10 @@ ACTION_LABELS = {
     "visit_checked_out": N_("Checked out"),
     "visit_note_added": N_("Note added"),
     "visit_viewed": N_("Viewed"),
+    "round_marked_seen": N_("Seen on the night round"),
+    "round_marked_missing": N_("Not there on the night round"),
 }
-SOURCE_SHORT = {"kiosk": N_("Visitor"), "staff": N_("Staff"), "api": N_("API")}
+SOURCE_SHORT = SOURCE_SHORT_LABELS
 SORT_LABELS = {
     "arrived_desc": N_("Newest arrival first"),
     "arrived_asc": N_("Oldest arrival first"),
@@ -417,6 +421,7 @@ class VisitPagesController(Controller):
             "note_error": note_error,
             "note_text": note_text,
             "new": new,
+            "missed_rounds": await rounds.missed_rounds(ctx.db, actor, visit.id),
         }
 
     @get("/", name="admin:visit", opt=VIEW)

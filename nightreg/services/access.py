@@ -17,6 +17,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "register.view": frozenset({"admin", "harbour_master", "security"}),
     # walk-ins, corrections, notes, check-out by staff
     "register.edit": frozenset({"admin", "harbour_master"}),
+    # the night round at a marina: walk it, mark boats seen or not there, add a boat found
+    # (a walk-in, hence only for those who enter walk-ins)
+    "rounds.walk": frozenset({"admin", "harbour_master"}),
     # police print, export, import
     "register.export": frozenset({"admin", "harbour_master"}),
     # check-in points of one's own sites: add, rename, disable, rotate, poster

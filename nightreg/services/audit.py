@@ -49,6 +49,7 @@ PERSONAL: dict[str, frozenset[str]] = {
         "visit_checked_out": ("before", "after"),
         "flag_reviewed": ("reason",),
         "observation_added": ("location",),
+        "round_marked_seen": ("vessel_name", "berth"),
         "sign_in_failed": ("email",),
         "register_viewed": ("filters",),
         "flags_viewed": ("filters",),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +13,7 @@ from nightreg import visit_status, visit_status_sql
 from nightreg.clock import local_midnight
 from nightreg.db import Database
 from nightreg.models import Site, Visit
-from nightreg.services import audit
+from nightreg.services import audit, rounds
 from nightreg.services import flags as flag_queue
 from nightreg.services.access import Actor
 from nightreg.services.register import VIEW, site_tz
@@ -29,6 +29,8 @@ class Tonight:
     leaving_today: list[Visit]
     overdue: list[Visit]
     open_flags: int | None = None
+    # Boats present but not there on the last two night rounds that looked for them: to check out.
+    not_seen: list[Visit] = field(default_factory=list)
 
 
 _VISIT_COLUMNS = ", ".join(f"visit.{c.name}" for c in Visit.__table__.columns)
@@ -71,6 +73,7 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
         midnight = local_midnight(today, tz)
         next_midnight = local_midnight(today + timedelta(days=1), tz)
         present = list(await session.scalars(_present(site.id, now, sqlite=db.is_sqlite)))
+        not_seen = await rounds.not_seen_twice(session, site.id, present, now=now)
         # Counted only for those who may open the queue; None leaves it off the board.
         open_flags = (
             await flag_queue.open_flag_count_in(session, actor, site.id)
@@ -106,4 +109,5 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
         leaving_today=leaving_today,
         overdue=sorted(overdue, key=lambda v: (v.expected_departure_at, v.id)),
         open_flags=open_flags,
+        not_seen=sorted(not_seen, key=lambda v: rounds.berth_sort_key(v.berth)),
     )

@@ -99,6 +99,12 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "POST /admin/visits/{id}/correct": (EDIT, SITE),
     "POST /admin/visits/{id}/checkout": (EDIT, SITE),
     "POST /admin/visits/{id}/notes": (EDIT, SITE),
+    # the night round (marinas)
+    "GET /admin/sites/{slug}/round": (EDIT, SITE),
+    "POST /admin/sites/{slug}/round/start": (EDIT, SITE),
+    "POST /admin/sites/{slug}/round/marks": (EDIT, SITE),
+    "POST /admin/sites/{slug}/round/found": (EDIT, SITE),
+    "POST /admin/sites/{slug}/round/finish": (EDIT, SITE),
     # export and import
     "GET /admin/sites/{slug}/export": (EDIT, SITE),
     "GET /admin/sites/{slug}/export/download": (EDIT, SITE),
