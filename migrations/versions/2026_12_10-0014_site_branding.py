@@ -41,7 +41,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("site", schema=None) as batch_op:
-        batch_op.drop_column("logo_version")
-        batch_op.drop_column("accent_colour")
     op.drop_table("site_logo")
+    # In place (SQLite >= 3.35, PostgreSQL): a batch copy of `site` would trip the foreign keys
+    # of every visit that points at it.
+    op.execute("ALTER TABLE site DROP COLUMN logo_version")
+    op.execute("ALTER TABLE site DROP COLUMN accent_colour")
