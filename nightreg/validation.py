@@ -246,10 +246,11 @@ def is_valid_mmsi(value: str) -> bool:
 
 
 # What an identifier (registration, plate, MMSI) may not hold: pictographs and other symbols
-# (emoji, their skin tones, keycaps, flags), control, format and private-use characters, and
-# the variation selectors that turn a character into an emoji. Letters of any script, digits,
-# spaces and punctuation ("/", ".", "-") stay: registrations abroad use them.
-_NOT_IN_IDENTIFIERS = frozenset({"So", "Sk", "Me", "Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+# (emoji, their skin tones, keycaps, flags), circled and superscript numbers, control, format
+# and private-use characters, and the variation selectors that turn a character into an
+# emoji. Letters of any script, digits, spaces and punctuation ("/", ".", "-") stay:
+# registrations abroad use them.
+_NOT_IN_IDENTIFIERS = frozenset({"So", "Sk", "No", "Me", "Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
 _VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
