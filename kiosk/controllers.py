@@ -290,6 +290,7 @@ class CheckinController(Controller):
                         if not any(v.kind == k for v, _t in present)
                     },
                     "present": present,
+                    "remembers": bool(remembered or present),
                     "tz": point.tz,
                     "idempotency_key": new_idempotency_key(),
                     "idle_seconds": ctx.settings.kiosk_idle_seconds,
