@@ -68,6 +68,11 @@ MSG_IMO = N_("This IMO number is not valid; please check it.")
 MSG_LENGTH_M = N_("Please enter a length from 1 to 100 metres.")
 MSG_REQUIRED_PLATE = N_("Please enter the licence plate.")
 MSG_PLATE = N_("Please enter a valid licence plate.")
+MSG_IDENTIFIER_SYMBOLS = N_(
+    "Please use only letters, digits, spaces and dashes here: no emoji, symbols or "
+    "invisible characters."
+)
+MSG_DEPARTURE_PAST = N_("The expected departure must be later than now.")
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,80 @@ def is_valid_mmsi(value: str) -> bool:
     return bool(_MMSI.fullmatch(value)) and 201 <= int(value[:3]) <= 775
 
 
+# What an identifier (registration, plate, MMSI) may not hold: pictographs and other symbols
+# (emoji, their skin tones, keycaps, flags), circled and superscript numbers, control, format
+# and private-use characters, and the variation selectors that turn a character into an
+# emoji. Letters of any script, digits, spaces and punctuation ("/", ".", "-") stay:
+# registrations abroad use them.
+_NOT_IN_IDENTIFIERS = frozenset({"So", "Sk", "No", "Me", "Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+_VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+
+
+def has_pictograph_or_control(value: str) -> bool:
+    """Whether a typed identifier holds an emoji, another symbol or an invisible character."""
+    if value.isascii():
+        # ASCII has no pictographs; its only characters refused are the controls (not a tab:
+        # that is a control too, and an identifier has no use for it either).
+        return not value.isprintable()
+    return bool(_VARIATION_SELECTORS.search(value)) or any(
+        unicodedata.category(c) in _NOT_IN_IDENTIFIERS for c in value
+    )
+
+
+# The RDW's side codes ("sidecodes") of Dutch licence plates: letters (L) and digits (D) in
+# three groups. 1-6 date from 1951-1998, 7-14 from 1999 on; what they allow of letters (no
+# vowels, no C or Q, ...) is the RDW's business, not a check of ours.
+_DUTCH_SIDE_CODES: tuple[tuple[int, str], ...] = (
+    (1, "LL-DD-DD"),
+    (2, "DD-DD-LL"),
+    (3, "DD-LL-DD"),
+    (4, "LL-DD-LL"),
+    (5, "LL-LL-DD"),
+    (6, "DD-LL-LL"),
+    (7, "DD-LLL-D"),
+    (8, "D-LLL-DD"),
+    (9, "LL-DDD-L"),
+    (10, "L-DDD-LL"),
+    (11, "LLL-DD-L"),
+    (12, "L-DD-LLL"),
+    (13, "D-LL-DDD"),
+    (14, "DDD-LL-D"),
+)
+
+
+def _side_code_pattern(layout: str) -> re.Pattern[str]:
+    groups = layout.split("-")
+    return re.compile(
+        "".join(f"([A-Z]{{{len(g)}}})" if g[0] == "L" else f"([0-9]{{{len(g)}}})" for g in groups)
+    )
+
+
+_DUTCH_PLATES = tuple((code, _side_code_pattern(layout)) for code, layout in _DUTCH_SIDE_CODES)
+
+
+def dutch_side_code(plate: str) -> int | None:
+    """The side code (1-14) a plate fits, whatever its dashes, spaces and case; or None."""
+    key = normalise_identifier(plate)
+    for code, pattern in _DUTCH_PLATES:
+        if pattern.fullmatch(key):
+            return code
+    return None
+
+
+def dutch_plate(plate: str) -> str | None:
+    """A Dutch plate as the RDW writes it: "12abc3" -> "12-ABC-3"; None if it fits no side code.
+
+    The runs of letters and digits of a plate name at most one side code (the unit tests hold
+    the table to that), so the order of the table does not matter.
+    """
+    key = normalise_identifier(plate)
+    for _code, pattern in _DUTCH_PLATES:
+        match = pattern.fullmatch(key)
+        if match is not None:
+            return "-".join(match.groups())
+    return None
+
+
 _LOCAL_DATETIME = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{1,6})?)?"
 )
@@ -302,6 +381,18 @@ class _Form:
 
     def optional_text(self, name: str, *, multiline: bool = False) -> str | None:
         return self.text(name, multiline=multiline) or None
+
+    def plain(self, name: str) -> bool:
+        """False (with the error) when an identifier holds an emoji or an invisible character.
+
+        The check reads what was sent, before cleaning: cleaning would silently drop the
+        control characters and leave an identifier the visitor did not type.
+        """
+        value = self._form.get(name)
+        if isinstance(value, str) and has_pictograph_or_control(value[: _SHORT_FIELD * 4]):
+            self.error(name, MSG_IDENTIFIER_SYMBOLS)
+            return False
+        return True
 
     def choice(self, name: str, options: Sequence[str]) -> str | None:
         value = self.raw(name, _SHORT_FIELD)
@@ -409,6 +500,26 @@ def _times(
     return arrived_at, departure
 
 
+def validate_new_departure(
+    value: str | None, *, arrived_at: datetime, now: datetime, tz: ZoneInfo
+) -> tuple[datetime | None, FieldError | None]:
+    """A visitor's new expected departure (extend my stay): the check-in's rules, and later
+    than now, since a visitor who is still here does not expect to have left already."""
+    text = clean_text(value, _SHORT_FIELD) if isinstance(value, str) else ""
+    if not text:
+        return None, FieldError(MSG_REQUIRED_DEPARTURE)
+    departure = parse_local_datetime(text, tz)
+    if departure is None:
+        return None, FieldError(MSG_DATETIME)
+    if departure <= arrived_at:
+        return None, FieldError(MSG_DEPARTURE_BEFORE)
+    if departure > arrived_at + MAX_STAY:
+        return None, FieldError(MSG_DEPARTURE_FAR)
+    if departure <= now:
+        return None, FieldError(MSG_DEPARTURE_PAST)
+    return departure, None
+
+
 def validate_checkin(
     form: Mapping[str, str],
     *,
@@ -458,7 +569,11 @@ def validate_checkin(
         if registration and not normalise_identifier(registration):
             # Only separators ("-", "/"): nothing that identifies the boat.
             registration = None
+        if not f.plain("registration"):
+            registration = None
         mmsi = f.raw("mmsi", MAX_LENGTHS["mmsi"] * 4).replace(" ", "") or None
+        if not f.plain("mmsi"):
+            mmsi = None
         if mmsi and len(mmsi) > MAX_LENGTHS["mmsi"]:
             f.error("mmsi", MSG_TOO_LONG, max=MAX_LENGTHS["mmsi"])
             mmsi = None
@@ -473,10 +588,15 @@ def validate_checkin(
         next_port = f.optional_text("next_port")
     elif kind == "vehicle":
         plate = f.text("plate", required=MSG_REQUIRED_PLATE) or None
+        if plate and not f.plain("plate"):
+            plate = None
         plate = f.checked(
             "plate", plate, lambda p: bool(_PLATE.fullmatch(normalise_identifier(p))), MSG_PLATE
         )
         plate_country = f.country("plate_country")
+        if plate and plate_country in (None, "NL"):
+            # A Dutch plate (or one of no stated country) is kept as the RDW writes it.
+            plate = dutch_plate(plate) or plate
         vehicle_type = f.choice("vehicle_type", VEHICLE_TYPES)
     if kind in ("vehicle", "stay"):
         unit = f.optional_text("unit")

@@ -195,6 +195,21 @@ def _detail_context(
     }
 
 
+def _shown_visit(sent: dict[str, Any], tz: str) -> dict[str, Any]:
+    """A visit of the draft as a person reads it: its times on the site's clock, not in UTC
+    (the JSON below the table keeps them exactly as sent)."""
+    shown = dict(sent)
+    for name in ("arrived_at", "departed_at"):
+        value = sent.get(name)
+        if isinstance(value, str):
+            try:
+                at = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            shown[name] = i18n.local_datetime(at, tz, TIME_FORMAT)
+    return shown
+
+
 def _preview_context(flag: Flag, draft: signals.Draft, actor: Actor) -> dict[str, Any]:
     """The forward page: the agreement, what is sent field by field, and the exact JSON."""
     rule = flags.rule_of(flag)
@@ -214,6 +229,8 @@ def _preview_context(flag: Flag, draft: signals.Draft, actor: Actor) -> dict[str
         ],
         "body": body,
         "visit_columns": [(f, i18n.gettext(agreements.FIELDS[f])) for f in visit_fields],
+        "visit_rows": [_shown_visit(v, draft.timezone) for v in body.get("visits", ())],
+        "tz": draft.timezone,
         "body_json": json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True),
         "already": flag.status == "forwarded",
     }

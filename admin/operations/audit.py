@@ -40,6 +40,7 @@ ACTIONS = (
     "visit_created",
     "visit_corrected",
     "visit_checked_out",
+    "visit_extended",
     "visit_note_added",
     "register_printed",
     "register_exported",

@@ -90,6 +90,7 @@ ACTION_LABELS = {
     "visit_created": N_("Entered"),
     "visit_corrected": N_("Corrected"),
     "visit_checked_out": N_("Checked out"),
+    "visit_extended": N_("Stay extended by the visitor"),
     "visit_note_added": N_("Note added"),
     "visit_viewed": N_("Viewed"),
     "round_marked_seen": N_("Seen on the night round"),

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pycountry
 from babel import Locale
-from babel.dates import format_datetime
+from babel.dates import format_datetime, format_skeleton, format_time
 from babel.support import NullTranslations, Translations
 
 
@@ -86,9 +86,33 @@ def country_name(code: str | None) -> str:
     return str(Locale.parse(get_locale()).territories.get(code, code))
 
 
+# How dates and times are written in each language. English is British English: a British or
+# Irish boater, and most Europeans who read English, take 12/5/26 for the 12th of May and
+# read "23:15" without trouble; Babel's plain "en" is American (month first, AM/PM).
+FORMAT_LOCALES = {"nl": "nl_NL", "en": "en_GB", "de": "de_DE"}
+
+
+def format_locale() -> str:
+    """The Babel locale that dates, times and numbers of this request are written in."""
+    return FORMAT_LOCALES.get(get_locale(), get_locale())
+
+
+def _when(local: datetime, locale: str) -> str:
+    glue = str(Locale.parse(locale).datetime_formats["medium"])
+    day = format_skeleton("MMMEd", local, locale=locale)
+    return glue.replace("{1}", day).replace("{0}", format_time(local, "HH:mm", locale=locale))
+
+
 def local_datetime(value: datetime | None, tz: str | ZoneInfo, fmt: str = "medium") -> str:
-    """A stored UTC time as the site's clock shows it, in the visitor's language."""
+    """A stored UTC time as the site's clock shows it, in the visitor's language.
+
+    `fmt` is one of Babel's names ("short", "medium", ...) or a CLDR pattern; "when" is a
+    weekday, day, month and 24-hour time ("Tue 13 May, 12:00"), for a sentence.
+    """
     if value is None:
         return ""
     zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
-    return format_datetime(value.astimezone(zone), format=fmt, locale=get_locale())
+    local = value.astimezone(zone)
+    if fmt == "when":
+        return _when(local, format_locale())
+    return format_datetime(local, format=fmt, locale=format_locale())

@@ -47,6 +47,7 @@ PERSONAL: dict[str, frozenset[str]] = {
     for action, keys in {
         "visit_corrected": ("before", "after", "reason"),
         "visit_checked_out": ("before", "after"),
+        "visit_extended": ("before", "after"),
         "flag_reviewed": ("reason",),
         "observation_added": ("location",),
         "round_marked_seen": ("vessel_name", "berth"),

@@ -6,16 +6,20 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from nightreg.db import Database
+from nightreg.i18n import N_
 from nightreg.models import Visit
 from nightreg.security import private_link_token, token_hash
-from nightreg.services import visits
+from nightreg.services import audit, visits
+from nightreg.services.access import Actor
 from nightreg.services.writer import VisitWriter
-from nightreg.validation import CheckinData
+from nightreg.validation import CheckinData, FieldError, Invalid, validate_new_departure
 
 # A retried submit within this window gets the first answer again (with its private link);
 # later, the same form replayed (say, from a kiosk's browser history) gets nothing back.
@@ -98,14 +102,89 @@ async def visit_by_private_token(db: Database, token: str) -> Visit | None:
         )
 
 
+# Whoever holds a private link: the audit trail names them so, and nothing more.
+VISITOR = Actor(kind="visitor")
+MSG_VISIT_ENDED = N_("This visit has ended: you are checked out.")
+
+# The most private links one phone keeps in its remembered-visitor cookie.
+MAX_OWN_VISITS = 5
+
+
+async def own_visits(db: Database, tokens: list[str]) -> list[tuple[Visit, str]]:
+    """The visits behind the private links a phone keeps (with each link), newest first."""
+    wanted = {token_hash(t): t for t in tokens[:MAX_OWN_VISITS] if t and len(t) <= 128}
+    if not wanted:
+        return []
+    async with db.read() as session:
+        found = await session.scalars(
+            select(Visit)
+            .where(Visit.private_token_hash.in_(wanted))
+            .options(joinedload(Visit.site))
+            .order_by(Visit.arrived_at.desc())
+        )
+        return [(visit, wanted[visit.private_token_hash]) for visit in found]
+
+
+async def _by_token_for_update(session: AsyncSession, token: str) -> Visit | None:
+    return await session.scalar(
+        select(Visit)
+        .where(Visit.private_token_hash == token_hash(token))
+        .options(joinedload(Visit.site))
+        .with_for_update(of=Visit)
+    )
+
+
 async def check_out(db: Database, token: str, now: datetime) -> Visit | None:
-    """Set the departure of the visit behind a private link; a second check-out changes nothing."""
+    """Set the departure of the visit behind a private link; a second check-out changes nothing.
+
+    Audited as the staff's check-out is, with the visitor as the actor.
+    """
     if not token or len(token) > 128:
         return None
     async with db.write() as session:
-        await session.execute(
-            update(Visit)
-            .where(Visit.private_token_hash == token_hash(token), Visit.departed_at.is_(None))
-            .values(departed_at=now, updated_at=now)
+        visit = await _by_token_for_update(session, token)
+        if visit is None or visit.departed_at is not None:
+            return visit
+        visit.departed_at = now
+        visit.updated_at = now
+        await audit.record(
+            session, VISITOR, "visit_checked_out", at=now, site_id=visit.site_id,
+            object_type="visit", object_id=visit.id,
+            details={"before": {"departed_at": None}, "after": {"departed_at": now}},
+        )  # fmt: skip
+    return visit
+
+
+async def extend_stay(db: Database, token: str, departure: str, *, now: datetime) -> Visit | None:
+    """A new expected departure for the visit behind a private link (extend my stay).
+
+    Checked as the check-in's is (after the arrival, within a year of it) and later than now;
+    a visit that has ended is not changed. Raises Invalid on "expected_departure_at";
+    audited with the old and the new time.
+    """
+    if not token or len(token) > 128:
+        return None
+    async with db.write() as session:
+        visit = await _by_token_for_update(session, token)
+        if visit is None:
+            return None
+        if visit.departed_at is not None:
+            raise Invalid({"expected_departure_at": FieldError(MSG_VISIT_ENDED)})
+        new, error = validate_new_departure(
+            departure, arrived_at=visit.arrived_at, now=now, tz=ZoneInfo(visit.site.timezone)
         )
-    return await visit_by_private_token(db, token)
+        if new is None:
+            assert error is not None
+            raise Invalid({"expected_departure_at": error})
+        before = visit.expected_departure_at
+        visit.expected_departure_at = new
+        visit.updated_at = now
+        await audit.record(
+            session, VISITOR, "visit_extended", at=now, site_id=visit.site_id,
+            object_type="visit", object_id=visit.id,
+            details={
+                "before": {"expected_departure_at": before},
+                "after": {"expected_departure_at": new},
+            },
+        )  # fmt: skip
+    return visit

@@ -294,6 +294,7 @@ class Draft:
     body: dict[str, Any] | None
     refused: FieldError | None
     visit_ids: tuple[int, ...] = ()
+    timezone: str = "UTC"  # the flag's site's: a page shows the draft's times on its clock
 
 
 async def _draft(
@@ -314,7 +315,7 @@ async def _draft(
         uid=uid, agreement=coverage.agreement, flag=flag, site=site, visits=visits,
         elsewhere=elsewhere, forwarded_at=now, review=review,
     )  # fmt: skip
-    return Draft(coverage.agreement, body, None, tuple(v.id for v in visits))
+    return Draft(coverage.agreement, body, None, tuple(v.id for v in visits), site.timezone)
 
 
 async def preview(db: Database, actor: Actor, flag: Flag, *, now: datetime) -> Draft:

@@ -32,6 +32,7 @@ def fill_yacht(page: Page) -> None:
         "persons": "2",
     }.items():
         page.locator(f"#f-{name}").fill(value)
+    page.locator("details.more > summary").click()  # the optional fields
     page.locator("#f-vessel_type").select_option("sail")
 
 
@@ -63,7 +64,8 @@ def start_page_remembering_a_boat(
     submit(page)
     page.wait_for_url(re.compile(r"/k/v/"))
     page.goto(server.url(points["marina"].url))
-    expect(page.locator("section.again")).to_be_visible()
+    # Still here: the open visit (extend, check out) rather than a second check-in.
+    expect(page.locator("section.present")).to_be_visible()
 
 
 def vessel_form(page: Page, server: LiveServer, points: dict[str, PointRef]) -> None:
@@ -85,7 +87,7 @@ def form_with_errors(page: Page, server: LiveServer, points: dict[str, PointRef]
     with page.expect_response(is_form_post) as answer:
         submit(page)
     assert answer.value.status == 422
-    expect(page.locator("p.banner[role=alert]")).to_be_visible()
+    expect(page.locator("#error-summary")).to_be_focused()
 
 
 def private_link_page(page: Page, server: LiveServer, points: dict[str, PointRef]) -> None:
@@ -93,10 +95,35 @@ def private_link_page(page: Page, server: LiveServer, points: dict[str, PointRef
     page.wait_for_url(re.compile(r"/k/v/[^/?]+\?new=1$"))
 
 
-def checked_out_page(page: Page, server: LiveServer, points: dict[str, PointRef]) -> None:
+def checkout_confirmation(page: Page, server: LiveServer, points: dict[str, PointRef]) -> None:
     private_link_page(page, server, points)
+    page.locator("a[href$='/checkout']").click()
+    page.wait_for_url(re.compile(r"/checkout$"))
+
+
+def checked_out_page(page: Page, server: LiveServer, points: dict[str, PointRef]) -> None:
+    checkout_confirmation(page, server, points)
     page.locator("form[action$='/checkout'] button[type=submit]").click()
     page.wait_for_url(re.compile(r"\?out=1$"))
+
+
+def extend_page_with_an_error(page: Page, server: LiveServer, points: dict[str, PointRef]) -> None:
+    private_link_page(page, server, points)
+    page.locator("a[href$='/extend']").click()
+    page.locator("#f-expected_departure_at").fill("2020-01-01T12:00")
+    page.locator("form[action$='/extend'] button[type=submit]").click()
+    expect(page.locator("#error-summary")).to_be_focused()
+
+
+def already_checked_in_page(page: Page, server: LiveServer, points: dict[str, PointRef]) -> None:
+    page.goto(server.url(f"{points['business_park'].url}?kind=stay"))
+    page.locator("#f-guest_name").fill("Jan de Vries")
+    page.locator("#f-residence").fill("Hoorn")
+    page.locator("#f-remember").check()
+    submit(page)
+    page.wait_for_url(re.compile(r"/k/v/"))
+    page.goto(server.url(f"{points['business_park'].url}?kind=stay"))
+    expect(page.locator("section.present")).to_be_visible()
 
 
 def kiosk_confirmation(page: Page, server: LiveServer, points: dict[str, PointRef]) -> None:
@@ -118,7 +145,10 @@ PAGES: dict[str, Callable[[Page, LiveServer, dict[str, PointRef]], None]] = {
     "stay form": stay_form,
     "form with errors": form_with_errors,
     "private link page": private_link_page,
+    "checkout confirmation": checkout_confirmation,
     "checked-out page": checked_out_page,
+    "extend page with an error": extend_page_with_an_error,
+    "already checked in page": already_checked_in_page,
     "kiosk confirmation": kiosk_confirmation,
     "404 page": not_found_page,
 }

@@ -42,7 +42,8 @@ ENGLISH = Language("en-GB", "en", "Welcome", "Boat")
 
 # English source texts of the flow; a translated page shows none of them.
 ENGLISH_ON_THE_FORM = ("About you", "Your name", "Place of residence", "Number of persons")
-ENGLISH_ON_THE_LINK_PAGE = ("Your private link", "Check out now", "Expected departure")
+ENGLISH_ON_THE_LINK_PAGE = ("Your private link", "Extend my stay", "Expected departure")
+ENGLISH_ON_THE_CHECKOUT_QUESTION = ("Check out now?", "No, I am staying")
 ENGLISH_WHEN_CHECKED_OUT = ("You are checked out", "This visit has ended")
 
 
@@ -82,10 +83,20 @@ def fill_yacht(page: Page, **overrides: str) -> dict[str, str]:
         **overrides,
     }
     for name, value in typed.items():
+        if name == "length_m":
+            open_more_details(page)
         page.locator(f"#f-{name}").fill(value)
+    open_more_details(page)
     page.locator("#f-vessel_type").select_option("sail")
     page.locator("#f-country").select_option("NL")
     return typed
+
+
+def open_more_details(page: Page) -> None:
+    """Open the disclosure of the optional fields (it stays open once open)."""
+    more = page.locator("details.more")
+    if more.get_attribute("open") is None:
+        more.locator("summary").click()
 
 
 def is_form_post(response: Any) -> bool:
@@ -137,6 +148,11 @@ def check_in_a_yacht_and_check_it_out(
         None,
     )
 
+    # Check-out asks first.
+    page.locator("a[href$='/checkout']").click()
+    page.wait_for_url(re.compile(r"/checkout$"))
+    assert_speaks(page, language, ENGLISH_ON_THE_CHECKOUT_QUESTION)
+    assert_no_horizontal_scrolling(page)
     page.locator("form[action$='/checkout'] button[type=submit]").click()
     page.wait_for_url(CHECKED_OUT)
     expect(page.locator(".banner.ok")).to_be_visible()
@@ -210,6 +226,9 @@ def test_the_fields_of_another_kind_swap_in_and_what_was_typed_stays(
 
     expect(page.locator("#f-plate")).to_be_visible()
     expect(page.locator("#f-vessel_name")).to_have_count(0)
+    # The optional fields behind "More details" are the vehicle's too.
+    expect(page.locator("#kind-more #f-plate_country")).to_have_count(1)
+    expect(page.locator("#f-vessel_type")).to_have_count(0)
     expect(page.locator("input[name=kind]")).to_have_value("vehicle")
     expect(page.locator("#f-guest_name")).to_have_value("Jan de Vries")
     assert still_same_document(page), "switching the kind reloaded the page"
@@ -221,7 +240,7 @@ def test_the_fields_of_another_kind_swap_in_and_what_was_typed_stays(
     page.locator("#f-persons").fill("1")
     submit(page)
     page.wait_for_url(PRIVATE_LINK)
-    expect(page.locator(".summary")).to_contain_text("ab-123-c")
+    expect(page.locator(".summary")).to_contain_text("AB-123-C")  # a Dutch side code
     stored = server.stored_visit(page.locator(".summary .ref").inner_text().strip())
     assert stored is not None
     assert (stored.kind, stored.guest_name) == ("vehicle", "Jan de Vries")
@@ -238,7 +257,9 @@ def test_the_form_works_without_javascript(server: LiveServer, new_context: NewC
     with page.expect_response(is_form_post) as answer:
         submit(page)
     assert answer.value.status == 422
-    expect(page.locator("p.banner[role=alert]")).to_be_visible()
+    # The error summary has the focus (autofocus, without JavaScript) and links to the field.
+    expect(page.locator("#error-summary")).to_be_focused()
+    expect(page.locator("#error-summary a[href='#f-persons']")).to_contain_text("from 1 to 99")
     expect(page.locator("#err-persons")).to_contain_text("from 1 to 99")
     expect(page.locator("#f-persons")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#f-vessel_name")).to_have_value("Zeemeeuw")
@@ -336,9 +357,8 @@ def test_a_remembered_boat_is_offered_at_another_point_and_can_be_forgotten(
     page.goto(server.url(other.url))
     again = page.locator("section.again")
     expect(again.get_by_role("heading", name="Welcome back")).to_be_visible()
-    offer = again.locator("a[href$='?kind=vessel']")
-    expect(offer).to_contain_text("Zeemeeuw")
-    offer.click()
+    expect(again.get_by_role("button", name="Check in Zeemeeuw again")).to_be_visible()
+    again.get_by_role("link", name="Change details first").click()
     page.wait_for_url(re.compile(r"\?kind=vessel$"))
     expect(page.locator("p.note")).to_be_visible()
     for name, value in typed.items():

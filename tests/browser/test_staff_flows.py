@@ -77,6 +77,7 @@ def check_in_at_the_kiosk(page: Page, server: LiveServer, point: PointRef, **typ
     }
     for name, value in values.items():
         page.locator(f"#f-{name}").fill(value)
+    page.locator("details.more > summary").click()  # the optional fields
     page.locator("#f-vessel_type").select_option("sail")
     page.locator("form.checkin button[type=submit]").click()
     page.wait_for_url(re.compile(r"/k/v/[^/?#]+\?new=1$"))

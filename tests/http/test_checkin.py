@@ -216,7 +216,7 @@ async def test_checking_out_twice_is_harmless(
 ):
     answer = await submit(client, marina, {**await open_form(client, marina), **yacht()})
     link = answer.headers["location"].split("?")[0]
-    page = await client.get(link)
+    page = await client.get(f"{link}/checkout")  # the confirmation: "Check out now?"
     csrf = hidden(page.text, "_csrf_token")
     clock.advance(timedelta(hours=14))
     out = await client.post(f"{link}/checkout", data={"_csrf_token": csrf}, follow_redirects=False)
@@ -230,7 +230,10 @@ async def test_checking_out_twice_is_harmless(
     assert again.status_code == 200
     [visit] = await visits_at(db, marina)
     assert visit.departed_at == first_departure
-    assert "Check out now" not in again.text
+    assert "/checkout" not in again.text
+    # The confirmation of a visit that has ended leads back to the visit.
+    late = await client.get(f"{link}/checkout", follow_redirects=False)
+    assert (late.status_code, late.headers["location"]) == (303, link)
 
 
 async def test_a_private_link_that_does_not_exist_gets_a_404(client: Client, marina: PointRef):
@@ -318,12 +321,12 @@ async def test_id_numbers_are_never_stored_even_when_sent(
     assert "111222333" not in stored
 
 
-async def test_a_vehicle_checks_in_with_a_normalised_plate_shown_as_typed(
+async def test_a_dutch_plate_is_kept_in_its_side_code_form_and_keyed_without_dashes(
     client: Client, db: Database, business_park: PointRef
 ):
     form = {
         **await open_form(client, business_park, "vehicle"),
-        "plate": "ab-123-c",
+        "plate": "ab123c",
         "vehicle_type": "van",
         "company": "Koel & Vries BV",
         "guest_name": "Piet Bakker",
@@ -334,9 +337,63 @@ async def test_a_vehicle_checks_in_with_a_normalised_plate_shown_as_typed(
     answer = await submit(client, business_park, form)
     assert answer.status_code == 303
     [visit] = await visits_at(db, business_park)
-    assert visit.plate == "ab-123-c"
+    assert visit.plate == "AB-123-C"
     assert visit.subject_key == "plate:AB123C"
     assert visit.vessel_name is None
+
+
+async def test_a_foreign_plate_is_kept_as_typed(
+    client: Client, db: Database, business_park: PointRef
+):
+    form = {
+        **await open_form(client, business_park, "vehicle"),
+        "plate": "HH ab 12",
+        "plate_country": "DE",
+        "guest_name": "Hans Meier",
+        "residence": "Hamburg",
+        "persons": "1",
+        "expected_departure_at": "2026-07-14T23:00",
+    }
+    assert (await submit(client, business_park, form)).status_code == 303
+    [visit] = await visits_at(db, business_park)
+    assert (visit.plate, visit.subject_key) == ("HH ab 12", "plate:HHAB12")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("registration", "NL-123-AB \U0001f6a4"),  # a speedboat emoji
+        ("registration", "NL-123\u200d-AB"),  # a zero-width joiner
+        ("mmsi", "244\x00123456"),
+        ("mmsi", "244123456\ufe0f"),
+    ],
+)
+async def test_an_identifier_with_a_pictograph_or_control_character_is_refused_next_to_it(
+    client: Client, db: Database, marina: PointRef, field: str, value: str
+):
+    form = {**await open_form(client, marina), **yacht(), field: value}
+    answer = await submit(client, marina, form)
+    assert answer.status_code == 422
+    assert "no emoji, symbols or invisible characters" in answer.text
+    assert f'href="#f-{field}"' in answer.text  # the error summary links to the field
+    assert await visits_at(db, marina) == []
+
+
+async def test_a_plate_with_an_emoji_is_refused_next_to_it(
+    client: Client, db: Database, business_park: PointRef
+):
+    form = {
+        **await open_form(client, business_park, "vehicle"),
+        "plate": "AB-123-C \U0001f697",
+        "guest_name": "Piet Bakker",
+        "residence": "Zaandam",
+        "persons": "1",
+        "expected_departure_at": "2026-07-14T23:00",
+    }
+    answer = await submit(client, business_park, form)
+    assert answer.status_code == 422
+    assert "no emoji, symbols or invisible characters" in answer.text
+    assert await visits_at(db, business_park) == []
 
 
 async def test_a_boat_cannot_be_registered_at_a_business_park(

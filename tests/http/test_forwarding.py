@@ -351,3 +351,21 @@ async def test_an_analyst_reads_neither_the_reviewer_nor_the_note_of_a_forwarded
     assert email.group(0) not in page.text
     assert "J. Jansen" not in page.text
     assert "staff (not shared)" in page.text
+
+
+async def test_the_preview_shows_the_visits_times_on_the_site_s_clock_and_the_json_in_utc(
+    client: Client, db: Database, make_agreement: MakeAgreement
+):
+    await make_agreement(fields=["arrived_at", "vessel_name"])
+    site = await new_site(db)
+    boat = await add_visit(db, site, arrived=NOW - timedelta(hours=3))  # 18:00 in Amsterdam
+    flag = await make_flag(db, site, visits=[boat])
+    await signed_in(client, db, "harbour_master", site)
+
+    page = await client.get(f"/admin/flags/{flag}/forward")
+
+    table = page.text.split('id="h-visits"')[1].split("</table>")[0]
+    assert "2026-07-14 18:00" in table
+    assert "16:00" not in table
+    assert "Europe/Amsterdam" in table
+    assert "2026-07-14T16:00:00Z" in page.text.split('id="forward-json"')[1]

@@ -12,6 +12,7 @@ import pytest
 from nightreg import validation as v
 from nightreg.validation import (
     MAX_LENGTHS,
+    MSG_IDENTIFIER_SYMBOLS,
     CheckinData,
     FieldError,
     clean_text,
@@ -761,16 +762,34 @@ def test_a_vehicle_needs_a_licence_plate() -> None:
 
 
 @pytest.mark.parametrize(
-    "plate", ["12-ABC-3", "ab 12 cd", "LÖ-AB 123", "B-MW 1234", "AB", "ABCDEF123456", "ＮＬ１２"]
+    ("plate", "kept"),
+    [
+        ("12-ABC-3", "12-ABC-3"),
+        ("ab 12 cd", "AB-12-CD"),  # a Dutch side code: kept as the RDW writes it
+        ("LÖ-AB 123", "LÖ-AB 123"),
+        ("B-MW 1234", "B-MW 1234"),
+        ("AB", "AB"),
+        ("ABCDEF123456", "ABCDEF123456"),
+        ("ＮＬ１２", "ＮＬ１２"),
+    ],
 )
-def test_a_plausible_licence_plate_is_accepted_as_typed(plate: str) -> None:
-    assert valid(form_for("vehicle", plate=plate), "vehicle").plate == plate
+def test_a_plausible_licence_plate_is_accepted_as_typed_or_in_its_dutch_form(
+    plate: str, kept: str
+) -> None:
+    form = form_for("vehicle", plate=plate, plate_country="")
+    assert valid(form, "vehicle").plate == kept
 
 
-@pytest.mark.parametrize("plate", ["A", "--A--", "ABCDEFG1234567", "12#AB", "AB 12 😀", "Ω-123"])
+@pytest.mark.parametrize("plate", ["A", "--A--", "ABCDEFG1234567", "12#AB", "Ω-123"])
 def test_an_implausible_licence_plate_is_refused(plate: str) -> None:
     form = form_for("vehicle", plate=plate)
     assert message_of(form, "plate", "vehicle") == "Please enter a valid licence plate."
+
+
+@pytest.mark.parametrize("plate", ["AB 12 😀", "AB\x0012", "AB\u200b12"])
+def test_a_plate_with_an_emoji_or_an_invisible_character_is_refused_as_such(plate: str) -> None:
+    form = form_for("vehicle", plate=plate)
+    assert message_of(form, "plate", "vehicle") == MSG_IDENTIFIER_SYMBOLS
 
 
 # --- notes ---------------------------------------------------------------------------------
@@ -906,14 +925,27 @@ def test_clean_text_keeps_line_breaks_only_for_multiline_fields() -> None:
 
 
 def test_nul_bytes_and_controls_are_removed_from_every_stored_field() -> None:
+    # Identifiers are the exception: they are refused instead (the test after this one).
     dirty = {
-        name: value[:1] + "\x00\x01\x1f\x7f\u200b" + value[1:] for name, value in EVERYTHING.items()
+        name: value if name in IDENTIFIERS else value[:1] + "\x00\x01\x1f\x7f\u200b" + value[1:]
+        for name, value in EVERYTHING.items()
     }
     for kind in KINDS:
         data = valid(dirty, kind)
         for value in dataclasses.asdict(data).values():
             if isinstance(value, str):
                 assert not any(c in value for c in "\x00\x01\x1f\x7f\u200b")
+
+
+IDENTIFIERS = ("registration", "mmsi", "plate")
+
+
+@pytest.mark.parametrize("name", IDENTIFIERS)
+def test_an_identifier_with_a_control_character_is_refused_rather_than_cleaned(name: str) -> None:
+    kind = "vehicle" if name == "plate" else "vessel"
+    value = EVERYTHING[name]
+    form = {**EVERYTHING, name: value[:1] + "\x00" + value[1:]}
+    assert errors_of(form, kind)[name].message == MSG_IDENTIFIER_SYMBOLS
 
 
 # --- hostile input -------------------------------------------------------------------------
