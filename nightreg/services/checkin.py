@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload
 from nightreg.db import Database
 from nightreg.models import Visit
 from nightreg.security import private_link_token, token_hash
-from nightreg.services import visits
+from nightreg.services import duplicates, visits
 from nightreg.services.writer import VisitWriter
 from nightreg.validation import CheckinData
 
@@ -87,13 +87,16 @@ def _replay(earlier: Visit, token: str, fingerprint: str | None, now: datetime) 
 
 
 async def visit_by_private_token(db: Database, token: str) -> Visit | None:
-    """The one visit a private link shows; nothing else is reachable through it."""
+    """The one visit a private link shows; nothing else is reachable through it.
+
+    The link of a visit that staff merged into another shows the visit it went into.
+    """
     if not token or len(token) > 128:
         return None
     async with db.read() as session:
         return await session.scalar(
             select(Visit)
-            .where(Visit.private_token_hash == token_hash(token))
+            .where(duplicates.with_token_hash(token_hash(token)))
             .options(joinedload(Visit.site))
         )
 
@@ -105,7 +108,7 @@ async def check_out(db: Database, token: str, now: datetime) -> Visit | None:
     async with db.write() as session:
         await session.execute(
             update(Visit)
-            .where(Visit.private_token_hash == token_hash(token), Visit.departed_at.is_(None))
+            .where(duplicates.with_token_hash(token_hash(token)), Visit.departed_at.is_(None))
             .values(departed_at=now, updated_at=now)
         )
     return await visit_by_private_token(db, token)
