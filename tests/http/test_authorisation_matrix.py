@@ -98,6 +98,9 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "POST /admin/visits/{id}/correct": (EDIT, SITE),
     "POST /admin/visits/{id}/checkout": (EDIT, SITE),
     "POST /admin/visits/{id}/notes": (EDIT, SITE),
+    # a possible duplicate: merge it into the visit it doubles, or keep both
+    "POST /admin/visits/{id}/merge": (EDIT, SITE),
+    "POST /admin/visits/{id}/keep-both": (EDIT, SITE),
     # export and import
     "GET /admin/sites/{slug}/export": (EDIT, SITE),
     "GET /admin/sites/{slug}/export/download": (EDIT, SITE),
