@@ -65,7 +65,7 @@ async def marks(db: Database) -> dict[int, int]:
         rows = await session.execute(
             select(PossibleDuplicate.visit_id, PossibleDuplicate.duplicate_of_id)
         )
-        return dict(rows)
+        return dict(rows.all())
 
 
 async def staff_in(client: Client, db: Database, point: PointRef, role: str = "harbour_master"):
