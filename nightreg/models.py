@@ -187,6 +187,44 @@ class Visit(Base):
     site: Mapped[Site] = relationship(lazy="raise")
 
 
+class PossibleDuplicate(Base):
+    """A second open visit of a subject that was already present at the site when it was
+    written (nightreg.services.presence): kept, marked, until staff merge the two or keep
+    both. The mark goes with either visit."""
+
+    __tablename__ = "possible_duplicate"
+
+    visit_id: Mapped[int] = mapped_column(
+        ForeignKey("visit.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The open visit it doubles (the earliest of that subject present at the time).
+    duplicate_of_id: Mapped[int] = mapped_column(
+        ForeignKey("visit.id", ondelete="CASCADE"), index=True
+    )
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+
+
+class VisitMerge(Base):
+    """A visit merged into another by staff (a possible duplicate resolved as one stay).
+
+    The merged visit's row is gone; this keeps what still points at it: its private link
+    (the visitor's token resolves to the visit it was merged into), its reference and its id
+    (its audit events stay under that id; the visit's history reads them from here).
+    """
+
+    __tablename__ = "visit_merge"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    # Where the merged visit went; a later merge of that one moves these rows along.
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id", ondelete="CASCADE"), index=True)
+    merged_visit_id: Mapped[int] = mapped_column(Integer, unique=True)
+    merged_reference: Mapped[str] = mapped_column(String(16))
+    private_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    at: Mapped[datetime] = mapped_column(DateTimeUTC)
+
+
 class VisitNote(Base):
     """A staff note on a visit ("paid for two nights", "left the key at the office")."""
 

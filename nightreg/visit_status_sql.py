@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_
 
@@ -10,9 +11,13 @@ from nightreg.models import Visit
 from nightreg.visit_status import DEPARTED, NO_GRACE, OVERDUE, PRESENT
 
 
-def present_at(now: datetime) -> ColumnElement[bool]:
-    """Visits at the site at `now`: arrived, not departed."""
-    return and_(Visit.departed_at.is_(None), Visit.arrived_at <= now)
+def present_at(now: datetime | Any, visit: Any = Visit) -> ColumnElement[bool]:
+    """Visits at the site at `now`: arrived, not departed.
+
+    `visit` may be an alias of Visit and `now` a column (the visits present when another
+    was written: nightreg.services.presence).
+    """
+    return and_(visit.departed_at.is_(None), visit.arrived_at <= now)
 
 
 def departed() -> ColumnElement[bool]:

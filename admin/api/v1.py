@@ -17,11 +17,12 @@ import msgspec
 from litestar import Controller, Request, Response, Router, get, patch, post
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, Example, SecurityScheme
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.status_codes import HTTP_201_CREATED, HTTP_409_CONFLICT
 
 from admin.api import signals as api_signals
 from admin.api.common import QUERY_FIELDS, check_dates, invalid, validation_failed
@@ -31,6 +32,7 @@ from admin.downloads import export_stream
 from admin.web import ActorDep, ContextDep, PathId, Slug
 from nightreg.models import Site, Visit
 from nightreg.services import corrections, register, register_search, sites, transfer, walk_ins
+from nightreg.services.presence import AlreadyPresent
 from nightreg.services.register import QueryInvalid, VisitInvalid
 from nightreg.services.register_search import RegisterQuery
 from nightreg.services.transfer import ExportInvalid
@@ -178,6 +180,24 @@ class VisitIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         Text,
         _doc("Up to 64 characters: sending the same key again returns the first visit"),
     ] = None
+    allow_duplicate: Annotated[
+        bool,
+        _doc(
+            "Register the visit even though its boat (registration or MMSI), vehicle (plate) "
+            "or guest is present at the site now; without it such a visit is refused with 409 "
+            "`already_present` and the open visit's id",
+            True,
+        ),
+    ] = False
+
+
+class AlreadyPresentError(msgspec.Struct):
+    """The visit's boat, vehicle or guest is present at the site now (409)."""
+
+    code: Annotated[str, _doc("Always `already_present`", "already_present")]
+    message: str
+    visit_id: Annotated[int, _doc("The open visit of the same subject at this site", 1234)]
+    field: str | None = None
 
 
 class CorrectionIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -210,6 +230,22 @@ def _error_text(error: FieldError) -> str:
 
 def _visit_invalid(_request: Request[Any, Any, Any], exc: VisitInvalid) -> Response[Any]:
     return invalid({name: _error_text(error) for name, error in exc.errors.items()})
+
+
+def _already_present(
+    _request: Request[Any, Any, Any], exc: AlreadyPresent
+) -> Response[AlreadyPresentError]:
+    return Response(
+        AlreadyPresentError(
+            code="already_present",
+            message=(
+                "This boat, vehicle or guest is present at the site already; send "
+                '"allow_duplicate": true to register another visit anyway.'
+            ),
+            visit_id=exc.visit_id,
+        ),
+        status_code=HTTP_409_CONFLICT,
+    )
 
 
 def _query_invalid(_request: Request[Any, Any, Any], exc: QueryInvalid) -> Response[Any]:
@@ -371,19 +407,29 @@ class SitesController(Controller):
             "A walk-in entered through the API (source `api`), validated like the kiosk's form; "
             "a 422 lists every field at fault. Audited as visit_created; a repeated "
             "`idempotency_key` answers with the visit made the first time, audited as "
-            "visit_viewed."
+            "visit_viewed. A boat (registration or MMSI), vehicle (plate) or guest present at "
+            "the site now is refused with 409 `already_present` and the open visit's id, "
+            'unless the body says `"allow_duplicate": true`.'
         ),
-        responses=_errors(401, 403, 404, 422),
+        responses={
+            **_errors(401, 403, 404, 422),
+            HTTP_409_CONFLICT: ResponseSpec(
+                AlreadyPresentError,
+                description="The boat, vehicle or guest is present at the site already",
+                generate_examples=False,
+            ),
+        },
     )
     async def create_visit(
         self, ctx: ContextDep, actor: ActorDep, slug: Slug, data: JSONBody[VisitIn]
     ) -> VisitOut:
         site = await sites.site_for(ctx.db, actor, slug, "register.edit")
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        allow_duplicate = values.pop("allow_duplicate", False) is True
         form = _as_form(values, ZoneInfo(site.timezone))
         visit = await walk_ins.create_visit(
             ctx.db, actor, site.id, form, now=ctx.clock.now(), source="api",
-            watchlist_key=ctx.settings.watchlist_key,
+            watchlist_key=ctx.settings.watchlist_key, allow_duplicate=allow_duplicate,
         )  # fmt: skip
         return visit_out(visit, visit.site)
 
@@ -511,6 +557,7 @@ api_router = Router(
     security=[{BEARER: []}],
     exception_handlers={
         VisitInvalid: _visit_invalid,
+        AlreadyPresent: _already_present,
         QueryInvalid: _query_invalid,
         ExportInvalid: _export_invalid,
         ValidationException: _validation_failed,

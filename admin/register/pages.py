@@ -15,7 +15,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
-from litestar.status_codes import HTTP_400_BAD_REQUEST
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
 
 from admin.forms import error_messages, form_dates, rerender
 from admin.web import ActorDep, ContextDep, PathId, Slug
@@ -26,6 +26,7 @@ from nightreg.models import Site, Visit
 from nightreg.services import (
     audit,
     corrections,
+    duplicates,
     police_print,
     register,
     register_search,
@@ -33,8 +34,10 @@ from nightreg.services import (
     tonight,
     walk_ins,
 )
-from nightreg.services.access import Actor
+from nightreg.services.access import Actor, NotFound
 from nightreg.services.corrections import EDITABLE_FIELDS
+from nightreg.services.duplicates import DuplicateInvalid
+from nightreg.services.presence import AlreadyPresent
 from nightreg.services.register import QueryInvalid, VisitInvalid
 from nightreg.services.register_search import RegisterQuery
 from nightreg.services.sites import site_for
@@ -95,6 +98,8 @@ ACTION_LABELS = {
     "visit_viewed": N_("Viewed"),
     "round_marked_seen": N_("Seen on the night round"),
     "round_marked_missing": N_("Not there on the night round"),
+    "visit_merged": N_("Merged with visit %(ref)s"),
+    "duplicate_kept": N_("Kept as a visit of its own"),
 }
 SOURCE_SHORT = SOURCE_SHORT_LABELS
 SORT_LABELS = {
@@ -167,11 +172,14 @@ def _history(events: list[audit.ShownEvent], tz: ZoneInfo) -> list[dict[str, Any
             for name in after
         ]
         action = ACTION_LABELS.get(event.action)
+        label = i18n.gettext(action) if action else event.action
+        if event.action == duplicates.MERGED:
+            label = label % {"ref": details.get("merged_reference", "")}
         entries.append(
             {
                 "at": event.at,
                 "actor": event.actor,
-                "action": i18n.gettext(action) if action else event.action,
+                "action": label,
                 "reason": details.get("reason", ""),
                 "changes": changes,
             }
@@ -260,8 +268,9 @@ class SiteRegisterController(Controller):
         params = request.query_params
         form = {
             name: (params.get(name) or "").strip()[:100]
-            for name in ("q", "from", "to", "kind", "status", "source", "sort")
+            for name in ("q", "from", "to", "kind", "status", "source", "sort", "duplicates")
         }
+        form["duplicates"] = "1" if form["duplicates"] == "1" else ""
         dates, errors = form_dates(form)
         query = RegisterQuery(
             q=form["q"],
@@ -270,6 +279,7 @@ class SiteRegisterController(Controller):
             kind=form["kind"] if form["kind"] in site.visit_kinds else None,
             status=form["status"] if form["status"] in visit_status.STATUSES else None,
             source=form["source"] if form["source"] in SOURCES else None,
+            duplicates=form["duplicates"] == "1",
             sort=form["sort"] if form["sort"] in register_search.SORTS else "arrived_desc",
             cursor=(params.get("cursor") or None),
         )
@@ -293,6 +303,7 @@ class SiteRegisterController(Controller):
             "kept": kept,
             "errors": errors,
             "visits": page.visits if page else [],
+            "marks": page.marks if page else {},
             "next_cursor": page.next_cursor if page else None,
             "now": ctx.clock.now(),
             "is_next_page": bool(query.cursor),
@@ -331,17 +342,26 @@ class SiteRegisterController(Controller):
         site = await site_for(ctx.db, actor, slug, "register.edit")
         form = _form(data)
         form.pop("_csrf_token", None)
+        # "Add anyway": the member of staff has seen the visit already present and adds this.
+        add_anyway = form.pop("add_anyway", "") == "1"
+        kind = form.get("kind", "")
+        if kind not in site.visit_kinds:
+            kind = site.visit_kinds[0]
         try:
             visit = await walk_ins.create_visit(
                 ctx.db, actor, site.id, form, now=ctx.clock.now(), source="staff",
-                watchlist_key=ctx.settings.watchlist_key,
+                watchlist_key=ctx.settings.watchlist_key, allow_duplicate=add_anyway,
             )  # fmt: skip
         except VisitInvalid as invalid:
-            kind = form.get("kind", "")
-            if kind not in site.visit_kinds:
-                kind = site.visit_kinds[0]
             context = {**_form_context(site, kind), "values": form}
             return rerender("admin/walk_in.html", context, invalid.errors)
+        except AlreadyPresent as present:
+            # The open visit, shown (and audited as seen) so that staff can decide.
+            open_visit = await register.get_visit(
+                ctx.db, actor, present.visit_id, now=ctx.clock.now()
+            )
+            context = {**_form_context(site, kind), "values": form, "present": open_visit}
+            return rerender("admin/walk_in.html", context, {}, status_code=HTTP_409_CONFLICT)
         return see_other(request, f"/admin/visits/{visit.id}?new=1")
 
     @get("/print", name="admin:print", opt=EXPORT)
@@ -411,6 +431,7 @@ class VisitPagesController(Controller):
         tz = ZoneInfo(visit.site.timezone)
         history = await register.visit_history(ctx.db, actor, visit.id)
         notes = await register.visit_notes(ctx.db, actor, visit.id)
+        marks = await duplicates.of_visit(ctx.db, actor, visit.id)
         return {
             **_base_context(visit.site),
             "visit": visit,
@@ -423,14 +444,71 @@ class VisitPagesController(Controller):
             "note_text": note_text,
             "new": new,
             "missed_rounds": await rounds.missed_rounds(ctx.db, actor, visit.id),
+            "marks": marks,
+            "dup_errors": {},
+            "dup_reason": "",
         }
 
     @get("/", name="admin:visit", opt=VIEW)
     async def show(
         self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
-    ) -> Template:
-        context = await self._page(ctx, actor, id, new=request.query_params.get("new") == "1")
+    ) -> Response[Any]:
+        try:
+            context = await self._page(ctx, actor, id, new=request.query_params.get("new") == "1")
+        except NotFound:
+            # A visit merged into another: its address leads there.
+            survivor = await duplicates.survivor_of(ctx.db, actor, id)
+            if survivor is None:
+                raise
+            return see_other(request, f"/admin/visits/{survivor}")
+        flags = request.query_params
+        context["done"] = (
+            i18n.gettext(N_("The two visits are now one."))
+            if flags.get("merged") == "1"
+            else i18n.gettext(N_("Both visits stay, each counted."))
+            if flags.get("kept") == "1"
+            else None
+        )
         return Template(template_name="admin/visit.html", context=context)
+
+    @post("/merge", name="admin:visit-merge", opt=EDIT)
+    async def merge(
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
+    ) -> Response[Any]:
+        """Merge this possible duplicate into the visit it doubles; on to the survivor."""
+        try:
+            survivor = await duplicates.merge(ctx.db, actor, id, now=ctx.clock.now())
+        except DuplicateInvalid as invalid:
+            return await self._unresolved(ctx, actor, id, invalid)
+        return see_other(request, f"/admin/visits/{survivor.id}?merged=1")
+
+    @post("/keep-both", name="admin:visit-keep-both", opt=EDIT)
+    async def keep_both(
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId, data: FormBody
+    ) -> Response[Any]:
+        """Keep this possible duplicate as a visit of its own, with a reason."""
+        reason = data.get("reason", "") if isinstance(data.get("reason"), str) else ""
+        try:
+            await duplicates.keep_both(ctx.db, actor, id, reason, now=ctx.clock.now())
+        except DuplicateInvalid as invalid:
+            return await self._unresolved(ctx, actor, id, invalid, reason=reason)
+        return see_other(request, f"/admin/visits/{id}?kept=1")
+
+    async def _unresolved(
+        self,
+        ctx: AppContext,
+        actor: Actor,
+        visit_id: int,
+        invalid: DuplicateInvalid,
+        *,
+        reason: str = "",
+    ) -> Template:
+        """The visit's page again with why the merge or keep-both was not done."""
+        context = await self._page(ctx, actor, visit_id)
+        context["dup_errors"] = error_messages(invalid.errors)
+        context["dup_reason"] = reason[: duplicates.MAX_REASON_LENGTH * 2]
+        status = HTTP_409_CONFLICT if "duplicate" in invalid.errors else 422
+        return rerender("admin/visit.html", context, status_code=status)
 
     @get("/correct", name="admin:visit-correct", opt=EDIT)
     async def correct_form(self, ctx: ContextDep, actor: ActorDep, id: PathId) -> Template:

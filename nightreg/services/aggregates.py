@@ -12,6 +12,9 @@ departure date: a boat that arrives on 30 March and leaves on 2 April spends the
 A visit that arrives and leaves on one day spends no night. A visit never checked out counts
 up to its expected departure.
 
+A possible duplicate not yet resolved by staff (nightreg.services.duplicates) counts its
+subject once: it adds no arrival, and only the nights the visit it doubles does not spend.
+
 `contributions` is a pure function over plain rows; `add` folds counts into the table (an
 upsert that adds), inside the caller's transaction, so that counting a visit and deleting it
 commit together: a purge interrupted between batches neither loses nor double-counts one.
@@ -31,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.clock import local_day
-from nightreg.models import Site, Visit, VisitAggregate
+from nightreg.models import PossibleDuplicate, Site, Visit, VisitAggregate
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class StayRow:
     arrived_at: datetime
     # Departure, or the expected departure for a visit never checked out.
     ends_at: datetime
+    visit_id: int = 0
+    # The visit this one may double (an unresolved possible duplicate), if any.
+    duplicate_of: int | None = None
 
 
 @dataclass
@@ -69,15 +75,35 @@ def nights(arrived_at: datetime, ends_at: datetime, tz: ZoneInfo) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days)]
 
 
-def contributions(rows: Iterable[StayRow], zones: Mapping[int, ZoneInfo]) -> dict[Key, Counts]:
-    """The counts these visits add, per site, local day and kind."""
+def contributions(
+    rows: Iterable[StayRow], zones: Mapping[int, ZoneInfo], context: Iterable[StayRow] = ()
+) -> dict[Key, Counts]:
+    """The counts these visits add, per site, local day and kind.
+
+    A possible duplicate of a visit among `rows` or `context` (visits counted elsewhere, given
+    only for this) adds no arrival and only the nights that visit, and the other duplicates
+    of it before it, do not spend: the subject counts once a night.
+    """
+    rows = list(rows)
+    known = {r.visit_id: r for r in (*context, *rows) if r.visit_id}
+    covered: dict[int, set[date]] = {}  # the nights of a doubled visit, as counted so far
     out: dict[Key, Counts] = defaultdict(Counts)
-    for row in rows:
+    for row in sorted(rows, key=lambda r: r.duplicate_of is not None):
         tz = zones[row.site_id]
-        arrival = out[(row.site_id, local_day(row.arrived_at, tz), row.kind)]
-        arrival.visits += 1
-        arrival.persons += row.persons
-        for night in nights(row.arrived_at, row.ends_at, tz):
+        spent = nights(row.arrived_at, row.ends_at, tz)
+        original = known.get(row.duplicate_of) if row.duplicate_of is not None else None
+        if original is not None:
+            seen = covered.setdefault(
+                original.visit_id,
+                set(nights(original.arrived_at, original.ends_at, zones[original.site_id])),
+            )
+            spent = [night for night in spent if night not in seen]
+            seen.update(spent)
+        else:
+            arrival = out[(row.site_id, local_day(row.arrived_at, tz), row.kind)]
+            arrival.visits += 1
+            arrival.persons += row.persons
+        for night in spent:
             out[(row.site_id, night, row.kind)].overnight_stays += row.persons
     return dict(out)
 
@@ -95,8 +121,24 @@ def stay_columns() -> tuple[Any, ...]:
 
 
 def stay_row(row: tuple[Any, ...]) -> StayRow:
-    site_id, kind, persons, arrived_at, departed_at, expected = row
-    return StayRow(site_id, kind, persons, arrived_at, departed_at or expected)
+    site_id, kind, persons, arrived_at, departed_at, expected, *marked = row
+    visit_id, duplicate_of = marked if marked else (0, None)
+    return StayRow(
+        site_id, kind, persons, arrived_at, departed_at or expected, visit_id, duplicate_of
+    )
+
+
+def marked_stay_columns() -> tuple[Any, ...]:
+    """stay_columns, with the visit's id and the visit it may double: select them from
+    `marked_stays()` (a possible duplicate counts its subject once)."""
+    return (*stay_columns(), Visit.id, PossibleDuplicate.duplicate_of_id)
+
+
+def marked_stays() -> Any:
+    """The visits with their marks as possible duplicates (an outer join)."""
+    return select(*marked_stay_columns()).outerjoin(
+        PossibleDuplicate, PossibleDuplicate.visit_id == Visit.id
+    )
 
 
 async def site_zones(session: AsyncSession) -> dict[int, ZoneInfo]:
@@ -143,7 +185,13 @@ async def add_visits(session: AsyncSession, visit_ids: list[int]) -> int:
     zones = await site_zones(session)
     rows = [
         stay_row(tuple(r))
-        for r in await session.execute(select(*stay_columns()).where(Visit.id.in_(visit_ids)))
+        for r in await session.execute(marked_stays().where(Visit.id.in_(visit_ids)))
     ]
-    await add(session, contributions(rows, zones))
+    # The visits they double that stay behind count them as they are counted live.
+    doubled = {r.duplicate_of for r in rows if r.duplicate_of is not None} - set(visit_ids)
+    context = [
+        stay_row(tuple(r))
+        for r in await session.execute(marked_stays().where(Visit.id.in_(sorted(doubled))))
+    ]
+    await add(session, contributions(rows, zones, context))
     return len(rows)

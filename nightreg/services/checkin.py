@@ -16,7 +16,7 @@ from nightreg.db import Database
 from nightreg.i18n import N_
 from nightreg.models import Visit
 from nightreg.security import private_link_token, token_hash
-from nightreg.services import audit, visits
+from nightreg.services import audit, duplicates, visits
 from nightreg.services.access import Actor
 from nightreg.services.writer import VisitWriter
 from nightreg.validation import CheckinData, FieldError, Invalid, validate_new_departure
@@ -91,13 +91,16 @@ def _replay(earlier: Visit, token: str, fingerprint: str | None, now: datetime) 
 
 
 async def visit_by_private_token(db: Database, token: str) -> Visit | None:
-    """The one visit a private link shows; nothing else is reachable through it."""
+    """The one visit a private link shows; nothing else is reachable through it.
+
+    The link of a visit that staff merged into another shows the visit it went into.
+    """
     if not token or len(token) > 128:
         return None
     async with db.read() as session:
         return await session.scalar(
             select(Visit)
-            .where(Visit.private_token_hash == token_hash(token))
+            .where(duplicates.with_token_hash(token_hash(token)))
             .options(joinedload(Visit.site))
         )
 
@@ -128,7 +131,7 @@ async def own_visits(db: Database, tokens: list[str]) -> list[tuple[Visit, str]]
 async def _by_token_for_update(session: AsyncSession, token: str) -> Visit | None:
     return await session.scalar(
         select(Visit)
-        .where(Visit.private_token_hash == token_hash(token))
+        .where(duplicates.with_token_hash(token_hash(token)))
         .options(joinedload(Visit.site))
         .with_for_update(of=Visit)
     )

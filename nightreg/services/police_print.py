@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import select
@@ -10,7 +10,7 @@ from sqlalchemy import select
 from nightreg import visit_status_sql
 from nightreg.db import Database
 from nightreg.models import Site, Visit
-from nightreg.services import audit
+from nightreg.services import audit, duplicates, presence
 from nightreg.services.access import Actor
 from nightreg.services.register import EXPORT, QueryInvalid, period, site_tz
 from nightreg.services.sites import scoped_site
@@ -25,6 +25,15 @@ class PrintOut:
     date_from: date | None
     date_to: date | None
     printed_at: datetime
+    # Possible duplicates on the print: visit id -> the visit it may double (staff have not
+    # resolved them yet). Those whose visit is on the print too are not counted again.
+    marked: dict[int, Visit] = field(default_factory=dict)
+    doubled: frozenset[int] = frozenset()
+
+    @property
+    def entries(self) -> int:
+        """The entries the print counts: a subject present twice counts once."""
+        return len(self.visits) - len(self.doubled)
 
 
 async def print_register(
@@ -50,6 +59,9 @@ async def print_register(
         else:
             stmt = period(stmt, site_tz(site), date_from, date_to)
         visits = list(await session.scalars(stmt.order_by(Visit.arrived_at, Visit.id)))
+        pairs = await duplicates.pairs_among(session, [v.id for v in visits])
+    marked = {p.duplicate.id: p.original for p in pairs}
+    doubled = presence.doubled((v.id for v in visits), {dup: of.id for dup, of in marked.items()})
     await audit.log(
         db,
         actor,
@@ -61,6 +73,10 @@ async def print_register(
             "from": date_from.isoformat() if date_from else None,
             "to": date_to.isoformat() if date_to else None,
             "count": len(visits),
+            **({"possible_duplicates": sorted(marked)} if marked else {}),
         },
     )
-    return PrintOut(site=site, visits=visits, date_from=date_from, date_to=date_to, printed_at=now)
+    return PrintOut(
+        site=site, visits=visits, date_from=date_from, date_to=date_to, printed_at=now,
+        marked=marked, doubled=frozenset(doubled),
+    )  # fmt: skip

@@ -20,7 +20,7 @@ from sqlalchemy.orm import joinedload
 
 from nightreg.clock import local_midnight
 from nightreg.db import Database
-from nightreg.models import AuditEvent, Site, Visit, VisitNote
+from nightreg.models import AuditEvent, Site, Visit, VisitMerge, VisitNote
 from nightreg.services import audit
 from nightreg.services.access import AccessDenied, Actor, NotFound
 from nightreg.validation import FieldError, Invalid
@@ -108,15 +108,18 @@ async def get_visit(db: Database, actor: Actor, visit_id: int, *, now: datetime)
 async def visit_history(
     db: Database, actor: Actor, visit_id: int, *, include_views: bool = False
 ) -> list[audit.ShownEvent]:
-    """What happened to a visit, oldest first: created, corrected, checked out, notes.
+    """What happened to a visit, oldest first: created, corrected, checked out, notes; with
+    the history of the visits merged into it (nightreg.services.duplicates).
 
     Views are left out unless asked for: every opening of the page would otherwise add a line
     to the page. (The audit trail itself keeps them.)
     """
     async with db.read() as session:
         visit = await scoped_visit(session, actor, visit_id, VIEW)
+        merged = select(VisitMerge.merged_visit_id).where(VisitMerge.visit_id == visit.id)
         stmt = select(AuditEvent).where(
-            AuditEvent.object_type == "visit", AuditEvent.object_id == visit.id
+            AuditEvent.object_type == "visit",
+            or_(AuditEvent.object_id == visit.id, AuditEvent.object_id.in_(merged)),
         )
         if not include_views:
             stmt = stmt.where(AuditEvent.action != "visit_viewed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from nightreg import visit_status_sql
 from nightreg.db import Database
 from nightreg.models import Visit
-from nightreg.services import audit
+from nightreg.services import audit, duplicates, presence
 from nightreg.services.access import Actor
 from nightreg.services.register import VIEW, QueryInvalid, period, site_tz
 from nightreg.services.sites import scoped_site
@@ -35,6 +35,8 @@ class RegisterQuery:
     kind: str | None = None
     status: str | None = None
     source: str | None = None
+    # Only visits in an unresolved possible duplicate, either side.
+    duplicates: bool = False
     sort: str = "arrived_desc"
     cursor: str | None = None
     limit: int = 50
@@ -48,6 +50,7 @@ class RegisterQuery:
             "kind": self.kind or "",
             "status": self.status or "",
             "source": self.source or "",
+            "duplicates": "1" if self.duplicates else "",
             "sort": self.sort if self.sort != "arrived_desc" else "",
         }
         return {k: v for k, v in values.items() if v}
@@ -57,6 +60,8 @@ class RegisterQuery:
 class RegisterPage:
     visits: list[Visit]
     next_cursor: str | None
+    # The possible duplicates on the page: visit id -> the visit it may double.
+    marks: dict[int, int] = field(default_factory=dict)
 
 
 def _encode_cursor(sort: str, key: Any, visit_id: int) -> str:
@@ -148,9 +153,12 @@ async def search(
             stmt = stmt.where(Visit.source == query.source)
         if query.status:
             stmt = stmt.where(visit_status_sql.status_is(query.status, now))
+        if query.duplicates:
+            stmt = stmt.where(duplicates.involved())
 
         stmt = _in_order(stmt, query, name_key)
         rows = [(row[0], row[1]) for row in await session.execute(stmt.limit(query.limit + 1))]
+        marks = await presence.marks_of(session, [visit.id for visit, _name in rows])
 
     visits = [visit for visit, _name in rows[: query.limit]]
     next_cursor = None
@@ -170,4 +178,4 @@ async def search(
         object_ids=[v.id for v in visits],
         details=details,
     )
-    return RegisterPage(visits=visits, next_cursor=next_cursor)
+    return RegisterPage(visits=visits, next_cursor=next_cursor, marks=marks)

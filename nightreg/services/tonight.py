@@ -13,7 +13,7 @@ from nightreg import visit_status, visit_status_sql
 from nightreg.clock import local_midnight
 from nightreg.db import Database
 from nightreg.models import Site, Visit
-from nightreg.services import audit, rounds
+from nightreg.services import audit, duplicates, presence, rounds
 from nightreg.services import flags as flag_queue
 from nightreg.services.access import Actor
 from nightreg.services.register import VIEW, site_tz
@@ -31,6 +31,16 @@ class Tonight:
     open_flags: int | None = None
     # Boats present but not there on the last two night rounds that looked for them: to check out.
     not_seen: list[Visit] = field(default_factory=list)
+    # Possible duplicates among those present (and the visits they double), unresolved.
+    duplicates: list[duplicates.Pair] = field(default_factory=list)
+    # Present visit id -> the visit it may double; those counted once are in `doubled`.
+    marks: dict[int, int] = field(default_factory=dict)
+    doubled: frozenset[int] = frozenset()
+
+    def count(self, visits: list[Visit]) -> int:
+        """How many of these the board counts: a subject present twice (a possible duplicate
+        of a visit present too) counts once."""
+        return sum(1 for v in visits if v.id not in self.doubled)
 
 
 _VISIT_COLUMNS = ", ".join(f"visit.{c.name}" for c in Visit.__table__.columns)
@@ -80,6 +90,7 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
             if actor.can(flag_queue.VIEW, site.id)
             else None
         )
+        pairs = await duplicates.pairs_among(session, [v.id for v in present])
         arrived_today = list(
             await session.scalars(
                 select(Visit)
@@ -96,10 +107,14 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
         (v for v in present if now < v.expected_departure_at < next_midnight),
         key=lambda v: (v.expected_departure_at, v.id),
     )
+    marks = {p.duplicate.id: p.original.id for p in pairs}
+    doubled = presence.doubled((v.id for v in present), marks)
     by_kind = dict.fromkeys(site.visit_kinds, 0)
     for visit in present:
-        by_kind[visit.kind] = by_kind.get(visit.kind, 0) + 1
+        if visit.id not in doubled:
+            by_kind[visit.kind] = by_kind.get(visit.kind, 0) + 1
     shown = [v.id for v in present] + [v.id for v in arrived_today]
+    shown += [p.original.id for p in pairs]
     await audit.log(db, actor, "tonight_viewed", at=now, site_id=site.id, object_ids=shown)
     return Tonight(
         site=site,
@@ -110,4 +125,7 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
         overdue=sorted(overdue, key=lambda v: (v.expected_departure_at, v.id)),
         open_flags=open_flags,
         not_seen=sorted(not_seen, key=lambda v: rounds.berth_sort_key(v.berth)),
+        duplicates=pairs,
+        marks=marks,
+        doubled=frozenset(doubled),
     )

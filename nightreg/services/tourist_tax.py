@@ -194,8 +194,9 @@ async def _figures(db: Database, site: Site, month: Month) -> TaxReturn:
     end = local_midnight(month.next_first, tz) + _MARGIN
     ends = func.coalesce(Visit.departed_at, Visit.expected_departure_at)
     async with db.read() as session:
+        # With their marks: a possible duplicate counts its subject once a night.
         live = await session.execute(
-            select(*aggregates.stay_columns()).where(
+            aggregates.marked_stays().where(
                 Visit.site_id == site.id, Visit.arrived_at < end, ends >= start
             )
         )

@@ -4,6 +4,10 @@ Every visit is built by `visit_row` (the validated form plus its site, source, s
 subject key and a private-link hash) and written by `write` (one visit: a fresh reference,
 the idempotency key, the post-commit watchlist check) or `insert_batch` (the import's many
 rows in the caller's transaction; the watchlist meets those in the scheduled scan).
+
+A subject is present once per site (nightreg.services.presence): `write` marks a visit that
+doubles one present as a possible duplicate (the kiosk: nothing submitted is lost), or refuses
+it with AlreadyPresent (a walk-in or the API, until told to add it anyway), or lets it be.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +26,7 @@ from sqlalchemy.orm import joinedload
 from nightreg.db import Database
 from nightreg.models import Visit
 from nightreg.security import new_reference
-from nightreg.services import watchlist
+from nightreg.services import presence, watchlist
 from nightreg.services.writer import VisitWriter
 from nightreg.validation import CheckinData, search_key, subject_key
 
@@ -32,8 +36,12 @@ _INSERT = insert(_VISIT_TABLE)
 # A reference collides once in ~10^12 draws; try again rather than fail the visitor.
 _ATTEMPTS = 3
 
-# Runs inside the visit's own transaction once the row is in (the walk-in's audit event).
+# Runs inside the visit's own transaction once the row is in (the walk-in's audit event). The
+# values are the row's, plus `present_visit_id`: the open visit of the subject, if any.
 InTransaction = Callable[[AsyncSession, int, Mapping[str, Any]], Awaitable[None]]
+
+# What `write` does with a visit of a subject already present at the site.
+OnPresent = Literal["mark", "refuse", "allow"]
 
 
 @dataclass(frozen=True)
@@ -116,11 +124,15 @@ async def write(
     writer: VisitWriter | None = None,
     in_transaction: InTransaction | None = None,
     watchlist_key: str = "",
+    on_present: OnPresent = "mark",
 ) -> Written:
     """Write one visit built by visit_row; a repeat of its idempotency key returns the first.
 
     With `writer` the visit shares a group commit with the check-ins arriving alongside it;
     `in_transaction` needs a transaction of the visit's own (so it cannot use the writer).
+    A visit of a subject present at the site now is marked as a possible duplicate of it
+    (`on_present="mark"`, the writer's way), refused with presence.AlreadyPresent ("refuse")
+    or written as it is ("allow"; staff said to add it anyway).
     With a `watchlist_key`, the new visit is then matched against the hub's watchlist: a hit
     raises a flag only analysts see, and never changes or fails the write.
     """
@@ -129,7 +141,7 @@ async def write(
     for _attempt in range(_ATTEMPTS):
         values["reference"] = new_reference()
         try:
-            visit_id = await _insert(db, values, writer, in_transaction)
+            visit_id = await _insert(db, values, writer, in_transaction, on_present, now)
         except IntegrityError:
             # The same form sent twice at once, or a reference drawn twice: the next round
             # draws another reference unless the key finds the first visit.
@@ -152,14 +164,25 @@ async def _insert(
     values: dict[str, Any],
     writer: VisitWriter | None,
     in_transaction: InTransaction | None,
+    on_present: OnPresent,
+    now: datetime,
 ) -> int:
-    if writer is not None and in_transaction is None:
-        return await writer.insert(dict(values))
+    if writer is not None and in_transaction is None and on_present == "mark":
+        return await writer.insert(dict(values))  # the writer marks in its own transaction
     async with db.write() as session:
+        present_id: int | None = None
+        await presence.lock_sites(session, [values["site_id"]])
+        if on_present != "mark":
+            present = await presence.open_visit(session, values["site_id"], values, now)
+            present_id = present.id if present is not None else None
+            if present_id is not None and on_present == "refuse":
+                raise presence.AlreadyPresent(present_id)
         visit_id = await session.scalar(insert(Visit).values(**values).returning(Visit.id))
         assert visit_id is not None
+        if on_present == "mark":
+            await presence.mark(session, [visit_id])
         if in_transaction is not None:
-            await in_transaction(session, visit_id, values)
+            await in_transaction(session, visit_id, {**values, "present_visit_id": present_id})
     return visit_id
 
 

@@ -30,11 +30,15 @@ async def create_visit(
     now: datetime,
     source: str = "staff",
     watchlist_key: str = "",
+    allow_duplicate: bool = False,
 ) -> Visit:
     """A visit entered by staff (a walk-in) or through the API, with the kiosk's validation.
 
     The arrival may lie up to 7 days back (last night's arrivals entered in the morning); an
     empty arrival means now. A repeated `idempotency_key` returns the visit made the first time.
+    A boat, vehicle or guest present at the site now is refused (presence.AlreadyPresent,
+    naming the open visit) unless `allow_duplicate`: then it is written, and its audit event
+    names the open visit it was added beside.
     The visit and its audit event share one transaction, so the check-ins' group commit is not
     used.
     """
@@ -59,6 +63,9 @@ async def create_visit(
     async def audit_created(
         session: AsyncSession, visit_id: int, values: Mapping[str, Any]
     ) -> None:
+        details = {"kind": data.kind, "source": source, "reference": values["reference"]}
+        if values.get("present_visit_id") is not None:
+            details["added_beside"] = values["present_visit_id"]
         await audit.record(
             session,
             actor,
@@ -67,12 +74,13 @@ async def create_visit(
             site_id=site.id,
             object_type="visit",
             object_id=visit_id,
-            details={"kind": data.kind, "source": source, "reference": values["reference"]},
+            details=details,
         )
 
     written = await visits.write(
-        db, row, now=now, in_transaction=audit_created, watchlist_key=watchlist_key
-    )
+        db, row, now=now, in_transaction=audit_created, watchlist_key=watchlist_key,
+        on_present="allow" if allow_duplicate else "refuse",
+    )  # fmt: skip
     if written.replayed:  # the same form sent twice at once: the other one was first
         return await _replay(db, actor, _same_site(written.visit, site.id), now)
     written.visit.site = site

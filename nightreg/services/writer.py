@@ -4,6 +4,9 @@ A busy evening at a harbour means many phones submitting at once. Each write tra
 a lock (SQLite has one writer at a time) and a commit; sharing them between the visits that
 are waiting anyway raises throughput and cuts the tail latency, while every visitor still
 gets their answer only after their visit is committed.
+
+In the same transaction, each new visit of a subject already present at its site is marked
+as a possible duplicate (nightreg.services.presence): the check-in is kept, staff resolve it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from nightreg.db import Database
 from nightreg.models import Visit
+from nightreg.services import presence
 
 _Pending = tuple[dict[str, Any], "asyncio.Future[int]"]
 
@@ -91,5 +95,8 @@ class VisitWriter:
 
     async def _insert_many(self, rows: list[dict[str, Any]]) -> list[int]:
         async with self.db.write_connection() as conn:
+            await presence.lock_sites(conn, (row["site_id"] for row in rows))
             result = await conn.execute(_INSERT_VISITS, rows)
-            return list(result.scalars())
+            ids = list(result.scalars())
+            await presence.mark(conn, ids)
+            return ids

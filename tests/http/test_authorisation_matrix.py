@@ -105,6 +105,9 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "POST /admin/sites/{slug}/round/marks": (EDIT, SITE),
     "POST /admin/sites/{slug}/round/found": (EDIT, SITE),
     "POST /admin/sites/{slug}/round/finish": (EDIT, SITE),
+    # a possible duplicate: merge it into the visit it doubles, or keep both
+    "POST /admin/visits/{id}/merge": (EDIT, SITE),
+    "POST /admin/visits/{id}/keep-both": (EDIT, SITE),
     # export and import
     "GET /admin/sites/{slug}/export": (EDIT, SITE),
     "GET /admin/sites/{slug}/export/download": (EDIT, SITE),
