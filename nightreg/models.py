@@ -49,6 +49,17 @@ class Site(Base):
     )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    # The site's usual hours ("HH:MM", local): an imported date without a time takes them.
+    usual_arrival_time: Mapped[str] = mapped_column(
+        String(5), default="14:00", server_default="14:00"
+    )
+    usual_departure_time: Mapped[str] = mapped_column(
+        String(5), default="12:00", server_default="12:00"
+    )
+    # The import's remembered column mapping: a file's header (normalised) -> a field or "".
+    import_mapping: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
 
     points: Mapped[list[CheckinPoint]] = relationship(back_populates="site", lazy="raise")
 

@@ -33,6 +33,8 @@ FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENC
 
 USERS = {"permission": "users.manage"}
 SITES = {"permission": "sites.manage"}
+# A site's usual hours: what an imported date without a time takes.
+HOUR_FIELDS = ("usual_arrival_time", "usual_departure_time")
 POINTS = {"permission": "points.manage"}
 # The sites list decides inside: all sites for an admin, one's own for a harbour master.
 SIGNED_IN = {"permission": None}
@@ -274,6 +276,8 @@ def _site_form(site: Site) -> dict[str, str]:
         "municipality": site.municipality,
         "contact": site.contact,
         "active": "yes" if site.is_active else "no",
+        "usual_arrival_time": site.usual_arrival_time,
+        "usual_departure_time": site.usual_departure_time,
     }
 
 
@@ -415,6 +419,8 @@ class SitesController(Controller):
         form = {
             name: form_text(data, name) for name in ("name", "municipality", "contact", "active")
         }
+        hours = {name: form_text(data, name, 10) for name in HOUR_FIELDS if name in data}
+        form.update(hours)
         try:
             await sites.change_site(
                 ctx.db,
@@ -425,6 +431,7 @@ class SitesController(Controller):
                 contact=form["contact"],
                 active=_active(data),
                 now=ctx.clock.now(),
+                **hours,
             )
         except SiteInvalid as invalid:
             site = await site_for(ctx.db, actor, slug, "sites.manage")
@@ -493,6 +500,7 @@ class PointsController(Controller):
                 kiosk_mode=form["kiosk_mode"],
                 active=_active(data),
                 now=ctx.clock.now(),
+                **hours,
             )
         except SiteInvalid as invalid:
             return await _site_page(
