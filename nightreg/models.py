@@ -57,9 +57,7 @@ class Site(Base):
         String(5), default="12:00", server_default="12:00"
     )
     # The import's remembered column mapping: a file's header (normalised) -> a field or "".
-    import_mapping: Mapped[dict[str, str]] = mapped_column(
-        JSON, default=dict, server_default="{}"
-    )
+    import_mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
 
     points: Mapped[list[CheckinPoint]] = relationship(back_populates="site", lazy="raise")
 

@@ -500,7 +500,6 @@ class PointsController(Controller):
                 kiosk_mode=form["kiosk_mode"],
                 active=_active(data),
                 now=ctx.clock.now(),
-                **hours,
             )
         except SiteInvalid as invalid:
             return await _site_page(

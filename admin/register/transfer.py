@@ -92,7 +92,7 @@ def _preview(plan: register_import.FilePlan, tz: ZoneInfo) -> dict[str, Any]:
     fields = ["kind"] + [f for f in PREVIEW_FIELDS if f in chosen or f == "persons"]
     if "departed_at" in chosen and "expected_departure_at" not in fields:
         fields.insert(fields.index("departed_at"), "expected_departure_at")
-    rows = []
+    rows: list[tuple[int, list[str] | None, list[str]]] = []
     for line, values, errors in plan.preview:
         if values is None:
             messages = [register_import.row_message(e, i18n.gettext) for e in errors.values()]
@@ -220,11 +220,9 @@ class TransferController(Controller):
         """
         site = await site_for(ctx.db, actor, slug, "register.edit")
         form = await request.form()
-        options = {
-            "dry_run": bool(form.get("dry_run")),
-            "update": bool(form.get("update")),
-            "sheet": str(form.get("sheet") or "").strip()[:100],
-        }
+        dry_run, update = bool(form.get("dry_run")), bool(form.get("update"))
+        sheet = str(form.get("sheet") or "").strip()[:100] or None
+        options = {"dry_run": dry_run, "update": update, "sheet": sheet or ""}
         data_dir = ctx.settings.data_dir
         token = str(form.get("token") or "")
         staged = None
@@ -261,15 +259,15 @@ class TransferController(Controller):
                 if step == "preview":
                     plan = await register_import.inspect_file(
                         ctx.db, actor, site.id, stream, filename=staged.filename, now=now,
-                        mapping=mapping, sheet=options["sheet"] or None,
+                        mapping=mapping, sheet=sheet,
                     )  # fmt: skip
                     return _import_page(
                         site, options=options, plan=plan, token=staged.token, status_code=200
                     )
                 report = await register_import.import_register(
                     ctx.db, actor, site.id, stream, filename=staged.filename, now=now,
-                    dry_run=options["dry_run"], update=options["update"], mapping=mapping,
-                    sheet=options["sheet"] or None, ask=True, remember=mapping is not None,
+                    dry_run=dry_run, update=update, mapping=mapping,
+                    sheet=sheet, ask=True, remember=mapping is not None,
                 )  # fmt: skip
             except register_import.MappingNeeded as needed:
                 return _import_page(

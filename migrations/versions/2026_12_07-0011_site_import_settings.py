@@ -25,7 +25,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column(
         "site",
-        sa.Column("usual_arrival_time", sa.String(length=5), server_default="14:00", nullable=False),
+        sa.Column(
+            "usual_arrival_time", sa.String(length=5), server_default="14:00", nullable=False
+        ),
     )
     op.add_column(
         "site",

@@ -59,11 +59,11 @@ def keep(data_dir: Path, stream: IO[bytes], *, filename: str, site_id: int, owne
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         shutil.copyfileobj(stream, out, 1 << 20)
-    note = {"filename": filename[:200], "site_id": site_id, "owner": owner}
+    note: dict[str, str | int] = {"filename": filename[:200], "site_id": site_id, "owner": owner}
     fd = os.open(folder / f"{token}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         json.dump(note, out)
-    return Staged(token, path, note["filename"])
+    return Staged(token, path, filename[:200])
 
 
 def find(data_dir: Path, token: str, *, site_id: int, owner: str) -> Staged | None:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import IO, Any, cast
 from zoneinfo import ZoneInfo
 
@@ -70,7 +71,12 @@ from nightreg.validation import FieldError, validate_checkin
 from nightreg.vocabulary import SOURCES
 
 IMPORT_PERMISSION = "register.edit"
-BATCH_SIZE = 2000  # rows of an import per insert
+# Rows of an import per insert. Small enough that the event loop's share of a batch (checking
+# it against the register, preparing the insert) is a few milliseconds: other requests wait
+# no longer than that.
+BATCH_SIZE = 500
+# A season's register repeats its dates: each distinct date text is parsed once an import.
+PARSED_CACHE_SIZE = 4096
 PREVIEW_ROWS = 20  # rows the mapping step shows as they would be stored
 
 # A bad file should not fill memory with its report: further bad rows are counted, not kept.
@@ -260,11 +266,19 @@ _REFERENCE = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}")
 _DATE_ONLY = re.compile(r"[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{1,4}")
 
 
-def _new_reference() -> str:
-    """Like security.new_reference (40 random bits, Crockford base32), drawn in one call."""
-    bits = int.from_bytes(secrets.token_bytes(5), "big")
+def _new_reference(bits: int | None = None) -> str:
+    """Like security.new_reference (40 random bits, Crockford base32)."""
+    if bits is None:
+        bits = int.from_bytes(secrets.token_bytes(5), "big")
     chars = "".join(REFERENCE_ALPHABET[(bits >> shift) & 31] for shift in range(35, -5, -5))
     return f"{chars[:4]}-{chars[4:]}"
+
+
+def _new_references(count: int) -> Iterator[str]:
+    """`count` new references from one draw of random bytes."""
+    pool = secrets.token_bytes(5 * count)
+    for i in range(count):
+        yield _new_reference(int.from_bytes(pool[5 * i : 5 * i + 5], "big"))
 
 
 def _minute(at: datetime) -> int:
@@ -317,6 +331,7 @@ class _Rows:
         self.has = set(self.columns)
         self.report = report
         self.now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+        self.parse = lru_cache(maxsize=PARSED_CACHE_SIZE)(parse_datetime)
 
     def batches(self) -> Iterator[list[dict[str, Any]]]:
         batch: list[dict[str, Any]] = []
@@ -349,8 +364,11 @@ class _Rows:
         if len(cells) > self.width and any(c.strip() for c in cells[self.width :]):
             errors[""] = FieldError(MSG_EXTRA_CELLS)
         # A short row (trailing empty cells left out, as spreadsheets do) leaves fields empty.
-        form = {name: unescape_cell(cell) for name, cell in zip(self.columns, cells, strict=False)
-                if name}  # fmt: skip
+        form = {
+            name: unescape_cell(cell) if cell[:1] == "'" else cell
+            for name, cell in zip(self.columns, cells, strict=False)
+            if name
+        }
         kind = read_kind(form.get("kind", "")) if "kind" in self.has else infer_kind(form)
         if not form.get("persons", "").strip():
             form["persons"] = "1"
@@ -360,7 +378,7 @@ class _Rows:
         departed_text = form.get("departed_at", "").strip()
         departed_at = None
         if departed_text:
-            departed_at = parse_datetime(departed_text, self.tz)
+            departed_at = self.parse(departed_text, self.tz)
         if "expected_departure_at" not in self.has:
             # Only a departure column: it is also when the guest was expected to leave, and a
             # departure still to come is only expected.
@@ -376,7 +394,7 @@ class _Rows:
             now=self.now,
             tz=self.tz,
             max_arrival_past=None,
-            parse_datetime=parse_datetime,
+            parse_datetime=self.parse,
         )
         for name, error in field_errors.items():
             if name in errors:
@@ -564,10 +582,11 @@ async def _assign_references(
     other sites, earlier rows of a dry run).
     """
     kept = 0
+    drawn = _new_references(len(batch))
     for values in batch:
         reference = values["reference"]
         if reference is None or reference in taken:
-            reference = _new_reference()
+            reference = next(drawn)
             while reference in taken:
                 reference = _new_reference()
         else:
@@ -612,7 +631,7 @@ def _changes(
             if old.astimezone(UTC) == new.astimezone(UTC):
                 continue
         elif isinstance(old, Decimal) or isinstance(new, Decimal):
-            if (old is None) == (new is None) and (old is None or Decimal(old) == Decimal(new)):
+            if old is not None and new is not None and Decimal(old) == Decimal(new):
                 continue
         elif old == new:
             continue
@@ -674,7 +693,12 @@ class _Importer:
             self.seen = _Seen()  # the register holds this batch from now on
         self.report.existing += len(known)
         self.report.new += len(new)
-        if new:
+        if new and dry:
+            # Nothing is written: only whether the file's references could be kept matters.
+            self.report.references_kept += sum(
+                1 for v in new if v["reference"] and v["reference"] not in taken
+            )
+        elif new:
             self.report.references_kept += await _assign_references(conn, new, taken)
         if known and self.report.update:
             await self._update(conn, known)
