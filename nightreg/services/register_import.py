@@ -42,7 +42,7 @@ from functools import lru_cache
 from typing import IO, Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nightreg.db import Database
@@ -182,6 +182,21 @@ _visit = cast(Table, Visit.__table__)
 _UPDATABLE = tuple(f for f in FIELDS if f not in ("reference", "kind", "source"))
 _STORED = (_visit.c.id, _visit.c.site_id, _visit.c.reference, _visit.c.subject_key,
            _visit.c.arrived_at, _visit.c.kind)  # fmt: skip
+# The lookups of each batch, built once; their lists are expanding parameters (no per-value
+# coercion of a 500-value IN list on the event loop).
+_BY_REFERENCE = select(*_STORED).where(
+    _visit.c.reference.in_(bindparam("references", expanding=True))
+)
+_BY_SUBJECT = select(*_STORED).where(
+    _visit.c.site_id == bindparam("site_id"),
+    _visit.c.subject_key.in_(bindparam("subjects", expanding=True)),
+    _visit.c.arrived_at >= bindparam("low", type_=_visit.c.arrived_at.type),
+    _visit.c.arrived_at < bindparam("high", type_=_visit.c.arrived_at.type),
+)
+_REFERENCES_USED = select(_visit.c.reference).where(
+    _visit.c.reference.in_(bindparam("references", expanding=True))
+)
+_PARAMS = "__params__"  # a row's driver parameters (visits.BulkRows), made in the worker thread
 _KEYED = ("kind", "guest_name", "residence", "vessel_name", "registration", "mmsi", "plate")
 
 
@@ -332,6 +347,9 @@ class _Rows:
         self.report = report
         self.now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
         self.parse = lru_cache(maxsize=PARSED_CACHE_SIZE)(parse_datetime)
+        # A real import also turns each row into the driver's parameters here, in the worker
+        # thread (visits.BulkRows), so that the event loop only hands them on.
+        self.bulk: visits.BulkRows | None = None
 
     def batches(self) -> Iterator[list[dict[str, Any]]]:
         batch: list[dict[str, Any]] = []
@@ -430,6 +448,8 @@ class _Rows:
             departed_at=departed_at,
         )
         values["reference"] = reference if _REFERENCE.fullmatch(reference) else None
+        if self.bulk is not None:
+            values[_PARAMS] = self.bulk.params(values)
         return values, {}
 
 
@@ -553,19 +573,14 @@ async def _stored_matches(
     references = [v["reference"] for v in batch if v["reference"]]
     by_reference: dict[str, Any] = {}
     if references:
-        result = await conn.execute(select(*_STORED).where(_visit.c.reference.in_(references)))
+        result = await conn.execute(_BY_REFERENCE, {"references": references})
         by_reference = {row.reference: row for row in result}
     subjects = list({v["subject_key"] for v in batch})
     arrivals = [v["arrived_at"] for v in batch]
     low = min(arrivals).replace(second=0, microsecond=0)
     high = max(arrivals).replace(second=0, microsecond=0) + timedelta(minutes=1)
     result = await conn.execute(
-        select(*_STORED).where(
-            _visit.c.site_id == site_id,
-            _visit.c.subject_key.in_(subjects),
-            _visit.c.arrived_at >= low,
-            _visit.c.arrived_at < high,
-        )
+        _BY_SUBJECT, {"site_id": site_id, "subjects": subjects, "low": low, "high": high}
     )
     by_subject = {(row.subject_key, _minute(row.arrived_at)): row for row in result}
     return by_reference, by_subject
@@ -596,9 +611,7 @@ async def _assign_references(
     # A drawn reference used elsewhere already: once in ~10^12 draws; draw again.
     while True:
         result = await conn.execute(
-            select(_visit.c.reference).where(
-                _visit.c.reference.in_([v["reference"] for v in batch])
-            )
+            _REFERENCES_USED, {"references": [v["reference"] for v in batch]}
         )
         used = set(result.scalars())
         if not used:
@@ -654,6 +667,7 @@ class _Importer:
         self.fields = [f for f in _UPDATABLE if f in fields]
         self.now = now
         self.seen = _Seen()
+        self.bulk: visits.BulkRows | None = None
 
     async def batch(
         self, conn: AsyncConnection | AsyncSession, batch: list[dict[str, Any]]
@@ -704,7 +718,13 @@ class _Importer:
             await self._update(conn, known)
         if not dry and new and self.report.ok:
             assert isinstance(conn, AsyncSession)
-            await visits.insert_batch(conn, new)
+            if self.bulk is None:
+                await visits.insert_batch(conn, new)
+            else:
+                index = self.bulk.reference_index
+                for values in new:
+                    values[_PARAMS][index] = values["reference"]
+                await self.bulk.insert(conn, [values[_PARAMS] for values in new])
             self.report.imported += len(new)
 
     async def _update(
@@ -825,6 +845,8 @@ async def import_register(
         )  # fmt: skip
         rows = _Rows(site, opened, columns, report, now)
         importer = _Importer(db, actor, site, report, columns, now)
+        if not dry_run:
+            rows.bulk = importer.bulk = visits.BulkRows(db.engine.dialect)
         if dry_run:
             async with db.engine.connect() as conn:
                 async for batch in _pipeline(rows):
