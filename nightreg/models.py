@@ -55,6 +55,15 @@ class Site(Base):
     # `site_logo` (a hash of its bytes: the logo's URL changes with it, so it can be cached).
     accent_colour: Mapped[str | None] = mapped_column(String(7), nullable=True)
     logo_version: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The site's usual hours ("HH:MM", local): an imported date without a time takes them.
+    usual_arrival_time: Mapped[str] = mapped_column(
+        String(5), default="14:00", server_default="14:00"
+    )
+    usual_departure_time: Mapped[str] = mapped_column(
+        String(5), default="12:00", server_default="12:00"
+    )
+    # The import's remembered column mapping: a file's header (normalised) -> a field or "".
+    import_mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
 
     points: Mapped[list[CheckinPoint]] = relationship(back_populates="site", lazy="raise")
 

@@ -41,6 +41,8 @@ FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENC
 
 USERS = {"permission": "users.manage"}
 SITES = {"permission": "sites.manage"}
+# A site's usual hours: what an imported date without a time takes.
+HOUR_FIELDS = ("usual_arrival_time", "usual_departure_time")
 POINTS = {"permission": "points.manage"}
 # The sites list decides inside: all sites for an admin, one's own for a harbour master.
 SIGNED_IN = {"permission": None}
@@ -285,6 +287,8 @@ def _site_form(site: Site) -> dict[str, str]:
         "municipality": site.municipality,
         "contact": site.contact,
         "active": "yes" if site.is_active else "no",
+        "usual_arrival_time": site.usual_arrival_time,
+        "usual_departure_time": site.usual_departure_time,
     }
 
 
@@ -499,6 +503,8 @@ class SitesController(Controller):
         form = {
             name: form_text(data, name) for name in ("name", "municipality", "contact", "active")
         }
+        hours = {name: form_text(data, name, 10) for name in HOUR_FIELDS if name in data}
+        form.update(hours)
         try:
             await sites.change_site(
                 ctx.db,
@@ -509,6 +515,7 @@ class SitesController(Controller):
                 contact=form["contact"],
                 active=_active(data),
                 now=ctx.clock.now(),
+                **hours,
             )
         except SiteInvalid as invalid:
             site = await site_for(ctx.db, actor, slug, "sites.manage")

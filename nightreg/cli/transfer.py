@@ -40,15 +40,24 @@ def cmd_export_register(settings: Settings, args: argparse.Namespace) -> int:
             date_from=args.date_from,
             date_to=args.date_to,
             fmt=fmt,
-            delimiter=args.delimiter,
+            delimiter=delimiter,
+            sheet_locale=args.sheet_language,
             now=SystemClock().now(),
         )
         await _write_export(chunks, args.out)
 
+    delimiter = args.delimiter or transfer_defaults(args.sheet_language)
     with_database(settings, work)
     if args.out != "-":
         print(f"Register of {args.site} written to {args.out} ({fmt}).", file=sys.stderr)
     return 0
+
+
+def transfer_defaults(language: str | None) -> str:
+    """The delimiter a spreadsheet in this language expects (a comma without one)."""
+    from nightreg.services.transfer import DEFAULT_DELIMITERS
+
+    return DEFAULT_DELIMITERS.get(language or "en", ",")
 
 
 def cmd_export_flags(settings: Settings, args: argparse.Namespace) -> int:
@@ -81,24 +90,70 @@ def cmd_export_flags(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _describe(report: Any) -> list[str]:
-    from nightreg.web import render_error_message
+    from nightreg.services.register_import import row_message
 
+    if report.format == "Excel":
+        source = f"Excel, sheet {report.sheet!r}"
+    else:
+        delimiter = "tab" if report.delimiter == "\t" else repr(report.delimiter)
+        source = f"{report.encoding}, separated by {delimiter}"
     lines = [
-        f"{report.rows} rows read ({report.encoding}, separated by {report.delimiter!r}); "
-        f"{report.bad_rows} refused; {report.imported} imported"
+        f"{report.rows} rows read ({source}): {report.new} new, "
+        f"{report.existing} already in the register"
+        + (f" ({report.updated} with newer values)" if report.update else "")
+        + f", {report.bad_rows} refused; {report.imported} imported"
+        + (f", {report.updated} updated" if report.update and not report.dry_run else "")
         + (" (dry run: nothing written)" if report.dry_run else "")
         + "."
     ]
+    if report.ok and not report.dry_run and report.imported == 0 and not report.updated:
+        lines.append("Nothing new: the register already holds every row of this file.")
+    if report.mapped:
+        lines.append("Columns: " + ", ".join(f"{h} -> {f}" for h, f in report.mapped) + ".")
     if report.ignored_columns:
-        lines.append("Columns not read: " + ", ".join(report.ignored_columns) + ".")
+        columns = ", ".join(report.ignored_columns)
+        lines.append(
+            f"Columns not recognised, not read: {columns} (map one with --map 'HEADER=FIELD')."
+        )
+    headers = {name: header for header, name in report.mapped}
     for row in report.errors[:100]:
-        for column, error in row.errors.items():
-            text = render_error_message(error.message, error.params)
-            lines.append(f"line {row.line}: {column or 'row'}: {text}")
+        for name, error in row.errors.items():
+            column = f" (column {headers[name]})" if name in headers else ""
+            lines.append(f"row {row.line}: {row_message(error)}{column}")
     hidden = report.bad_rows - min(len(report.errors), 100)
     if hidden > 0:
         lines.append(f"… and {hidden} more refused rows.")
     return lines
+
+
+def _mapping(args: argparse.Namespace) -> dict[str, str]:
+    """--mapping FILE (HEADER=FIELD lines, or a JSON object) and then every --map."""
+    import json
+
+    from nightreg.services.import_columns import parse_mapping_pairs
+
+    pairs: list[str] = []
+    if args.mapping:
+        path = Path(args.mapping)
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            raise CommandError(f"{args.mapping}: {exc.strerror}") from exc
+        if text.lstrip().startswith("{"):
+            try:
+                loaded = json.loads(text)
+            except ValueError as exc:
+                raise CommandError(f"{args.mapping}: not JSON ({exc})") from exc
+            if not isinstance(loaded, dict):
+                raise CommandError(f"{args.mapping}: a JSON object of HEADER: FIELD, please")
+            pairs += [f"{k}={v}" for k, v in loaded.items()]
+        else:
+            pairs += text.splitlines()
+    pairs += args.map or []
+    try:
+        return parse_mapping_pairs(pairs)
+    except ValueError as exc:
+        raise CommandError(f"mapping: {exc}") from exc
 
 
 def cmd_import_register(settings: Settings, args: argparse.Namespace) -> int:
@@ -108,6 +163,7 @@ def cmd_import_register(settings: Settings, args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise CommandError(f"{args.file}: no such file")
+    mapping = _mapping(args)
 
     async def work(db: Database) -> register_import.ImportReport:
         try:
@@ -124,9 +180,16 @@ def cmd_import_register(settings: Settings, args: argparse.Namespace) -> int:
                     filename=path.name,
                     now=SystemClock().now(),
                     dry_run=args.dry_run,
+                    update=args.update,
+                    mapping=mapping,
+                    sheet=args.sheet,
+                    remember=bool(mapping),
                 )
             except register_import.ImportFileError as exc:
-                raise CommandError(f"{args.file}: {exc}; nothing was imported") from exc
+                hint = ""
+                if "column" in str(exc):
+                    hint = " (name a column's field with --map 'HEADER=FIELD' or --mapping FILE)"
+                raise CommandError(f"{args.file}: {exc}{hint}; nothing was imported") from exc
 
     report = with_database(settings, work)
     for line in _describe(report):
@@ -150,7 +213,15 @@ def add_commands(sub: Any) -> None:
         "--format", choices=("csv", "json"), help="default: from --out's extension, else csv"
     )
     register.add_argument(
-        "--delimiter", choices=(",", ";"), default=",", help="CSV cell separator (default ,)"
+        "--delimiter",
+        choices=(",", ";"),
+        help="CSV cell separator (default , or, with --sheet-language nl/de, ;)",
+    )
+    register.add_argument(
+        "--sheet-language",
+        choices=("nl", "en", "de"),
+        help="for a spreadsheet: headers in this language, times like 2026-12-05 23:15"
+        " (the import reads it back)",
     )
     register.add_argument(
         "--out",
@@ -182,13 +253,32 @@ def add_commands(sub: Any) -> None:
     imp = sub.add_parser("import", help="read a register from a file")
     imp_sub = imp.add_subparsers(dest="import_command", required=True)
     reg_in = imp_sub.add_parser(
-        "register", help="a CSV register (the export's columns) into a site: all rows or none"
+        "register",
+        help="a register (CSV or .xlsx, Dutch/English/German headers) into a site: all rows"
+        " or none; rows already in the register are not imported again",
     )
     reg_in.add_argument("--site", required=True, help="the site's slug")
-    reg_in.add_argument("file", help="the CSV file")
+    reg_in.add_argument("file", help="the CSV or .xlsx file")
     reg_in.add_argument(
         "--dry-run", action="store_true", help="check every row and report; write nothing"
     )
+    reg_in.add_argument(
+        "--update",
+        action="store_true",
+        help="replace the stored values of rows already in the register with the file's"
+        " (each changed visit audited)",
+    )
+    reg_in.add_argument(
+        "--map",
+        action="append",
+        metavar="HEADER=FIELD",
+        help="what a column holds, e.g. --map 'Naam schipper=guest_name' --map 'Box=berth'"
+        " (FIELD 'skip' skips it); remembered for the site",
+    )
+    reg_in.add_argument(
+        "--mapping", metavar="FILE", help="HEADER=FIELD lines or a JSON object, as --map"
+    )
+    reg_in.add_argument("--sheet", help="the .xlsx sheet to read (default: the first)")
     reg_in.set_defaults(func=cmd_import_register)
 
 

@@ -1,37 +1,48 @@
-"""Import a register from CSV (last season's sheet), all rows or none.
+"""Import a register from a spreadsheet (last season's sheet, or our own export): idempotent,
+all rows or none.
 
-A CSV with the export's columns (unknown columns are ignored and named in the report;
-`site` is ignored: the target site is chosen). `,` or `;` (read from the header, or an
-Excel "sep=;" first line), UTF-8 with or without BOM, else Windows-1252 (older Excel).
-Times: ISO 8601 with or without offset, or Dutch "28-11-2026 21:30" / "28-11-2026"; times
-without an offset are read on the site's clock. Each row passes the kiosk's validation
-(no limit on how long ago the arrival was: a register is history), plus departed_at.
-`source` is kept when it is one of kiosk/staff/api, else "staff"; `reference` is kept when
-it is well-formed and not used yet (in the database or earlier in the file), else a new one
-is drawn. Imported visits get a random private-link hash nobody holds, no idempotency key.
+The file: a CSV or an .xlsx sheet (nightreg.services.import_files). Its columns are recognised by
+their headers in Dutch, English or German, or mapped by staff (nightreg.services.import_columns);
+the mapping staff chose is remembered per site. Each row passes the kiosk's validation (no limit
+on how long ago the arrival was: a register is history), plus departed_at, after the spreadsheet
+habits are undone: a date without a time takes the site's usual arrival or departure hour, an
+empty persons cell is 1, a row without a kind column gets its kind from its cells, and a file
+with only a departure column uses it as the expected departure too (a departure still ahead is
+only expected). Row errors are written for the member of staff who imports ("row 14: the
+residence is empty"), not in the visitor's voice.
 
-All or nothing, in one pass: rows are validated and inserted in batches inside one write
-transaction; once a bad row is seen nothing more is inserted, every further row is still
-checked for the report, and the transaction is rolled back. A dry run does the same
-checks without writing. `register_imported` (count, file name) is written in the same
-transaction. On SQLite the write lock is held for the whole import: kiosk check-ins wait
-that long (about a second per 30,000 rows; see bench/README.md).
+Idempotent: a row whose visit is already in the site's register (the same reference, or the same
+subject arriving in the same minute), or earlier in the same file, is not imported again; with
+`update` its stored values are replaced by the file's where they differ (the columns the file
+has; a departure is never taken away), each changed visit audited as `visit_corrected` with
+before and after. Re-importing a site's own export imports nothing. A reference that another
+site uses is replaced by a new one; `source` is kept when it is one of kiosk/staff/api, else
+"staff". Imported visits get a random private-link hash nobody holds, no idempotency key.
+
+All or nothing, in one pass, off the event loop: the file is read and the rows checked in a
+worker thread, a batch ahead of the database, which checks the batch against the register and
+inserts it in one write transaction; once a bad row is seen nothing more is written, every
+further row is still checked for the report, and the transaction is rolled back. A dry run does
+the same checks without writing. `register_imported` (counts, file name) is written in the same
+transaction. Memory stays flat: rows are streamed; a dry run keeps only the keys of the rows it
+has seen (a real import finds those in the register). On SQLite the write lock is held for the
+whole import: kiosk check-ins wait that long (see bench/README.md).
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
+import asyncio
 import re
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from functools import lru_cache
 from typing import IO, Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nightreg.db import Database
@@ -40,186 +51,221 @@ from nightreg.models import Site, Visit
 from nightreg.security import REFERENCE_ALPHABET
 from nightreg.services import audit, visits
 from nightreg.services.access import Actor
+from nightreg.services.import_columns import (
+    FIELDS,
+    SKIP,
+    guess_columns,
+    infer_kind,
+    known_headers,
+    mapping_problems,
+    missing_fields,
+    normalise_header,
+    parse_datetime,
+    parse_hour,
+    read_kind,
+)
+from nightreg.services.import_files import ImportFileError, SheetFile, open_file
 from nightreg.services.sites import scoped_site
-from nightreg.services.transfer import DELIMITERS, EXPORT_COLUMNS, unescape_cell
-from nightreg.validation import MSG_DATETIME, FieldError, validate_checkin
+from nightreg.services.transfer import unescape_cell
+from nightreg.validation import FieldError, validate_checkin
 from nightreg.vocabulary import SOURCES
 
 IMPORT_PERMISSION = "register.edit"
-BATCH_SIZE = 2000  # rows of an import per insert
+# Rows of an import per insert. Small enough that the event loop's share of a batch (checking
+# it against the register, preparing the insert) is a few milliseconds: other requests wait
+# no longer than that.
+BATCH_SIZE = 500
+# A season's register repeats its dates: each distinct date text is parsed once an import.
+PARSED_CACHE_SIZE = 4096
+PREVIEW_ROWS = 20  # rows the mapping step shows as they would be stored
 
-# Columns an imported file must have; the others may be missing (then empty).
-REQUIRED_COLUMNS = (
-    "kind",
-    "arrived_at",
-    "expected_departure_at",
-    "persons",
-    "guest_name",
-    "residence",
-)
 # A bad file should not fill memory with its report: further bad rows are counted, not kept.
 MAX_REPORTED_ERRORS = 10_000
-# Far more than the export's columns plus any a spreadsheet adds; a header beyond it is no
-# register (and 100,000 columns would cost every row a list of that length).
-MAX_COLUMNS = 1_000
 # A departure in the file may lie a little ahead of this server's clock (clocks differ).
 DEPARTURE_SLACK = timedelta(minutes=5)
+DEFAULT_ARRIVAL_TIME = time(14, 0)
+DEFAULT_DEPARTURE_TIME = time(12, 0)
+# Cells quoted in a row error are cut to this length.
+QUOTE_LENGTH = 40
 
-MSG_ARRIVAL_REQUIRED = N_("Please enter the arrival.")
-MSG_DEPARTED_BEFORE = N_("The departure must not be before the arrival.")
-MSG_DEPARTED_FUTURE = N_("The departure cannot be in the future.")
-MSG_EXTRA_CELLS = N_("This row has more cells than the header has columns.")
+# Row errors for the member of staff who imports, by the visitor's message they stand for.
+MSG_ARRIVAL_EMPTY = N_("the arrival is empty")
+MSG_DEPARTED_BEFORE = N_("the departure is before the arrival")
+MSG_DEPARTED_FUTURE = N_("the departure “%(value)s” is still to come")
+MSG_EXTRA_CELLS = N_("the row has more cells than the header has columns")
+MSG_NO_KIND = N_(
+    "no boat name, registration, MMSI or licence plate tells what kind of visit this is, and"
+    " this site registers no overnight stays"
+)
+MSG_DATE = N_("the %(field)s “%(value)s” is not a date (write 28-11-2026 or 28-11-2026 21:30)")
+MSG_FALLBACK = N_("%(field)s: %(problem)s")
+STAFF_MESSAGES: dict[str, str] = {
+    "Please enter your name.": N_("the name is empty"),
+    "Please enter your place of residence.": N_("the residence is empty"),
+    "Please enter when you expect to leave.": N_("the departure is empty"),
+    "Please choose what you are registering.": N_(
+        "the kind “%(value)s” is not one this site registers"
+    ),
+    "Please use at most %(max)s characters.": N_("the %(field)s is longer than %(max)s characters"),
+    "Please enter a date and time like 2026-07-14 21:30.": MSG_DATE,
+    "The arrival must be within the last 7 days.": N_("the arrival is too long ago"),
+    "The arrival cannot be more than a day ahead.": N_(
+        "the arrival “%(value)s” is more than a day ahead"
+    ),
+    "The expected departure must be after the arrival.": N_(
+        "the departure is not after the arrival"
+    ),
+    "The expected departure must be within a year of the arrival.": N_(
+        "the stay is longer than a year"
+    ),
+    "Please enter a number of persons from 1 to 99.": N_(
+        "the number of persons “%(value)s” is not a number from 1 to 99"
+    ),
+    "Please choose a country from the list.": N_(
+        "the %(field)s “%(value)s” is not a two-letter country code such as NL"
+    ),
+    "Please enter a valid e-mail address.": N_("the e-mail address “%(value)s” is not valid"),
+    "Please enter a valid phone number.": N_("the phone number “%(value)s” is not valid"),
+    "Please choose an option from the list.": N_(
+        "the %(field)s “%(value)s” is not one of its choices"
+    ),
+    "Please enter the name of the boat.": N_("the boat has no name"),
+    "Please enter the registration or the MMSI number.": N_(
+        "the boat has neither a registration nor an MMSI"
+    ),
+    "An MMSI number has 9 digits, starting with 201 to 775.": N_(
+        "the MMSI “%(value)s” is not 9 digits starting with 201 to 775"
+    ),
+    "This IMO number is not valid; please check it.": N_(
+        "the IMO number “%(value)s” has a wrong check digit"
+    ),
+    "Please enter a length from 1 to 100 metres.": N_(
+        "the length “%(value)s” is not 1 to 100 metres"
+    ),
+    "Please enter the licence plate.": N_("the vehicle has no licence plate"),
+    "Please enter a valid licence plate.": N_("the licence plate “%(value)s” is not valid"),
+}
+# How a row error names a field (lower case, inside a sentence).
+FIELD_WORDS: dict[str, str] = {
+    "reference": N_("reference"),
+    "kind": N_("kind"),
+    "source": N_("source"),
+    "arrived_at": N_("arrival"),
+    "expected_departure_at": N_("expected departure"),
+    "departed_at": N_("departure"),
+    "persons": N_("number of persons"),
+    "guest_name": N_("name"),
+    "residence": N_("residence"),
+    "country": N_("country"),
+    "id_document_type": N_("ID document type"),
+    "phone": N_("phone number"),
+    "email": N_("e-mail address"),
+    "berth": N_("berth"),
+    "vessel_name": N_("boat's name"),
+    "registration": N_("registration"),
+    "mmsi": N_("MMSI"),
+    "flag": N_("flag"),
+    "vessel_type": N_("type of boat"),
+    "length_m": N_("length"),
+    "last_port": N_("last port"),
+    "next_port": N_("next port"),
+    "plate": N_("licence plate"),
+    "plate_country": N_("country of the plate"),
+    "vehicle_type": N_("type of vehicle"),
+    "unit": N_("unit"),
+    "company": N_("company"),
+    "notes": N_("notes"),
+}
 
 _visit = cast(Table, Visit.__table__)
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be read (encoding, header, CSV syntax); nothing was imported."""
-
-
-# --- import: reading the file -------------------------------------------------------------------
-
-_DUTCH_DATETIME = re.compile(
-    r"([0-9]{1,2})[-/]([0-9]{1,2})[-/]([0-9]{4})"
-    r"(?:[ T]([0-9]{1,2})[:.]([0-9]{2})(?::([0-9]{2}))?)?"
+# What --update compares and may replace: a visit's fields (not its reference, kind or source).
+_UPDATABLE = tuple(f for f in FIELDS if f not in ("reference", "kind", "source"))
+_STORED = (_visit.c.id, _visit.c.site_id, _visit.c.reference, _visit.c.subject_key,
+           _visit.c.arrived_at, _visit.c.kind)  # fmt: skip
+# The lookups of each batch, built once; their lists are expanding parameters (no per-value
+# coercion of a 500-value IN list on the event loop).
+_BY_REFERENCE = select(*_STORED).where(
+    _visit.c.reference.in_(bindparam("references", expanding=True))
 )
-_ISO_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_BY_SUBJECT = select(*_STORED).where(
+    _visit.c.site_id == bindparam("site_id"),
+    _visit.c.subject_key.in_(bindparam("subjects", expanding=True)),
+    _visit.c.arrived_at >= bindparam("low", type_=_visit.c.arrived_at.type),
+    _visit.c.arrived_at < bindparam("high", type_=_visit.c.arrived_at.type),
+)
+_REFERENCES_USED = select(_visit.c.reference).where(
+    _visit.c.reference.in_(bindparam("references", expanding=True))
+)
+_PARAMS = "__params__"  # a row's driver parameters (visits.BulkRows), made in the worker thread
+_KEYED = ("kind", "guest_name", "residence", "vessel_name", "registration", "mmsi", "plate")
 
 
-def parse_import_datetime(value: str, tz: ZoneInfo) -> datetime | None:
-    """A time from an imported register, as an aware UTC datetime (None if unreadable).
+class MappingNeeded(ImportFileError):
+    """The file's columns need a person's choice (the mapping step): unknown headers, a field
+    named by two columns, or a field the register needs that no column fills."""
 
-    ISO 8601 with an offset is taken as written ("2026-07-14T21:30:00+02:00", also "Z");
-    ISO without an offset and Dutch dates ("28-11-2026 21:30", "28-11-2026", day first) are
-    read on the site's clock, a date alone as its midnight. Like the kiosk, a time skipped by
-    the spring DST change is read with the offset before it, and a time that occurs twice in
-    autumn as its first occurrence (an export writes the offset, so its times stay exact).
-    """
-    text = value.strip()
-    dutch = _DUTCH_DATETIME.fullmatch(text)
-    try:
-        if dutch is not None:
-            day, month, year, hour, minute, second = (int(p or 0) for p in dutch.groups())
-            parsed = datetime(year, month, day, hour, minute, second)
-        elif _ISO_START.match(text):
-            parsed = datetime.fromisoformat(text)
-        else:
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=tz, fold=0)
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
-def _encoding(stream: IO[bytes]) -> str:
-    """UTF-8 (a BOM is dropped) when the whole file decodes as UTF-8, else Windows-1252."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        while chunk := stream.read(1 << 20):
-            decoder.decode(chunk)
-        decoder.decode(b"", final=True)
-        encoding = "utf-8-sig"
-    except UnicodeDecodeError:
-        encoding = "cp1252"
-    stream.seek(0)
-    return encoding
-
-
-def _header_cells(line: str, delimiter: str) -> list[str] | None:
-    """The header's column names, or None when the line is no CSV (a cell over the csv
-    module's field limit, 128 KiB, raises csv.Error: a file error, not a server error)."""
-    try:
-        cells = next(csv.reader([line], delimiter=delimiter), [])
-    except csv.Error:
-        return None
-    return [c.strip().strip("\ufeff").strip().lower() for c in cells]
+    def __init__(self, plan: FilePlan) -> None:
+        super().__init__("the columns need to be mapped")
+        self.plan = plan
 
 
 @dataclass
-class _CsvFile:
+class FilePlan:
+    """A file's header and what the import makes of each column."""
+
+    filename: str
+    format: str
     encoding: str
     delimiter: str
-    columns: list[str]  # by position; "" for a column we do not read
-    ignored: tuple[str, ...]
-    records: Iterator[tuple[int, list[str]]]  # (line of the row's start, cells)
+    sheet: str
+    headers: list[str]
+    columns: list[str | None]  # field, SKIP, or None: not recognised
+    samples: list[list[str]] = field(default_factory=list)  # the first rows' cells
+    preview: list[tuple[int, dict[str, Any] | None, dict[str, FieldError]]] = field(
+        default_factory=list
+    )  # (row, stored values or None, errors)
 
+    @property
+    def unknown(self) -> list[str]:
+        return [h for h, c in zip(self.headers, self.columns, strict=True) if c is None]
 
-def _open_csv(source: bytes | IO[bytes]) -> _CsvFile:
-    stream: IO[bytes] = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
-    encoding = _encoding(stream)
-    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
-    try:
-        first = text.readline()
-        lines_before = 1
-        delimiter = ""
-        if first.lstrip("\ufeff").lower().startswith("sep="):
-            # Excel's hint line: "sep=;" says what separates the cells.
-            delimiter = first.lstrip("\ufeff")[4:5]
-            first = text.readline()
-            lines_before = 2
-        if delimiter not in DELIMITERS:
-            # The header names our columns: whichever delimiter finds more of them is the one.
-            delimiter = max(
-                DELIMITERS,
-                key=lambda d: len(set(_header_cells(first, d) or ()) & set(EXPORT_COLUMNS)),
-            )
-    except UnicodeDecodeError:
-        raise ImportFileError("the file is neither UTF-8 nor Windows-1252 text") from None
-    header = _header_cells(first, delimiter)
-    if header is None:
-        raise ImportFileError("the header line cannot be read: a column name is too long")
-    if len(header) > MAX_COLUMNS:
-        raise ImportFileError(
-            f"the header names {len(header)} columns; a register has at most {MAX_COLUMNS}"
-        )
-    if not any(header):
-        raise ImportFileError("the file is empty: the first line must name the columns")
-    duplicates = sorted({c for c in header if c and header.count(c) > 1})
-    if duplicates:
-        raise ImportFileError(f"columns named twice: {', '.join(duplicates)}")
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise ImportFileError(f"columns missing: {', '.join(missing)}")
-    columns = [c if c in EXPORT_COLUMNS and c != "site" else "" for c in header]
-    ignored = tuple(c for c in header if c and c not in EXPORT_COLUMNS)
+    @property
+    def twice(self) -> list[str]:
+        return mapping_problems(self.columns)
 
-    def records() -> Iterator[tuple[int, list[str]]]:
-        reader = csv.reader(text, delimiter=delimiter)
-        line = lines_before + 1
-        try:
-            for cells in reader:
-                yield line, cells
-                line = lines_before + reader.line_num + 1
-        except csv.Error as exc:
-            raise ImportFileError(f"line {line}: {exc}") from None
-        except UnicodeDecodeError:
-            raise ImportFileError("the file is neither UTF-8 nor Windows-1252 text") from None
+    @property
+    def missing(self) -> list[str]:
+        return missing_fields(self.columns)
 
-    name = "UTF-8" if encoding == "utf-8-sig" else "Windows-1252"
-    return _CsvFile(name, delimiter, columns, ignored, records())
-
-
-# --- import: checking and writing -----------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return not (self.unknown or self.twice or self.missing)
 
 
 @dataclass(frozen=True)
 class RowError:
-    line: int
-    errors: dict[str, FieldError]  # column -> what is wrong ("" for the row as a whole)
+    line: int  # the row's number as a spreadsheet shows it (the header is row 1)
+    errors: dict[str, FieldError]  # field -> what is wrong, for staff ("" for the whole row)
 
 
 @dataclass
 class ImportReport:
     filename: str
     dry_run: bool
+    update: bool = False
+    format: str = "CSV"
     encoding: str = ""
     delimiter: str = ""
+    sheet: str = ""
     ignored_columns: tuple[str, ...] = ()
+    mapped: tuple[tuple[str, str], ...] = ()  # (header, field) of every column read
     rows: int = 0  # data rows read (empty rows are skipped)
     bad_rows: int = 0
+    new: int = 0  # rows not in the register yet (imported, or to be imported)
+    existing: int = 0  # rows already in the register (or earlier in the file)
+    updated: int = 0  # of those, visits whose stored values the file changes (with `update`)
     imported: int = 0  # rows written (0 in a dry run and whenever a row is bad)
-    references_kept: int = 0  # rows that keep the reference in the file
+    references_kept: int = 0  # new rows that keep the reference in the file
     errors: list[RowError] = field(default_factory=list)  # the first MAX_REPORTED_ERRORS
 
     @property
@@ -232,25 +278,78 @@ class ImportReport:
 
 
 _REFERENCE = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}")
+_DATE_ONLY = re.compile(r"[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{1,4}")
 
 
-def _new_reference() -> str:
-    """Like security.new_reference (40 random bits, Crockford base32), drawn in one call."""
-    bits = int.from_bytes(secrets.token_bytes(5), "big")
+def _new_reference(bits: int | None = None) -> str:
+    """Like security.new_reference (40 random bits, Crockford base32)."""
+    if bits is None:
+        bits = int.from_bytes(secrets.token_bytes(5), "big")
     chars = "".join(REFERENCE_ALPHABET[(bits >> shift) & 31] for shift in range(35, -5, -5))
     return f"{chars[:4]}-{chars[4:]}"
+
+
+def _new_references(count: int) -> Iterator[str]:
+    """`count` new references from one draw of random bytes."""
+    pool = secrets.token_bytes(5 * count)
+    for i in range(count):
+        yield _new_reference(int.from_bytes(pool[5 * i : 5 * i + 5], "big"))
+
+
+def _minute(at: datetime) -> int:
+    return int(at.timestamp()) // 60
+
+
+def _quote(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= QUOTE_LENGTH else text[: QUOTE_LENGTH - 1] + "…"
+
+
+def staff_error(name: str, error: FieldError, value: str) -> FieldError:
+    """A validation error in the words of staff: "the residence is empty"."""
+    params: dict[str, str | int] = {**error.params, "value": _quote(value)}
+    params["field"] = FIELD_WORDS.get(name, name)
+    message = STAFF_MESSAGES.get(error.message)
+    if message is None:
+        return FieldError(MSG_FALLBACK, {**params, "problem": error.message})
+    return FieldError(message, params)
+
+
+def row_message(error: FieldError, translate: Callable[[str], str] = str) -> str:
+    """A row error as text, its field's name and any inner message translated too."""
+    params = dict(error.params)
+    for name in ("field", "problem"):
+        if isinstance(params.get(name), str):
+            params[name] = translate(str(params[name]))
+    text = translate(error.message)
+    try:
+        return text % params if params else text
+    except (KeyError, ValueError, TypeError):
+        return text
 
 
 class _Rows:
     """Turns the file's rows into insertable values for one site, collecting what is wrong."""
 
-    def __init__(self, site: Site, csv_file: _CsvFile, report: ImportReport, now: datetime):
+    def __init__(
+        self, site: Site, opened: SheetFile, columns: Sequence[str], report: ImportReport,
+        now: datetime,
+    ) -> None:  # fmt: skip
         self.site_id = site.id
         self.kinds = site.visit_kinds
         self.tz = ZoneInfo(site.timezone)
-        self.file = csv_file
+        self.arrival_time = parse_hour(site.usual_arrival_time) or DEFAULT_ARRIVAL_TIME
+        self.departure_time = parse_hour(site.usual_departure_time) or DEFAULT_DEPARTURE_TIME
+        self.file = opened
+        self.columns = list(columns)
+        self.width = len(self.columns)
+        self.has = set(self.columns)
         self.report = report
         self.now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+        self.parse = lru_cache(maxsize=PARSED_CACHE_SIZE)(parse_datetime)
+        # A real import also turns each row into the driver's parameters here, in the worker
+        # thread (visits.BulkRows), so that the event loop only hands them on.
+        self.bulk: visits.BulkRows | None = None
 
     def batches(self) -> Iterator[list[dict[str, Any]]]:
         batch: list[dict[str, Any]] = []
@@ -258,8 +357,12 @@ class _Rows:
             if not any(cell.strip() for cell in cells):
                 continue
             self.report.rows += 1
-            values = self._row(line, cells)
-            if values is not None and self.report.ok:
+            values, errors = self.row(cells)
+            if errors:
+                self.report.bad_rows += 1
+                if len(self.report.errors) < MAX_REPORTED_ERRORS:
+                    self.report.errors.append(RowError(line, errors))
+            elif values is not None and self.report.ok:
                 batch.append(values)
             if len(batch) >= BATCH_SIZE:
                 yield batch
@@ -267,18 +370,41 @@ class _Rows:
         if batch and self.report.ok:  # after a bad row nothing is written: no need to try
             yield batch
 
-    def _row(self, line: int, cells: list[str]) -> dict[str, Any] | None:
-        columns = self.file.columns
+    def _complete(self, form: dict[str, str], name: str, default: time) -> None:
+        """A date without a time gets the site's usual hour, so validation reads it as such."""
+        text = form.get(name, "").strip()
+        if text and _DATE_ONLY.fullmatch(text):
+            form[name] = f"{text} {default.hour:02d}:{default.minute:02d}"
+
+    def row(self, cells: list[str]) -> tuple[dict[str, Any] | None, dict[str, FieldError]]:
+        """One row's insertable values (visits.visit_row), or its errors for staff."""
         errors: dict[str, FieldError] = {}
-        if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns) :]):
+        if len(cells) > self.width and any(c.strip() for c in cells[self.width :]):
             errors[""] = FieldError(MSG_EXTRA_CELLS)
         # A short row (trailing empty cells left out, as spreadsheets do) leaves fields empty.
         form = {
-            name: unescape_cell(cell) for name, cell in zip(columns, cells, strict=False) if name
+            name: unescape_cell(cell) if cell[:1] == "'" else cell
+            for name, cell in zip(self.columns, cells, strict=False)
+            if name
         }
-        kind = form.get("kind", "").strip().lower()
+        kind = read_kind(form.get("kind", "")) if "kind" in self.has else infer_kind(form)
+        if not form.get("persons", "").strip():
+            form["persons"] = "1"
+        self._complete(form, "arrived_at", self.arrival_time)
+        self._complete(form, "expected_departure_at", self.departure_time)
+        self._complete(form, "departed_at", self.departure_time)
+        departed_text = form.get("departed_at", "").strip()
+        departed_at = None
+        if departed_text:
+            departed_at = self.parse(departed_text, self.tz)
+        if "expected_departure_at" not in self.has:
+            # Only a departure column: it is also when the guest was expected to leave, and a
+            # departure still to come is only expected.
+            form["expected_departure_at"] = departed_text
+            if departed_at is not None and departed_at > self.now + DEPARTURE_SLACK:
+                departed_text, departed_at = "", None
         if not form.get("arrived_at", "").strip():
-            errors["arrived_at"] = FieldError(MSG_ARRIVAL_REQUIRED)
+            errors["arrived_at"] = FieldError(MSG_ARRIVAL_EMPTY)
         data, field_errors = validate_checkin(
             form,
             kind=kind,
@@ -286,27 +412,30 @@ class _Rows:
             now=self.now,
             tz=self.tz,
             max_arrival_past=None,
-            parse_datetime=parse_import_datetime,
+            parse_datetime=self.parse,
         )
         for name, error in field_errors.items():
-            errors.setdefault(name, error)
-        departed_at = None
-        departed_text = form.get("departed_at", "").strip()
+            if name in errors:
+                continue
+            if name == "kind" and "kind" not in self.has:
+                errors[name] = FieldError(MSG_NO_KIND)
+            else:
+                errors[name] = staff_error(name, error, form.get(name, ""))
         if departed_text:
-            departed_at = parse_import_datetime(departed_text, self.tz)
             if departed_at is None:
-                errors["departed_at"] = FieldError(MSG_DATETIME)
+                errors.setdefault(
+                    "departed_at",
+                    FieldError(MSG_DATE, {"field": FIELD_WORDS["departed_at"],
+                                          "value": _quote(departed_text)}),
+                )  # fmt: skip
             elif data is not None and departed_at < data.arrived_at:
                 errors["departed_at"] = FieldError(MSG_DEPARTED_BEFORE)
             elif departed_at > self.now + DEPARTURE_SLACK:
-                errors["departed_at"] = FieldError(MSG_DEPARTED_FUTURE)
+                errors["departed_at"] = FieldError(
+                    MSG_DEPARTED_FUTURE, {"value": _quote(departed_text)}
+                )
         if errors or data is None:
-            self.report.bad_rows += 1
-            if len(self.report.errors) < MAX_REPORTED_ERRORS:
-                self.report.errors.append(RowError(line, errors))
-            return None
-        if not self.report.ok:
-            return None  # nothing will be written; the row was only checked for the report
+            return None, errors
         reference = form.get("reference", "").strip().upper()
         source = form.get("source", "").strip().lower()
         # Nobody holds a private link to an imported visit (visit_row puts a random value
@@ -319,60 +448,349 @@ class _Rows:
             departed_at=departed_at,
         )
         values["reference"] = reference if _REFERENCE.fullmatch(reference) else None
-        return values
+        if self.bulk is not None:
+            values[_PARAMS] = self.bulk.params(values)
+        return values, {}
 
 
-async def _used_references(
-    conn: AsyncConnection | AsyncSession, references: Sequence[str]
-) -> set[str]:
-    if not references:
-        return set()
-    result = await conn.execute(
-        select(_visit.c.reference).where(_visit.c.reference.in_(references))
+# --- the file and its columns -----------------------------------------------------------------
+
+
+def _plan(opened: SheetFile, filename: str, remembered: Mapping[str, str]) -> FilePlan:
+    return FilePlan(
+        filename=filename,
+        format=opened.format,
+        encoding=opened.encoding,
+        delimiter=opened.delimiter,
+        sheet=opened.sheet,
+        headers=opened.headers,
+        columns=guess_columns(opened.headers, remembered),
     )
-    return set(result.scalars())
+
+
+def _describe_problems(plan: FilePlan) -> str:
+    parts = []
+    if plan.unknown:
+        parts.append("columns not recognised: " + ", ".join(plan.unknown))
+    if plan.twice:
+        parts.append("fields named by two columns: " + ", ".join(plan.twice))
+    if plan.missing:
+        parts.append("no column for: " + ", ".join(plan.missing))
+    return "; ".join(parts)
+
+
+def _remembered(site: Site, mapping: Mapping[str, str] | None) -> dict[str, str]:
+    stored = site.import_mapping if isinstance(site.import_mapping, dict) else {}
+    return {**stored, **{normalise_header(k): v for k, v in (mapping or {}).items()}}
+
+
+async def _site(db: Database, actor: Actor, site_id: int) -> Site:
+    async with db.read() as session:
+        return await scoped_site(session, actor, IMPORT_PERMISSION, site_id=site_id)
+
+
+def _inspect(
+    source: bytes | IO[bytes], site: Site, filename: str, mapping: Mapping[str, str] | None,
+    sheet: str | None, now: datetime,
+) -> FilePlan:  # fmt: skip
+    """The plan of a file with the first rows as they would be stored (runs in a thread)."""
+    opened = open_file(source, sheet=sheet)
+    try:
+        plan = _plan(opened, filename, _remembered(site, mapping))
+        report = ImportReport(filename=filename, dry_run=True)
+        columns = [c or SKIP for c in plan.columns]
+        rows = _Rows(site, opened, columns, report, now)
+        for line, cells in opened.records:
+            if not any(c.strip() for c in cells):
+                continue
+            plan.samples.append(cells[: len(columns)])
+            values, errors = rows.row(cells)
+            plan.preview.append((line, values, errors))
+            if len(plan.preview) >= PREVIEW_ROWS:
+                break
+    finally:
+        opened.close()
+    return plan
+
+
+async def inspect_file(
+    db: Database,
+    actor: Actor,
+    site_id: int,
+    source: bytes | IO[bytes],
+    *,
+    filename: str,
+    now: datetime,
+    mapping: Mapping[str, str] | None = None,
+    sheet: str | None = None,
+) -> FilePlan:
+    """What the import makes of a file's columns, and its first rows as they would be stored.
+
+    `mapping` (header -> field or SKIP) goes before the site's remembered mapping and the
+    recognised headers. Raises ImportFileError when the file cannot be read at all.
+    """
+    site = await _site(db, actor, site_id)
+    return await asyncio.to_thread(_inspect, source, site, filename, mapping, sheet, now)
+
+
+async def remember_mapping(
+    db: Database, actor: Actor, site_id: int, mapping: Mapping[str, str]
+) -> None:
+    """Keep staff's choices for a site's columns (by normalised header) for the next file."""
+    chosen = {normalise_header(k): v for k, v in mapping.items() if v in FIELDS or v == SKIP}
+    if not chosen:
+        return
+    known = known_headers()
+    async with db.write() as session:
+        site = await scoped_site(session, actor, IMPORT_PERMISSION, site_id=site_id)
+        stored = dict(site.import_mapping) if isinstance(site.import_mapping, dict) else {}
+        # What the import recognises by itself needs no remembering (unless it overrides an
+        # earlier choice).
+        chosen = {k: v for k, v in chosen.items() if k and (known.get(k) != v or k in stored)}
+        if all(stored.get(k) == v for k, v in chosen.items()):
+            return
+        stored.update(chosen)
+        site.import_mapping = stored
+
+
+# --- the register: what is there already ------------------------------------------------------
+
+
+@dataclass
+class _Seen:
+    """Rows of this file seen by a dry run (which writes nothing, so the register cannot tell):
+    hashes of their references and subjects, a few bytes a row."""
+
+    references: set[int] = field(default_factory=set)
+    subjects: set[int] = field(default_factory=set)
+
+
+async def _stored_matches(
+    conn: AsyncConnection | AsyncSession, site_id: int, batch: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[tuple[str, int], Any]]:
+    """Visits the batch's references name (any site), and this site's visits of the batch's
+    subjects arriving in the batch's minutes."""
+    references = [v["reference"] for v in batch if v["reference"]]
+    by_reference: dict[str, Any] = {}
+    if references:
+        result = await conn.execute(_BY_REFERENCE, {"references": references})
+        by_reference = {row.reference: row for row in result}
+    subjects = list({v["subject_key"] for v in batch})
+    arrivals = [v["arrived_at"] for v in batch]
+    low = min(arrivals).replace(second=0, microsecond=0)
+    high = max(arrivals).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    result = await conn.execute(
+        _BY_SUBJECT, {"site_id": site_id, "subjects": subjects, "low": low, "high": high}
+    )
+    by_subject = {(row.subject_key, _minute(row.arrived_at)): row for row in result}
+    return by_reference, by_subject
 
 
 async def _assign_references(
     conn: AsyncConnection | AsyncSession,
     batch: list[dict[str, Any]],
-    earlier: set[str] | None,
+    taken: set[str],
 ) -> int:
-    """Keep each row's reference if it is free, else draw a new one; returns how many were kept.
+    """Keep each new row's reference if it is free, else draw one; returns how many were kept.
 
-    `earlier` holds the references of earlier batches of a dry run (an import writes those
-    batches, so the database knows them).
+    `taken` holds the references the batch may not use besides the register's (references in
+    other sites, earlier rows of a dry run).
     """
-    taken: set[str] = set()
-    needs_new: list[dict[str, Any]] = []
+    kept = 0
+    drawn = _new_references(len(batch))
     for values in batch:
         reference = values["reference"]
-        if reference is None or reference in taken or (earlier and reference in earlier):
-            needs_new.append(values)
-        else:
-            taken.add(reference)
-    kept = {id(v) for v in batch} - {id(v) for v in needs_new}
-    while True:
-        for values in needs_new:
-            reference = _new_reference()
-            while reference in taken or (earlier and reference in earlier):
+        if reference is None or reference in taken:
+            reference = next(drawn)
+            while reference in taken:
                 reference = _new_reference()
-            values["reference"] = reference
-            taken.add(reference)
-        used = await _used_references(conn, [v["reference"] for v in batch])
+        else:
+            kept += 1
+        values["reference"] = reference
+        taken.add(reference)
+    # A drawn reference used elsewhere already: once in ~10^12 draws; draw again.
+    while True:
+        result = await conn.execute(
+            _REFERENCES_USED, {"references": [v["reference"] for v in batch]}
+        )
+        used = set(result.scalars())
         if not used:
-            break
-        # Kept references already in the register, or (rarely) a new one drawn twice.
-        needs_new = [v for v in batch if v["reference"] in used]
-        kept -= {id(v) for v in needs_new}
-        taken -= used
-    if earlier is not None:
-        earlier.update(taken)
-    return len(kept)
+            return kept
+        for values in batch:
+            if values["reference"] in used:
+                values["reference"] = _new_reference()
+
+
+def _audit_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _changes(
+    stored: Mapping[str, Any], values: Mapping[str, Any], fields: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The file's values that differ from the stored ones: (before, after) for the audit."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for name in fields:
+        new = values.get(name)
+        old = stored[name]
+        if name == "departed_at" and new is None:
+            continue  # an import never takes a departure away
+        if isinstance(old, datetime) and isinstance(new, datetime):
+            if old.astimezone(UTC) == new.astimezone(UTC):
+                continue
+        elif isinstance(old, Decimal) or isinstance(new, Decimal):
+            if old is not None and new is not None and Decimal(old) == Decimal(new):
+                continue
+        elif old == new:
+            continue
+        before[name] = _audit_value(old)
+        after[name] = _audit_value(new)
+    return before, after
+
+
+class _Importer:
+    """Sorts each batch into new rows and rows already there, and writes (unless a dry run)."""
+
+    def __init__(
+        self, db: Database, actor: Actor, site: Site, report: ImportReport, fields: Sequence[str],
+        now: datetime,
+    ) -> None:  # fmt: skip
+        self.db = db
+        self.actor = actor
+        self.site = site
+        self.report = report
+        self.fields = [f for f in _UPDATABLE if f in fields]
+        self.now = now
+        self.seen = _Seen()
+        self.bulk: visits.BulkRows | None = None
+
+    async def batch(
+        self, conn: AsyncConnection | AsyncSession, batch: list[dict[str, Any]]
+    ) -> None:
+        by_reference, by_subject = await _stored_matches(conn, self.site.id, batch)
+        dry = self.report.dry_run
+        seen = self.seen
+        new: list[dict[str, Any]] = []
+        known: list[tuple[int, dict[str, Any]]] = []
+        taken: set[str] = set()  # references of other sites: these rows get new ones
+        for values in batch:
+            reference = values["reference"]
+            subject = (values["subject_key"], _minute(values["arrived_at"]))
+            stored = by_reference.get(reference) if reference else None
+            if stored is not None and stored.site_id != self.site.id:
+                taken.add(reference)
+                stored = None
+            if stored is None:
+                stored = by_subject.get(subject)
+            if stored is not None:
+                known.append((stored.id, values))
+                continue
+            # Earlier in this file: a real import finds those in the register (the same
+            # transaction), except within this batch; a dry run remembers them.
+            subject_hash = hash(subject)
+            reference_hash = hash(reference) if reference else None
+            if subject_hash in seen.subjects or (
+                reference_hash is not None and reference_hash in seen.references
+            ):
+                self.report.existing += 1
+                continue
+            seen.subjects.add(subject_hash)
+            if reference_hash is not None:
+                seen.references.add(reference_hash)
+            new.append(values)
+        if not dry:
+            self.seen = _Seen()  # the register holds this batch from now on
+        self.report.existing += len(known)
+        self.report.new += len(new)
+        if new and dry:
+            # Nothing is written: only whether the file's references could be kept matters.
+            self.report.references_kept += sum(
+                1 for v in new if v["reference"] and v["reference"] not in taken
+            )
+        elif new:
+            self.report.references_kept += await _assign_references(conn, new, taken)
+        if known and self.report.update:
+            await self._update(conn, known)
+        if not dry and new and self.report.ok:
+            assert isinstance(conn, AsyncSession)
+            if self.bulk is None:
+                await visits.insert_batch(conn, new)
+            else:
+                index = self.bulk.reference_index
+                for values in new:
+                    values[_PARAMS][index] = values["reference"]
+                await self.bulk.insert(conn, [values[_PARAMS] for values in new])
+            self.report.imported += len(new)
+
+    async def _update(
+        self, conn: AsyncConnection | AsyncSession, known: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        """Replace stored values with the file's where they differ, one audit event a visit."""
+        ids = list({visit_id for visit_id, _values in known})
+        columns = [_visit.c.id, _visit.c.kind, *(_visit.c[f] for f in _UPDATABLE)]
+        result = await conn.execute(select(*columns).where(_visit.c.id.in_(ids)))
+        stored_rows = {row.id: row._asdict() for row in result}
+        events: list[dict[str, Any]] = []
+        done: set[int] = set()
+        for visit_id, values in known:
+            stored = stored_rows[visit_id]
+            if visit_id in done or stored["kind"] != values["kind"]:
+                continue  # a boat in the file that is a car in the register is no update
+            before, after = _changes(stored, values, self.fields)
+            if not after:
+                continue
+            done.add(visit_id)
+            self.report.updated += 1
+            if self.report.dry_run or not self.report.ok:
+                continue
+            changed = {name: values.get(name) for name in after}
+            merged = {**stored, **changed}
+            changed.update(visits.keys_of({n: merged.get(n) for n in _KEYED}))
+            changed["updated_at"] = self.now
+            await conn.execute(update(_visit).where(_visit.c.id == visit_id).values(**changed))
+            events.append(
+                {
+                    "action": "visit_corrected",
+                    "at": self.now,
+                    "site_id": self.site.id,
+                    "object_type": "visit",
+                    "object_id": visit_id,
+                    "details": {
+                        "reason": f"import {self.report.filename[:200]}",
+                        "before": before,
+                        "after": after,
+                    },
+                }
+            )
+        if events:
+            assert isinstance(conn, AsyncSession)
+            await audit.record_many(conn, self.actor, events)
 
 
 class _Abort(Exception):
     """A bad row was found: roll the import back."""
+
+
+async def _pipeline(rows: _Rows) -> Any:
+    """The rows' batches, each read and checked in a worker thread while the caller writes the
+    one before: the event loop never parses, and the file is read a batch ahead."""
+    iterator = rows.batches()
+    pending = asyncio.ensure_future(asyncio.to_thread(next, iterator, None))
+    try:
+        while True:
+            batch = await pending
+            if batch is None:
+                return
+            pending = asyncio.ensure_future(asyncio.to_thread(next, iterator, None))
+            yield batch
+    finally:
+        if not pending.done():
+            await asyncio.wait([pending])
 
 
 async def import_register(
@@ -384,57 +802,101 @@ async def import_register(
     filename: str,
     now: datetime,
     dry_run: bool = False,
+    update: bool = False,
+    mapping: Mapping[str, str] | None = None,
+    sheet: str | None = None,
+    ask: bool = False,
+    remember: bool = False,
 ) -> ImportReport:
-    """Check (dry run) or import a CSV register into a site; all rows or none.
+    """Check (dry run) or import a register file into a site; all rows or none.
 
-    Raises ImportFileError when the file cannot be read at all; bad rows are in the report.
+    `mapping` (header -> field or SKIP) goes before the site's remembered mapping and the
+    recognised headers; with `remember` it is kept for the site. Columns nobody recognised are
+    skipped and named in the report, or, with `ask`, raise MappingNeeded (the page's mapping
+    step). Raises ImportFileError when the file cannot be read at all (MappingNeeded when a
+    field is named twice or one the register needs is missing); bad rows are in the report.
     """
-    async with db.read() as session:
-        site = await scoped_site(session, actor, IMPORT_PERMISSION, site_id=site_id)
-    csv_file = _open_csv(source)
-    report = ImportReport(
-        filename=filename,
-        dry_run=dry_run,
-        encoding=csv_file.encoding,
-        delimiter=csv_file.delimiter,
-        ignored_columns=csv_file.ignored,
-    )
-    rows = _Rows(site, csv_file, report, now)
-    if dry_run:
-        seen: set[str] = set()
-        async with db.engine.connect() as conn:
-            for batch in rows.batches():
-                report.references_kept += await _assign_references(conn, batch, seen)
-        return report
+    site = await _site(db, actor, site_id)
+    opened = await asyncio.to_thread(open_file, source, sheet=sheet)
     try:
-        async with db.write() as session:
-            for batch in rows.batches():
-                report.references_kept += await _assign_references(session, batch, None)
-                await visits.insert_batch(session, batch)
-                report.imported += len(batch)
-            if not report.ok:
-                raise _Abort
-            await audit.record(
-                session,
-                actor,
-                "register_imported",
-                at=now,
-                site_id=site.id,
-                details={
-                    "count": report.imported,
-                    "file": filename[:200],
-                    "references_kept": report.references_kept,
-                },
-            )
-    except _Abort:
-        report.imported = 0
-    return report
+        plan = _plan(opened, filename, _remembered(site, mapping))
+        if (ask and not plan.ready) or plan.twice or plan.missing:
+            if ask:
+                opened.close()
+                raise MappingNeeded(
+                    await asyncio.to_thread(_inspect, source_again(source), site, filename,
+                                            mapping, sheet, now)
+                )  # fmt: skip
+            raise ImportFileError(_describe_problems(plan))
+        if remember and mapping:
+            await remember_mapping(db, actor, site.id, mapping)
+        columns = [c or SKIP for c in plan.columns]
+        report = ImportReport(
+            filename=filename,
+            dry_run=dry_run,
+            update=update,
+            format=opened.format,
+            encoding=opened.encoding,
+            delimiter=opened.delimiter,
+            sheet=opened.sheet,
+            ignored_columns=tuple(h for h, c in zip(plan.headers, plan.columns, strict=True)
+                                  if c is None),
+            mapped=tuple((h, c) for h, c in zip(plan.headers, columns, strict=True) if c),
+        )  # fmt: skip
+        rows = _Rows(site, opened, columns, report, now)
+        importer = _Importer(db, actor, site, report, columns, now)
+        if not dry_run:
+            rows.bulk = importer.bulk = visits.BulkRows(db.engine.dialect)
+        if dry_run:
+            async with db.engine.connect() as conn:
+                async for batch in _pipeline(rows):
+                    await importer.batch(conn, batch)
+            return report
+        try:
+            async with db.write() as session:
+                async for batch in _pipeline(rows):
+                    await importer.batch(session, batch)
+                if not report.ok:
+                    raise _Abort
+                await audit.record(
+                    session,
+                    actor,
+                    "register_imported",
+                    at=now,
+                    site_id=site.id,
+                    details={
+                        "count": report.imported,
+                        "file": filename[:200],
+                        "references_kept": report.references_kept,
+                        "existing": report.existing,
+                        "updated": report.updated,
+                    },
+                )
+        except _Abort:
+            report.imported = 0
+            report.updated = 0
+        return report
+    finally:
+        opened.close()
+
+
+def source_again(source: bytes | IO[bytes]) -> bytes | IO[bytes]:
+    """The same file from its start (a stream is read again)."""
+    if not isinstance(source, bytes | bytearray):
+        source.seek(0)
+    return source
 
 
 __all__ = [
+    "FilePlan",
     "ImportFileError",
     "ImportReport",
+    "MappingNeeded",
     "RowError",
     "import_register",
-    "parse_import_datetime",
+    "inspect_file",
+    "parse_datetime",
+    "remember_mapping",
+    "row_message",
+    "staff_error",
 ]

@@ -244,6 +244,7 @@ MSG_SLUG_TAKEN = N_("There is a site with this short name already.")
 MSG_KIND = N_("Please choose the kind of site.")
 MSG_TIMEZONE = N_("Please enter a time zone like Europe/Amsterdam.")
 MSG_ACTIVE = N_("Please choose whether it is in use.")
+MSG_HOUR = N_("Please enter a time like 14:00.")
 MSG_POINT_TAKEN = N_("This site has a check-in point with this name already.")
 MSG_TEXT_LONG = N_("Please use at most 200 characters.")
 
@@ -277,6 +278,15 @@ def _check_text(errors: dict[str, str], field: str, value: str) -> str:
     if len(value) > 200:
         errors[field] = MSG_TEXT_LONG
     return value
+
+
+def _check_hour(errors: dict[str, str], field: str, value: str) -> str:
+    """A time of day as "HH:MM" (also typed "9.30" or "9:30")."""
+    match = re.fullmatch(r"([0-9]{1,2})[:.]([0-9]{2})", value.strip())
+    if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+        errors[field] = MSG_HOUR
+        return value
+    return f"{int(match[1]):02d}:{match[2]}"
 
 
 def _check_timezone(errors: dict[str, str], timezone: str) -> str:
@@ -385,13 +395,27 @@ async def change_site(
     contact: str,
     active: bool | None,
     now: datetime,
+    usual_arrival_time: str | None = None,
+    usual_departure_time: str | None = None,
 ) -> dict[str, Any]:
-    """Rename a site, change its notice details, or disable it (its QR codes stop working)."""
+    """Rename a site, change its notice details, or disable it (its QR codes stop working).
+
+    The usual arrival and departure hours ("14:00"; None leaves them) are what an imported
+    date without a time takes.
+    """
     actor.require("sites.manage")
     errors: dict[str, str] = {}
     name = _check_name(errors, name)
     municipality = _check_text(errors, "municipality", municipality)
     contact = _check_text(errors, "contact", contact)
+    hours = {
+        field: _check_hour(errors, field, value)
+        for field, value in (
+            ("usual_arrival_time", usual_arrival_time),
+            ("usual_departure_time", usual_departure_time),
+        )
+        if value is not None
+    }
     if active is None:
         errors["active"] = MSG_ACTIVE
     async with db.write() as session:
@@ -405,6 +429,7 @@ async def change_site(
             "municipality": municipality,
             "contact": contact,
             "is_active": active,
+            **hours,
         }
         changes = {
             field: {"before": getattr(site, field), "after": value}

@@ -40,7 +40,7 @@ from sqlalchemy import ColumnElement, DateTime, Table, func, or_, select, type_c
 
 from nightreg.clock import local_midnight
 from nightreg.db import Database
-from nightreg.i18n import N_
+from nightreg.i18n import LOCALES, N_, translations
 from nightreg.models import Site, Visit
 from nightreg.services import audit
 from nightreg.services.access import Actor
@@ -56,8 +56,44 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "last_port", "next_port", "plate", "plate_country", "vehicle_type", "unit", "company",
     "notes",
 )  # fmt: skip
+# The export's headers for people (the "for a spreadsheet" option writes them in the reader's
+# language); the import recognises them in every language. Unique in each language, so that a
+# German export does not name two columns "Kennzeichen".
+EXPORT_HEADERS: dict[str, str] = {
+    "reference": N_("Reference"),
+    "site": N_("Site"),
+    "kind": N_("Kind"),
+    "source": N_("Source"),
+    "arrived_at": N_("Arrival"),
+    "expected_departure_at": N_("Expected departure"),
+    "departed_at": N_("Departure"),
+    "persons": N_("Persons"),
+    "guest_name": N_("Name"),
+    "residence": N_("Place of residence"),
+    "country": N_("Country"),
+    "id_document_type": N_("ID document type"),
+    "phone": N_("Phone"),
+    "email": N_("E-mail"),
+    "berth": N_("Berth"),
+    "vessel_name": N_("Name of the boat"),
+    "registration": N_("Registration of the boat"),
+    "mmsi": N_("MMSI"),
+    "flag": N_("Flag"),
+    "vessel_type": N_("Type of boat"),
+    "length_m": N_("Length (m)"),
+    "last_port": N_("Coming from"),
+    "next_port": N_("Going to"),
+    "plate": N_("Licence plate"),
+    "plate_country": N_("Country of the plate"),
+    "vehicle_type": N_("Type of vehicle"),
+    "unit": N_("Unit"),
+    "company": N_("Company"),
+    "notes": N_("Notes"),
+}
 FORMATS = ("csv", "json")
 DELIMITERS = (",", ";")
+# A spreadsheet in Dutch or German splits a CSV at semicolons (the comma is their decimal sign).
+DEFAULT_DELIMITERS = {"nl": ";", "de": ";", "en": ","}
 EXPORT_BATCH_SIZE = 5000  # rows of an export per query: few round trips, a few MB each
 
 MSG_FORMAT = N_("Please choose CSV or JSON.")
@@ -177,7 +213,34 @@ class _LocalTimes:
         return (value + offset).isoformat(timespec="seconds") + suffix
 
 
-def _values(row: Sequence[Any], site_slug: str, local_time: _LocalTimes) -> list[Any]:
+class _SheetTimes(_LocalTimes):
+    """Local times a spreadsheet recognises: "2026-12-05 23:15" (seconds only when not zero),
+    no T and no offset. A time that occurs twice (the autumn DST change) keeps its offset in
+    ISO form, so that the import reads it back exactly."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        super().__init__(tz)
+        self.twice: dict[str, bool] = {}  # local "YYYY-MM-DDTHH" -> occurs twice
+
+    def _occurs_twice(self, local_hour: str) -> bool:
+        naive = datetime.fromisoformat(local_hour + ":30")
+        fold0 = naive.replace(tzinfo=self.tz, fold=0).utcoffset()
+        return fold0 != naive.replace(tzinfo=self.tz, fold=1).utcoffset()
+
+    def __call__(self, value: datetime) -> str:
+        text = super().__call__(value)
+        hour = text[:13]
+        twice = self.twice.get(hour)
+        if twice is None:
+            twice = self.twice[hour] = self._occurs_twice(hour)
+        if twice:
+            return text
+        return text[:10] + " " + (text[11:16] if text[17:19] == "00" else text[11:19])
+
+
+def _values(
+    row: Sequence[Any], site_slug: str, local_time: _LocalTimes, decimal_comma: bool = False
+) -> list[Any]:
     """One visit (columns in _COLUMN_NAMES order) as export values, in EXPORT_COLUMNS order."""
     values = list(row[: len(_COLUMN_NAMES)])
     for i in _TIME_INDEXES:
@@ -187,6 +250,8 @@ def _values(row: Sequence[Any], site_slug: str, local_time: _LocalTimes) -> list
     length = values[_LENGTH_INDEX]
     if length is not None:
         values[_LENGTH_INDEX] = f"{Decimal(length):.1f}"
+        if decimal_comma:
+            values[_LENGTH_INDEX] = values[_LENGTH_INDEX].replace(".", ",")
     values.insert(_SITE_INDEX, site_slug)
     return values
 
@@ -266,9 +331,14 @@ async def export_register(
     date_to: date | None,
     fmt: str,
     delimiter: str = ",",
+    sheet_locale: str | None = None,
     now: datetime,
 ) -> AsyncIterator[bytes]:
     """A site's register for a local date range (None: all of it) as CSV or JSON bytes.
+
+    `sheet_locale` ("nl", "en", "de"; CSV only) writes a file for a spreadsheet in that
+    language: headers in it (EXPORT_HEADERS), local times as "2026-12-05 23:15", and, in Dutch
+    and German, the length with a decimal comma. The import reads both kinds back exactly.
 
     Checks and audits on the first `anext()`, before any byte: pull the first chunk before
     promising a response.
@@ -277,6 +347,8 @@ async def export_register(
         raise ExportInvalid("format", MSG_FORMAT)
     if fmt == "csv" and delimiter not in DELIMITERS:
         raise ExportInvalid("delimiter", MSG_DELIMITER)
+    if sheet_locale is not None and sheet_locale not in LOCALES:
+        sheet_locale = None
     if date_from is not None and date_to is not None and date_from > date_to:
         raise ExportInvalid("to", MSG_PERIOD)
     site = await _site(db, actor, site_id, EXPORT_PERMISSION)
@@ -292,29 +364,46 @@ async def export_register(
     }
     if fmt == "csv":
         details["delimiter"] = delimiter
+        if sheet_locale:
+            details["sheet"] = sheet_locale
     await audit.log(db, actor, "register_exported", at=now, site_id=site.id, details=details)
-    chunks = _csv_chunks if fmt == "csv" else _json_chunks
-    async for chunk in chunks(db, where, site.slug, tz, delimiter):
+    if fmt == "json":
+        async for chunk in _json_chunks(db, where, site.slug, tz):
+            yield chunk
+        return
+    async for chunk in _csv_chunks(db, where, site.slug, tz, delimiter, sheet_locale):
         yield chunk
 
 
+def sheet_headers(locale: str) -> list[str]:
+    """The export's headers in a language (the "for a spreadsheet" option)."""
+    catalog = translations(locale)
+    return [catalog.ugettext(EXPORT_HEADERS[name]) for name in EXPORT_COLUMNS]
+
+
 async def _csv_chunks(
-    db: Database, where: list[ColumnElement[bool]], slug: str, tz: ZoneInfo, delimiter: str
+    db: Database,
+    where: list[ColumnElement[bool]],
+    slug: str,
+    tz: ZoneInfo,
+    delimiter: str,
+    sheet_locale: str | None,
 ) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
     # The BOM tells Excel the file is UTF-8; without it, "Zoë" arrives as "ZoÃ«".
     buffer.write("\ufeff")
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(sheet_headers(sheet_locale) if sheet_locale else EXPORT_COLUMNS)
     yield buffer.getvalue().encode()
     text_indexes = tuple(i + (i >= _SITE_INDEX) for i in _TEXT_INDEXES)
-    local_time = _LocalTimes(tz)
+    local_time = _SheetTimes(tz) if sheet_locale else _LocalTimes(tz)
+    decimal_comma = sheet_locale in ("nl", "de")
     async for rows in _batches(db, where):
         buffer.seek(0)
         buffer.truncate()
         out = []
         for row in rows:
-            values = _values(row, slug, local_time)
+            values = _values(row, slug, local_time, decimal_comma)
             for i in text_indexes:
                 value = values[i]
                 if value and value[0] in _CHECK_START:
@@ -325,7 +414,7 @@ async def _csv_chunks(
 
 
 async def _json_chunks(
-    db: Database, where: list[ColumnElement[bool]], slug: str, tz: ZoneInfo, _delimiter: str
+    db: Database, where: list[ColumnElement[bool]], slug: str, tz: ZoneInfo
 ) -> AsyncIterator[bytes]:
     local_time = _LocalTimes(tz)
     separator = "[\n"
@@ -340,13 +429,16 @@ async def _json_chunks(
 
 
 __all__ = [
+    "DEFAULT_DELIMITERS",
     "DELIMITERS",
     "EXPORT_COLUMNS",
+    "EXPORT_HEADERS",
     "FORMATS",
     "ExportInvalid",
     "escape_cell",
     "export_filename",
     "export_register",
+    "sheet_headers",
     "unescape_cell",
     "visit_record",
 ]

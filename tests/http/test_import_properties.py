@@ -161,6 +161,10 @@ async def test_random_rows_are_imported_exactly_or_refused_at_a_line_and_field(
     references = [new_reference() for _ in rows]
     for values, reference in zip(rows, references, strict=True):
         values["reference"] = reference
+        if values["registration"] == VALID["registration"]:
+            # Another boat in each row and example: the same boat arriving in the same minute
+            # is already in the register, and is not imported again.
+            values["registration"] = f"NL-{reference}"
     data = csv_file(rows, delimiter)
     try:
         report = await register_import.import_register(
@@ -172,7 +176,7 @@ async def test_random_rows_are_imported_exactly_or_refused_at_a_line_and_field(
         refused = None
     if refused is not None:
         # A file the CSV reader cannot take apart (a NUL byte): refused whole, with the line.
-        assert re.match(r"line \d+: ", refused), refused
+        assert re.match(r"row \d+: ", refused), refused
         assert await visits_by_reference(db, references) == {}
         return
 
@@ -189,9 +193,13 @@ async def test_random_rows_are_imported_exactly_or_refused_at_a_line_and_field(
             assert set(error.errors) <= set(COLUMNS) | {""}
         return
 
-    assert report.imported == len(rows)
-    assert set(stored) == set(references)
+    # Rows that repeat a boat and arrival minute of the file (random cells can) count once.
+    assert report.imported == report.new == len(stored)
+    assert report.new + report.existing == len(rows)
+    assert set(stored) <= set(references)
     for values in rows:
+        if values["reference"] not in stored:
+            continue
         visit = stored[values["reference"]]
         for name in (*FREE_TEXT, "notes"):
             assert getattr(visit, name) == expected(name, values[name]), name

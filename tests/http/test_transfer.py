@@ -264,7 +264,7 @@ async def test_a_bad_row_after_batches_already_written_still_imports_nothing(
 
 
 @pytest.mark.parametrize("dry_run", [True, False])
-async def test_a_reference_named_twice_in_one_file_is_kept_once(
+async def test_a_row_named_twice_in_one_file_is_imported_once(
     db: Database, monkeypatch: pytest.MonkeyPatch, dry_run: bool
 ):
     monkeypatch.setattr(register_import, "BATCH_SIZE", 1)  # the second one comes in another batch
@@ -272,24 +272,25 @@ async def test_a_reference_named_twice_in_one_file_is_kept_once(
     reference = "ZZ" + register_import._new_reference()[2:]
     header = "reference," + IMPORT_HEADER.replace(";", ",")
     row = f"{reference},vessel,2026-06-01 14:00,2026-06-02 12:00,,2,Jan,Hoorn,Eend,NL-1-AB\r\n"
+    other = "ZZ" + register_import._new_reference()[2:]
+    same_boat = row.replace(reference, other)  # another reference, the same boat and minute
     report = await register_import.import_register(
         db,
         staff("harbour_master", site),
         site.id,
-        (header + row + row.lower()).encode(),
+        (header + row + row.lower() + same_boat).encode(),
         filename="twice.csv",
         now=NOW,
         dry_run=dry_run,
     )
-    assert (report.ok, report.rows, report.references_kept) == (True, 2, 1)
+    assert (report.ok, report.rows, report.new, report.existing) == (True, 3, 1, 2)
+    assert report.references_kept == 1
     if not dry_run:
         async with db.read() as session:
             references = list(
                 await session.scalars(select(Visit.reference).where(Visit.site_id == site.id))
             )
-        assert len(references) == 2
-        assert reference in references
-        assert len(set(references)) == 2
+        assert references == [reference]
 
 
 async def test_an_import_is_audited_with_its_count_and_file_name(db: Database):
@@ -466,7 +467,9 @@ async def test_an_upload_without_a_file_asks_for_one(client: Client, db: Databas
     assert 'id="err-file"' in answer.text
 
 
-async def test_an_upload_that_is_not_a_register_says_why(client: Client, db: Database):
+async def test_an_upload_that_is_not_a_register_asks_what_its_columns_hold(
+    client: Client, db: Database
+):
     site = await new_site(db)
     account = await make_staff(db, "harbour_master", [site.slug])
     csrf = await sign_in(client, account.email)
@@ -475,8 +478,11 @@ async def test_an_upload_that_is_not_a_register_says_why(client: Client, db: Dat
         data={"_csrf_token": csrf},
         files={"file": ("photo.csv", b"name,colour\r\nx,y\r\n", "text/csv")},
     )
-    assert answer.status_code == 400
-    assert "columns missing" in answer.text
+    assert answer.status_code == 200
+    assert "Which column holds what?" in answer.text
+    assert "Not recognised: colour." in answer.text
+    assert "No column holds: Arrival, Place of residence, Expected departure." in answer.text
+    assert await count(db, site) == 0
 
 
 async def test_security_may_not_import(client: Client, db: Database):
@@ -535,7 +541,7 @@ def test_the_import_command_lists_refused_rows_and_fails(
     sheet_file.write_bytes(sheet("vessel;gisteren;02-06-2026 12:00;;2;Jan;Hoorn;Eend;NL-1-AB"))
     code, out, _ = run(capsys, "import", "register", "--site", slug, str(sheet_file))
     assert code == 1
-    assert "line 2: arrived_at:" in out
+    assert "row 2: the arrival “gisteren” is not a date" in out
     assert "Nothing was imported" in out
 
 
@@ -601,8 +607,8 @@ HUGE = "x" * (129 * 1024)
     [
         (f"kind;arrived_at;{HUGE}\r\n".encode(), "header"),
         (";".join(f"c{i}" for i in range(100_000)).encode() + b"\r\n", "columns"),
-        (IMPORT_HEADER.encode() + f"vessel;{HUGE}\r\n".encode(), "line 2"),
-        (IMPORT_HEADER.encode() + f'vessel;"{HUGE}"\r\n'.encode(), "line 2"),
+        (IMPORT_HEADER.encode() + f"vessel;{HUGE}\r\n".encode(), "row 2"),
+        (IMPORT_HEADER.encode() + f'vessel;"{HUGE}"\r\n'.encode(), "row 2"),
     ],
     ids=["header field over 128 KiB", "100,000 columns", "field over 128 KiB", "quoted field"],
 )

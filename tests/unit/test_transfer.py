@@ -7,7 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nightreg.services.register_import import ImportFileError, _open_csv, parse_import_datetime
+from nightreg.services.import_columns import parse_datetime as parse_import_datetime
+from nightreg.services.import_files import ImportFileError
+from nightreg.services.import_files import open_file as _open_csv
 from nightreg.services.transfer import escape_cell, unescape_cell
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -66,7 +68,7 @@ def test_an_excel_sep_line_and_a_bom_are_understood():
     ).encode()
     opened = _open_csv(data)
     assert (opened.encoding, opened.delimiter) == ("UTF-8", ",")
-    assert opened.ignored == ("colour",)
+    assert opened.headers[-1] == "colour"
     assert [line for line, _cells in opened.records] == [3]
 
 
@@ -74,8 +76,8 @@ def test_an_excel_sep_line_and_a_bom_are_understood():
     ("data", "problem"),
     [
         (b"", "empty"),
-        (b"kind,persons\r\n", "columns missing"),
-        (b"kind,kind,arrived_at\r\n", "named twice"),
+        (b";;;\r\nx;y\r\n", "empty"),
+        (b"PK\x03\x04not a zip", "not an Excel workbook"),
     ],
 )
 def test_a_file_that_cannot_be_a_register_is_refused_as_a_whole(data: bytes, problem: str):
