@@ -22,6 +22,7 @@ from nightreg.services import import_staging, register_import, transfer
 from nightreg.services.access import Actor
 from nightreg.services.import_columns import FIELDS, SKIP
 from nightreg.services.sites import site_for
+from nightreg.vocabulary import KIND_LABELS
 from nightreg.web import render_error_message
 
 EXPORT = {"permission": "register.export"}
@@ -136,6 +137,7 @@ def _import_page(
         "preview": _preview(plan, ZoneInfo(site.timezone)) if plan is not None else None,
         "field_choices": [(name, transfer.EXPORT_HEADERS[name]) for name in FIELDS],
         "labels": transfer.EXPORT_HEADERS,
+        "kind_labels": KIND_LABELS,
         "usual": (site.usual_arrival_time, site.usual_departure_time),
         "twice_labels": _labels(plan.twice if plan else []),
         "missing_labels": _labels(plan.missing if plan else []),
