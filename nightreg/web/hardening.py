@@ -30,6 +30,10 @@ CSP = (
 # One year, subdomains included (ASVS 5.0 V3.4.1 at level 2).
 HSTS = "max-age=31536000; includeSubDomains"
 STATIC_PREFIX = "/static/"
+# The icons browsers ask for at the root, served from the static folder (nightreg.app).
+ICONS = frozenset({"/favicon.ico", "/apple-touch-icon.png"})
+STATIC_CACHE_VERSIONED = "public, max-age=31536000, immutable"
+STATIC_CACHE = "public, max-age=86400"
 # The minimum pace a declared body must keep after the fixed allowance (64 KiB a second).
 BODY_BYTES_PER_SECOND = 64 * 1024
 
@@ -49,7 +53,11 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_static = scope.get("path", "").startswith(STATIC_PREFIX)
+        is_static = scope.get("path", "").startswith(STATIC_PREFIX) or scope.get("path") in ICONS
+        # A URL with the files' version (`?v=`) never changes its content: a year, immutable.
+        # Without it (a bookmark, /favicon.ico) a day, so that a new release shows in a day.
+        versioned = b"v=" in scope.get("query_string", b"")
+        static_cache = STATIC_CACHE_VERSIONED if versioned else STATIC_CACHE
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -63,6 +71,9 @@ class SecurityHeadersMiddleware:
                     headers.setdefault("Strict-Transport-Security", HSTS)
                 if not is_static:
                     headers["Cache-Control"] = "no-store"
+                elif message["status"] == 200:
+                    headers["Cache-Control"] = static_cache
+
                 if self.https:
                     # In place: MutableScopeHeaders above holds this very list.
                     raw = cast("list[tuple[bytes, bytes]]", message["headers"])
