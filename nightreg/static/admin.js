@@ -3,7 +3,8 @@
    1. On a narrow screen the navigation folds behind a "Menu" button; without script it stays
       unfolded, and the site switcher and account menu are <details> that need no script.
    2. An open menu (site switcher, account) closes on a click elsewhere or on Escape.
-   3. A button with data-print opens the browser's print dialogue (the police print). */
+   3. A button with data-print opens the browser's print dialogue (the police print).
+   4. A table that scrolls inside its own box on a narrow screen can be reached by keyboard. */
 (function () {
   "use strict";
   document.documentElement.classList.add("js");
@@ -25,6 +26,17 @@
     closeMenus(target.closest("details.switcher, details.account"));
     if (target.closest("[data-print]")) { event.preventDefault(); window.print(); }
   });
+  function markScrollers() {
+    var boxes = document.querySelectorAll("table.data, .scroll, .police-print");
+    for (var i = 0; i < boxes.length; i++) {
+      var box = boxes[i];
+      if (box.scrollWidth > box.clientWidth + 1) { box.setAttribute("tabindex", "0"); }
+      else if (!box.classList.contains("scroll")) { box.removeAttribute("tabindex"); }
+    }
+  }
+  document.addEventListener("DOMContentLoaded", markScrollers);
+  window.addEventListener("resize", markScrollers);
+  document.addEventListener("htmx:afterSettle", markScrollers);
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") { closeMenus(null); }
   });

@@ -405,7 +405,8 @@ async def test_the_page_after_a_correction_says_what_changed(
     message = re.search(
         r'<div class="banner ok" role="status" id="saved">(.*?)</div>', saved.text, re.S
     )
-    assert message and "Saved: 1 field changed." in message.group(1)
+    assert message
+    assert "Saved: 1 field changed." in message.group(1)
     assert re.search(r"<del>Hoorn</del> → <ins>Enkhuizen</ins>", message.group(1))
     assert "Nothing was changed" in unchanged.text
 
