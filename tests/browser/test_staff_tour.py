@@ -94,7 +94,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     chosen = os.environ.get("NIGHTREG_SCREENSHOTS")
     folder = Path(chosen) if chosen else tmp_path_factory.mktemp("staff-tour")
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"\nstaff tour screenshots: {folder}")  # noqa: T201 - the reviewer's pointer
+    print(f"\nstaff tour screenshots: {folder}")
     return folder
 
 
