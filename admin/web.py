@@ -15,8 +15,9 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 
+from admin import navigation
 from nightreg.context import AppContext
-from nightreg.services import auth, sites, tokens
+from nightreg.services import auth, sites, tokens, users
 from nightreg.services.access import ANONYMOUS, AccessDenied, Actor
 from nightreg.web import SignInRequired
 
@@ -106,10 +107,32 @@ async def staff_guard(
     if permission is not None and not actor.can(permission):
         raise AccessDenied(permission)
     if not connection.url.path.startswith(API_PREFIX):
-        # The layout's navigation: the sites this account works on (the hub's analyst works
-        # on their flags only).
-        nav = "register.view" if actor.can("register.view") else "flags.view"
-        connection.state.nav_sites = await sites.sites_for(app_context(connection).db, actor, nav)
+        await _prepare_navigation(connection, handler, actor)
+
+
+async def _prepare_navigation(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler, actor: Actor
+) -> None:
+    """What the layout's navigation needs: the sites this account works on (the hub's analyst
+    works on their flags only) and the one it chose last; the menu itself is drawn from
+    admin.navigation when the page knows its own site."""
+    db = app_context(connection).db
+    nav = "register.view" if actor.can("register.view") else "flags.view"
+    nav_sites = await sites.sites_for(db, actor, nav)
+    connection.state.nav_sites = nav_sites
+    if connection.headers.get("hx-request") or actor.kind != "user" or actor.id is None:
+        return  # a part of a page, or no account: no navigation drawn
+    remembered = await users.chosen_site_id(db, actor.id) if len(nav_sites) > 1 else None
+    route_name = handler.name or ""
+    reverse = connection.app.route_reverse
+
+    def draw(page_site: object = None) -> navigation.Menu:
+        chosen = navigation.choose_site(nav_sites, page_site=page_site, remembered_id=remembered)
+        return navigation.menu(
+            actor, nav_sites, chosen=chosen, route_name=route_name, reverse=reverse
+        )
+
+    connection.state.menu = draw
 
 
 def provide_actor(request: Request[Any, Any, Any]) -> Actor:

@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 from litestar.plugins.htmx import HTMXPlugin
+from litestar.response import File
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.template.config import TemplateConfig
@@ -57,6 +58,12 @@ async def health(ctx: NamedDependency[AppContext]) -> Response[dict[str, str]]:
     return Response({"status": "database unreachable"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
 
 
+@get(["/favicon.ico", "/apple-touch-icon.png"], include_in_schema=False, sync_to_thread=False)
+def icon(request: Request) -> File:
+    """The icons browsers ask for at the site's root, from the static folder."""
+    return File(STATIC_DIR / request.url.path.lstrip("/"), content_disposition_type="inline")
+
+
 def create_app(
     settings: Settings | None = None, *, clock: Clock | None = None, run_scheduler: bool = False
 ) -> Litestar:
@@ -99,6 +106,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             health,
+            icon,
             *routes.route_handlers(),
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
         ],

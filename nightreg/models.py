@@ -333,6 +333,10 @@ class User(Base):
     # Text, not JSON: spending a code compares the whole stored list in SQL (a compare-and-
     # swap, so a code counts once), and PostgreSQL's json type has no equality operator.
     recovery_codes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The site the navigation opens on: the one the account chose last in the site switcher.
+    chosen_site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("site.id", ondelete="SET NULL"), nullable=True
+    )
 
     sites: Mapped[list[Site]] = relationship(secondary=user_site, lazy="raise")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -15,7 +16,22 @@ from nightreg import __version__, i18n
 from nightreg.services.branding import brand_of
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
 HTMX_FILE = "htmx-2.0.11.min.js"
+
+
+@cache
+def static_version(directory: Path = STATIC_DIR) -> str:
+    """A short hash of every static file: the `?v=` of their URLs (`{{ version }}` in templates).
+
+    A changed stylesheet or script gets a new URL at the next start, so browsers may keep each
+    version for a year (nightreg.web.hardening) and still never run an old one.
+    """
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(directory.iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 class _Template(Template):
@@ -52,7 +68,7 @@ def make_environment(extra_dirs: Sequence[Path]) -> Environment:
         country_options=country_options,
         country_name=i18n.country_name,
         htmx_file=HTMX_FILE,
-        version=__version__,
+        version=static_version(),
         brand_of=brand_of,
     )
     env.filters["localtime"] = i18n.local_datetime

@@ -106,3 +106,60 @@ FLAG_STATUS_LABELS = {
 }
 
 HOLD_SCOPES = ("visits", "subject", "site")
+
+# --- the scheduled jobs (the Jobs page, the admin's home) -----------------------------------
+
+JOB_LABELS = {
+    "scan": N_("Scan for signals"),
+    "overdue": N_("Overdue check"),
+    "dispatch": N_("Send signals to the hub"),
+    "purge": N_("Retention purge"),
+}
+JOB_RUN_STATUS_LABELS = {
+    "running": N_("Running"),
+    "ok": N_("Done"),
+    "failed": N_("Failed"),
+}
+# Counters that only say something happened (1): shown without their number.
+JOB_COUNT_FLAGS = frozenset({"push_off", "time_budget", "hub_unreachable", "unfinished"})
+# What a run counted (JobRun.counts), by job; a key not listed is shown as it is.
+_SCAN_COUNTS = {
+    "candidates": N_("candidates"),
+    "visits": N_("visits read"),
+    "findings": N_("findings"),
+    "created": N_("new flags"),
+    "grown": N_("flags grown"),
+    "reopened": N_("flags reopened"),
+    "forwarded": N_("forwarded"),
+    "watchlist_hits": N_("watchlist hits"),
+}
+JOB_COUNT_LABELS = {
+    "scan": _SCAN_COUNTS,
+    "overdue": _SCAN_COUNTS,
+    "dispatch": {
+        "sent": N_("sent"),
+        "delivered": N_("delivered"),
+        "retried": N_("to try again"),
+        "failed": N_("failed"),
+        "pending_left": N_("still pending"),
+        "skipped": N_("skipped"),
+        "withheld": N_("withheld"),
+        "push_off": N_("sending off"),
+        "time_budget": N_("stopped: time budget"),
+        "hub_unreachable": N_("stopped: hub unreachable"),
+    },
+    "purge": {
+        "flags_open": N_("open flags deleted"),
+        "flags_dismissed": N_("dismissed flags deleted"),
+        "flags_forwarded": N_("forwarded flags deleted"),
+        "visits": N_("visits deleted"),
+        "observations": N_("observations deleted"),
+        "audit_events": N_("audit events deleted"),
+        "job_runs": N_("job runs deleted"),
+        "aggregates": N_("statistics deleted"),
+        "sign_in_failures": N_("failed sign-ins deleted"),
+        "sessions": N_("sessions deleted"),
+        "aggregated_visits": N_("visits counted into statistics"),
+        "unfinished": N_("unfinished"),
+    },
+}

@@ -4,6 +4,7 @@ and the staff home page."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -16,15 +17,18 @@ from litestar.status_codes import (
 )
 from markupsafe import Markup
 
+from admin import navigation
 from admin.forms import error_message, error_messages
 from admin.web import ActorDep, ContextDep, client_address, session_cookie_name
 from nightreg.context import AppContext
 from nightreg.i18n import gettext
+from nightreg.jobs import crontabs, next_run
 from nightreg.qr import qr_svg
-from nightreg.services import auth, twofactor
+from nightreg.services import auth, twofactor, users
+from nightreg.services import home as home_figures
 from nightreg.services.access import Actor
-from nightreg.services.sites import sites_for
 from nightreg.services.twofactor import TwoFactorInvalid
+from nightreg.vocabulary import JOB_LABELS
 
 FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
@@ -394,13 +398,48 @@ class AccountController(Controller):
     path = "/"
 
     @get("/", name="admin:home", opt={"permission": None})
-    async def home(self, ctx: ContextDep, actor: ActorDep) -> Template | Redirect:
-        register_sites = await sites_for(ctx.db, actor, "register.view")
-        if len(register_sites) == 1 and not actor.can("users.manage"):
-            return Redirect(f"/admin/sites/{register_sites[0].slug}/tonight")
-        # The hub's analyst has no register: their sites are those of their flags.
-        shown = register_sites or await sites_for(ctx.db, actor, "flags.view")
-        return Template(template_name="admin/home.html", context={"sites": shown})
+    async def home(
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep
+    ) -> Template:
+        """What needs doing, for this account's role (nightreg.services.home)."""
+        now = ctx.clock.now()
+        nav_sites = request.state.nav_sites
+        chosen = await users.chosen_site_id(ctx.db, actor.id) if actor.id is not None else None
+        # The chosen site first: the one the account works on now.
+        ordered = sorted(nav_sites, key=lambda s: s.id != chosen)
+        figures = await home_figures.home(
+            ctx.db, actor, ordered, now=now, tz=ctx.settings.tz,
+            job_names=list(crontabs(ctx.settings)), checkpoint_dir=ctx.settings.checkpoint_dir,
+        )  # fmt: skip
+        purge_cron = crontabs(ctx.settings).get("purge")
+        return Template(
+            template_name="admin/home.html",
+            context={
+                "home": figures,
+                "sites": ordered,
+                "now": now,
+                "tz": ctx.settings.tz,
+                "next_purge": next_run(purge_cron, ctx.settings, now) if purge_cron else None,
+                "job_labels": JOB_LABELS,
+            },
+        )
+
+    @post("/site-choice", name="admin:site-choose", opt={"permission": None})
+    async def choose_site(
+        self, request: Request[Any, Any, Any], ctx: ContextDep, actor: ActorDep, data: FormBody
+    ) -> Redirect:
+        """The site switcher: remember the site, and show the same work for it."""
+        slug = data.get("site", "")
+        chosen = next((s for s in request.state.nav_sites if s.slug == slug), None)
+        target = safe_next(data.get("next"))
+        if chosen is None:  # not one of the account's sites: nothing to remember
+            return Redirect(target, status_code=303)
+        await users.choose_site(ctx.db, actor, chosen.id)
+        route = data.get("route", "")
+        if any(entry.route == route for entry in navigation.NAVIGATION if entry.section == "site"):
+            with contextlib.suppress(Exception):
+                target = request.app.route_reverse(route, slug=chosen.slug)
+        return Redirect(target, status_code=303)
 
     @get("/password", name="admin:password", opt={"permission": None})
     async def password_page(self) -> Template:

@@ -15,12 +15,44 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Response, Template
 
 from admin.web import ActorDep, ContextDep
+from nightreg.i18n import gettext
 from nightreg.jobs import crontabs, job_specs, next_run
 from nightreg.services import audit, outbox, signals
 from nightreg.services import jobs as job_service
+from nightreg.vocabulary import (
+    JOB_COUNT_FLAGS,
+    JOB_COUNT_LABELS,
+    JOB_LABELS,
+    JOB_RUN_STATUS_LABELS,
+)
 from nightreg.web import see_other
 
 MANAGE = {"permission": "jobs.manage"}
+
+
+def readable_counts(job: str, counts: dict[str, int]) -> list[tuple[str, int | None]]:
+    """A run's counters as (label in the reader's language, number), the empty ones left out."""
+    labels = JOB_COUNT_LABELS.get(job, {})
+    return [
+        (
+            gettext(labels[key]) if key in labels else key.replace("_", " "),
+            None if key in JOB_COUNT_FLAGS else value,
+        )
+        for key, value in counts.items()
+        if value
+    ]
+
+
+def started_by(trigger: str) -> str:
+    """Who started a run: the schedule, the command line, or a person (by name)."""
+    if trigger == "schedule":
+        return gettext("Schedule")
+    if trigger == "cli":
+        return gettext("Command line")
+    if trigger == "catch-up":
+        return gettext("Catch-up after a restart")
+    kind, _, rest = trigger.partition(" ")
+    return rest if kind.startswith("user:") and rest else trigger
 
 
 class JobsController(Controller):
@@ -37,7 +69,15 @@ class JobsController(Controller):
                     "name": name,
                     "crontab": crontab,
                     "next_run": next_run(crontab, ctx.settings, now),
-                    "runs": [{"run": run, "counts": run.counts or {}} for run in runs],
+                    "label": gettext(JOB_LABELS[name]) if name in JOB_LABELS else name,
+                    "runs": [
+                        {
+                            "run": run,
+                            "counts": readable_counts(name, run.counts or {}),
+                            "by": started_by(run.trigger),
+                        }
+                        for run in runs
+                    ],
                 }
             )
         return Template(
@@ -49,6 +89,8 @@ class JobsController(Controller):
                 "ran": request.query_params.get("ran", ""),
                 "retried": request.query_params.get("retried", ""),
                 "outbox": await outbox.outbox(ctx.db, ctx.settings),
+                "job_labels": {name: gettext(label) for name, label in JOB_LABELS.items()},
+                "run_status_labels": JOB_RUN_STATUS_LABELS,
             },
         )
 

@@ -32,6 +32,7 @@ from nightreg.services import (
     register_search,
     rounds,
     tonight,
+    users,
     walk_ins,
 )
 from nightreg.services.access import Actor, NotFound
@@ -153,7 +154,9 @@ def _field_rows(visit: Visit, tz: ZoneInfo) -> list[tuple[str, str]]:
     ]
 
 
-def _history(events: list[audit.ShownEvent], tz: ZoneInfo) -> list[dict[str, Any]]:
+def _history(
+    events: list[audit.ShownEvent], tz: ZoneInfo, names: dict[str, str]
+) -> list[dict[str, Any]]:
     """Audit events as the visit page tells them: who, when, what, why, old -> new."""
     entries = []
     for event in events:
@@ -178,13 +181,32 @@ def _history(events: list[audit.ShownEvent], tz: ZoneInfo) -> list[dict[str, Any
         entries.append(
             {
                 "at": event.at,
-                "actor": event.actor,
+                "code": event.action,
+                "stamp": int(event.at.timestamp()),
+                "actor": names.get(event.actor, event.actor),
                 "action": label,
                 "reason": details.get("reason", ""),
                 "changes": changes,
             }
         )
     return entries
+
+
+def _saved(entries: list[dict[str, Any]], saved: str) -> dict[str, Any] | None:
+    """What the save just made did, for the message at the top of the visit page.
+
+    `saved` is the time of the save (seconds), and the latest correction since then is this
+    save's; "nothing" means the form held no change.
+    """
+    if saved == "nothing":
+        return {"changes": []}
+    if not saved.isdigit():
+        return None
+    since = int(saved)
+    for entry in reversed(entries):
+        if entry["code"] == "visit_corrected" and entry["stamp"] >= since:
+            return {"changes": entry["changes"]}
+    return {"changes": []}
 
 
 def _base_context(site: Site) -> dict[str, Any]:
@@ -425,6 +447,7 @@ class VisitPagesController(Controller):
         note_error: str | None = None,
         note_text: str = "",
         new: bool = False,
+        saved: str = "",
     ) -> dict[str, Any]:
         now = ctx.clock.now()
         visit = await register.get_visit(ctx.db, actor, visit_id, now=now)
@@ -432,13 +455,19 @@ class VisitPagesController(Controller):
         history = await register.visit_history(ctx.db, actor, visit.id)
         notes = await register.visit_notes(ctx.db, actor, visit.id)
         marks = await duplicates.of_visit(ctx.db, actor, visit.id)
+        names = await users.display_names(
+            ctx.db, [e.actor for e in history] + [n.author for n in notes]
+        )
+        entries = _history(history, tz, names)
         return {
             **_base_context(visit.site),
             "visit": visit,
             "status": visit_status.status(visit, now),
             "rows": _field_rows(visit, tz),
-            "history": _history(history, tz),
+            "history": entries,
+            "saved": _saved(entries, saved),
             "notes": notes,
+            "names": names,
             "can_edit": actor.can("register.edit", visit.site_id),
             "note_error": note_error,
             "note_text": note_text,
@@ -453,8 +482,11 @@ class VisitPagesController(Controller):
     async def show(
         self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, id: PathId
     ) -> Response[Any]:
+        query = request.query_params
         try:
-            context = await self._page(ctx, actor, id, new=request.query_params.get("new") == "1")
+            context = await self._page(
+                ctx, actor, id, new=query.get("new") == "1", saved=query.get("saved", "")
+            )
         except NotFound:
             # A visit merged into another: its address leads there.
             survivor = await duplicates.survivor_of(ctx.db, actor, id)
@@ -530,9 +562,10 @@ class VisitPagesController(Controller):
         """Correct with a mandatory reason; errors next to the fields, what was typed kept."""
         form = _form(data)
         changes = {k: v for k, v in form.items() if k in EDITABLE_FIELDS}
+        now = ctx.clock.now()
         try:
-            await corrections.correct_visit(
-                ctx.db, actor, id, changes, form.get("reason", ""), now=ctx.clock.now()
+            corrected = await corrections.correct_visit(
+                ctx.db, actor, id, changes, form.get("reason", ""), now=now
             )
         except VisitInvalid as invalid:
             visit = await self._editable(ctx, actor, id)
@@ -547,7 +580,9 @@ class VisitPagesController(Controller):
                 "other_errors": {k: v for k, v in errors.items() if k not in shown},
             }  # fmt: skip
             return rerender("admin/visit_correct.html", context)
-        return see_other(request, f"/admin/visits/{id}")
+        # Nothing changed, nothing written: the page says so rather than "saved".
+        saved = str(int(now.timestamp())) if corrected.updated_at == now else "nothing"
+        return see_other(request, f"/admin/visits/{id}?saved={saved}")
 
     @post("/checkout", name="admin:visit-checkout", opt=EDIT)
     async def checkout(

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from nightreg.db import Database
-from nightreg.i18n import N_
+from nightreg.i18n import N_, gettext
 from nightreg.models import AuditEvent, Site, StaffSession, User
 from nightreg.passwords import MIN_LENGTH, check_password
 from nightreg.security import hash_password
@@ -280,3 +280,58 @@ async def site_grants(db: Database, site_id: int, *, most: int = 10) -> list[Gra
             .limit(most)
         )
         return [Grant(*row) for row in rows]
+
+
+async def chosen_site_id(db: Database, user_id: int) -> int | None:
+    """The site the account last chose in the navigation (None: never, or it is gone)."""
+    async with db.read() as session:
+        found: int | None = await session.scalar(
+            select(User.chosen_site_id).where(User.id == user_id)
+        )
+        return found
+
+
+async def choose_site(db: Database, actor: Actor, site_id: int) -> None:
+    """Remember the site the account works on now; only one of its own sites.
+
+    A preference, not personal data of anyone else: not audited.
+    """
+    if actor.id is None or site_id not in actor.site_ids:
+        raise NotFound(str(site_id))
+    async with db.write() as session:
+        user = await session.get(User, actor.id)
+        if user is None:
+            raise NotFound(str(actor.id))
+        user.chosen_site_id = site_id
+
+
+_LABEL = re.compile(r"^(user|token):(\d+)(?: (.*))?$")
+
+
+async def display_names(db: Database, labels: Iterable[str]) -> dict[str, str]:
+    """Audit actors ("user:12 jan@haven.nl", "cli", "system") as a page names them: a staff
+    member by their account's current address, the rest by what they are."""
+    wanted = {int(m.group(2)) for m in map(_LABEL.match, labels) if m and m.group(1) == "user"}
+    emails: dict[int, str] = {}
+    if wanted:
+        async with db.read() as session:
+            rows = await session.execute(select(User.id, User.email).where(User.id.in_(wanted)))
+            emails = dict(rows.tuples().all())
+    return {label: _display(label, emails) for label in set(labels)}
+
+
+def _display(label: str, emails: Mapping[int, str]) -> str:
+    match = _LABEL.match(label)
+    if match and match.group(1) == "user":
+        return emails.get(int(match.group(2))) or match.group(3) or gettext("a former account")
+    if match:
+        return gettext("API token %(name)s", name=match.group(3) or match.group(2))
+    kind, _, rest = label.partition(" ")
+    names = {
+        "cli": N_("Command line"),
+        "system": N_("The system"),
+        "anonymous": N_("The visitor"),
+    }
+    if kind in names:
+        return gettext(names[kind]) + (f" ({rest})" if rest else "")
+    return label

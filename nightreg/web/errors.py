@@ -140,7 +140,7 @@ def handle_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, ControlCharacterRefused):
             response = error_page(request, status, hint=MSG_CONTROL_CHARACTER)
         elif path.startswith("/admin"):
-            response = _staff_error_page(request, status)
+            response = _staff_error_page(request, status, exc)
         else:
             response = error_page(request, status)
     if status == HTTPStatus.REQUEST_TIMEOUT:
@@ -149,21 +149,44 @@ def handle_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+# The staff side's errors, in the staff's words: what happened and what to do next.
 _STAFF_ERRORS = {
+    400: (
+        N_("The form could not be read"),
+        N_("Go back, check what you entered and send it again."),
+    ),
     403: (N_("Not allowed"), N_("Your account may not open this page.")),
     404: (
         N_("Not found"),
         N_("There is no such page, or it belongs to a site you do not work on."),
     ),
+    405: (N_("That did not work"), N_("This page cannot be used that way. Go back and try again.")),
+    409: (
+        N_("Already sent"),
+        N_("This form was sent before and nothing was saved twice. Reload to see the state."),
+    ),
+    413: (N_("Too large"), N_("The form or file is larger than allowed. Send a smaller one.")),
+    429: (N_("Too many requests"), N_("Wait a minute and try again.")),
+    500: (
+        N_("Something went wrong"),
+        N_("The error was logged. Try again soon; if it persists, tell your administrator."),
+    ),
 }
+# A refused form (CSRF): the session's form token no longer matches.
+_STAFF_FORM_EXPIRED = (
+    N_("The form has expired"),
+    N_("Reload the page and send the form again. Nothing was saved."),
+)
 
 
-def _staff_error_page(request: Request, status: int) -> Response:
-    if status not in _STAFF_ERRORS or not hasattr(request.state, "actor"):
-        return error_page(request, status)
-    title, message = _STAFF_ERRORS[status]
+def _staff_error_page(request: Request, status: int, exc: Exception) -> Response:
+    """Every error under /admin in the staff's voice, also where no page matched the path."""
+    if status == 403 and not isinstance(exc, AccessDenied):
+        title, message = _STAFF_FORM_EXPIRED
+    else:
+        title, message = _STAFF_ERRORS.get(status, _STAFF_ERRORS[500 if status >= 500 else 400])
     return Template(
         template_name="admin/error.html",
-        context={"title": i18n.gettext(title), "message": i18n.gettext(message)},
+        context={"title": i18n.gettext(title), "message": i18n.gettext(message), "status": status},
         status_code=status,
     )

@@ -30,9 +30,13 @@ CSP = (
 # One year, subdomains included (ASVS 5.0 V3.4.1 at level 2).
 HSTS = "max-age=31536000; includeSubDomains"
 STATIC_PREFIX = "/static/"
-# Answers that may be cached: static files, and a site's logo and accent stylesheet (public,
-# named by their version; kiosk/branding.py).
-CACHEABLE_PREFIXES = (STATIC_PREFIX, "/brand/")
+# A site's logo and accent stylesheet (public, named by their version; kiosk/branding.py):
+# their handlers set their own cache header.
+BRAND_PREFIX = "/brand/"
+# The icons browsers ask for at the root, served from the static folder (nightreg.app).
+ICONS = frozenset({"/favicon.ico", "/apple-touch-icon.png"})
+STATIC_CACHE_VERSIONED = "public, max-age=31536000, immutable"
+STATIC_CACHE = "public, max-age=86400"
 # The minimum pace a declared body must keep after the fixed allowance (64 KiB a second).
 BODY_BYTES_PER_SECOND = 64 * 1024
 
@@ -52,7 +56,12 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_static = scope.get("path", "").startswith(CACHEABLE_PREFIXES)
+        is_brand = scope.get("path", "").startswith(BRAND_PREFIX)
+        is_static = scope.get("path", "").startswith(STATIC_PREFIX) or scope.get("path") in ICONS
+        # A URL with the files' version (`?v=`) never changes its content: a year, immutable.
+        # Without it (a bookmark, /favicon.ico) a day, so that a new release shows in a day.
+        versioned = b"v=" in scope.get("query_string", b"")
+        static_cache = STATIC_CACHE_VERSIONED if versioned else STATIC_CACHE
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -64,7 +73,10 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
                 if self.https:
                     headers.setdefault("Strict-Transport-Security", HSTS)
-                if not is_static:
+                if is_static:
+                    if message["status"] == 200:
+                        headers["Cache-Control"] = static_cache
+                elif not is_brand:
                     headers["Cache-Control"] = "no-store"
                 if self.https:
                     # In place: MutableScopeHeaders above holds this very list.

@@ -45,7 +45,7 @@ def sign_in_with_an_error(page: Page, server: LiveServer, harbour: Harbour) -> N
 def home_page(page: Page, server: LiveServer, harbour: Harbour) -> None:
     sign_in_as(page, server, harbour.admin)  # an admin always lands on the home page
     page.wait_for_url(server.url("/admin/"))
-    expect(page.locator("main table.data")).to_be_visible()
+    expect(page.locator("main ul.tiles").first).to_be_visible()
 
 
 def tonight_page(page: Page, server: LiveServer, harbour: Harbour) -> None:

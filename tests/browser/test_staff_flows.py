@@ -112,11 +112,11 @@ def test_a_harbour_master_signs_in_with_email_and_password_and_lands_on_the_home
     page.get_by_role("button", name="Sign in").click()
 
     page.wait_for_url(server.url("/admin/"))
-    expect(page.locator("h1")).to_have_text("Night register")
-    for point in (north, south):
-        tonight = page.locator(f"main a[href='/admin/sites/{point.site_slug}/tonight']")
-        expect(tonight).to_have_count(2)  # in the site navigation and in the table of sites
-    expect(page.locator("header .who")).to_have_text(staff.email)
+    expect(page.locator("h1")).to_have_text("What needs doing")
+    for point in (north, south):  # each site's figures, each leading to its Tonight
+        present = page.locator(f"#present-{point.site_slug} a")
+        expect(present).to_have_attribute("href", f"/admin/sites/{point.site_slug}/tonight")
+    expect(page.locator("header details.account .who strong")).to_have_text(staff.email)
     assert len(session_cookies(context)) == 1
     assert session_cookies(context)[0]["httpOnly"]
 
@@ -146,7 +146,7 @@ def test_a_wrong_password_shows_the_error_and_opens_no_session(
     # Still outside: a staff page sends the browser back to the sign-in page.
     page.goto(server.url(f"/admin/sites/{point.site_slug}/tonight"))
     page.wait_for_url(SIGN_IN)
-    expect(page.locator("header .who")).to_have_count(0)
+    expect(page.locator("header details.account")).to_have_count(0)
 
 
 def test_signing_out_ends_the_session(server: LiveServer, new_context: NewContext) -> None:
@@ -155,10 +155,10 @@ def test_signing_out_ends_the_session(server: LiveServer, new_context: NewContex
     context = new_context(**DESK)
     page = context.new_page()
     sign_in_as(page, server, staff)
-    # With one site, the home page is that site's tonight.
-    page.wait_for_url(server.url(f"/admin/sites/{point.site_slug}/tonight"))
+    page.wait_for_url(server.url("/admin/"))
     [cookie] = session_cookies(context)
 
+    page.locator("details.account > summary").click()  # the account menu
     page.get_by_role("button", name="Sign out").click()
 
     page.wait_for_url(SIGN_IN)
@@ -166,7 +166,7 @@ def test_signing_out_ends_the_session(server: LiveServer, new_context: NewContex
     page.goto(server.url("/admin/"))
     page.wait_for_url(SIGN_IN)
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    expect(page.locator("header .who")).to_have_count(0)
+    expect(page.locator("header details.account")).to_have_count(0)
     # The old session cookie, kept by someone, opens nothing: the server ended the session.
     other = new_context(**DESK)
     other.add_cookies([cookie])
@@ -190,7 +190,7 @@ def test_tonight_shows_a_boat_checked_in_at_the_kiosk_without_a_reload(
     office.clock.install()
     sign_in_as(office, server, staff)
     tonight = server.url(f"/admin/sites/{point.site_slug}/tonight")
-    office.wait_for_url(tonight)
+    office.goto(tonight)
     board = office.locator("#tonight-board")
     expect(board).to_have_attribute("hx-trigger", f"every {POLL_SECONDS}s")
     expect(office.locator("#count-present")).to_have_text("0")
@@ -285,7 +285,8 @@ def test_a_correction_with_its_reason_is_shown_on_the_visit_and_in_its_history(
     page.locator("#f-reason").fill("Typo at the kiosk, as on his passport")
     page.get_by_role("button", name="Save the correction").click()
 
-    page.wait_for_url(server.url(f"/admin/visits/{visit.id}"))
+    page.wait_for_url(re.compile(rf"/admin/visits/{visit.id}\?saved=\d+$"))
+    expect(page.locator("#saved")).to_contain_text("Saved: 1 field changed.")
     expect(page.locator("h1")).to_contain_text("Jan de Vries")
     expect(page.locator("h1")).not_to_contain_text("Vires")
     details = page.locator("dl.summary")

@@ -83,6 +83,7 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "POST /admin/sign-out": (ANY, GLOBAL),
     "GET /admin": (ANY, GLOBAL),
     "GET /admin/password": (ANY, GLOBAL),
+    "POST /admin/site-choice": (ANY, GLOBAL),
     "POST /admin/password": (ANY, GLOBAL),
     # the audit trail
     "GET /admin/audit": (AUDIT, GLOBAL),

@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
+from nightreg.clock import FrozenClock
 from nightreg.db import Database
 from nightreg.models import Site, Visit
 from tests.factories import (
@@ -370,7 +371,7 @@ async def test_a_correction_is_saved_audited_and_shown_in_the_history(client: Cl
     )
 
     assert answer.status_code == 303
-    assert answer.headers["location"] == f"/admin/visits/{boat.id}"
+    assert answer.headers["location"].startswith(f"/admin/visits/{boat.id}?saved=")
     stored = await reload(db, boat.id)
     assert (stored.residence, stored.persons) == ("Enkhuizen", 3)
     assert stored.arrived_at == boat.arrived_at
@@ -384,6 +385,30 @@ async def test_a_correction_is_saved_audited_and_shown_in_the_history(client: Cl
     page = await client.get(f"/admin/visits/{boat.id}")
     assert "Guest phoned: typo" in page.text
     assert re.search(r"<del>Hoorn</del> → <ins>Enkhuizen</ins>", page.text)
+    assert 'id="saved"' not in page.text
+
+
+async def test_the_page_after_a_correction_says_what_changed(
+    client: Client, db: Database, clock: FrozenClock
+):
+    site = await new_site(db)
+    boat = await add_visit(db, site)
+    await signed_in(client, db, "harbour_master", site)
+    url = f"/admin/visits/{boat.id}/correct"
+    form = correction_form((await client.get(url)).text)
+    form.update(residence="Enkhuizen", reason="Guest phoned: typo")
+
+    saved = await client.post(url, data=form, follow_redirects=True)
+    clock.advance(timedelta(minutes=1))
+    unchanged = await client.post(url, data=form, follow_redirects=True)
+
+    message = re.search(
+        r'<div class="banner ok" role="status" id="saved">(.*?)</div>', saved.text, re.S
+    )
+    assert message
+    assert "Saved: 1 field changed." in message.group(1)
+    assert re.search(r"<del>Hoorn</del> → <ins>Enkhuizen</ins>", message.group(1))
+    assert "Nothing was changed" in unchanged.text
 
 
 async def test_an_invalid_correction_keeps_what_was_typed(client: Client, db: Database):
@@ -412,7 +437,7 @@ async def test_an_htmx_correction_is_answered_with_a_client_redirect(client: Cli
         headers={"HX-Request": "true"},
     )
 
-    assert answer.headers["HX-Redirect"] == f"/admin/visits/{boat.id}"
+    assert answer.headers["HX-Redirect"].startswith(f"/admin/visits/{boat.id}?saved=")
 
 
 async def test_a_correction_without_the_csrf_token_is_refused(client: Client, db: Database):
