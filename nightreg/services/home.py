@@ -21,9 +21,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nightreg import visit_status_sql
 from nightreg.clock import local_midnight
 from nightreg.db import Database
-from nightreg.models import AuditEvent, JobRun, LegalHold, Signal, Site, User, Visit
+from nightreg.models import (
+    AuditEvent,
+    JobRun,
+    LegalHold,
+    NightRound,
+    PossibleDuplicate,
+    RoundMark,
+    Signal,
+    Site,
+    User,
+    Visit,
+)
 from nightreg.services import agreements as agreement_rules
-from nightreg.services import audit, audit_checkpoints
+from nightreg.services import audit, audit_checkpoints, rounds
 from nightreg.services import flags as flag_queue
 from nightreg.services.access import Actor
 from nightreg.services.holds import hold_in_force
@@ -99,14 +110,28 @@ class Home:
 
 
 async def possible_duplicates(session: AsyncSession, site_id: int, now: datetime) -> int | None:
-    """Open visits marked as a possible duplicate of another (the duplicate markers); None
-    until they exist, which leaves the tile out."""
-    return None
+    """Possible duplicates not yet merged or kept (nightreg.services.duplicates)."""
+    return await session.scalar(
+        select(func.count())
+        .select_from(PossibleDuplicate)
+        .where(PossibleDuplicate.site_id == site_id)
+    )
 
 
 async def last_round(session: AsyncSession, site_id: int) -> RoundSummary | None:
-    """The site's last night round (marinas); None until rounds exist, or when none was walked."""
-    return None
+    """The site's last finished night round (marinas); None when none was walked."""
+    walked = await session.scalar(
+        select(NightRound)
+        .where(NightRound.site_id == site_id, NightRound.ended_at.is_not(None))
+        .order_by(NightRound.ended_at.desc())
+        .limit(1)
+    )
+    if walked is None or walked.ended_at is None:
+        return None
+    marks = await session.scalars(select(RoundMark).where(RoundMark.round_id == walked.id))
+    # A boat marked twice on one round counts by its last mark, as the round's page does.
+    missing = rounds.counts_of(rounds.last_marks(marks)).get("missing", 0)
+    return RoundSummary(ended_at=walked.ended_at, walked_by=walked.walked_by, not_seen=missing)
 
 
 # --- the figures -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from nightreg.db import Database
+from nightreg.models import NightRound, PossibleDuplicate, RoundMark
 from nightreg.services import home
 from tests.factories import NOW, add_visit, make_flag, new_site, staff
 from tests.pages import signed_in
@@ -45,8 +46,8 @@ async def test_the_home_counts_what_needs_doing_on_each_site(db: Database):
     [here] = figures.sites
     assert (here.present, here.arrived_today, here.leaving_today, here.overdue) == (3, 2, 1, 1)
     assert here.open_flags == 1
-    # The sources of these are still to come: no number, and the page leaves the tile out.
-    assert here.possible_duplicates is None
+    # Nothing doubled, no round walked: none, and the page leaves the round's tile out.
+    assert here.possible_duplicates == 0
     assert here.last_round is None
     assert figures.jobs == []  # not the harbour master's concern
 
@@ -63,7 +64,7 @@ async def test_each_role_has_its_own_home(client: Client, db: Database):
     auditor = (await client.get("/admin/")).text
 
     assert re.search(rf'id="overdue-{site.slug}">\s*<span class="n">1</span>', guard)
-    assert f'id="duplicates-{site.slug}"' not in guard  # its source is still to come
+    assert f'id="duplicates-{site.slug}"' in guard  # none doubled: 0, without alarm
     assert "System health" not in guard
     assert 'id="job-scan"' in admin
     assert 'id="no-two-factor"' in admin
@@ -180,3 +181,51 @@ async def test_a_staff_page_weighs_at_most_60_kb_compressed(client: Client, db: 
             total += len(gzip.compress((await client.get(asset)).content))
         print(f"{path}: {total} bytes compressed")
         assert total <= 60 * 1024, f"{path}: {total} bytes compressed"
+
+
+async def test_the_home_names_the_open_possible_duplicates_and_the_last_round(db: Database):
+    site = await new_site(db)
+    first = await add_visit(db, site, berth="A9")
+    second = await add_visit(db, site, berth="A9")
+    gone = await add_visit(db, site, berth="A12")
+    async with db.write() as session:
+        session.add(
+            PossibleDuplicate(
+                visit_id=second.id, duplicate_of_id=first.id, site_id=site.id, created_at=NOW
+            )
+        )
+        earlier = NightRound(
+            site_id=site.id, started_at=NOW - timedelta(days=1, hours=1),
+            ended_at=NOW - timedelta(days=1), walked_by="yesterday@example.org",
+        )  # fmt: skip
+        last = NightRound(
+            site_id=site.id, started_at=NOW - timedelta(hours=2),
+            ended_at=NOW - timedelta(hours=1), walked_by="ria@example.org",
+        )  # fmt: skip
+        session.add_all([earlier, last])
+        await session.flush()
+        at = NOW - timedelta(hours=1, minutes=30)
+        for n, (visit, status, when) in enumerate(
+            [(first, "seen", at), (gone, "seen", at), (gone, "missing", at + timedelta(minutes=5))]
+        ):
+            session.add(
+                RoundMark(
+                    round_id=last.id,
+                    visit_id=visit.id,
+                    status=status,
+                    marked_at=when,
+                    received_at=when,
+                    idempotency_key=f"home-{n}",
+                )
+            )
+
+    figures = await home.home(db, staff("harbour_master", site), [site], now=NOW, tz=AMSTERDAM)
+
+    [here] = figures.sites
+    assert here.possible_duplicates == 1
+    assert here.last_round is not None
+    assert (here.last_round.walked_by, here.last_round.ended_at) == (
+        "ria@example.org",
+        NOW - timedelta(hours=1),
+    )
+    assert here.last_round.not_seen == 1  # the boat re-marked "not there" counts by its last mark
