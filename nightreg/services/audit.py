@@ -547,13 +547,22 @@ async def head(db: Database) -> tuple[int, str, int, int]:
     """The chain's head: the newest event's id and hash, how many events it ever had
     (kept and purged), and the anchor's keyless_through_id."""
     async with db.read() as session:
-        anchor = await session.get(AuditAnchor, 1)
-        row = (
-            await session.execute(
-                select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-            )
-        ).first()
-        kept = await session.scalar(select(func.count()).select_from(AuditEvent)) or 0
+        return await head_in(session)
+
+
+async def head_in(session: AsyncSession) -> tuple[int, str, int, int]:
+    """`head` inside the caller's transaction (a signal's checkpoint is taken in the one that
+    queues it). It waits for the chain's turn: on PostgreSQL each statement sees what was
+    committed when it began, and an append between them would make the count and the head
+    disagree."""
+    await _lock_chain(session)
+    anchor = await session.get(AuditAnchor, 1)
+    row = (
+        await session.execute(
+            select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+        )
+    ).first()
+    kept = await session.scalar(select(func.count()).select_from(AuditEvent)) or 0
     removed = anchor.removed_count if anchor is not None else 0
     keyless = anchor.keyless_through_id if anchor is not None else 0
     if row is None:

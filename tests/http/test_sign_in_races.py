@@ -358,8 +358,9 @@ async def test_a_burst_from_one_address_takes_turns_in_memory_not_in_the_databas
 
     results = await asyncio.gather(
         *(
-            throttle.begin_attempt(db, f"guess-{n}@example.org", "203.0.113.9", SUMMER_EVENING,
-                                   tally=tally)  # fmt: skip
+            throttle.begin_attempt(
+                db, f"guess-{n}@example.org", "203.0.113.9", SUMMER_EVENING, tally=tally
+            )
             for n in range(40)
         )
     )

@@ -79,7 +79,8 @@ def test_a_password_is_checked_on_one_thread_with_the_same_verdict_as_argon2s_ow
         assert hasher.verify(stored, "correct horse battery")
         assert not verify_password(stored, "wrong horse battery")
         assert not verify_password(stored[:-4], "correct horse battery")
-    assert threads and set(threads) == {1}
+    assert threads
+    assert set(threads) == {1}
     assert not verify_password("$argon2id$v=19$m=1024,t=1,p=1$!!$!!", "anything")
     assert not verify_password("$argon2id$v=19$m=1024,t=1,p=1", "anything")
 
