@@ -437,6 +437,10 @@ class AuditEvent(Base):
     key_id: Mapped[str] = mapped_column(String(40), server_default="sha256-legacy")
     # The keyed hash of the event's detail record (its personal values), "" without one.
     detail_hash: Mapped[str] = mapped_column(String(64), server_default="")
+    # About a restricted (watchlist) flag, or naming a restricted rule: for the auditor only.
+    # Set when the event is written, so that it stays hidden once the flag itself is purged.
+    # Not part of the hash: it says who may read the event, not what happened.
+    restricted: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
 
 
 class AuditDetail(Base):
@@ -615,6 +619,11 @@ class SharingAgreement(Base):
     auto_rules: Mapped[list[str]] = mapped_column(JSON, default=list)
     # How long the sender keeps forwarded flags and their signals (the retention job).
     keep_days: Mapped[int] = mapped_column(Integer, default=180)
+    # Every signal sent under it carries the newest signed checkpoint of the audit chain, so
+    # that the hub holds a copy the sender's database owner cannot rewrite (issue 17, finding 4).
+    share_audit_checkpoints: Mapped[bool] = mapped_column(
+        Boolean, server_default=false(), default=False
+    )
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
     created_by: Mapped[str] = mapped_column(String(300), default="")
     ended_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)

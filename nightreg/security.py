@@ -10,7 +10,7 @@ import secrets
 from functools import lru_cache
 from typing import Any
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters, low_level
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -70,10 +70,56 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str, password: str) -> bool:
+    """Check a password against its argon2 hash, computing the hash's lanes on one thread.
+
+    argon2's result depends on its lanes (the hash's `p`), not on how many threads compute
+    them; libargon2's own verify starts a thread per lane, so one check would take every core
+    of a small server. On one thread it takes one core a little longer, and the pages served
+    meanwhile keep the other (issue 17, finding 5). Every check, of a real account's hash or
+    of the dummy for an unknown e-mail, goes this same way, so the time tells nothing.
+    """
     try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
+        return _verify_on_one_thread(password_hash, password.encode("utf-8"))
+    except (VerificationError, InvalidHashError, ValueError):
         return False
+
+
+_TYPES = {
+    "argon2id": low_level.Type.ID,
+    "argon2i": low_level.Type.I,
+    "argon2d": low_level.Type.D,
+}
+
+
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def _verify_on_one_thread(encoded: str, secret: bytes) -> bool:
+    """libargon2's argon2_ctx (argon2-cffi's documented low-level `core`) with threads=1."""
+    params = extract_parameters(encoded)
+    parts = encoded.split("$")  # "", type, v=19, m=..,t=..,p=.., salt, hash
+    if len(parts) != 6 or parts[1] not in _TYPES:
+        raise InvalidHashError(encoded)
+    salt, expected = _b64(parts[4]), _b64(parts[5])
+    ffi = low_level.ffi
+    out = ffi.new("uint8_t[]", len(expected))
+    c_secret = ffi.new("uint8_t[]", secret)
+    c_salt = ffi.new("uint8_t[]", salt)
+    context = ffi.new(
+        "argon2_context *",
+        {
+            "out": out, "outlen": len(expected), "pwd": c_secret, "pwdlen": len(secret),
+            "salt": c_salt, "saltlen": len(salt), "secret": ffi.NULL, "secretlen": 0,
+            "ad": ffi.NULL, "adlen": 0, "t_cost": params.time_cost,
+            "m_cost": params.memory_cost, "lanes": params.parallelism, "threads": 1,
+            "version": params.version, "allocate_cbk": ffi.NULL, "free_cbk": ffi.NULL,
+            "flags": low_level.lib.ARGON2_DEFAULT_FLAGS,
+        },
+    )  # fmt: skip
+    if low_level.core(context, _TYPES[parts[1]].value) != low_level.lib.ARGON2_OK:
+        raise InvalidHashError(encoded)
+    return hmac.compare_digest(bytes(ffi.buffer(out, len(expected))), expected)
 
 
 def password_needs_rehash(password_hash: str) -> bool:

@@ -151,6 +151,7 @@ async def add_agreement(
     name: str = "Convenant gegevensdeling Drugshub",
     reference: str = "RIEC-NH-2026-01",
     keep_days: int = 180,
+    share_audit_checkpoints: bool = False,
 ) -> int:
     """An agreement straight into the database (the agreements service validates forms)."""
 
@@ -168,6 +169,7 @@ async def add_agreement(
         fields=fields if fields is not None else list(FIELDS),
         auto_rules=auto_rules or [],
         keep_days=keep_days,
+        share_audit_checkpoints=share_audit_checkpoints,
         created_at=SUMMER_EVENING,
         created_by="test",
     )

@@ -27,6 +27,7 @@ ACTIONS = (
     "user_created",
     "user_changed",
     "site_access_granted",
+    "site_access_revoked",
     "site_created",
     "site_changed",
     "point_created",

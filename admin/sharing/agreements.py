@@ -117,6 +117,7 @@ class AgreementController(Controller):
             "fields": [],
             "auto_rules": [],
             "keep_days": str(agreements.DEFAULT_KEEP_DAYS),
+            "share_audit_checkpoints": "",
         }
         return Template(template_name=NEW, context=_new_context(ctx, form))
 
@@ -127,8 +128,11 @@ class AgreementController(Controller):
         """Make the agreement and show its summary; errors come back beside their fields."""
         form: dict[str, Any] = {
             name: form_text(data, name, _FIELD_LIMIT)
-            for name in ("name", "recipient", "reference", "valid_from", "valid_until", "keep_days")
-        }
+            for name in (
+                "name", "recipient", "reference", "valid_from", "valid_until", "keep_days",
+                "share_audit_checkpoints",
+            )
+        }  # fmt: skip
         for name in ("rules", "fields", "auto_rules"):
             form[name] = form_choices(data, name, 200)
         try:

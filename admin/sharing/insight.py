@@ -134,7 +134,7 @@ def _weekly_picture(
     series: list[insight.WeeklySeries],
     label: Callable[[str | int], str],
     other: str,
-    summary: Callable[[int, str, int | str], str],
+    summary: Callable[[int, int | str, str, int | str], str],
     empty: str,
 ) -> tuple[Picture, Callable[[], str] | None]:
     """A stacked weekly bar chart with its table (series by week) and a one-line summary."""
@@ -142,20 +142,25 @@ def _weekly_picture(
     if not total:
         return Picture(key, title, empty), None
     top = series[0]
-    picture = Picture(key, title, summary(total, label(top.key), insight.shown(top.total)))
+    # Primary and secondary suppression (insight.protect): the table's rows with their totals
+    # and the period's total in the summary; the chart draws only what the table shows.
+    protected, drawable = insight.protected_weekly(weeks, series)
+    picture = Picture(
+        key, title, summary(total, protected.total, label(top.key), protected.totals[0])
+    )
     picture.notes.append(_suppression_note())
     week_labels = [_week_label(w) for w in weeks]
     picture.table = Table(
         caption=title,
         corner="",
         columns=[_week_label(w, "medium") for w in weeks] + [i18n.gettext("Total")],
-        rows=[(label(s.key), [insight.shown(n) for n in (*s.counts, s.total)]) for s in series],
+        rows=[
+            (label(s.key), [*cells, row_total])
+            for s, cells, row_total in zip(series, protected.cells, protected.totals, strict=True)
+        ],
     )
-    shown = insight.top_and_rest(series, SERIES_SHOWN, OTHER_KEY)
-    chart_series = [
-        (other if s.key == OTHER_KEY else label(s.key), tuple(insight.drawn(n) for n in s.counts))
-        for s in shown
-    ]
+    shown = insight.top_and_rest(drawable, SERIES_SHOWN, OTHER_KEY)
+    chart_series = [(other if s.key == OTHER_KEY else label(s.key), s.counts) for s in shown]
     has_other = len(shown) < len(series)
 
     def draw() -> str:
@@ -187,10 +192,11 @@ def _flags_picture(
         series,
         _rule_label,
         i18n.gettext(OTHER_RULES),
-        lambda total, top, n: i18n.ngettext(
+        lambda total, num, top, n: i18n.ngettext(
             "%(num)s flag in the period; most often: %(top)s (%(count)s).",
             "%(num)s flags in the period; most often: %(top)s (%(count)s).",
             total,
+            num=num,
             top=top,
             count=n,
         ),
@@ -212,10 +218,11 @@ def _signals_picture(
         series,
         lambda key: names.get(int(key), str(key)),
         i18n.gettext(OTHER_SITES),
-        lambda total, top, n: i18n.ngettext(
+        lambda total, num, top, n: i18n.ngettext(
             "%(num)s signal forwarded in the period; most from %(top)s (%(count)s).",
             "%(num)s signals forwarded in the period; most from %(top)s (%(count)s).",
             total,
+            num=num,
             top=top,
             count=n,
         ),
@@ -249,6 +256,7 @@ def _arrival_pictures(
     for n, site_id in enumerate(busiest[:MAX_HEAT_MAPS]):
         site = by_id[site_id]
         grid = insight.hour_grid(rows, site_id)
+        protected = insight.protect(grid)
 
         day, hour = max(
             ((d, h) for d in range(7) for h in range(24)), key=lambda dh: grid[dh[0]][dh[1]]
@@ -261,11 +269,12 @@ def _arrival_pictures(
             "%(num)s arrivals in the period (%(tz)s time); the busiest hour: %(day)s "
             "%(hour)s:00 to %(next)s:00 (%(count)s).",
             totals[site_id],
+            num=protected.total,
             tz=site.timezone,
             day=long_days[day],
             hour=f"{hour:02d}",
             next=f"{(hour + 1) % 24:02d}",
-            count=insight.shown(grid[day][hour]),
+            count=protected.cells[day][hour],
         )
         picture = Picture(key, title, summary, heading=site.name)
         picture.notes.append(_suppression_note())
@@ -273,14 +282,12 @@ def _arrival_pictures(
             caption=title,
             corner="",
             columns=[*hours, i18n.gettext("Total")],
-            rows=[
-                (long_days[d], [insight.shown(v) for v in (*grid[d], sum(grid[d]))])
-                for d in range(7)
-            ],
+            rows=[(long_days[d], [*protected.cells[d], protected.totals[d]]) for d in range(7)],
         )
         pictures.append(picture)
-        drawn = tuple(tuple(insight.drawn(v) for v in day_row) for day_row in grid)
-        draws.append(_heat_draw(title, key, short_days, hours, drawn, i18n.gettext(LABEL_HOUR)))
+        draws.append(
+            _heat_draw(title, key, short_days, hours, protected.drawn(), i18n.gettext(LABEL_HOUR))
+        )
     return pictures, draws, notes
 
 

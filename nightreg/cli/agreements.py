@@ -69,6 +69,7 @@ def cmd_agreement_add(settings: Settings, args: argparse.Namespace) -> int:
         "fields": args.field or [],
         "auto_rules": args.auto or [],
         "keep_days": args.keep_days or "",
+        "share_audit_checkpoints": args.share_audit_checkpoints,
     }
 
     async def work(db: Database) -> SharingAgreement:
@@ -147,6 +148,11 @@ def add_commands(sub: Any) -> None:
         help="a covered rule forwarded without a staff review; repeat for more",
     )
     add.add_argument("--keep-days", help="days the sender keeps forwarded data (default 180)")
+    add.add_argument(
+        "--share-audit-checkpoints",
+        action="store_true",
+        help="signals carry the audit chain's newest signed checkpoint (README: the audit trail)",
+    )
     add.set_defaults(func=cmd_agreement_add)
 
     end = agreement_sub.add_parser("end", help="end an agreement now (audited)")

@@ -1,4 +1,4 @@
-"""`nightreg user add` and `nightreg user reset-two-factor`: staff accounts."""
+"""`nightreg user add|grant|revoke|reset-two-factor`: staff accounts and their sites."""
 
 from __future__ import annotations
 
@@ -66,6 +66,37 @@ def cmd_user_reset_two_factor(settings: Settings, args: argparse.Namespace) -> i
     return 0
 
 
+def cmd_user_grant(settings: Settings, args: argparse.Namespace) -> int:
+    """Give an account a site's register (or take it away): the operator's way, also for an
+    administrator's own account, which no administrator may give themself on the page."""
+    from nightreg.services.access import CLI
+    from nightreg.services.users import UserError, grant_site
+
+    revoke = args.user_command == "revoke"
+
+    async def work(db: Database) -> bool:
+        return await grant_site(
+            db, CLI, args.email, args.site, now=SystemClock().now(), revoke=revoke
+        )
+
+    try:
+        changed = with_database(settings, work)
+    except UserError as exc:
+        raise CommandError(str(exc)) from exc
+    email = args.email.strip().lower()
+    if not changed:
+        state = "does not hold" if revoke else "holds"
+        print(f"{email} {state} {args.site} already; nothing changed.")
+    elif revoke:
+        print(f"{email} no longer holds {args.site}; its sessions are ended (audited).")
+    else:
+        print(
+            f"{email} now holds {args.site}; audited as site_access_granted and shown on the "
+            "site's page."
+        )
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     user = sub.add_parser("user", help="staff accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True)
@@ -79,3 +110,11 @@ def add_commands(sub: Any) -> None:
     )
     user_reset.add_argument("email")
     user_reset.set_defaults(func=cmd_user_reset_two_factor)
+    for name, text in (
+        ("grant", "give an account a site's register (audited, shown on the site's page)"),
+        ("revoke", "take a site's register from an account (audited; its sessions end)"),
+    ):
+        command = user_sub.add_parser(name, help=text)
+        command.add_argument("email")
+        command.add_argument("site", help="the site's slug")
+        command.set_defaults(func=cmd_user_grant)

@@ -318,26 +318,34 @@ def _delivery() -> Section:
     )
 
 
-def _audit() -> Section:
-    return Section(
-        "audit",
-        gettext("What is recorded"),
-        (
-            Block(
-                gettext(
-                    "Every forward is recorded in the audit trail: which flag, under which "
-                    "agreement, with which fields, by whom (or automatically) and when. So are "
-                    "the making and the ending of this agreement."
-                )
-            ),
-            Block(
-                gettext(
-                    "The privacy officer can read the audit trail and this agreement at any "
-                    "time; the audit trail is chained so that a changed or removed entry shows."
-                )
-            ),
+def _audit(agreement: SharingAgreement) -> Section:
+    blocks = [
+        Block(
+            gettext(
+                "Every forward is recorded in the audit trail: which flag, under which "
+                "agreement, with which fields, by whom (or automatically) and when. So are "
+                "the making and the ending of this agreement."
+            )
         ),
-    )
+        Block(
+            gettext(
+                "The privacy officer can read the audit trail and this agreement at any "
+                "time; the audit trail is chained so that a changed or removed entry shows."
+            )
+        ),
+    ]
+    if agreement.share_audit_checkpoints:
+        blocks.append(
+            Block(
+                gettext(
+                    "Each signal also carries the newest signed checkpoint of the audit trail "
+                    "(the number and fingerprint of its last entry, how many entries it has had "
+                    "and when): kept by the recipient, it shows later whether entries were "
+                    "removed or rewritten here. A checkpoint holds no personal data."
+                )
+            )
+        )
+    return Section("audit", gettext("What is recorded"), tuple(blocks))
 
 
 def summary(agreement: SharingAgreement, tz: ZoneInfo) -> list[Section]:
@@ -355,5 +363,5 @@ def summary(agreement: SharingAgreement, tz: ZoneInfo) -> list[Section]:
         _review(agreement),
         _retention(agreement),
         _delivery(),
-        _audit(),
+        _audit(agreement),
     ]

@@ -204,8 +204,8 @@ class AgreementInvalid(Invalid):
     """An agreement (or its end) that cannot be saved as submitted: errors by field name.
 
     Field names are the form's: name, recipient, reference, valid_from, valid_until, rules,
-    fields, auto_rules, keep_days; for an end, reason, or `agreement` when it has ended
-    already.
+    fields, auto_rules, keep_days (share_audit_checkpoints is a tick box); for an end, reason,
+    or `agreement` when it has ended already.
     """
 
 
@@ -222,6 +222,8 @@ class AgreementData:
     fields: tuple[str, ...]
     auto_rules: tuple[str, ...]
     keep_days: int
+    # Signals carry the audit chain's newest signed checkpoint (issue 17, finding 4).
+    share_audit_checkpoints: bool = False
 
 
 def _text(values: Mapping[str, Any], name: str) -> str:
@@ -337,6 +339,7 @@ def validate(values: Mapping[str, Any], *, today: date) -> AgreementData:
     auto_rules = tuple(code for code in allowed_rules if code in chosen_auto)
 
     keep_days = _keep_days(values.get("keep_days"), errors)
+    share_checkpoints = values.get("share_audit_checkpoints") in (True, "1", "on", "yes", "true")
     if errors:
         raise AgreementInvalid(errors)
     assert valid_from is not None  # an error otherwise
@@ -350,6 +353,7 @@ def validate(values: Mapping[str, Any], *, today: date) -> AgreementData:
         fields=fields,
         auto_rules=auto_rules,
         keep_days=keep_days,
+        share_audit_checkpoints=share_checkpoints,
     )
 
 
@@ -366,6 +370,7 @@ def as_record(agreement: SharingAgreement) -> dict[str, Any]:
         "fields": list(fields_of(agreement)),
         "auto_rules": list(auto_rules_of(agreement)),
         "keep_days": agreement.keep_days,
+        "share_audit_checkpoints": bool(agreement.share_audit_checkpoints),
         "created_at": agreement.created_at.isoformat() if agreement.created_at else None,
         "created_by": agreement.created_by,
         "ended_at": agreement.ended_at.isoformat() if agreement.ended_at else None,
@@ -399,6 +404,7 @@ async def create(
             fields=_dump(data.fields),
             auto_rules=_dump(data.auto_rules),
             keep_days=data.keep_days,
+            share_audit_checkpoints=data.share_audit_checkpoints,
             created_at=now,
             created_by=actor.label[:300],
         )

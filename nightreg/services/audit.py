@@ -262,6 +262,29 @@ def _prepare(
     return row, detail
 
 
+async def _restricted(session: AsyncSession, events: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """Which events are about a restricted (watchlist) flag or name a restricted rule: marked
+    when written, they stay the auditor's after the flag is purged (issue 17)."""
+    rules = set(_restricted_rules())
+    flag_ids = {
+        event["object_id"]
+        for event in events
+        if event.get("object_type") == "flag" and event.get("object_id") is not None
+    }
+    restricted_flags: set[int] = set()
+    if flag_ids:
+        restricted_flags = set(
+            await session.scalars(
+                select(Flag.id).where(Flag.id.in_(flag_ids), Flag.restricted.is_(true()))
+            )
+        )
+    return [
+        (event.get("details") or {}).get("rule") in rules
+        or (event.get("object_type") == "flag" and event.get("object_id") in restricted_flags)
+        for event in events
+    ]
+
+
 async def _lock_chain(session: AsyncSession) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Two instances appending at once would both chain to the same predecessor.
@@ -288,14 +311,16 @@ async def record(
     event's detail record; the rest is chained.
     """
     keyring = current_keyring()
-    await _lock_chain(session)
-    prev = await _last_hash(session)
     event = {
         "action": action, "at": at, "site_id": site_id, "object_type": object_type,
         "object_id": object_id, "object_ids": object_ids, "details": details,
         "personal": personal,
     }  # fmt: skip
+    (restricted,) = await _restricted(session, [event])
+    await _lock_chain(session)
+    prev = await _last_hash(session)
     values, detail = _prepare(keyring, actor, prev, event)
+    values["restricted"] = restricted
     # A Core insert: the unit of work's flush costs more than the event itself, and a scan
     # that raises a few hundred flags writes a few hundred events.
     event_id = await session.scalar(insert(AuditEvent).values(**values).returning(AuditEvent.id))
@@ -314,11 +339,13 @@ async def record_many(
     if not events:
         return
     keyring = current_keyring()
+    marks = await _restricted(session, events)
     await _lock_chain(session)
     prev_hash = await _last_hash(session)
     rows, details = [], []
-    for event in events:
+    for event, restricted in zip(events, marks, strict=True):
         row, detail = _prepare(keyring, actor, prev_hash, event)
+        row["restricted"] = restricted
         rows.append(row)
         details.append(detail)
         prev_hash = row["hash"]
@@ -522,13 +549,22 @@ async def head(db: Database) -> tuple[int, str, int, int]:
     """The chain's head: the newest event's id and hash, how many events it ever had
     (kept and purged), and the anchor's keyless_through_id."""
     async with db.read() as session:
-        anchor = await session.get(AuditAnchor, 1)
-        row = (
-            await session.execute(
-                select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-            )
-        ).first()
-        kept = await session.scalar(select(func.count()).select_from(AuditEvent)) or 0
+        return await head_in(session)
+
+
+async def head_in(session: AsyncSession) -> tuple[int, str, int, int]:
+    """`head` inside the caller's transaction (a signal's checkpoint is taken in the one that
+    queues it). It waits for the chain's turn: on PostgreSQL each statement sees what was
+    committed when it began, and an append between them would make the count and the head
+    disagree."""
+    await _lock_chain(session)
+    anchor = await session.get(AuditAnchor, 1)
+    row = (
+        await session.execute(
+            select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+        )
+    ).first()
+    kept = await session.scalar(select(func.count()).select_from(AuditEvent)) or 0
     removed = anchor.removed_count if anchor is not None else 0
     keyless = anchor.keyless_through_id if anchor is not None else 0
     if row is None:
@@ -602,12 +638,9 @@ def _readable(actor: Actor) -> ColumnElement[bool]:
     on_my_sites = AuditEvent.site_id.in_(sites) if sites else false()
     unsited = AuditEvent.site_id.is_(None) & AuditEvent.action.in_(sorted(ADMIN_UNSITED))
     clause = (on_my_sites | unsited) & AuditEvent.action.not_in(sorted(WATCHLIST_ACTIONS))
-    for rule in _restricted_rules():
-        clause = clause & ~AuditEvent.details.contains(_json({"rule": rule})[1:-1])
-    restricted_flags = select(Flag.id).where(Flag.restricted.is_(true()))
-    return clause & ~(
-        (AuditEvent.object_type == "flag") & AuditEvent.object_id.in_(restricted_flags)
-    )
+    # Marked when written (`_restricted`; migration 0015 marked the older ones): not looked
+    # up in the flags, which the purge removes.
+    return clause & AuditEvent.restricted.is_(false())
 
 
 @dataclass(frozen=True)

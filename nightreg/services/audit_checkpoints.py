@@ -4,7 +4,9 @@ A checkpoint names the chain's head (the newest event's id and hash), how many e
 chain has had (kept and purged), where the keyless events end, the time and the key id; it is
 signed with HMAC-SHA256 under a key derived from the audit key. Checkpoints are appended as
 JSON lines to a file a month in Settings.checkpoint_dir (NIGHTREG_AUDIT_CHECKPOINT_DIR), at
-every job run, on `nightreg audit checkpoint`, and on every purge receipt.
+every job run, on `nightreg audit checkpoint`, and on every purge receipt; signals sent under
+an agreement that says so carry one to the hub (nightreg.services.signals), as the same JSON
+object, so that a copy saved from the hub is a file `nightreg audit verify --checkpoint` reads.
 
 Whoever rewrites the database can cut off the newest events or edit one and re-chain the rest;
 neither survives a comparison with a checkpoint written before: the head it names is gone or
@@ -20,6 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.db import Database
 from nightreg.services import audit
@@ -63,8 +67,22 @@ def _signature(key: bytes, checkpoint: Checkpoint) -> str:
 
 async def take(db: Database, *, now: datetime, keyring: audit.Keyring | None = None) -> Checkpoint:
     """A signed checkpoint of the chain as it is now."""
+    return _signed(await audit.head(db), now, keyring)
+
+
+async def take_in(
+    session: AsyncSession, *, now: datetime, keyring: audit.Keyring | None = None
+) -> Checkpoint:
+    """A signed checkpoint of the chain as the caller's transaction sees it (a signal's: if
+    the transaction is rolled back, the signal that carries it goes too)."""
+    return _signed(await audit.head_in(session), now, keyring)
+
+
+def _signed(
+    head: tuple[int, str, int, int], now: datetime, keyring: audit.Keyring | None
+) -> Checkpoint:
     keyring = keyring or audit.current_keyring()
-    head_id, head_hash, count, keyless = await audit.head(db)
+    head_id, head_hash, count, keyless = head
     unsigned = Checkpoint(
         at=now.isoformat(), head_id=head_id, head_hash=head_hash, count=count,
         keyless_through_id=keyless, key_id=keyring.current_id,

@@ -51,10 +51,11 @@ STAGE_ENROL = "enrol"
 # last_seen_at is written at most this often: a busy page would otherwise write on every poll.
 TOUCH_INTERVAL = timedelta(minutes=1)
 
-# argon2 takes ~150 ms of CPU, 4 threads and 64 MiB per check on purpose: the checks take turns
-# on one worker thread of their own, at a lower priority, so that a burst of them (the 20 wrong
-# passwords one address may send before it must wait) cannot take the cores from the pages
-# served meanwhile.
+# argon2 takes ~200 ms of CPU and 64 MiB per check on purpose: the checks take turns on one
+# worker thread of their own, at a lower priority, and each computes its lanes on that one
+# thread (nightreg.security.verify_password), so that a burst of them (the 20 wrong passwords
+# one address may send before it must wait) leaves the other cores to the pages served
+# meanwhile.
 PASSWORD_WORK_NICENESS = 10
 
 

@@ -22,7 +22,6 @@ job's lease (nightreg.services.jobs) makes such a second run rare in the first p
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
 import time
@@ -388,7 +387,6 @@ class _Run:
             raise first from None
 
 
-@functools.cache
 async def dispatch(
     db: Database,
     settings: Settings,

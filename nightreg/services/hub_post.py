@@ -8,6 +8,7 @@ byte, a fresh signature (nightreg.hubsign), the answer read as an outcome, and t
 from __future__ import annotations
 
 import email.utils
+import functools
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -138,6 +139,7 @@ async def post(client: httpx.AsyncClient, settings: Settings, due: Due, at: date
     return Attempt(at=at, outcome="refused", status_code=code, error=status_line)
 
 
+@functools.cache
 def _tls() -> ssl.SSLContext:
     """One TLS context for every client and run: loading the CA bundle costs ~30 ms each time.
 

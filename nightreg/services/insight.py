@@ -63,11 +63,20 @@ SITE_HOPPING = "site_hopping"
 # car (issue 17, finding 11c). The tables and CSVs say "<5", the charts leave it out.
 SUPPRESS_BELOW = 5
 SUPPRESSED = f"<{SUPPRESS_BELOW}"
+# Secondary suppression: where a hidden count could be worked out from a total the page shows
+# (a row's total, or the period's), the next smallest count of that row is hidden too, shown
+# "x" (as the CBS marks a figure kept back for confidentiality).
+HIDDEN = "x"
 # The CSV's last line (English, no comma: one cell that needs no quotes).
-CSV_NOTE = "# Counts from 1 to %(most)s are shown as %(shown)s (as statistics offices do)"
+CSV_NOTE = (
+    "# Counts from 1 to %(most)s are shown as %(shown)s; where one could be worked out from a "
+    "total the next smallest count is shown as x (as statistics offices do)"
+)
 SUPPRESSION_NOTE = N_(
     "Counts from 1 to %(most)s are shown as “%(shown)s” and left out of the chart, as "
-    "statistics offices do, so that no number points at a single boat, car or person."
+    "statistics offices do, so that no number points at a single boat, car or person. Where "
+    "such a count could be worked out from a total, the next smallest count of its row (or "
+    "the total) is hidden too, shown as “x”."
 )
 # The default period: this week and the eleven before it.
 DEFAULT_WEEKS = 12
@@ -362,6 +371,84 @@ def drawn(count: int) -> int:
     return 0 if 0 < count < SUPPRESS_BELOW else count
 
 
+Cell = int | str  # a count, SUPPRESSED (1 .. SUPPRESS_BELOW - 1) or HIDDEN (secondary)
+
+
+@dataclass(frozen=True)
+class Protected:
+    """A table of counts as it may be shown: every row with its total, and the grand total.
+
+    `cells`, `totals` and `total` hold a count, SUPPRESSED or HIDDEN each.
+    """
+
+    cells: tuple[tuple[Cell, ...], ...]
+    totals: tuple[Cell, ...]
+    total: Cell
+
+    def drawn(self) -> tuple[tuple[int, ...], ...]:
+        """The cells as a chart may draw them: what is not shown is left out (0)."""
+        return tuple(tuple(v if isinstance(v, int) else 0 for v in row) for row in self.cells)
+
+
+def protect(rows: Sequence[Sequence[int]]) -> Protected:
+    """Primary and secondary suppression of a table shown with row totals and a grand total.
+
+    Primary: every count from 1 to SUPPRESS_BELOW - 1. Secondary, as statistics offices do:
+    a row whose total is shown must not have exactly one hidden count (the total minus the
+    others would give it away), so the next smallest count above zero is hidden too, or the
+    total when there is none; the same for the row totals against the grand total. A row
+    total hidden that way while all its counts are shown would be their sum, so one of its
+    counts is hidden with it. Repeated until nothing changes. Columns have no totals here.
+    """
+    grid = [list(row) for row in rows]
+    hidden = [[0 < v < SUPPRESS_BELOW for v in row] for row in grid]
+    totals = [sum(row) for row in grid]
+    total_hidden = [0 < t < SUPPRESS_BELOW for t in totals]
+    grand = sum(totals)
+    grand_hidden = 0 < grand < SUPPRESS_BELOW
+
+    def smallest(values: Sequence[int], hide: Sequence[bool]) -> int | None:
+        open_ = [(v, i) for i, v in enumerate(values) if v > 0 and not hide[i]]
+        return min(open_)[1] if open_ else None
+
+    changed = True
+    while changed:
+        changed = False
+        for i, row in enumerate(grid):
+            if total_hidden[i] and not any(hidden[i]):
+                j = smallest(row, hidden[i])
+                if j is not None:  # else the row is all zeros: nothing to give away
+                    hidden[i][j] = changed = True
+            if not total_hidden[i] and sum(hidden[i]) == 1:
+                j = smallest(row, hidden[i])
+                if j is None:
+                    total_hidden[i] = True
+                else:
+                    hidden[i][j] = True
+                changed = True
+        if not grand_hidden and sum(total_hidden) == 1:
+            k = smallest(totals, total_hidden)
+            if k is None:
+                grand_hidden = True
+            else:
+                total_hidden[k] = True
+            changed = True
+
+    def cell(value: int, is_hidden: bool) -> Cell:
+        if not is_hidden:
+            return value
+        return SUPPRESSED if value < SUPPRESS_BELOW else HIDDEN
+
+    return Protected(
+        cells=tuple(
+            tuple(cell(v, h) for v, h in zip(row, hide, strict=True))
+            for row, hide in zip(grid, hidden, strict=True)
+        ),
+        totals=tuple(cell(t, h) for t, h in zip(totals, total_hidden, strict=True)),
+        total=cell(grand, grand_hidden),
+    )
+
+
 def suppress(count: int) -> int | None:
     """A count of subjects as it may be shown: None for 1 .. SUPPRESS_BELOW - 1."""
     return None if 0 < count < SUPPRESS_BELOW else count
@@ -494,6 +581,31 @@ async def record_view(
     )
 
 
+def protected_weekly(
+    weeks: Sequence[date], series: Sequence[WeeklySeries]
+) -> tuple[Protected, list[WeeklySeries]]:
+    """A weekly table protected (its rows are the series, each with its total), and the series
+    as the chart may draw them, largest total first as before."""
+    protected = protect([s.counts for s in series])
+    drawn_series = [
+        WeeklySeries(s.key, row) for s, row in zip(series, protected.drawn(), strict=True)
+    ]
+    return protected, drawn_series
+
+
+def _weekly_cells(
+    weeks: Sequence[date], rows: Iterable[tuple[date, str | int, int]]
+) -> dict[tuple[date, str | int], Cell]:
+    """(week, key) -> the cell the page shows for it, secondary suppression included."""
+    series = weekly_series(weeks, rows)
+    protected = protect([s.counts for s in series])
+    return {
+        (week, s.key): protected.cells[i][j]
+        for i, s in enumerate(series)
+        for j, week in enumerate(weeks)
+    }
+
+
 def _cell(value: object) -> object:
     return escape_cell(value) if isinstance(value, str) else value
 
@@ -527,13 +639,21 @@ async def export_csv(
     _scoped(actor, filters.sites)
     await record_view(db, actor, filters, now=now, chart=chart)
     by_id = {s.id: s for s in filters.scope}
+    # Every cell as the page shows it, secondary suppression included: a count the page hides
+    # must not be read off the CSV next to the page's totals.
     if chart == "flags":
         flag_rows = await flags_per_week(db, actor, filters)
+        flag_cells = _weekly_cells(filters.weeks, ((r.week, r.rule, r.flags) for r in flag_rows))
         return to_csv(
-            ("week", "rule", "flags"), ((r.week, r.rule, shown(r.flags)) for r in flag_rows)
+            ("week", "rule", "flags"),
+            ((r.week, r.rule, flag_cells[(r.week, r.rule)]) for r in flag_rows),
         )
     if chart == "arrivals":
         arrival_rows = await arrivals_by_hour(db, actor, filters)
+        grids = {
+            site_id: protect(hour_grid(arrival_rows, site_id))
+            for site_id in {r.site_id for r in arrival_rows}
+        }
         return to_csv(
             ("site", "site_name", "weekday", "hour", "arrivals"),
             (
@@ -542,20 +662,26 @@ async def export_csv(
                     by_id[r.site_id].name,
                     r.weekday + 1,
                     r.hour,
-                    shown(r.arrivals),
+                    grids[r.site_id].cells[r.weekday][r.hour],
                 )
                 for r in arrival_rows
             ),
         )
     if chart == "signals":
         signal_rows = await signals_per_week(db, actor, filters)
+        signal_cells = _weekly_cells(
+            filters.weeks, ((r.week, r.site_id, r.signals) for r in signal_rows)
+        )
         return to_csv(
             ("week", "site", "site_name", "signals"),
             (
-                (r.week, by_id[r.site_id].slug, by_id[r.site_id].name, shown(r.signals))
+                (
+                    r.week, by_id[r.site_id].slug, by_id[r.site_id].name,
+                    signal_cells[(r.week, r.site_id)],
+                )
                 for r in signal_rows
             ),
-        )
+        )  # fmt: skip
     shared_rows = await shared_subjects(db, actor, filters)
     return to_csv(
         ("site_a", "site_a_name", "site_b", "site_b_name", "subjects"),

@@ -9,7 +9,8 @@ signal never exists for a flag that was not forwarded.
 
 What a signal carries of the evidence: the visits at the flag's own site (the site's staff
 decided to forward them), and only a count of evidence visits at other sites, whose staff
-did not.
+did not. Under an agreement that shares audit checkpoints it also carries the audit chain's
+signed checkpoint, taken in the transaction that queues it (issue 17, finding 4).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from nightreg.db import Database
 from nightreg.i18n import N_
 from nightreg.models import Flag, SharingAgreement, Signal, Site, Visit, flag_visit
 from nightreg.rules import RULES
-from nightreg.services import audit
+from nightreg.services import audit, audit_checkpoints
 from nightreg.services.access import SYSTEM, Actor, NotFound
 from nightreg.services.agreements import (
     VISIT_FIELDS,
@@ -150,6 +151,36 @@ SIGNAL_SCHEMA: dict[str, Any] = {
             "minimum": 0,
             "description": "Evidence visits at other sites: counted, never sent.",
         },
+        "audit_checkpoint": {
+            "type": "object",
+            "description": (
+                "When the agreement says so: the newest signed checkpoint of the sender's audit "
+                "trail when the flag was forwarded. Keep it: saved as one line of a file, the "
+                "sender's `nightreg audit verify --checkpoint FILE` shows whether its trail "
+                "was cut off or rewritten since. No personal data."
+            ),
+            "additionalProperties": False,
+            "required": [
+                "v",
+                "at",
+                "head_id",
+                "head_hash",
+                "count",
+                "keyless_through_id",
+                "key_id",
+                "signature",
+            ],
+            "properties": {
+                "v": {"const": 1},
+                "at": {"type": "string", "description": "When it was taken (ISO 8601)."},
+                "head_id": {"type": "integer", "minimum": 0},
+                "head_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "count": {"type": "integer", "minimum": 0},
+                "keyless_through_id": {"type": "integer", "minimum": 0},
+                "key_id": {"type": "string"},
+                "signature": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            },
+        },
         "visits": {
             "type": "array",
             "description": "The evidence visits at the forwarding site, with the allowed fields.",
@@ -196,8 +227,10 @@ def build_body(
     elsewhere: int,
     forwarded_at: datetime,
     review: str,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The signal as the hub receives it: only the agreement's fields (a pure function)."""
+    """The signal as the hub receives it: only the agreement's fields (a pure function), and
+    the audit chain's `checkpoint` when the agreement shares checkpoints."""
     allowed = set(fields_of(agreement))
     body: dict[str, Any] = {
         "schema": SCHEMA_ID,
@@ -223,6 +256,8 @@ def build_body(
             "kind": site.kind,
             "municipality": site.municipality,
         }
+    if checkpoint is not None and agreement.share_audit_checkpoints:
+        body["audit_checkpoint"] = dict(checkpoint)
     visit_fields = [name for name in VISIT_FIELDS if name in allowed]
     if visit_fields:
         body["visits"] = [
@@ -311,9 +346,12 @@ async def _draft(
     if coverage.agreement is None:
         return Draft(None, None, refusal(coverage, flag.rule, now, tz))
     visits, elsewhere = await _evidence(session, flag)
+    checkpoint = None
+    if coverage.agreement.share_audit_checkpoints:
+        checkpoint = (await audit_checkpoints.take_in(session, now=now)).as_dict()
     body = build_body(
         uid=uid, agreement=coverage.agreement, flag=flag, site=site, visits=visits,
-        elsewhere=elsewhere, forwarded_at=now, review=review,
+        elsewhere=elsewhere, forwarded_at=now, review=review, checkpoint=checkpoint,
     )  # fmt: skip
     return Draft(coverage.agreement, body, None, tuple(v.id for v in visits), site.timezone)
 
@@ -361,9 +399,18 @@ async def queue(
             "uid": uid, "flag": flag.id, "rule": flag.rule, "review": review,
             "agreement": draft.agreement.reference,
             "fields": list(fields_of(draft.agreement)),
+            **_checkpoint_sent(draft.body),
         },
     )  # fmt: skip
     return signal
+
+
+def _checkpoint_sent(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The checkpoint a signal carries, as its `signal_queued` event names it."""
+    checkpoint = body.get("audit_checkpoint")
+    if not checkpoint:
+        return {}
+    return {"checkpoint": {"head_id": checkpoint["head_id"], "count": checkpoint["count"]}}
 
 
 async def auto_forward(session: AsyncSession, flag_ids: Sequence[int], *, now: datetime) -> int:

@@ -662,6 +662,9 @@ async def _restricted_flags(session: AsyncSession, found: Found, ids: Sequence[i
     )
 
 
+NO_ID = 0  # no row has it: stands in for an empty list of ids (see _delete)
+
+
 async def _delete(
     session: AsyncSession,
     found: Found,
@@ -706,31 +709,31 @@ async def _delete(
             .execution_options(synchronize_session=False)
         )
     ).all()
-    orphans: list[int] = []
-    if candidates:
-        orphans = list(
-            await session.scalars(
-                select(Flag.id).where(
-                    Flag.id.in_(sorted(candidates)),
-                    Flag.status.not_in(UNDER_REVIEW),
-                    ~exists().where(flag_visit.c.flag_id == Flag.id),
-                    ~flag_held(today),
-                )
+    # Every statement below runs whether or not there are flags, hidden or not (an id list
+    # that would be empty holds NO_ID instead): a subject with a hidden flag takes the same
+    # queries, hence the same time, as one without (issue 17, finding 2).
+    orphans = list(
+        await session.scalars(
+            select(Flag.id).where(
+                Flag.id.in_(sorted(candidates) or [NO_ID]),
+                Flag.status.not_in(UNDER_REVIEW),
+                ~exists().where(flag_visit.c.flag_id == Flag.id),
+                ~flag_held(today),
             )
         )
-    signals = 0
+    )
     shown = [f for f in orphans if f not in hidden]
-    if shown:
-        signals = (
-            await session.scalar(
-                select(func.count()).select_from(Signal).where(Signal.flag_id.in_(shown))
-            )
-            or 0
+    signals = (
+        await session.scalar(
+            select(func.count()).select_from(Signal).where(Signal.flag_id.in_(shown or [NO_ID]))
         )
-    if orphans:
-        await session.execute(
-            delete(Flag).where(Flag.id.in_(orphans)).execution_options(synchronize_session=False)
-        )
+        or 0
+    )
+    await session.execute(
+        delete(Flag)
+        .where(Flag.id.in_(orphans or [NO_ID]))
+        .execution_options(synchronize_session=False)
+    )
     return {
         "visits": len(visits),
         "notes": notes or 0,

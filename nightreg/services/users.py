@@ -177,6 +177,10 @@ async def create_user(
                     "password": "set" if password else "reset_link",
                 },
             )
+            # A new account holding a site is a grant like any other: on the site's trail and
+            # its home page, so that a second account of the admin's own shows (finding 11b).
+            for site in sites:
+                await _record_grant(session, actor, site, user, now=now, new_account=True)
     except IntegrityError:
         raise AccountInvalid({"email": MSG_EMAIL_TAKEN}) from None
     token = None if password else await auth.issue_reset(db, actor, user.id, now=now)
@@ -222,6 +226,7 @@ async def change_user(
         if sites is None:
             errors["sites"] = MSG_SITES
         added = [s for s in sites or [] if s.slug not in {old.slug for old in user.sites}]
+        removed = [s for s in user.sites if s.slug not in set(slugs)]
         if is_self and added:
             # Four eyes: an administrator reads a site's register only when someone else gave
             # them the site (issue 17, finding 11b); each grant is on that site's trail.
@@ -252,12 +257,69 @@ async def change_user(
                 details={"email": user.email, "changes": changes},
             )
             for site in added:  # on the site's own trail too, for its staff and the auditor
-                await audit.record(
-                    session, actor, "site_access_granted", at=now, site_id=site.id,
-                    object_type="user", object_id=user_id,
-                    details={"email": user.email, "role": user.role},
-                )  # fmt: skip
+                await _record_grant(session, actor, site, user, now=now)
+            for site in removed:
+                await _record_grant(session, actor, site, user, now=now, revoked=True)
     return changes
+
+
+async def _record_grant(
+    session: Any,
+    actor: Actor,
+    site: Site,
+    user: User,
+    *,
+    now: datetime,
+    new_account: bool = False,
+    revoked: bool = False,
+) -> None:
+    details: dict[str, Any] = {"email": user.email, "role": user.role}
+    if new_account:
+        details["new_account"] = True
+    await audit.record(
+        session, actor, "site_access_revoked" if revoked else "site_access_granted", at=now,
+        site_id=site.id, object_type="user", object_id=user.id, details=details,
+    )  # fmt: skip
+
+
+MSG_NO_ACCOUNT = "no account {email!r}"
+MSG_NO_SITE = "no site {site!r}"
+
+
+async def grant_site(
+    db: Database, actor: Actor, email: str, slug: str, *, now: datetime, revoke: bool = False
+) -> bool:
+    """`nightreg user grant|revoke EMAIL SITE`: give an account a site's register, or take it
+    away; False when it had (or lacked) it already. Audited on the site's trail like a grant
+    on the accounts page; the account's sessions end, so that it holds from the next click on.
+    The operator's way for an administrator's own account (issue 17, finding 11b)."""
+    actor.require("users.manage")
+    async with db.write() as session:
+        user = await session.scalar(
+            select(User)
+            .where(User.email == email.strip().lower())
+            .options(selectinload(User.sites))
+        )
+        if user is None:
+            raise UserError(MSG_NO_ACCOUNT.format(email=email))
+        site = await session.scalar(select(Site).where(Site.slug == slug))
+        if site is None:
+            raise UserError(MSG_NO_SITE.format(site=slug))
+        has = any(s.id == site.id for s in user.sites)
+        if has != revoke:
+            return False
+        if actor.kind == "user" and actor.id == user.id and not revoke:
+            raise UserError(MSG_SELF_GRANT)
+        before = sorted(s.slug for s in user.sites)
+        user.sites = [s for s in user.sites if s.id != site.id] if revoke else [*user.sites, site]
+        after = sorted(s.slug for s in user.sites)
+        await session.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
+        await audit.record(
+            session, actor, "user_changed", at=now, object_type="user", object_id=user.id,
+            details={"email": user.email, "changes": {"sites": {"before": before, "after": after}}},
+        )  # fmt: skip
+        await _record_grant(session, actor, site, user, now=now, revoked=revoke)
+    return True
 
 
 @dataclass(frozen=True)

@@ -286,6 +286,34 @@ async def test_an_admin_makes_an_agreement_on_the_form_and_lands_on_its_summary(
     assert len(await events(db, "agreement_created", agreement_id)) == 1
 
 
+async def test_an_agreement_may_send_audit_checkpoints_with_its_signals_and_says_so(
+    client: Client, db: Database
+):
+    """Issue 17, finding 4: a tick box on the form, kept with the agreement, in its audit
+    record and in its plain-language summary."""
+    csrf = await signed_in(client, db, "admin")
+    page = await client.get("/admin/agreements/new")
+    answers = {}
+    for ticked in (True, False):
+        values = form(**({"share_audit_checkpoints": "1"} if ticked else {}))
+        answers[ticked] = await client.post(
+            "/admin/agreements/new", data={"_csrf_token": csrf, **values}, follow_redirects=False
+        )
+
+    assert 'name="share_audit_checkpoints"' in page.text
+    for ticked, answer in answers.items():
+        assert answer.status_code == 303, answer.text
+        agreement_id = created_id(answer.headers["location"])
+        async with db.read() as session:
+            agreement = await session.get(SharingAgreement, agreement_id)
+        assert agreement is not None
+        assert agreement.share_audit_checkpoints is ticked
+        [made] = await events(db, "agreement_created", agreement_id)
+        assert json.loads(made.details)["share_audit_checkpoints"] is ticked
+        summary = (await client.get(answer.headers["location"])).text
+        assert ("newest signed checkpoint of the audit trail" in summary) is ticked
+
+
 async def test_a_form_with_mistakes_comes_back_with_each_error_beside_its_field_as_typed(
     client: Client, db: Database
 ):

@@ -538,6 +538,45 @@ async def test_an_admin_of_one_site_reads_only_its_events_without_details_or_wat
     assert str(other_event) not in rows  # the other site's correction
 
 
+async def test_a_review_of_a_watchlist_flag_stays_hidden_from_admins_after_the_purge(
+    client: AsyncTestClient[Litestar], db: Database
+):
+    """A `flag_reviewed` event names no rule: it was hidden by looking its flag up, and showed
+    (an id and an action) once the purge had removed the flag. Now it is marked when written."""
+    from sqlalchemy import delete, select
+
+    from nightreg.models import Flag
+    from nightreg.services import audit
+    from nightreg.services.access import SYSTEM
+
+    world, _hit, _other = await audit_world(db)
+    async with db.write() as session:
+        flag = await session.scalar(select(Flag).where(Flag.rule == "watchlist_hit"))
+        assert flag is not None
+        review = await audit.record(
+            session, SYSTEM, "flag_reviewed", at=SUMMER_EVENING, site_id=flag.site_id,
+            object_type="flag", object_id=flag.id,
+            details={"action": "watch", "reason": "", "from": "open", "to": "watching"},
+        )  # fmt: skip
+        await session.execute(delete(Flag).where(Flag.id == flag.id))  # as the purge does
+    admin = await make_staff(db, "admin", [world.site_slug])
+    client.cookies.set(
+        "nightreg_session", await open_session(db, admin.user_id), domain="testserver.local"
+    )
+    export = (await client.get("/admin/audit/export.csv")).text
+    rows = {line.split(",", 1)[0] for line in export.splitlines()[1:]}
+    assert rows  # the admin reads the site's other events
+    assert str(review.id) not in rows
+    page = (await client.get("/admin/audit", params={"action": "flag_reviewed"})).text
+    assert f">{review.id}<" not in page
+    auditor = await make_staff(db, "auditor")
+    client.cookies.set(
+        "nightreg_session", await open_session(db, auditor.user_id), domain="testserver.local"
+    )
+    export = (await client.get("/admin/audit/export.csv")).text
+    assert str(review.id) in {line.split(",", 1)[0] for line in export.splitlines()[1:]}
+
+
 async def test_the_auditor_reads_every_event_with_its_details(
     client: AsyncTestClient[Litestar], db: Database
 ):

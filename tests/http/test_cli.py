@@ -141,5 +141,71 @@ def test_sites_points_and_accounts_made_on_the_command_line_are_in_the_audit_tra
         ("site_created", "cli"),
         ("point_created", "cli"),
         ("point_rotated", "cli"),
+        ("site_access_granted", "cli"),  # on the site's trail
         ("user_created", "cli"),
+        ("site_access_granted", "cli"),  # and the account's
+    ]
+
+
+def test_the_operator_grants_and_revokes_a_site_on_the_command_line_audited_on_its_trail(
+    cli_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+):
+    """Issue 17, finding 11b: an administrator cannot give themself a site on the page; the
+    operator can, with `nightreg user grant`, and the site's trail says so."""
+    import asyncio
+    import json
+
+    from sqlalchemy import select
+
+    from nightreg.db import Database
+    from nightreg.models import AuditEvent, Site, User
+
+    slug = unique_slug("grant")
+    email = f"beheer-{slug}@example.org"
+    assert run(capsys, "site", "add", slug, "--name", "Haven", "--kind", "marina")[0] == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert run(capsys, "user", "add", email, "--role", "admin")[0] == 0
+
+    code, out, _ = run(capsys, "user", "grant", email.upper(), slug)
+    assert code == 0
+    assert f"{email} now holds {slug}" in out
+    assert "already" in run(capsys, "user", "grant", email, slug)[1]
+    code, _, err = run(capsys, "user", "grant", email, "no-such-site")
+    assert code == 2
+    assert "no site" in err
+    assert run(capsys, "user", "grant", "nobody@example.org", slug)[0] == 2
+
+    async def state() -> tuple[list[str], list[tuple[str, str, dict[str, object]]]]:
+        db = Database(database_url)
+        try:
+            async with db.read() as session:
+                site_id = await session.scalar(select(Site.id).where(Site.slug == slug))
+                user = await session.scalar(select(User).where(User.email == email))
+                assert user is not None
+                await session.refresh(user, ["sites"])
+                rows = await session.execute(
+                    select(AuditEvent.action, AuditEvent.actor, AuditEvent.details)
+                    .where(AuditEvent.site_id == site_id, AuditEvent.object_type == "user")
+                    .order_by(AuditEvent.id)
+                )
+                trail = [(a, who, json.loads(d)) for a, who, d in rows]
+                return [s.slug for s in user.sites], trail
+        finally:
+            await db.dispose()
+
+    sites, trail = asyncio.run(state())
+    assert sites == [slug]
+    assert trail == [("site_access_granted", "cli", {"email": email, "role": "admin"})]
+
+    code, out, _ = run(capsys, "user", "revoke", email, slug)
+    assert code == 0
+    assert "no longer holds" in out
+    sites, trail = asyncio.run(state())
+    assert sites == []
+    assert [action for action, _who, _details in trail] == [
+        "site_access_granted",
+        "site_access_revoked",
     ]

@@ -257,6 +257,22 @@ async def test_a_signal_is_delivered_once_signed_with_its_stored_bytes(
     assert stored.last_status_code == 200
 
 
+async def test_two_runs_with_the_same_arguments_are_two_runs(
+    db: Database, outbox: Outbox, receiver: Receiver, hub_settings: Settings
+):
+    """A cache left over a refactoring on `dispatch` handed the second call the first one's
+    coroutine (already awaited) and kept every run's arguments alive."""
+    client = httpx.AsyncClient()
+    try:
+        first = await dispatching.dispatch(db, hub_settings, now=EPOCH, client=client)
+        await outbox.forward()
+        second = await dispatching.dispatch(db, hub_settings, now=EPOCH, client=client)
+    finally:
+        await client.aclose()
+    assert second is not first
+    assert second.sent == 1
+
+
 async def test_a_delivery_is_audited_without_the_payload(
     db: Database, outbox: Outbox, receiver: Receiver, hub_settings: Settings
 ):

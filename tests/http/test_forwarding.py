@@ -8,19 +8,22 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
+from pathlib import Path
 
 import jsonschema
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
 from nightreg.db import Database
 from nightreg.models import AuditEvent, Flag, Signal
+from nightreg.services import audit, audit_checkpoints
 from nightreg.services import flags as flag_queue
 from nightreg.services.flags import ReviewInvalid
 from nightreg.services.scan import run_scan
 from nightreg.services.signals import SIGNAL_SCHEMA
+from nightreg.settings import Settings
 from tests.factories import (
     KEY,
     NOW,
@@ -129,6 +132,63 @@ async def test_forwarding_writes_one_signal_with_only_the_agreed_fields(
     assert "score" not in body
     assert "Piet Geheim" not in signal.body
     assert "Twee keer gezien" not in signal.body  # the reviewer's note stays at the site
+
+
+async def test_under_an_agreement_that_says_so_a_signal_carries_a_checkpoint_that_catches_a_cut(
+    client: Client, db: Database, make_agreement: MakeAgreement, settings: Settings,
+    tmp_path: Path,
+):  # fmt: skip
+    """Issue 17, finding 4: a checkpoint sent to the hub with a signal is out of the database
+    owner's reach; saved from the hub, it shows a trail cut off after it."""
+    await make_agreement(fields=["arrived_at"], share_audit_checkpoints=True)
+    site = await new_site(db)
+    flag = await make_flag(db, site, visits=[await add_visit(db, site)])
+    await signed_in(client, db, "security", site)
+
+    status, _text = await forward_by_form(client, flag)
+
+    assert status == 303
+    [signal] = await signals_of(db, flag)
+    body = json.loads(signal.body)
+    jsonschema.validate(body, SIGNAL_SCHEMA)
+    checkpoint = body["audit_checkpoint"]
+    async with db.read() as session:
+        queued = await session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.action == "signal_queued", AuditEvent.object_id == signal.id
+            )
+        )
+        newest = await session.scalar(select(func.max(AuditEvent.id)))
+    assert queued is not None
+    assert checkpoint["head_id"] < queued.id  # the trail as it was when the flag went
+    assert json.loads(queued.details)["checkpoint"]["head_id"] == checkpoint["head_id"]
+
+    kept_at_the_hub = tmp_path / "from-the-hub.jsonl"
+    kept_at_the_hub.write_text(json.dumps(checkpoint) + "\n", encoding="utf-8")
+    result = await audit_checkpoints.verify(db, settings, checkpoint_file=kept_at_the_hub)
+    assert result.intact, result.reason
+    assert "matches" in (result.checkpoint or "")
+
+    async with db.write() as session:  # whoever owns the database cuts off the newest events
+        await session.execute(delete(AuditEvent).where(AuditEvent.id >= checkpoint["head_id"]))
+    assert newest is not None
+    assert (await audit.verify_chain(db)).intact  # the chain alone cannot tell
+    result = await audit_checkpoints.verify(db, settings, checkpoint_file=kept_at_the_hub)
+    assert not result.intact
+    assert "truncated" in result.reason
+
+
+async def test_without_the_agreement_saying_so_a_signal_carries_no_checkpoint(
+    client: Client, db: Database, make_agreement: MakeAgreement
+):
+    await make_agreement(fields=["arrived_at"])
+    site = await new_site(db)
+    flag = await make_flag(db, site, visits=[await add_visit(db, site)])
+    await signed_in(client, db, "security", site)
+
+    assert (await forward_by_form(client, flag))[0] == 303
+    [signal] = await signals_of(db, flag)
+    assert "audit_checkpoint" not in json.loads(signal.body)
 
 
 async def test_the_flag_page_shows_what_was_sent_to_the_hub(

@@ -304,6 +304,34 @@ async def test_a_count_of_one_is_shown_as_fewer_than_five_on_the_page_and_in_the
     assert "<td>1</td>" not in page.text
 
 
+@pytest.mark.real_threshold
+async def test_a_hidden_count_cannot_be_worked_out_from_its_rows_total_on_the_page_or_csv(
+    client: Client, db: Database
+):
+    """Issue 17, finding 11c: 2, 6 and 9 flags in three weeks with the total 17 shown gave the
+    hidden 2 away (17 - 6 - 9). The 6 is hidden too, on the page and in the CSV alike."""
+    site = await new_site(db)
+    for week, flags in enumerate((2, 6, 9)):
+        for _ in range(flags):
+            await add_flag(db, site, start=TUESDAY_NIGHT + timedelta(weeks=week))
+    await signed_in(client, db, "analyst")
+    query = f"site={site.slug}&{PERIOD}"
+
+    page = await client.get(f"/admin/insight?{query}")
+    flags = await client.get(f"/admin/insight/flags.csv?{query}")
+
+    assert csv_rows(flags.content) == [
+        {"week": str(WEEK_1), "rule": "night_movement", "flags": "<5"},
+        {"week": str(WEEK_2), "rule": "night_movement", "flags": "x"},
+        {"week": str(WEEK_3), "rule": "night_movement", "flags": "9"},
+    ]
+    assert "shown as x" in flags.text.rstrip().splitlines()[-1]
+    header, row = tables(page.text)["Flags per rule per week"]
+    assert row[1:] == ["<5", "x", "9", "0", "17"]
+    assert header[-1] == "Total"
+    assert "shown as “x”" in page.text
+
+
 # --- the numbers ------------------------------------------------------------------------------
 
 

@@ -324,6 +324,39 @@ async def test_an_admin_cannot_give_themself_a_site_but_another_admin_can(
     assert "given by" in home.text
 
 
+async def test_a_new_account_holding_a_site_is_shown_as_a_grant_on_that_sites_page(
+    client: Client, db: Database
+):
+    """Issue 17, finding 11b: an admin who may not give themself a site could make a second
+    account holding it. Such an account is a grant like any other: on the site's trail, marked
+    as a new account, and on the site's page for its staff and the auditor."""
+    point = await make_point(db)
+    _me, csrf = await signed_in(client, db, "admin")
+    email = f"tweede-{secrets.token_hex(4)}@example.org"
+
+    answer = await client.post(
+        "/admin/users/new",
+        data={"_csrf_token": csrf, "email": email, "role": "harbour_master",
+              "sites": point.site_slug},
+        follow_redirects=False,
+    )  # fmt: skip
+
+    assert answer.status_code in (200, 302, 303), answer.text
+    async with db.read() as session:
+        grant = await session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.action == "site_access_granted",
+                AuditEvent.details.contains(email),
+            )
+        )
+    assert grant is not None
+    assert grant.site_id is not None
+    assert json.loads(grant.details)["new_account"] is True
+    await signed_in(client, db, "harbour_master", point.site_slug)
+    home = (await client.get(f"/admin/sites/{point.site_slug}")).text
+    assert email in home.split('id="grants"')[1]
+
+
 async def test_an_empty_account_change_is_refused_and_changes_nothing(client: Client, db: Database):
     _, csrf = await signed_in(client, db, "admin")
     guard = await make_staff(db, "security")

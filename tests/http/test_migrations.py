@@ -352,7 +352,8 @@ def test_0009_keeps_the_events_written_before_it_verifying_and_chains_on_with_th
     migrate.downgrade(scratch_url, "0008")
     try:
         run_on(scratch_url, old_events)
-        migrate.upgrade(scratch_url, "0009")
+        # 0009 and what follows it (today's code writes the columns of later revisions too).
+        migrate.upgrade(scratch_url)
         result = asyncio.run(verify_and_append())
         assert result.intact, str(result)
         assert result.checked == 4
@@ -361,3 +362,40 @@ def test_0009_keeps_the_events_written_before_it_verifying_and_chains_on_with_th
         migrate.upgrade(scratch_url)
         run_on(scratch_url, lambda conn: conn.execute(text("DELETE FROM audit_event")))
         run_on(scratch_url, lambda conn: conn.execute(text("DELETE FROM audit_anchor")))
+
+
+def test_0015_marks_the_events_already_written_about_a_watchlist_hit_as_restricted(
+    scratch_url: str,
+):
+    """Events about a restricted flag used to be hidden by looking the flag up, which the purge
+    removes; 0015 marks those already written (here: the ones naming the restricted rule)."""
+    at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    async def two_events(conn: Any) -> None:
+        events = table(
+            "audit_event", *(column(c) for c in (
+                "at", "actor", "address", "action", "site_id", "object_type", "object_id",
+                "object_ids", "details", "prev_hash", "hash"))
+        )  # fmt: skip
+        for n, rule in enumerate(("watchlist_hit", "night_movement")):
+            details = json.dumps({"rule": rule}, separators=(",", ":"))
+            await conn.execute(
+                insert(events).values(
+                    at=at, actor="system", address="", action="flag_raised", site_id=1,
+                    object_type="flag", object_id=900 + n, object_ids="[]", details=details,
+                    prev_hash=str(n), hash=f"{n}" * 64,
+                )
+            )  # fmt: skip
+
+    async def marks(conn: Any) -> dict[str, bool]:
+        rows = await conn.execute(text("SELECT details, restricted FROM audit_event"))
+        return {json.loads(details)["rule"]: bool(restricted) for details, restricted in rows}
+
+    migrate.upgrade(scratch_url)
+    migrate.downgrade(scratch_url, "0009")
+    try:
+        run_on(scratch_url, two_events)
+        migrate.upgrade(scratch_url)
+        assert run_on(scratch_url, marks) == {"watchlist_hit": True, "night_movement": False}
+    finally:
+        run_on(scratch_url, lambda conn: conn.execute(text("DELETE FROM audit_event")))

@@ -323,6 +323,56 @@ async def test_attempts_refused_while_throttled_write_one_audit_event_per_window
     assert throttled[0]["refused"] == 95
 
 
+async def test_a_burst_from_one_address_takes_turns_in_memory_not_in_the_database(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+):
+    """Forty attempts at once from one address for unknown e-mails: each is counted in turn,
+    and once the address must wait the rest of the burst is refused from memory; the burst
+    never queues more than one of its write transactions in front of the staff pages'."""
+    import contextlib
+
+    from nightreg.services import throttle
+
+    tally = throttle.RefusalTally()
+    writes = Overlap()
+    original_write, original_read = db.write, db.read
+
+    @contextlib.asynccontextmanager
+    async def write() -> AsyncIterator[Any]:
+        writes.enter()
+        try:
+            async with original_write() as session:
+                yield session
+        finally:
+            writes.leave()
+
+    @contextlib.asynccontextmanager
+    async def read() -> AsyncIterator[Any]:
+        await asyncio.sleep(0.01)  # under load: every attempt of the burst has read first
+        async with original_read() as session:
+            yield session
+
+    monkeypatch.setattr(db, "write", write)
+    monkeypatch.setattr(db, "read", read)
+    attempts = counted_async(monkeypatch, throttle, "begin_attempt")
+
+    results = await asyncio.gather(
+        *(
+            throttle.begin_attempt(
+                db, f"guess-{n}@example.org", "203.0.113.9", SUMMER_EVENING, tally=tally
+            )
+            for n in range(40)
+        )
+    )
+
+    assert attempts.most >= 10, "the attempts did not overlap"
+    counted = [r for r in results if isinstance(r, throttle.Attempt)]
+    assert len(counted) == throttle.ADDRESS_LIMIT
+    assert writes.most == 1
+    assert writes.calls == throttle.ADDRESS_LIMIT  # the rest read the limit, then memory
+    assert not tally._turns  # nothing left behind
+
+
 # --- finding 11e: the half-done sign-in is good for one second step --------------------------
 
 

@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nightreg import charts
 from nightreg.services import insight
@@ -402,3 +404,55 @@ def test_figures_on_dark_cells_are_white_and_on_light_cells_dark_always_readable
 
 def test_bars_stand_out_from_the_page_by_their_outline():
     assert charts.contrast(charts.OUTLINE, "#ffffff") >= 3
+
+
+# --- secondary suppression (issue 17, finding 11c) -------------------------------------------
+
+
+@pytest.mark.real_threshold
+def test_a_row_with_one_hidden_count_and_a_shown_total_hides_its_next_smallest_count():
+    protected = insight.protect([[2, 6, 9, 0], [5, 5, 5, 5]])
+
+    assert protected.cells == (("<5", "x", 9, 0), (5, 5, 5, 5))
+    assert protected.totals == (17, 20)
+    assert protected.total == 37
+    assert protected.drawn() == ((0, 0, 9, 0), (5, 5, 5, 5))
+
+
+@pytest.mark.real_threshold
+def test_a_hidden_row_total_hides_the_next_smallest_total_and_a_count_of_its_row():
+    """Rows 1+2 (total 3, hidden) and 5+6: the grand total 14 minus 11 would give the 3."""
+    protected = insight.protect([[1, 2], [5, 6]])
+
+    assert protected.cells == (("<5", "<5"), ("x", 6))
+    assert protected.totals == ("<5", "x")
+    assert protected.total == 14
+
+
+@pytest.mark.real_threshold
+def test_tables_without_small_counts_or_with_two_hidden_per_row_stay_as_they_are():
+    assert insight.protect([[0, 0], [7, 8]]).cells == ((0, 0), (7, 8))
+    assert insight.protect([[1, 1, 9]]).cells == (("<5", "<5", 9),)
+    assert insight.protect([[3]]).total == "<5"
+
+
+@pytest.mark.real_threshold
+@given(
+    grid=st.lists(
+        st.lists(st.integers(0, 12), min_size=1, max_size=6).map(tuple), min_size=1, max_size=6
+    ).filter(lambda rows: len({len(r) for r in rows}) == 1)
+)
+@settings(max_examples=200, deadline=None, derandomize=True)
+def test_no_hidden_count_follows_from_a_shown_total(grid: list[tuple[int, ...]]):
+    protected = insight.protect(grid)
+    hidden_of = [[not isinstance(v, int) for v in row] for row in protected.cells]
+    for raw, hidden, total in zip(grid, hidden_of, protected.totals, strict=True):
+        # Every count from 1 to 4 is hidden; a hidden count is never the only one of a row
+        # whose total is shown (the total minus the rest would give it away).
+        assert all(h for v, h in zip(raw, hidden, strict=True) if 0 < v < 5)
+        if isinstance(total, int):
+            assert sum(hidden) != 1
+        elif sum(raw):
+            assert any(hidden)  # a hidden total is not the sum of counts all shown
+    if isinstance(protected.total, int):
+        assert sum(not isinstance(t, int) for t in protected.totals) != 1

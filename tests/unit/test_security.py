@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from nightreg.security import (
     CookieBox,
     hash_password,
@@ -50,6 +52,37 @@ def test_passwords_are_hashed_with_argon2id_and_verified():
     assert verify_password(hashed, "correct horse battery")
     assert not verify_password(hashed, "wrong horse battery")
     assert not verify_password("not a hash", "anything")
+
+
+def test_a_password_is_checked_on_one_thread_with_the_same_verdict_as_argon2s_own(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Issue 17, finding 5: libargon2's verify starts a thread per lane (p=4) and takes every
+    core of a small server; the check computes the same lanes on one thread."""
+    from argon2 import PasswordHasher, Type, low_level
+
+    threads: list[int] = []
+    core = low_level.core
+
+    def counted(context: object, kind: int) -> int:
+        threads.append(context.threads)  # type: ignore[attr-defined]
+        return core(context, kind)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(low_level, "core", counted)
+    for hasher in (
+        PasswordHasher(time_cost=1, memory_cost=8192, parallelism=4),
+        PasswordHasher(time_cost=2, memory_cost=1024, parallelism=1),
+        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=2, type=Type.I),
+    ):
+        stored = hasher.hash("correct horse battery")
+        assert verify_password(stored, "correct horse battery")
+        assert hasher.verify(stored, "correct horse battery")
+        assert not verify_password(stored, "wrong horse battery")
+        assert not verify_password(stored[:-4], "correct horse battery")
+    assert threads
+    assert set(threads) == {1}
+    assert not verify_password("$argon2id$v=19$m=1024,t=1,p=1$!!$!!", "anything")
+    assert not verify_password("$argon2id$v=19$m=1024,t=1,p=1", "anything")
 
 
 def test_a_sealed_cookie_opens_with_the_same_key_only():

@@ -229,3 +229,26 @@ def test_no_rule_s_reason_carries_a_visit_value_under_an_agreement_that_shares_n
     leaked = {name for name in names if f"marker-{name}-" in body["reason"]}
     assert leaked <= NOT_A_VISIT_VALUE, body["reason"]
     assert body["reason"]
+
+
+CHECKPOINT = {
+    "v": 1, "at": "2026-07-14T19:00:00+00:00", "head_id": 41, "head_hash": "a" * 64,
+    "count": 41, "keyless_through_id": 0, "key_id": "hk-0123456789ab", "signature": "b" * 64,
+}  # fmt: skip
+
+
+def test_a_body_carries_the_audit_checkpoint_only_when_its_agreement_shares_them():
+    """Issue 17, finding 4: the hub keeps a copy of the sender's audit chain's checkpoint."""
+    bodies = {}
+    for shares in (True, False):
+        bodies[shares] = build_body(
+            uid="00000000-0000-4000-8000-000000000003",
+            agreement=an_agreement([], share_audit_checkpoints=shares), flag=a_flag(),
+            site=a_site(), visits=[], elsewhere=0, forwarded_at=NOW, review="staff",
+            checkpoint=CHECKPOINT,
+        )  # fmt: skip
+
+    assert bodies[True]["audit_checkpoint"] == CHECKPOINT
+    jsonschema.validate(bodies[True], SIGNAL_SCHEMA)
+    assert "audit_checkpoint" not in bodies[False]
+    assert set(bodies[False]) == ENVELOPE
