@@ -175,7 +175,9 @@ class SignInController(Controller):
     ) -> Redirect:
         cookie = session_cookie_name(ctx)
         await auth.sign_out(ctx.db, actor, request.cookies.get(cookie), now=ctx.clock.now())
-        response = Redirect("/admin/sign-in")
+        # The night round's marks waiting for a signal live in this browser's storage: they go
+        # with the session (ASVS 14.3.1); the round's page says how many are still waiting.
+        response = Redirect("/admin/sign-in", headers={"Clear-Site-Data": '"storage"'})
         response.delete_cookie(cookie, path="/")
         return response
 
