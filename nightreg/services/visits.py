@@ -194,6 +194,7 @@ async def insert_batch(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
 
 # Converted values remembered per column by BulkRows.params (then forgotten all at once).
 _CONVERTED_CACHE_SIZE = 4096
+_UNIQUE_VIOLATION = "23505"
 
 
 class BulkRows:
@@ -226,6 +227,7 @@ class BulkRows:
             (index, process, {}) for index, process in enumerate(self.processors) if process
         ]
         self.reference_index = order.index("reference")
+        self.copy = dialect.name == "postgresql" and dialect.driver == "asyncpg"
 
     def params(self, values: Mapping[str, Any]) -> list[Any]:
         """One row's parameters in the statement's order (the reference is set later).
@@ -252,6 +254,22 @@ class BulkRows:
     async def insert(self, session: AsyncSession, rows: list[list[Any]]) -> None:
         """Insert rows made by `params` (with their references) in the caller's transaction."""
         connection = await session.connection()
+        if self.copy:
+            # PostgreSQL: one COPY (binary) instead of a statement a row, in the same
+            # transaction; its unique violation is raised as SQLAlchemy's IntegrityError, as
+            # the INSERT's would be.
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            try:
+                await driver.copy_records_to_table(
+                    _VISIT_TABLE.name, records=rows, columns=self.names
+                )
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) == _UNIQUE_VIOLATION:
+                    raise IntegrityError(self.sql, None, exc) from exc
+                raise
+            return
         await connection.exec_driver_sql(self.sql, [tuple(row) for row in rows])
 
 
