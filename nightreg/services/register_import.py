@@ -20,8 +20,11 @@ site uses is replaced by a new one; `source` is kept when it is one of kiosk/sta
 "staff". Imported visits get a random private-link hash nobody holds, no idempotency key.
 
 All or nothing, in one pass, off the event loop: the file is read and the rows checked in a
-worker thread, a batch ahead of the database, which checks the batch against the register and
-inserts it in one write transaction; once a bad row is seen nothing more is written, every
+worker thread (a large file: in worker processes, MAX_WORKERS of them each checking every
+other chunk, so that the parsing holds neither the app's interpreter lock nor its core), a
+batch ahead of the database, which checks the batch against the register and inserts it in
+one write transaction (a savepoint a batch: a drawn reference the register holds already is
+drawn again; on PostgreSQL a COPY); once a bad row is seen nothing more is written, every
 further row is still checked for the report, and the transaction is rolled back. A dry run does
 the same checks without writing. `register_imported` (counts, file name) is written in the same
 transaction. Memory stays flat: rows are streamed; a dry run keeps only the keys of the rows it
