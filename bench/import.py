@@ -112,6 +112,31 @@ def _rss_kb(pid: int, field: str) -> int:
     return 0
 
 
+def _children(pid: int) -> list[int]:
+    """The processes the server started (the import's worker processes, its fork server)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        return found
+    return found + [g for c in found for g in _children(c)]
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of the server and of its child processes (the import's worker processes
+    are children of its fork server, which collects their time when they end)."""
+    total = process_cpu(pid)
+    for child in _children(pid):
+        total += process_cpu(child)
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
 class Watcher:
     """/health every `interval` seconds and the server's VmRSS every 50 ms, in threads."""
 
@@ -121,6 +146,7 @@ class Watcher:
         self.interval = interval
         self.samples: list[tuple[float, float, int]] = []  # (start, seconds, status)
         self.rss: list[tuple[float, int]] = []
+        self.worker_peak: dict[int, int] = {}  # VmHWM (kB) of the server's child processes
         self.stop = threading.Event()
         self.threads = [
             threading.Thread(target=self._health, daemon=True),
@@ -151,6 +177,10 @@ class Watcher:
     def _memory(self) -> None:
         while not self.stop.is_set():
             self.rss.append((time.monotonic(), _rss_kb(self.pid, "VmRSS")))
+            for child in _children(self.pid):
+                peak = _rss_kb(child, "VmHWM")
+                if peak:
+                    self.worker_peak[child] = max(peak, self.worker_peak.get(child, 0))
             self.stop.wait(0.05)
 
     def during(self, start: float, end: float) -> tuple[Latency, int, int]:
@@ -170,7 +200,7 @@ class Phase:
     health: Latency
     health_failed: int
     rss_kb: int
-    server_cpu: float  # CPU seconds of the app's process (all its threads) during the phase
+    server_cpu: float  # CPU seconds of the app's process (all its threads) and its children
     postgres_cpu: float
 
     def rows_per_second(self, rows: int) -> float:
@@ -206,7 +236,7 @@ def run_phase(
     if dry_run:
         data["dry_run"] = "1"
     with sheet.open("rb") as stream:
-        cpu_before, pg_before = process_cpu(watcher.pid), postgres_cpu()
+        cpu_before, pg_before = tree_cpu(watcher.pid), postgres_cpu()
         start = time.monotonic()
         answer = client.post(
             f"/admin/sites/{SITE_SLUG}/import",
@@ -214,7 +244,7 @@ def run_phase(
             files={"file": (sheet.name, stream, "text/csv")},
         )
         end = time.monotonic()
-        cpu = process_cpu(watcher.pid) - cpu_before
+        cpu = tree_cpu(watcher.pid) - cpu_before
         pg = postgres_cpu() - pg_before
     time.sleep(0.2)
     health, failed, rss = watcher.during(start, end)
@@ -231,6 +261,7 @@ def report(
     idle_rss: int,
     peak_rss: int,
     database_url: str,
+    worker_peak: int = 0,
 ) -> None:
     print()
     print(f"import benchmark, {started:%Y-%m-%d %H:%M} UTC, {app_revision()}")
@@ -262,7 +293,8 @@ def report(
         )
     print()
     print(f"server RSS idle before the first upload: {idle_rss / 1024:.0f} MB; "
-          f"peak (VmHWM) {peak_rss / 1024:.0f} MB")  # fmt: skip
+          f"peak (VmHWM) {peak_rss / 1024:.0f} MB; largest child process (import worker or "
+          f"its fork server) peak {worker_peak / 1024:.0f} MB")  # fmt: skip
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "MISSED"
@@ -273,7 +305,8 @@ def report(
         f"targets: dry run >= {TARGET_ROWS_S:,.0f} rows/s: "
         f"{verdict(dry.rows_per_second(args.rows) >= TARGET_ROWS_S)}; import: "
         f"{verdict(imported.rows_per_second(args.rows) >= TARGET_ROWS_S)}; peak memory <= "
-        f"{TARGET_RSS_MB:.0f} MB: {verdict(peak_rss / 1024 <= TARGET_RSS_MB)}; /health p99 <= "
+        f"{TARGET_RSS_MB:.0f} MB (each process): "
+        f"{verdict(max(peak_rss, worker_peak) / 1024 <= TARGET_RSS_MB)}; /health p99 <= "
         f"{TARGET_HEALTH_P99_MS:.0f} ms: {verdict(worst_p99 <= TARGET_HEALTH_P99_MS)}"
     )
 
@@ -325,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
                 phases.append(run_phase(name, client, csrf, sheet, watcher, dry_run))
         peak_rss = _rss_kb(server.pid, "VmHWM")
         stop_server(server)
-        report(args, started, background, size, phases, idle_rss, peak_rss, setup.database_url)
+        worker_peak = max(watcher.worker_peak.values(), default=0)
+        report(args, started, background, size, phases, idle_rss, peak_rss, setup.database_url,
+               worker_peak)  # fmt: skip
     except SetupError as exc:
         print(f"bench: setup failed: {exc}", file=sys.stderr)
         return 2

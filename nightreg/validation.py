@@ -155,6 +155,10 @@ def clean_text(value: str | None, max_length: int, *, multiline: bool = False) -
     if not value:
         return ""
     text = value[: max_length * 4 + 256]
+    if text.isascii() and text.isprintable():
+        # The usual case, at C speed: no control characters or line breaks to take out, and
+        # NFC leaves ASCII as it is; what is left is collapsing the spaces.
+        return " ".join(text.split())
     if multiline:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = unicodedata.normalize("NFC", _strip_controls(text, keep_newlines=multiline))

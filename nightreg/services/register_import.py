@@ -20,8 +20,11 @@ site uses is replaced by a new one; `source` is kept when it is one of kiosk/sta
 "staff". Imported visits get a random private-link hash nobody holds, no idempotency key.
 
 All or nothing, in one pass, off the event loop: the file is read and the rows checked in a
-worker thread, a batch ahead of the database, which checks the batch against the register and
-inserts it in one write transaction; once a bad row is seen nothing more is written, every
+worker thread (a large file: in worker processes, MAX_WORKERS of them each checking every
+other chunk, so that the parsing holds neither the app's interpreter lock nor its core), a
+batch ahead of the database, which checks the batch against the register and inserts it in
+one write transaction (a savepoint a batch: a drawn reference the register holds already is
+drawn again; on PostgreSQL a COPY); once a bad row is seen nothing more is written, every
 further row is still checked for the report, and the transaction is rolled back. A dry run does
 the same checks without writing. `register_imported` (counts, file name) is written in the same
 transaction. Memory stays flat: rows are streamed; a dry run keeps only the keys of the rows it
@@ -32,17 +35,26 @@ whole import: kiosk check-ins wait that long (see bench/README.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import multiprocessing
+import os
 import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext
+from multiprocessing.process import BaseProcess
 from typing import IO, Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nightreg.db import Database
@@ -75,6 +87,15 @@ IMPORT_PERMISSION = "register.edit"
 # it against the register, preparing the insert) is a few milliseconds: other requests wait
 # no longer than that.
 BATCH_SIZE = 500
+# A file this large is read and checked by worker processes (up to MAX_WORKERS, one a core),
+# in chunks of PROCESS_BATCH_SIZE rows, instead of a thread of the app: the parsing then
+# shares neither the app's interpreter lock nor its core, so other requests are answered as
+# quickly during an import as without one. Small files (most uploads, the tests) are not
+# worth a process.
+PROCESS_MIN_BYTES = 1_000_000
+PROCESS_BATCH_SIZE = 2_000
+MAX_WORKERS = 2
+WORKER_NICENESS = 0
 # A season's register repeats its dates: each distinct date text is parsed once an import.
 PARSED_CACHE_SIZE = 4096
 PREVIEW_ROWS = 20  # rows the mapping step shows as they would be stored
@@ -196,6 +217,8 @@ _BY_SUBJECT = select(*_STORED).where(
 _REFERENCES_USED = select(_visit.c.reference).where(
     _visit.c.reference.in_(bindparam("references", expanding=True))
 )
+# Attempts at inserting a batch whose drawn references clash with the register's.
+_INSERT_ATTEMPTS = 5
 _PARAMS = "__params__"  # a row's driver parameters (visits.BulkRows), made in the worker thread
 _KEYED = ("kind", "guest_name", "residence", "vessel_name", "registration", "mmsi", "plate")
 
@@ -328,13 +351,45 @@ def row_message(error: FieldError, translate: Callable[[str], str] = str) -> str
         return text
 
 
+@dataclass(frozen=True)
+class SiteFacts:
+    """What reading a site's rows needs of the site (picklable: a worker process gets it)."""
+
+    id: int
+    visit_kinds: tuple[str, ...]
+    timezone: str
+    usual_arrival_time: str
+    usual_departure_time: str
+
+    @classmethod
+    def of(cls, site: Site) -> SiteFacts:
+        return cls(
+            id=site.id,
+            visit_kinds=tuple(site.visit_kinds),
+            timezone=site.timezone,
+            usual_arrival_time=site.usual_arrival_time,
+            usual_departure_time=site.usual_departure_time,
+        )
+
+
+@dataclass
+class _Chunk:
+    """A batch of the file's rows as read and checked: what the report counts of them, and
+    the values of the good ones (None once a bad row was seen: nothing more is written)."""
+
+    number: int  # 0, 1, 2, ... in the file's order
+    rows: int = 0
+    bad_rows: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    values: list[dict[str, Any]] | None = None
+
+
 class _Rows:
     """Turns the file's rows into insertable values for one site, collecting what is wrong."""
 
     def __init__(
-        self, site: Site, opened: SheetFile, columns: Sequence[str], report: ImportReport,
-        now: datetime,
-    ) -> None:  # fmt: skip
+        self, site: SiteFacts, opened: SheetFile, columns: Sequence[str], now: datetime
+    ) -> None:
         self.site_id = site.id
         self.kinds = site.visit_kinds
         self.tz = ZoneInfo(site.timezone)
@@ -344,31 +399,41 @@ class _Rows:
         self.columns = list(columns)
         self.width = len(self.columns)
         self.has = set(self.columns)
-        self.report = report
         self.now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
         self.parse = lru_cache(maxsize=PARSED_CACHE_SIZE)(parse_datetime)
         # A real import also turns each row into the driver's parameters here, in the worker
-        # thread (visits.BulkRows), so that the event loop only hands them on.
+        # thread or process (visits.BulkRows), so that the event loop only hands them on.
         self.bulk: visits.BulkRows | None = None
 
-    def batches(self) -> Iterator[list[dict[str, Any]]]:
-        batch: list[dict[str, Any]] = []
+    def chunks(self, size: int, part: int = 0, parts: int = 1) -> Iterator[_Chunk]:
+        """The file's rows in chunks of `size` non-empty rows. With `parts` > 1 only every
+        parts-th chunk from `part` on is checked (the others are only counted through): each of
+        `parts` worker processes reads the whole file and checks its share."""
+        bad = False  # a bad row was seen (by this reader): no more values
+        number = 0
+        chunk = _Chunk(0, values=[])
         for line, cells in self.file.records:
             if not any(cell.strip() for cell in cells):
                 continue
-            self.report.rows += 1
+            if chunk.rows >= size:
+                if number % parts == part:
+                    yield chunk
+                number += 1
+                chunk = _Chunk(number, values=None if bad else [])
+            chunk.rows += 1
+            if number % parts != part:
+                continue
             values, errors = self.row(cells)
             if errors:
-                self.report.bad_rows += 1
-                if len(self.report.errors) < MAX_REPORTED_ERRORS:
-                    self.report.errors.append(RowError(line, errors))
-            elif values is not None and self.report.ok:
-                batch.append(values)
-            if len(batch) >= BATCH_SIZE:
-                yield batch
-                batch = []
-        if batch and self.report.ok:  # after a bad row nothing is written: no need to try
-            yield batch
+                bad = True
+                chunk.bad_rows += 1
+                chunk.values = None
+                if len(chunk.errors) < MAX_REPORTED_ERRORS:
+                    chunk.errors.append(RowError(line, errors))
+            elif values is not None and chunk.values is not None:
+                chunk.values.append(values)
+        if chunk.rows and number % parts == part:
+            yield chunk
 
     def _complete(self, form: dict[str, str], name: str, default: time) -> None:
         """A date without a time gets the site's usual hour, so validation reads it as such."""
@@ -497,9 +562,8 @@ def _inspect(
     opened = open_file(source, sheet=sheet)
     try:
         plan = _plan(opened, filename, _remembered(site, mapping))
-        report = ImportReport(filename=filename, dry_run=True)
         columns = [c or SKIP for c in plan.columns]
-        rows = _Rows(site, opened, columns, report, now)
+        rows = _Rows(SiteFacts.of(site), opened, columns, now)
         for line, cells in opened.records:
             if not any(c.strip() for c in cells):
                 continue
@@ -586,15 +650,14 @@ async def _stored_matches(
     return by_reference, by_subject
 
 
-async def _assign_references(
-    conn: AsyncConnection | AsyncSession,
-    batch: list[dict[str, Any]],
-    taken: set[str],
-) -> int:
+def _assign_references(batch: list[dict[str, Any]], taken: set[str]) -> int:
     """Keep each new row's reference if it is free, else draw one; returns how many were kept.
 
     `taken` holds the references the batch may not use besides the register's (references in
-    other sites, earlier rows of a dry run).
+    other sites, earlier rows of a dry run). The register is not asked about the drawn ones: a
+    clash (once in ~10^12 draws) fails the batch's insert, which is then drawn again
+    (`_Importer._insert`). One query a batch less, and no query whose plan depends on how
+    many visits the planner thinks the table holds.
     """
     kept = 0
     drawn = _new_references(len(batch))
@@ -608,17 +671,7 @@ async def _assign_references(
             kept += 1
         values["reference"] = reference
         taken.add(reference)
-    # A drawn reference used elsewhere already: once in ~10^12 draws; draw again.
-    while True:
-        result = await conn.execute(
-            _REFERENCES_USED, {"references": [v["reference"] for v in batch]}
-        )
-        used = set(result.scalars())
-        if not used:
-            return kept
-        for values in batch:
-            if values["reference"] in used:
-                values["reference"] = _new_reference()
+    return kept
 
 
 def _audit_value(value: Any) -> Any:
@@ -713,19 +766,44 @@ class _Importer:
                 1 for v in new if v["reference"] and v["reference"] not in taken
             )
         elif new:
-            self.report.references_kept += await _assign_references(conn, new, taken)
+            self.report.references_kept += _assign_references(new, taken)
         if known and self.report.update:
             await self._update(conn, known)
         if not dry and new and self.report.ok:
             assert isinstance(conn, AsyncSession)
-            if self.bulk is None:
-                await visits.insert_batch(conn, new)
-            else:
-                index = self.bulk.reference_index
-                for values in new:
-                    values[_PARAMS][index] = values["reference"]
-                await self.bulk.insert(conn, [values[_PARAMS] for values in new])
+            await self._insert(conn, new)
             self.report.imported += len(new)
+
+    async def _insert(self, session: AsyncSession, new: list[dict[str, Any]]) -> None:
+        """Insert the batch's new rows, in a savepoint: should a drawn reference be taken
+        already (the unique index says so), the batch is rolled back and those drawn again."""
+        for attempt in range(_INSERT_ATTEMPTS):
+            try:
+                async with session.begin_nested():
+                    if self.bulk is None:
+                        await visits.insert_batch(session, new)
+                    else:
+                        index = self.bulk.reference_index
+                        for values in new:
+                            values[_PARAMS][index] = values["reference"]
+                        await self.bulk.insert(session, [values[_PARAMS] for values in new])
+                return
+            except IntegrityError:
+                if attempt == _INSERT_ATTEMPTS - 1:
+                    raise
+                references = [v["reference"] for v in new]
+                result = await session.execute(_REFERENCES_USED, {"references": references})
+                used = set(result.scalars())
+                if not used:
+                    raise  # not a reference: nothing to draw again
+                mine = set(references)
+                for values in new:
+                    if values["reference"] in used:
+                        reference = _new_reference()
+                        while reference in mine or reference in used:
+                            reference = _new_reference()
+                        values["reference"] = reference
+                        mine.add(reference)
 
     async def _update(
         self, conn: AsyncConnection | AsyncSession, known: list[tuple[int, dict[str, Any]]]
@@ -776,21 +854,189 @@ class _Abort(Exception):
     """A bad row was found: roll the import back."""
 
 
-async def _pipeline(rows: _Rows) -> Any:
-    """The rows' batches, each read and checked in a worker thread while the caller writes the
-    one before: the event loop never parses, and the file is read a batch ahead."""
-    iterator = rows.batches()
+async def _in_thread(rows: _Rows) -> AsyncIterator[_Chunk]:
+    """The file's chunks, each read and checked in a worker thread while the caller writes the
+    one before: the event loop never parses, and the file is read a chunk ahead."""
+    iterator = rows.chunks(BATCH_SIZE)
     pending = asyncio.ensure_future(asyncio.to_thread(next, iterator, None))
     try:
         while True:
-            batch = await pending
-            if batch is None:
+            chunk = await pending
+            if chunk is None:
                 return
             pending = asyncio.ensure_future(asyncio.to_thread(next, iterator, None))
-            yield batch
+            yield chunk
     finally:
         if not pending.done():
             await asyncio.wait([pending])
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker process needs to read and check its share of a file."""
+
+    path: str
+    sheet: str | None
+    site: SiteFacts
+    columns: tuple[str, ...]
+    now: datetime
+    dialect: str | None  # "sqlite+aiosqlite" etc. for the driver's parameters; None: a dry run
+    keep: tuple[str, ...] | None  # the values the importer needs (None: all of them)
+    size: int
+    part: int
+    parts: int
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A worker process could not go on: the error to raise in the app."""
+
+    error: Exception
+
+
+# What the importer reads of a row, unless it updates stored visits (then it needs them all).
+_KEEP_DRY = ("reference", "subject_key", "arrived_at")
+_KEEP_WRITE = (*_KEEP_DRY, _PARAMS)
+
+
+def _work(job: _Job, pipe: Connection) -> None:
+    """A worker process: read the file, check its share of the chunks, send them in order;
+    then None. Nice, so that the app's own process keeps answering first."""
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
+    try:
+        with open(job.path, "rb") as stream:
+            opened = open_file(stream, sheet=job.sheet)
+            try:
+                rows = _Rows(job.site, opened, job.columns, job.now)
+                if job.dialect is not None:
+                    rows.bulk = visits.BulkRows(make_url(job.dialect + "://").get_dialect()())
+                keep = job.keep
+                for chunk in rows.chunks(job.size, job.part, job.parts):
+                    if keep is not None and chunk.values:
+                        chunk.values = [{k: v[k] for k in keep} for v in chunk.values]
+                    pipe.send(chunk)
+            finally:
+                opened.close()
+        pipe.send(None)
+    except Exception as exc:
+        failed = exc if isinstance(exc, ImportFileError) else RuntimeError(repr(exc))
+        with contextlib.suppress(OSError, ValueError):
+            pipe.send(_Failed(failed))
+    finally:
+        pipe.close()
+
+
+_CONTEXT: ForkServerContext | None = None
+
+
+def _context() -> ForkServerContext:
+    """Worker processes come from a fork server that has imported this module: a fork of a
+    clean process (not of the app with its threads and connections), without the start-up
+    cost of a fresh interpreter for every import."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        _CONTEXT = context
+    return _CONTEXT
+
+
+def _worker_count() -> int:
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def _file_path(source: bytes | IO[bytes]) -> str | None:
+    """The path of a file large enough to be read by worker processes; else None."""
+    if isinstance(source, bytes | bytearray):
+        return None
+    name = getattr(source, "name", None)
+    if not isinstance(name, str):
+        return None
+    try:
+        return name if os.path.getsize(name) >= PROCESS_MIN_BYTES else None
+    except OSError:
+        return None
+
+
+def _start(jobs: list[_Job]) -> list[tuple[BaseProcess, Connection]]:
+    context = _context()
+    started: list[tuple[BaseProcess, Connection]] = []
+    try:
+        for job in jobs:
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_work, args=(job, sender), daemon=True)
+            process.start()
+            sender.close()
+            started.append((process, receiver))
+    except BaseException:
+        _stop(started)
+        raise
+    return started
+
+
+def _stop(workers: list[tuple[BaseProcess, Connection]]) -> None:
+    for process, receiver in workers:
+        receiver.close()
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def _receive(receiver: Connection) -> _Chunk | _Failed | None:
+    try:
+        return cast("_Chunk | _Failed | None", receiver.recv())
+    except EOFError:
+        return _Failed(RuntimeError("an import worker process ended without a word"))
+
+
+async def _in_processes(jobs: list[_Job]) -> AsyncIterator[_Chunk]:
+    """The file's chunks from worker processes, in the file's order (chunk n from worker
+    n % len(jobs)). The pipes hold a chunk or so each: memory stays flat."""
+    workers = await asyncio.to_thread(_start, jobs)
+    pending: asyncio.Future[_Chunk | _Failed | None] | None = None
+    try:
+        number = 0
+        pending = asyncio.ensure_future(asyncio.to_thread(_receive, workers[0][1]))
+        while True:
+            chunk = await pending
+            pending = None
+            if isinstance(chunk, _Failed):
+                raise chunk.error
+            if chunk is None:
+                return
+            if chunk.number != number:
+                raise RuntimeError(f"import worker sent chunk {chunk.number}, not {number}")
+            number += 1
+            receiver = workers[number % len(workers)][1]
+            pending = asyncio.ensure_future(asyncio.to_thread(_receive, receiver))
+            yield chunk
+    finally:
+        if pending is not None and not pending.done():
+            for process, _receiver in workers:
+                process.kill()  # unblocks a receive that waits on it
+            await asyncio.wait([pending])
+        await asyncio.to_thread(_stop, workers)
+
+
+def _chunks(rows: _Rows, source: bytes | IO[bytes], job: _Job | None) -> AsyncIterator[_Chunk]:
+    if job is None:
+        return _in_thread(rows)
+    parts = _worker_count()
+    return _in_processes(
+        [dataclasses.replace(job, part=part, parts=parts) for part in range(parts)]
+    )
+
+
+def _apply(report: ImportReport, chunk: _Chunk) -> list[dict[str, Any]] | None:
+    """Count a chunk into the report; its values if they are to be sorted and written."""
+    report.rows += chunk.rows
+    report.bad_rows += chunk.bad_rows
+    room = MAX_REPORTED_ERRORS - len(report.errors)
+    if room > 0:
+        report.errors.extend(chunk.errors[:room])
+    return chunk.values if report.ok and chunk.values else None
 
 
 async def import_register(
@@ -843,19 +1089,31 @@ async def import_register(
                                   if c is None),
             mapped=tuple((h, c) for h, c in zip(plan.headers, columns, strict=True) if c),
         )  # fmt: skip
-        rows = _Rows(site, opened, columns, report, now)
+        rows = _Rows(SiteFacts.of(site), opened, columns, now)
         importer = _Importer(db, actor, site, report, columns, now)
+        dialect = db.engine.dialect
         if not dry_run:
-            rows.bulk = importer.bulk = visits.BulkRows(db.engine.dialect)
+            rows.bulk = importer.bulk = visits.BulkRows(dialect)
+        path = _file_path(source)
+        job = None
+        if path is not None:
+            job = _Job(
+                path=path, sheet=sheet, site=SiteFacts.of(site), columns=tuple(columns),
+                now=now, dialect=None if dry_run else f"{dialect.name}+{dialect.driver}",
+                keep=None if update else (_KEEP_DRY if dry_run else _KEEP_WRITE),
+                size=PROCESS_BATCH_SIZE, part=0, parts=1,
+            )  # fmt: skip
         if dry_run:
             async with db.engine.connect() as conn:
-                async for batch in _pipeline(rows):
-                    await importer.batch(conn, batch)
+                async for chunk in _chunks(rows, source, job):
+                    if (batch := _apply(report, chunk)) is not None:
+                        await importer.batch(conn, batch)
             return report
         try:
             async with db.write() as session:
-                async for batch in _pipeline(rows):
-                    await importer.batch(session, batch)
+                async for chunk in _chunks(rows, source, job):
+                    if (batch := _apply(report, chunk)) is not None:
+                        await importer.batch(session, batch)
                 if not report.ok:
                     raise _Abort
                 await audit.record(

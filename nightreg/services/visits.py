@@ -192,6 +192,11 @@ async def insert_batch(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     await session.execute(_INSERT, rows)
 
 
+# Converted values remembered per column by BulkRows.params (then forgotten all at once).
+_CONVERTED_CACHE_SIZE = 4096
+_UNIQUE_VIOLATION = "23505"
+
+
 class BulkRows:
     """The import's bulk path: rows built by visit_row, turned into the driver's parameters
     where the caller builds them (the import's worker thread), and inserted with one
@@ -216,19 +221,55 @@ class BulkRows:
             by_name[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
         ]
         self.defaults = [_scalar_default(by_name[name]) for name in order]
+        self.named = list(zip(order, self.defaults, strict=True))
+        # (index, converter, its remembered results) of the columns the driver needs converted
+        self.converted: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]] = [
+            (index, process, {}) for index, process in enumerate(self.processors) if process
+        ]
         self.reference_index = order.index("reference")
+        self.copy = dialect.name == "postgresql" and dialect.driver == "asyncpg"
 
     def params(self, values: Mapping[str, Any]) -> list[Any]:
-        """One row's parameters in the statement's order (the reference is set later)."""
-        out = []
-        for name, process, default in zip(self.names, self.processors, self.defaults, strict=True):
-            value = values.get(name, default)
-            out.append(process(value) if process is not None and value is not None else value)
+        """One row's parameters in the statement's order (the reference is set later).
+
+        A converted value is remembered per column: a register repeats its dates and times
+        (every row of an import has the same created_at), and converting a datetime for the
+        driver costs more than looking it up.
+        """
+        out = [values.get(name, default) for name, default in self.named]
+        for index, process, cache in self.converted:
+            value = out[index]
+            if value is None:
+                continue
+            try:
+                out[index] = cache[value]
+            except KeyError:
+                if len(cache) >= _CONVERTED_CACHE_SIZE:
+                    cache.clear()
+                out[index] = cache[value] = process(value)
+            except TypeError:  # not hashable
+                out[index] = process(value)
         return out
 
     async def insert(self, session: AsyncSession, rows: list[list[Any]]) -> None:
         """Insert rows made by `params` (with their references) in the caller's transaction."""
         connection = await session.connection()
+        if self.copy:
+            # PostgreSQL: one COPY (binary) instead of a statement a row, in the same
+            # transaction; its unique violation is raised as SQLAlchemy's IntegrityError, as
+            # the INSERT's would be.
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            try:
+                await driver.copy_records_to_table(
+                    _VISIT_TABLE.name, records=rows, columns=self.names
+                )
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) == _UNIQUE_VIOLATION:
+                    raise IntegrityError(self.sql, None, exc) from exc
+                raise
+            return
         await connection.exec_driver_sql(self.sql, [tuple(row) for row in rows])
 
 
