@@ -50,7 +50,8 @@ def pages_of(role: str, h: Harbour) -> list[str]:
     return {
         "harbour_master": [
             "/admin/", *register, f"/admin/visits/{h.visit_id}/correct", f"{site}/walk-in",
-            f"{site}/round", f"{site}/print", f"{site}/export", f"{site}/import", f"{site}/tourist-tax",
+            f"{site}/round", f"{site}/print", f"{site}/export", f"{site}/import",
+            f"{site}/tourist-tax",
             *flags, site, "/admin/insight", "/admin/subjects", *account,
             "/admin/no-such-page",
         ],
@@ -64,7 +65,8 @@ def pages_of(role: str, h: Harbour) -> list[str]:
             "/admin/retention/holds", "/admin/agreements", *account,
         ],
         "admin": [
-            "/admin/", *register, f"{site}/round", "/admin/users", "/admin/users/new", "/admin/sites", site,
+            "/admin/", *register, f"{site}/round", "/admin/users", "/admin/users/new",
+            "/admin/sites", site,
             "/admin/agreements", "/admin/agreements/new", "/admin/retention",
             "/admin/retention/holds", "/admin/jobs", "/admin/audit", *account,
         ],
