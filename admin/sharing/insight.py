@@ -145,8 +145,11 @@ def _weekly_picture(
     # Primary and secondary suppression (insight.protect): the table's rows with their totals
     # and the period's total in the summary; the chart draws only what the table shows.
     protected, drawable = insight.protected_weekly(weeks, series)
+    # The plural form follows the number shown: a hidden total ("<5") must not show, by a
+    # singular, that it is 1.
+    shown = total if str(protected.total).isdigit() else insight.SUPPRESS_BELOW
     picture = Picture(
-        key, title, summary(total, protected.total, label(top.key), protected.totals[0])
+        key, title, summary(shown, protected.total, label(top.key), protected.totals[0])
     )
     picture.notes.append(_suppression_note())
     week_labels = [_week_label(w) for w in weeks]

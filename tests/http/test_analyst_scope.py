@@ -41,10 +41,11 @@ Client = AsyncTestClient[Litestar]
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
-# What an analyst may open at all: signing in and their own account, the signals, the
-# information pictures (aggregates), and (on sites they are assigned to) forwarded flags.
+# What an analyst may open at all: signing in and their own account (its remembered site
+# included: only a site the account holds is kept), the signals, the information pictures
+# (aggregates), and (on sites they are assigned to) forwarded flags.
 PUBLIC_OR_OWN = re.compile(
-    r"^(GET|POST) /admin(/sign-in(/code|/enrol)?|/sign-out|/password|/reset/\{token\}"
+    r"^(GET|POST) /admin(/sign-in(/code|/enrol)?|/sign-out|/password|/reset/\{token\}|/site-choice"
     r"|/two-factor(/enrol|/disable)?)?$"
 )
 SIGNALS = re.compile(r"^\w+ /(admin|api/v1)/signals(/.*)?$")
