@@ -147,9 +147,9 @@ def _weekly_picture(
     protected, drawable = insight.protected_weekly(weeks, series)
     # The plural form follows the number shown: a hidden total ("<5") must not show, by a
     # singular, that it is 1.
-    shown = total if str(protected.total).isdigit() else insight.SUPPRESS_BELOW
+    plural_of = total if str(protected.total).isdigit() else insight.SUPPRESS_BELOW
     picture = Picture(
-        key, title, summary(shown, protected.total, label(top.key), protected.totals[0])
+        key, title, summary(plural_of, protected.total, label(top.key), protected.totals[0])
     )
     picture.notes.append(_suppression_note())
     week_labels = [_week_label(w) for w in weeks]
