@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pytest
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -35,3 +38,12 @@ def describe(violations: list[dict[str, Any]]) -> str:
         if len(violation["nodes"]) > 5:
             lines.append(f"    … and {len(violation['nodes']) - 5} more")
     return "\n".join(lines)
+
+
+# Pages' layout and accessibility depend on the templates and the stylesheet, not on the
+# database: the tests that only look (the tour of every staff page, the accessibility sweeps)
+# run once, on SQLite; the flows that change data run on both databases.
+layout_only = pytest.mark.skipif(
+    bool(os.environ.get("NIGHTREG_TEST_DATABASE_URL")),
+    reason="layout and accessibility do not depend on the database: run on SQLite",
+)

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from tests.browser.axe import BLOCKING_IMPACTS, describe, run_axe
+from tests.browser.axe import BLOCKING_IMPACTS, describe, layout_only, run_axe
 from tests.browser.live import LiveServer
 from tests.factories import PointRef
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext, Page, expect
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, layout_only]
 
 
 def fill_yacht(page: Page) -> None:

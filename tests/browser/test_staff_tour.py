@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.axe import describe, run_axe
+from tests.browser.axe import describe, layout_only, run_axe
 from tests.browser.live import LiveServer, a_flag, sign_in_as
 from tests.factories import StaffRef
 
 with contextlib.suppress(ImportError):  # without playwright, conftest.py skips these tests
     from playwright.sync_api import BrowserContext
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, layout_only]
 
 SCREENS = {
     "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
