@@ -30,9 +30,8 @@ from sqlalchemy import select
 from nightreg.db import Database
 from nightreg.i18n import N_
 from nightreg.models import Site, SiteLogo
-from nightreg.services import audit
 from nightreg.services.access import Actor, NotFound
-from nightreg.services.sites import forget_cached_points
+from nightreg.services.sites import forget_cached_points, record_site_changes
 from nightreg.validation import FieldError, Invalid
 
 MANAGE = "sites.manage"
@@ -311,17 +310,7 @@ async def change_branding(
             await session.delete(stored)
             changes["logo"] = {"before": site.logo_version, "after": None}
             site.logo_version = None
-        if changes:
-            await audit.record(
-                session,
-                actor,
-                "site_changed",
-                at=now,
-                site_id=site.id,
-                object_type="site",
-                object_id=site.id,
-                details={"slug": slug, "changes": changes},
-            )
+        await record_site_changes(session, actor, site, changes, now=now)
     # The kiosk keeps points (with their site's branding) for a moment: show the change now.
     forget_cached_points()
     return changes

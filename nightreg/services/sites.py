@@ -438,19 +438,32 @@ async def change_site(
         }
         for field, change in changes.items():
             setattr(site, field, change["after"])
-        if changes:
-            await audit.record(
-                session,
-                actor,
-                "site_changed",
-                at=now,
-                site_id=site.id,
-                object_type="site",
-                object_id=site.id,
-                details={"slug": slug, "changes": changes},
-            )
+        await record_site_changes(session, actor, site, changes, now=now)
     forget_cached_points()
     return changes
+
+
+async def record_site_changes(
+    session: AsyncSession,
+    actor: Actor,
+    site: Site,
+    changes: Mapping[str, Mapping[str, Any]],
+    *,
+    now: datetime,
+) -> None:
+    """One `site_changed` event for a site's settings that changed (field → before/after);
+    nothing when nothing changed."""
+    if changes:
+        await audit.record(
+            session,
+            actor,
+            "site_changed",
+            at=now,
+            site_id=site.id,
+            object_type="site",
+            object_id=site.id,
+            details={"slug": site.slug, "changes": dict(changes)},
+        )
 
 
 async def site_points(db: Database, actor: Actor, site: Site) -> list[CheckinPoint]:
