@@ -91,7 +91,8 @@ def signature_header(
     id is part of what is signed, so the verifier needs it beside this value.
     """
     timestamp = int(timestamp)
-    return f"keyid={key_id},t={timestamp},{SCHEME}={signature(secret, installation_id, timestamp, body)}"
+    signed = signature(secret, installation_id, timestamp, body)
+    return f"keyid={key_id},t={timestamp},{SCHEME}={signed}"
 
 
 def request_headers(

@@ -37,7 +37,8 @@ def test_an_http_hub_url_is_refused_at_start_up_unless_it_is_loopback(tmp_path: 
 
     message = str(refused.value)
     assert message.startswith("NIGHTREG_HUB_URL:")
-    assert "unencrypted" in message and "https://" in message
+    assert "unencrypted" in message
+    assert "https://" in message
     assert "\n" not in message
 
 
