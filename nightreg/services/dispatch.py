@@ -8,7 +8,7 @@ records the outcomes in short write transactions (never open across a POST; the 
 are waiting share one, like check-ins do):
 
 - 2xx: delivered (by "push"), audited as `signal_delivered`;
-- no answer (network error, timeout), 408, 425, 429 or 5xx: tried again later, after an exponential
+- no answer (network error, timeout), 408, 429 or 5xx: tried again later, after an exponential
   backoff with full jitter (30 s doubling up to 1 h; a Retry-After within that hour is
   honoured), until the signal is `hub_retry_days` old: then failed, audited `signal_failed`;
 - a stale timestamp (401 with the JSON code `stale_timestamp`, or 425): the clocks differ, not
