@@ -56,6 +56,9 @@ from sqlalchemy import Table, func, insert, select  # noqa: E402
 
 from bench.checkin import SetupError, reset_postgres  # noqa: E402
 from nightreg import hubsign  # noqa: E402
+
+INSTALLATION = "bench"
+KEY_ID = hubsign.default_key_id(INSTALLATION)
 from nightreg.db import Database, make_engine  # noqa: E402
 from nightreg.models import AuditEvent, Flag, SharingAgreement, Signal, Site  # noqa: E402
 
@@ -146,7 +149,7 @@ async def receiver_app(scope: dict[str, Any], receive: Receive, send: Send) -> N
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     hub.requests += 1
     try:
-        hubsign.verify(headers, body, {"k1": hub.secret}, now=time.time())
+        hubsign.verify(headers, body, {(INSTALLATION, KEY_ID): hub.secret}, now=time.time())
     except hubsign.SignatureInvalid:
         hub.bad_signatures += 1
         await _answer(send, 401, b'{"error":"bad signature"}')
@@ -347,6 +350,7 @@ async def run(url: str, args: argparse.Namespace, work_dir: Path) -> int:
     settings = Settings(
         data_dir=work_dir, database_url=url, secret_key=secrets.token_urlsafe(48),
         hub_url=f"http://127.0.0.1:{args.port}/hub/signals", hub_secret=secret,
+        installation_id=INSTALLATION,
     )  # fmt: skip
     from nightreg.services import audit
 

@@ -69,6 +69,7 @@ def create_app(
 ) -> Litestar:
     settings = settings or Settings.from_env()
     settings.require_strong_secret_key()
+    settings.require_hub_sender()
     ctx = AppContext.from_settings(settings, clock)
 
     @asynccontextmanager

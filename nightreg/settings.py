@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import secrets
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nightreg.hubsign import INSTALLATION_ID_RE, KEY_ID_RE, default_key_id
 
 PREFIX = "NIGHTREG_"
 
@@ -83,6 +86,51 @@ def _roles(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple
             f"{PREFIX}{name}: unknown role {unknown[0]!r}; use some of {', '.join(ROLES)} or none"
         )
     return roles
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+MAX_DISPATCH_CONCURRENCY = 256
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1, localhost (and names under .localhost): traffic that stays on the box."""
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def hub_url_problem(url: str) -> str | None:
+    """What is wrong with a hub URL (one line), or None.
+
+    Signals carry the agreed personal data: they travel over https only, except to a hub on
+    this machine (a test receiver, a local relay).
+    """
+    parts = urlsplit(url)
+    try:
+        host = parts.hostname or ""
+    except ValueError:
+        host = ""
+    if parts.scheme not in {"http", "https"} or not parts.netloc or not host:
+        return f"expected https://host/path, got {url!r}"
+    if parts.scheme == "http" and not is_loopback_host(host):
+        return (
+            f"{url!r} would send the agreed personal data unencrypted; use https:// "
+            "(http:// is accepted only for a loopback address: 127.0.0.1, ::1, localhost)"
+        )
+    return None
+
+
+def _dispatch_concurrency(env: Mapping[str, str]) -> int:
+    value = _int(env, "DISPATCH_CONCURRENCY", 16, minimum=1)
+    if value > MAX_DISPATCH_CONCURRENCY:
+        raise SettingsError(
+            f"{PREFIX}DISPATCH_CONCURRENCY: at most {MAX_DISPATCH_CONCURRENCY}, got {value}"
+        )
+    return value
 
 
 # A secret key must be hard to guess: it signs every CSRF token and private link and is what
@@ -186,12 +234,17 @@ class Settings:
     watchlist_key: str = ""
     # Delivery of signals to the hub (docs/hub.md). No URL: signals wait in the outbox for
     # the hub to pull them over the API. The secret signs every POST (HMAC-SHA256); the key
-    # id names it, so that the hub can accept an old and a new key while they rotate.
+    # id names it, so that the hub can accept an old and a new key while they rotate. The
+    # installation id names this installation in every request (signed with it); required
+    # with a hub URL. An empty key id means the installation's own default, `<id>-k1`.
     dispatch_cron: str = "* * * * *"
+    installation_id: str = ""
     hub_url: str = ""
     hub_secret: str = ""
-    hub_key_id: str = "k1"
+    hub_key_id: str = ""
     hub_timeout_seconds: int = 10
+    # POSTs to the hub in flight at once (the capacity a hub plans for).
+    dispatch_concurrency: int = 16
     # How long a signal is retried (network errors, 408, 429, 5xx) before it is given up.
     hub_retry_days: int = 7
     # Retention (the purge job; README "Retention"): days, unless a site's policy says
@@ -233,6 +286,20 @@ class Settings:
         problem = None if self.demo else weak_secret_key(self.secret_key)
         if problem:
             raise SettingsError(problem)
+
+    @property
+    def hub_signing_key_id(self) -> str:
+        """The key id the hub knows this installation's secret by."""
+        return self.hub_key_id or default_key_id(self.installation_id)
+
+    def require_hub_sender(self) -> None:
+        """Refuse to push to a hub without an installation id to sign with; SettingsError."""
+        if self.hub_url and not self.installation_id:
+            raise SettingsError(
+                f"{PREFIX}INSTALLATION_ID: signals to {self.hub_url} name their sender; set an "
+                "id the hub knows this installation by (letters, digits, - and _, for example "
+                "jachthaven-hoorn)"
+            )
 
     @property
     def https(self) -> bool:
@@ -285,14 +352,25 @@ class Settings:
         hub_url = (_get(env, "HUB_URL") or "").strip()
         hub_secret = _get(env, "HUB_SECRET") or ""
         if hub_url:
-            hub_parts = urlsplit(hub_url)
-            if hub_parts.scheme not in {"http", "https"} or not hub_parts.netloc:
-                raise SettingsError(f"{PREFIX}HUB_URL: expected https://host/path, got {hub_url!r}")
+            problem = hub_url_problem(hub_url)
+            if problem:
+                raise SettingsError(f"{PREFIX}HUB_URL: {problem}")
             if len(hub_secret) < 32:
                 raise SettingsError(
                     f"{PREFIX}HUB_SECRET: signals to {hub_url} are signed; "
                     "set a secret of at least 32 characters"
                 )
+        installation_id = (_get(env, "INSTALLATION_ID") or "").strip()
+        if installation_id and not INSTALLATION_ID_RE.fullmatch(installation_id):
+            raise SettingsError(
+                f"{PREFIX}INSTALLATION_ID: use 1 to 64 letters, digits, - and _ "
+                f"(starting with a letter or digit), got {installation_id!r}"
+            )
+        hub_key_id = (_get(env, "HUB_KEY_ID") or "").strip()
+        if hub_key_id and not KEY_ID_RE.fullmatch(hub_key_id):
+            raise SettingsError(
+                f"{PREFIX}HUB_KEY_ID: use up to 100 letters, digits, ., - and _, got {hub_key_id!r}"
+            )
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -314,10 +392,12 @@ class Settings:
             scheduler_in_serve=_bool(env, "SCHEDULER_IN_SERVE", True),
             watchlist_key=_get(env, "WATCHLIST_KEY") or "",
             dispatch_cron=_cron(env, "DISPATCH_CRON", "* * * * *"),
+            installation_id=installation_id,
             hub_url=hub_url,
             hub_secret=hub_secret,
-            hub_key_id=(_get(env, "HUB_KEY_ID") or "k1").strip(),
+            hub_key_id=hub_key_id,
             hub_timeout_seconds=_int(env, "HUB_TIMEOUT_SECONDS", 10, minimum=1),
+            dispatch_concurrency=_dispatch_concurrency(env),
             hub_retry_days=_int(env, "HUB_RETRY_DAYS", 7, minimum=1),
             purge_cron=_cron(env, "PURGE_CRON", "30 3 * * *"),
             retention_visit_days=_int(env, "RETENTION_VISIT_DAYS", 365, minimum=1),

@@ -21,6 +21,8 @@ def cmd_jobs_run(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.job == "purge" and args.dry_run:
         return _purge_preview(settings)
+    if args.job == "dispatch":
+        settings.require_hub_sender()
     spec = job_specs(settings)[args.job]
 
     async def work(db: Database) -> int:
@@ -110,6 +112,7 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
     from nightreg import migrate
     from nightreg.jobs import crontabs, make_scheduler
 
+    settings.require_hub_sender()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

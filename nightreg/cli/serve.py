@@ -14,6 +14,9 @@ from nightreg.cli.common import with_database
 from nightreg.clock import SystemClock
 from nightreg.settings import Settings
 
+# `--demo` without NIGHTREG_INSTALLATION_ID: the id its signals to a hub carry.
+DEMO_INSTALLATION_ID = "demo"
+
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
@@ -24,8 +27,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.demo:
         settings = dataclasses.replace(settings, demo=True)
-    # Before anything is migrated or served: a guessable key is refused outside the demo.
+        if not settings.installation_id:
+            settings = dataclasses.replace(settings, installation_id=DEMO_INSTALLATION_ID)
+    # Before anything is migrated or served: a guessable key is refused outside the demo, and
+    # so is pushing to a hub without an installation id.
     settings.require_strong_secret_key()
+    settings.require_hub_sender()
     if not os.environ.get("NIGHTREG_BASE_URL") and not os.environ.get("NIGHTREG_BASE_URL_FILE"):
         # Unconfigured, the links we print and put in QR codes point where we actually serve.
         host = "127.0.0.1" if args.host in {"0.0.0.0", "::", ""} else args.host  # noqa: S104

@@ -2,15 +2,22 @@
 
 The outbox (`signal` rows) is the truth. A run takes the due signals (pending, next attempt
 at or before now) oldest first, POSTs each one's stored body byte for byte with a fresh
-signature (nightreg.hubsign) and its uid as Idempotency-Key, up to DEFAULT_CONCURRENCY at
-once, and records the outcomes in short write transactions (never open across a POST; the
-outcomes that are waiting share one, like check-ins do):
+signature (nightreg.hubsign) and its uid as Idempotency-Key, up to
+`settings.dispatch_concurrency` (NIGHTREG_DISPATCH_CONCURRENCY, default 16) at once, and
+records the outcomes in short write transactions (never open across a POST; the outcomes that
+are waiting share one, like check-ins do):
 
 - 2xx: delivered (by "push"), audited as `signal_delivered`;
 - no answer (network error, timeout), 408, 429 or 5xx: tried again later, after an exponential
   backoff with full jitter (30 s doubling up to 1 h; a Retry-After within that hour is
   honoured), until the signal is `hub_retry_days` old: then failed, audited `signal_failed`;
+- a stale timestamp (401 with the JSON code `stale_timestamp`, or 425): the clocks differ, not
+  the signal; tried again with the same backoff and never failed for it, not even after
+  `hub_retry_days`;
 - any other answer (4xx, 3xx): failed at once with the status and the start of the answer.
+
+When the hub's Date header and our clock differ by more than CLOCK_SKEW_SECONDS, a run logs
+both once (a warning): a stale answer is then explained in the log.
 
 A signal only leaves `pending` once its outcome is committed. A crash after the POST and before
 the record leaves it pending, so the next run sends it again with the same Idempotency-Key and
@@ -38,15 +45,26 @@ from nightreg.db import Database
 from nightreg.models import Signal
 from nightreg.services import audit, signals
 from nightreg.services.access import Actor
-from nightreg.services.hub_post import Attempt, Due, Jitter, backoff, make_client, post
+from nightreg.services.hub_post import (
+    Attempt,
+    Due,
+    Jitter,
+    backoff,
+    clocks,
+    make_client,
+    post,
+)
 from nightreg.settings import Settings
 
 log = logging.getLogger("nightreg.dispatch")
 
 DISPATCHER = Actor(kind="system", name="dispatch")
 
-# POSTs in flight at once: enough to hide the hub's latency, few enough not to swamp it.
+# POSTs in flight at once: enough to hide the hub's latency, few enough not to swamp it
+# (the default of NIGHTREG_DISPATCH_CONCURRENCY; docs/hub.md tells hubs to plan for it).
 DEFAULT_CONCURRENCY = 16
+# The hub's Date header this far from our clock (either way) is logged, once a run.
+CLOCK_SKEW_SECONDS = 60.0
 # Due signals read per query (keyset on id, oldest first).
 BATCH = 500
 # This many answerless attempts in a row (refused connections, timeouts) and the hub is taken
@@ -270,6 +288,7 @@ class _Run:
         self.started = time.monotonic()
         self.unanswered_in_a_row = 0
         self.retry_days = settings.hub_retry_days
+        self.skew_logged = False
 
     def at(self) -> datetime:
         """When this attempt happens: the clock's time, or `now` moved on by the time spent."""
@@ -318,6 +337,7 @@ class _Run:
                 continue  # still due: the next run takes it
             attempt = await post(client, self.settings, signal, self.at())
             self.summary.sent += 1
+            self.check_clocks(attempt)
             if attempt.answered:
                 self.unanswered_in_a_row = 0
             else:
@@ -326,12 +346,28 @@ class _Run:
                     self.summary.stopped = "hub_unreachable"
             await done.put(self.decide(signal, attempt))
 
+    def check_clocks(self, attempt: Attempt) -> None:
+        """Log, once a run, when the hub's clock and ours differ by more than a minute."""
+        if self.skew_logged or attempt.hub_date is None:
+            return
+        if abs((attempt.hub_date - attempt.at).total_seconds()) > CLOCK_SKEW_SECONDS:
+            self.skew_logged = True
+            log.warning(
+                "dispatch: the hub's clock and ours differ by more than %d s: %s; signatures "
+                "are refused as stale beyond the hub's tolerance (keep both clocks on NTP)",
+                CLOCK_SKEW_SECONDS, clocks(attempt.at, attempt.hub_date),
+            )  # fmt: skip
+
     def decide(self, due: Due, attempt: Attempt) -> Outcome:
         if attempt.outcome == "delivered":
             return Outcome(due, attempt, "delivered")
         if attempt.outcome == "refused":
             return Outcome(due, attempt, "failed", attempt.error, reason="refused")
         attempts = due.attempts + 1
+        if attempt.stale:
+            # The clocks need fixing, not the signal: never given up for this answer.
+            wait = backoff(attempts, self.rng)
+            return Outcome(due, attempt, "retry", attempt.error, next_at=attempt.at + wait)
         deadline = due.created_at + timedelta(days=self.retry_days)
         if attempt.at >= deadline:
             error = (
@@ -395,16 +431,18 @@ async def dispatch(
     client: httpx.AsyncClient | None = None,
     clock: Clock | None = None,
     rng: Jitter | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int | None = None,
     batch: int = BATCH,
     time_budget: float = TIME_BUDGET_SECONDS,
 ) -> DispatchSummary:
     """Deliver the signals due at `now`; without a hub URL, do nothing and say so.
 
+    `concurrency`: POSTs in flight at once (default: `settings.dispatch_concurrency`).
     `client`: one to share between the workers (tests); by default each worker has its own
     client with one keep-alive connection, which costs httpx less per request than one pool
-    of `concurrency` connections.
+    of `concurrency` connections. SettingsError without an installation id to sign with.
     """
+    settings.require_hub_sender()
     started = time.monotonic()
     withheld = await signals.withhold_lapsed(db, now=now)
     if not settings.hub_url:
@@ -413,7 +451,7 @@ async def dispatch(
         )
         log.info("dispatch: %s", summary.line())
         return summary
-    workers = max(1, concurrency)
+    workers = max(1, settings.dispatch_concurrency if concurrency is None else concurrency)
     owned = [] if client is not None else [make_client(settings) for _ in range(workers)]
     clients = [client] * workers if client is not None else owned
     run = _Run(

@@ -42,6 +42,7 @@ from tests.factories import make_point, make_staff
 from tests.pages import sign_in
 
 SECRET = "hub-secret-for-tests-" + "h" * 32
+INSTALLATION = "test-marina"
 EPOCH = datetime(2001, 3, 4, 21, 0, tzinfo=UTC)
 T = TypeVar("T")
 REVIEWER = Actor(kind="user", id=1, name="havenmeester@test.example", role="harbour_master")
@@ -135,7 +136,9 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def hub_settings(settings: Settings, receiver: Receiver, make_settings: Any) -> Settings:
-    hub: Settings = make_settings(hub_url=receiver.url, hub_secret=SECRET, hub_key_id="k1")
+    hub: Settings = make_settings(
+        hub_url=receiver.url, hub_secret=SECRET, hub_key_id="k1", installation_id=INSTALLATION
+    )
     return hub
 
 
@@ -242,7 +245,8 @@ async def test_a_signal_is_delivered_once_signed_with_its_stored_bytes(
 
     [request] = receiver.received
     assert request.body == signal.body.encode("utf-8")
-    assert hubsign.verify(request.headers, request.body, {"k1": SECRET}, now=EPOCH).key_id == "k1"
+    verified = hubsign.verify(request.headers, request.body, {(INSTALLATION, "k1"): SECRET}, EPOCH)
+    assert (verified.installation_id, verified.key_id) == (INSTALLATION, "k1")
     assert request.headers["Idempotency-Key"] == signal.uid == json.loads(request.body)["id"]
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["User-Agent"].startswith("nightreg/")
@@ -403,7 +407,10 @@ async def test_no_answer_in_time_is_tried_again(
 ):
     [signal] = await outbox.forward()
     receiver.answer = lambda request: Answer(delay=1.5)
-    impatient = make_settings(hub_url=receiver.url, hub_secret=SECRET, hub_timeout_seconds=1)
+    impatient = make_settings(
+        hub_url=receiver.url, hub_secret=SECRET, hub_timeout_seconds=1,
+        installation_id=INSTALLATION,
+    )  # fmt: skip
 
     summary = await run(db, impatient, EPOCH)
 
@@ -679,6 +686,7 @@ def cli_outbox(
     """The CLI's environment pointing at the receiver, at EPOCH, with a free lease."""
     monkeypatch.setenv("NIGHTREG_HUB_URL", receiver.url)
     monkeypatch.setenv("NIGHTREG_HUB_SECRET", SECRET)
+    monkeypatch.setenv("NIGHTREG_INSTALLATION_ID", INSTALLATION)
     monkeypatch.setattr(cli_jobs, "SystemClock", lambda: FrozenClock(EPOCH))
     on_database(database_url, free_lease)
     box = Outbox(db=None)  # type: ignore[arg-type]
