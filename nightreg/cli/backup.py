@@ -67,6 +67,10 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
         print(f"The restored trail does not match the backup's checkpoint: "
               f"{result.checkpoint_problem}.")  # fmt: skip
     print(f"A checkpoint of the restored trail was written to {settings.checkpoint_dir}.")
+    print(
+        "The backup holds what the purge deleted after it was made: run "
+        "`nightreg jobs run purge` before the app serves again."
+    )
     return 0 if result.verified else 1
 
 
