@@ -92,6 +92,9 @@ class LoadResult:
     post_latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     acknowledged: list[str] = field(default_factory=list)  # private link tokens (check-in)
+    # For each acknowledged check-in: when its POST was sent and when its answer came (wall
+    # clock, time.time()); bench/backup.py compares them with a backup's snapshot.
+    acknowledged_at: list[tuple[float, float]] = field(default_factory=list)
     bare_ok: int = 0
     elapsed: float = 0.0
     cpu: float = 0.0  # CPU seconds this client process used during the phase
@@ -101,6 +104,7 @@ class LoadResult:
         self.post_latencies += other.post_latencies
         self.errors.update(other.errors)
         self.acknowledged += other.acknowledged
+        self.acknowledged_at += other.acknowledged_at
         self.bare_ok += other.bare_ok
         self.elapsed = max(self.elapsed, other.elapsed)
         self.cpu += other.cpu
@@ -151,7 +155,7 @@ async def _checkin_visitor(
             "arrived_at": arrived,
             "expected_departure_at": departure,
         }
-        started = clock()
+        started, sent = clock(), time.time()
         try:
             answer = await client.post(post_url, data=form)
         except Exception as exc:  # counted, never fatal: the run goes on
@@ -165,6 +169,7 @@ async def _checkin_visitor(
             continue
         res.post_latencies.append(got - started)
         res.acknowledged.append(link.group(1))
+        res.acknowledged_at.append((sent, time.time()))
 
 
 async def _post_visitor(
@@ -205,7 +210,7 @@ async def _post_visitor(
             "idempotency_key": secrets.token_urlsafe(18),
             "registration": f"NL-P{number}-{i}",
         }
-        started = clock()
+        started, sent = clock(), time.time()
         try:
             answer = await client.post(post_url, data=form)
         except Exception as exc:  # counted, never fatal: the run goes on
@@ -219,6 +224,7 @@ async def _post_visitor(
             continue
         res.post_latencies.append(got - started)
         res.acknowledged.append(link.group(1))
+        res.acknowledged_at.append((sent, time.time()))
 
 
 async def _bare_visitor(client: httpx.AsyncClient, deadline: float, res: LoadResult) -> None:

@@ -6,10 +6,11 @@
 A block is the text between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`; the
 rest of the file is written by hand. The blocks come from the code: the visit's columns
 (nightreg.models.Visit), the permissions (nightreg.services.access), the fields an agreement
-may share (nightreg.services.agreements), the retention defaults (nightreg.settings.Settings)
-and the rule catalogue (nightreg.rules). A column, permission, setting or rule the texts
-below do not describe stops the generator with a message saying what to add, so the document
-cannot quietly fall behind; tests/unit/test_privacy_doc.py fails when the file differs.
+may share (nightreg.services.agreements), the retention and backup defaults
+(nightreg.settings.Settings) and the rule catalogue (nightreg.rules). A column, permission,
+setting or rule the texts below do not describe stops the generator with a message saying what
+to add, so the document cannot quietly fall behind; tests/unit/test_privacy_doc.py fails when
+the file differs.
 """
 
 from __future__ import annotations
@@ -352,6 +353,30 @@ def retention() -> str:
     return "\n".join(lines)
 
 
+# --- backups --------------------------------------------------------------------------------
+
+
+def backups() -> str:
+    """How long purged data lives on in the nightly backups (from the backup settings)."""
+    defaults = _setting_defaults()
+    keep, cron, purge = defaults["backup_keep"], defaults["backup_cron"], defaults["purge_cron"]
+    return (
+        "**Backups.** With `NIGHTREG_BACKUP_DIR` set, the nightly backup (`NIGHTREG_BACKUP_CRON`, "
+        f"default {_amount('backup_cron', cron)}, after the purge at {_amount('purge_cron', purge)}"
+        ") writes an encrypted copy of the whole database into that folder and keeps the newest "
+        f"`NIGHTREG_BACKUP_KEEP` (default {keep}), deleting older ones. Data the purge deletes "
+        f"is therefore gone from the last backup {keep} nights later (with the defaults: within "
+        "a week), and never sits in a backup made after the purge that deleted it. Every backup "
+        "is encrypted with `NIGHTREG_BACKUP_KEY` (AES-256-GCM, authenticated); no plain copy is "
+        "written to the backup folder, and each backup and restore is recorded in the audit "
+        "trail. Copies the operator makes elsewhere (`nightreg backup --out`, copies of the "
+        "folder to another machine) are the operator's to delete on the same schedule: keep "
+        "them no longer than **[the backup period, for instance 7 days]**. A restore brings "
+        "back what was purged after the backup was made: run the purge right after a restore "
+        "(`nightreg jobs run purge`)."
+    )
+
+
 # --- the audit's detail records ---------------------------------------------------------------
 
 
@@ -512,6 +537,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "permissions": permissions,
     "hub-fields": hub_fields,
     "retention": retention,
+    "backups": backups,
     "audit-details": audit_details,
     "rules": rules,
     "rule-facts": rule_facts,

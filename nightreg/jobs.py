@@ -1,8 +1,8 @@
 """The scheduled jobs and the scheduler that runs them (APScheduler 3).
 
 A job is a service call on a schedule: the scan every ten minutes, overdue visits every hour,
-the delivery of pending signals to the hub every minute, the retention purge at night
-(crontab strings in the settings).
+the delivery of pending signals to the hub every minute, the retention purge at night, and
+the nightly backup when NIGHTREG_BACKUP_DIR names a folder (crontab strings in the settings).
 `nightreg serve` runs the scheduler in-process for a one-machine install; deployments with
 several web instances turn that off (NIGHTREG_SCHEDULER_IN_SERVE=false) and run one
 `nightreg scheduler` process instead. Either way every run takes the job's lease first
@@ -58,6 +58,11 @@ def job_specs(settings: Settings) -> dict[str, JobSpec]:
         # The lease lasts 30 minutes: what is left after 25 goes the next night.
         return await run_purge(db, settings, now=now, time_budget=timedelta(minutes=25))
 
+    async def backup(db: Database, now: datetime, full: bool) -> Summary:
+        from nightreg.services.backup import nightly
+
+        return await nightly(db, settings, now=now)
+
     def checkpointed(name: str, body: JobBody) -> JobSpec:
         """Every job run ends with a signed checkpoint of the audit chain (written only when
         the chain moved since the last one: the dispatch job runs every minute)."""
@@ -69,22 +74,28 @@ def job_specs(settings: Settings) -> dict[str, JobSpec]:
 
         return JobSpec(name, run)
 
-    return {
+    specs = {
         "scan": checkpointed("scan", scan),
         "overdue": checkpointed("overdue", overdue),
         "dispatch": checkpointed("dispatch", dispatch),
         # The purge writes its checkpoint itself, onto its receipt.
         "purge": JobSpec("purge", purge),
     }
+    if settings.backup_dir is not None:  # the nightly backup is on when it has a folder
+        specs["backup"] = checkpointed("backup", backup)
+    return specs
 
 
 def crontabs(settings: Settings) -> dict[str, str]:
-    return {
+    tabs = {
         "scan": settings.scan_cron,
         "overdue": settings.overdue_cron,
         "dispatch": settings.dispatch_cron,
         "purge": settings.purge_cron,
     }
+    if settings.backup_dir is not None:
+        tabs["backup"] = settings.backup_cron
+    return tabs
 
 
 def trigger_for(crontab: str, settings: Settings) -> CronTrigger:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 import migrations
 
@@ -25,7 +26,9 @@ def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
-def current_heads(database_url: str) -> tuple[str, ...]:
-    from alembic.script import ScriptDirectory
+def script_directory(database_url: str) -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config(database_url))
 
-    return tuple(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+def current_heads(database_url: str) -> tuple[str, ...]:
+    return tuple(script_directory(database_url).get_heads())

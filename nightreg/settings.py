@@ -144,6 +144,15 @@ SECRET_KEY_HINT = (
 )
 
 
+# The backup key: long enough to be a key rather than a password.
+BACKUP_KEY_MIN_LENGTH = 32
+BACKUP_KEY_HINT = (
+    "generate one with "
+    "python3 -c 'import secrets; print(secrets.token_urlsafe(32))' and keep a copy away from "
+    "the server and its backups (without it no backup can be restored)"
+)
+
+
 def secret_key_bits(key: str) -> float:
     """An estimate of the key's strength: its length times the Shannon entropy of its characters.
 
@@ -280,6 +289,16 @@ class Settings:
     sign_in_refusal_pause_ms: int = 1000
     # `nightreg serve --demo`: a throwaway installation, which may run with a weak secret key.
     demo: bool = False
+    # Backups (README "Backups"; nightreg.services.backup): the key every backup file is
+    # encrypted with (required for `nightreg backup` and the nightly job), older keys that
+    # still open older files, the folder of the nightly job (None: no nightly backup), how many
+    # of its files are kept, and when it runs: after the purge (03:30, at most 25 minutes), so
+    # that a night's backup never holds what that night's purge deleted.
+    backup_key: str = ""
+    backup_keys_old: tuple[str, ...] = ()
+    backup_dir: Path | None = None
+    backup_keep: int = 7
+    backup_cron: str = "30 4 * * *"
 
     def require_strong_secret_key(self) -> None:
         """Refuse to serve with a guessable secret key (except the demo); SettingsError."""
@@ -371,6 +390,18 @@ class Settings:
             raise SettingsError(
                 f"{PREFIX}HUB_KEY_ID: use up to 100 letters, digits, ., - and _, got {hub_key_id!r}"
             )
+        backup_key = _get(env, "BACKUP_KEY") or ""
+        backup_dir = Path(d).expanduser().resolve() if (d := _get(env, "BACKUP_DIR")) else None
+        if backup_key and len(backup_key) < BACKUP_KEY_MIN_LENGTH:
+            raise SettingsError(
+                f"{PREFIX}BACKUP_KEY: use at least {BACKUP_KEY_MIN_LENGTH} characters; "
+                + BACKUP_KEY_HINT
+            )
+        if backup_dir is not None and not backup_key:
+            raise SettingsError(
+                f"{PREFIX}BACKUP_DIR is set, so backups are made every night: set "
+                f"{PREFIX}BACKUP_KEY too (they are encrypted with it); " + BACKUP_KEY_HINT
+            )
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -419,4 +450,11 @@ class Settings:
             ),
             retention_audit_search_days=_int(env, "RETENTION_AUDIT_SEARCH_DAYS", 30, minimum=1),
             sign_in_refusal_pause_ms=_int(env, "SIGN_IN_REFUSAL_PAUSE_MS", 1000),
+            backup_key=backup_key,
+            backup_keys_old=tuple(
+                k.strip() for k in (_get(env, "BACKUP_KEYS_OLD") or "").split(",") if k.strip()
+            ),
+            backup_dir=backup_dir,
+            backup_keep=_int(env, "BACKUP_KEEP", 7, minimum=1),
+            backup_cron=_cron(env, "BACKUP_CRON", "30 4 * * *"),
         )

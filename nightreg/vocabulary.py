@@ -114,6 +114,7 @@ JOB_LABELS = {
     "overdue": N_("Overdue check"),
     "dispatch": N_("Send signals to the hub"),
     "purge": N_("Retention purge"),
+    "backup": N_("Nightly backup"),
 }
 JOB_RUN_STATUS_LABELS = {
     "running": N_("Running"),
@@ -161,5 +162,10 @@ JOB_COUNT_LABELS = {
         "sessions": N_("sessions deleted"),
         "aggregated_visits": N_("visits counted into statistics"),
         "unfinished": N_("unfinished"),
+    },
+    "backup": {
+        "size_kb": N_("kB written"),
+        "kept": N_("backups kept"),
+        "deleted": N_("old backups deleted"),
     },
 }

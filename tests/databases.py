@@ -39,8 +39,11 @@ class TemplateDatabase(Protocol):
     def copy(self) -> str:
         """A new database holding the migrated schema and no rows; returns its URL."""
 
+    def empty(self) -> str:
+        """A new database with nothing in it, not even the schema (a restore's target)."""
+
     def drop(self, url: str) -> None:
-        """Remove a copy made by `copy`."""
+        """Remove a copy made by `copy` or `empty`."""
 
     def close(self) -> None:
         """Remove the template itself at the end of the session."""
@@ -78,6 +81,9 @@ class SqliteTemplate:
         target = self.directory / f"test-{next(self._numbers)}.db"
         shutil.copyfile(self.template, target)
         return self._url(target)
+
+    def empty(self) -> str:
+        return self._url(self.directory / f"empty-{next(self._numbers)}.db")
 
     def drop(self, url: str) -> None:
         path = Path(make_url(url).database or "")
@@ -174,6 +180,11 @@ class PostgresTemplate:
     def copy(self) -> str:
         name = f"{self.prefix}_{next(self._numbers)}"
         self._execute(self.url.database, f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        return self._url(name)
+
+    def empty(self) -> str:
+        name = f"{self.prefix}_{next(self._numbers)}"
+        self._execute(self.url.database, f'CREATE DATABASE "{name}"')
         return self._url(name)
 
     def drop(self, url: str) -> None:

@@ -15,6 +15,7 @@ from nightreg import __version__
 from nightreg.cli import (
     agreements,
     audit,
+    backup,
     db,
     holds,
     jobs,
@@ -37,6 +38,7 @@ NOUNS = (
     sites,
     users,
     audit,
+    backup,
     tokens,
     transfer,
     jobs,

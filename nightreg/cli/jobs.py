@@ -1,4 +1,5 @@
-"""`nightreg jobs run scan|overdue|dispatch|purge [--full] [--dry-run]`, `nightreg scheduler`."""
+"""`nightreg jobs run JOB [--full] [--dry-run]` (scan, overdue, dispatch, purge, backup) and
+`nightreg scheduler`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import signal
 from typing import Any
 
-from nightreg.cli.common import with_database
+from nightreg.cli.common import CommandError, with_database
 from nightreg.clock import SystemClock
 from nightreg.db import Database
 from nightreg.settings import Settings
@@ -23,7 +24,12 @@ def cmd_jobs_run(settings: Settings, args: argparse.Namespace) -> int:
         return _purge_preview(settings)
     if args.job == "dispatch":
         settings.require_hub_sender()
-    spec = job_specs(settings)[args.job]
+    specs = job_specs(settings)
+    if args.job not in specs:  # the backup job, without a folder
+        raise CommandError(
+            "the nightly backup is off: set NIGHTREG_BACKUP_DIR (or run nightreg backup --out FILE)"
+        )
+    spec = specs[args.job]
 
     async def work(db: Database) -> int:
         result = await run_job(
@@ -141,7 +147,7 @@ def add_commands(sub: Any) -> None:
     jobs = sub.add_parser("jobs", help="the scheduled jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     run = jobs_sub.add_parser("run", help="run a job now and print its summary")
-    run.add_argument("job", choices=("scan", "overdue", "dispatch", "purge"))
+    run.add_argument("job", choices=("scan", "overdue", "dispatch", "purge", "backup"))
     run.add_argument("--full", action="store_true", help="scan: look at every visit again")
     run.add_argument(
         "--dry-run", action="store_true", help="purge: show what it would delete; delete nothing"
