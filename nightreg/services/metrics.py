@@ -38,12 +38,10 @@ async def snapshot(db: Database, job_slots: Mapping[str, float | None]) -> Snaps
     # The pool first: the queries below hold a connection of their own.
     pool = pool_state(db)
     async with db.read() as session:
-        sites = {
-            site_id: slug for site_id, slug in await session.execute(select(Site.id, Site.slug))
-        }
+        sites: dict[int, str] = dict((await session.execute(select(Site.id, Site.slug))).all())
         jobs = tuple([await _job(session, job, slot) for job, slot in job_slots.items()])
         by_status = select(Signal.status, func.count()).group_by(Signal.status)
-        outbox = {status: n for status, n in await session.execute(by_status)}
+        outbox: dict[str, int] = dict((await session.execute(by_status)).all())
         oldest = await session.scalar(
             select(func.min(Signal.created_at)).where(Signal.status == "pending")
         )
