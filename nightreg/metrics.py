@@ -10,9 +10,9 @@ Two kinds of series, both prefixed `nightreg_`:
   receipt, plus this process's database pool. The database's series are the same from every
   instance; alert on them with `max without (instance)`.
 
-Labels never carry personal data or a raw path: a site's slug, a source, a job's name, a route
-*template* (`/k/v/{vtoken}`, never the token itself). Counting costs a dictionary update and a
-lock per request; nothing here touches the database.
+Labels never carry personal data or a raw path: a site's slug, a source, a job's name
+(`job_name`), a route *template* (`/k/v/{vtoken}`, never the token itself). Counting costs a
+dictionary update and a lock per request; nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -221,7 +221,8 @@ def snapshot_families(
 
 
 def _job_families(jobs: tuple[JobState, ...]) -> Iterator[Metric]:
-    label = ("job",)
+    # Not `job`: Prometheus gives every target a `job` label of its own (and would rename ours).
+    label = ("job_name",)
     last = _gauge(
         "job_last_run_timestamp_seconds", "When the job's newest finished run ended.", label
     )
@@ -229,7 +230,7 @@ def _job_families(jobs: tuple[JobState, ...]) -> Iterator[Metric]:
     result = _gauge(
         "job_last_run_result",
         "The newest run's result: 1 for the result it had, 0 for the other.",
-        ("job", "result"),
+        ("job_name", "result"),
     )
     success = _gauge(
         "job_last_success_timestamp_seconds", "When the job's newest successful run ended.", label

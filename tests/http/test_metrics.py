@@ -132,16 +132,18 @@ async def test_a_scrape_after_a_check_in_a_failed_sign_in_and_a_job_run_shows_ev
     assert value(found, "nightreg_http_responses_total", route="/k/{token}", status="3xx") >= 1
 
     now = clock.now().timestamp()
-    assert value(found, "nightreg_job_last_run_result", job="purge", result="ok") == 1
-    assert value(found, "nightreg_job_last_run_result", job="purge", result="failed") == 0
-    assert value(found, "nightreg_job_last_run_timestamp_seconds", job="purge") == now
-    assert value(found, "nightreg_job_last_success_timestamp_seconds", job="purge") == now
-    assert value(found, "nightreg_job_last_run_duration_seconds", job="purge") >= 0
-    assert value(found, "nightreg_job_slot_seconds", job="purge") == 24 * 3600
-    assert value(found, "nightreg_job_slot_seconds", job="scan") == 600
+    assert value(found, "nightreg_job_last_run_result", job_name="purge", result="ok") == 1
+    assert value(found, "nightreg_job_last_run_result", job_name="purge", result="failed") == 0
+    assert value(found, "nightreg_job_last_run_timestamp_seconds", job_name="purge") == now
+    assert value(found, "nightreg_job_last_success_timestamp_seconds", job_name="purge") == now
+    assert value(found, "nightreg_job_last_run_duration_seconds", job_name="purge") >= 0
+    assert value(found, "nightreg_job_slot_seconds", job_name="purge") == 24 * 3600
+    assert value(found, "nightreg_job_slot_seconds", job_name="scan") == 600
     # Jobs that never ran have a schedule, but no last run.
     assert not [
-        ls for ls, _v in found["nightreg_job_last_run_timestamp_seconds"] if ls["job"] == "scan"
+        ls
+        for ls, _v in found["nightreg_job_last_run_timestamp_seconds"]
+        if ls["job_name"] == "scan"
     ]
 
     assert value(found, "nightreg_outbox_signals", status="pending") == 1

@@ -39,13 +39,15 @@ def test_a_jobs_result_is_one_hot_and_a_job_that_never_ran_has_only_its_slot():
     ran = JobState("purge", 86400.0, finished_at=T, duration_seconds=2.5, result="failed")
     never = JobState("scan", 600.0)
     _, values = series(Snapshot(jobs=(ran, never)))
-    assert values[("nightreg_job_last_run_result", (("job", "purge"), ("result", "failed")))] == 1
-    assert values[("nightreg_job_last_run_result", (("job", "purge"), ("result", "ok")))] == 0
-    assert values[("nightreg_job_last_run_duration_seconds", (("job", "purge"),))] == 2.5
-    assert ("nightreg_job_last_success_timestamp_seconds", (("job", "purge"),)) not in values
-    assert values[("nightreg_job_slot_seconds", (("job", "scan"),))] == 600
+    assert (
+        values[("nightreg_job_last_run_result", (("job_name", "purge"), ("result", "failed")))] == 1
+    )
+    assert values[("nightreg_job_last_run_result", (("job_name", "purge"), ("result", "ok")))] == 0
+    assert values[("nightreg_job_last_run_duration_seconds", (("job_name", "purge"),))] == 2.5
+    assert ("nightreg_job_last_success_timestamp_seconds", (("job_name", "purge"),)) not in values
+    assert values[("nightreg_job_slot_seconds", (("job_name", "scan"),))] == 600
     assert not [
-        k for k in values if k[0].startswith("nightreg_job_last") and ("job", "scan") in k[1]
+        k for k in values if k[0].startswith("nightreg_job_last") and ("job_name", "scan") in k[1]
     ]
 
 
