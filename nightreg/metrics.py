@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -68,12 +69,23 @@ for _reason in SIGN_IN_FAILURE_REASONS:
     SIGN_IN_FAILURES.labels(_reason)
 
 
+# The series of each (method, route, status class) seen, looked up once: `labels()` takes a
+# lock and builds a key each time. Bounded, like the labels: routes are templates.
+_request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
     """One answered request (called by the request log's middleware for every answer)."""
-    method = method if method in _METHODS else "other"
-    route = route or UNMATCHED
-    REQUEST_SECONDS.labels(method, route).observe(seconds)
-    RESPONSES.labels(route, f"{status // 100}xx").inc()
+    # The method is the client's to choose: normalised before it becomes a key.
+    key = (method if method in _METHODS else "other", route or UNMATCHED, status // 100)
+    series = _request_series.get(key)
+    if series is None:
+        series = _request_series[key] = (
+            REQUEST_SECONDS.labels(key[0], key[1]),
+            RESPONSES.labels(key[1], f"{key[2]}xx"),
+        )
+    series[0].observe(seconds)
+    series[1].inc()
 
 
 def sign_in_failed(reason: str) -> None:

@@ -86,6 +86,10 @@ def test_the_exposition_parses_as_prometheus_text():
 
 def test_an_odd_method_and_an_unmatched_path_get_bounded_labels():
     metrics.observe_request("BREW", None, 404, 0.01)
+    known = len(metrics._request_series)
+    for n in range(50):
+        metrics.observe_request(f"BREW{n}", None, 404, 0.01)
+    assert len(metrics._request_series) == known
     histogram = metrics.REQUEST_SECONDS.labels("other", metrics.UNMATCHED)
     assert histogram._sum.get() >= 0.01  # type: ignore[attr-defined]
     assert metrics.RESPONSES.labels(metrics.UNMATCHED, "4xx")._value.get() >= 1  # type: ignore[attr-defined]
