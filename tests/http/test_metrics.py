@@ -113,10 +113,11 @@ async def test_a_scrape_after_a_check_in_a_failed_sign_in_and_a_job_run_shows_ev
         scrape = await client.get("/metrics", headers=bearer(TOKEN))
 
     assert scrape.status_code == 200
-    assert scrape.headers["content-type"].startswith("text/plain")
+    assert scrape.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert "set-cookie" not in scrape.headers
     text = scrape.text
     found = samples(text)
+    assert "_created" not in text
     assert found.keys() >= SERIES, SERIES - found.keys()
     # Nothing personal and no token: no raw path, no guest, no e-mail.
     for secret in (marina.token, "Jan de Vries", "Zeemeeuw", staff.email, TOKEN):
