@@ -28,6 +28,7 @@ from nightreg.templating import make_template_engine
 from nightreg.web import handle_error, harden, with_unavailable
 from nightreg.web.control_characters import refuse_control_characters
 from nightreg.web.locale import keep_language_choice, set_request_locale
+from nightreg.web.metrics import metrics_page
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -37,8 +38,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 ROW_ID_MAX = 2**31 - 1
 
 
-# The JSON API (bearer tokens, no cookies), the health check and the API schema.
-CSRF_EXEMPT_PATHS = [r"^/api/", r"^/health$", r"^/schema(/|$)"]
+# The JSON API (bearer tokens, no cookies), the health check, the metrics and the API schema.
+CSRF_EXEMPT_PATHS = [r"^/api/", r"^/health$", r"^/metrics$", r"^/schema(/|$)"]
 
 
 async def _before_request(request: Request) -> None:
@@ -107,6 +108,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             health,
+            metrics_page,
             icon,
             *routes.route_handlers(),
             create_static_files_router(path="/static", directories=[STATIC_DIR]),

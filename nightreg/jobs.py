@@ -107,6 +107,19 @@ def next_run(crontab: str, settings: Settings, now: datetime) -> datetime | None
     return fire
 
 
+def slot_seconds(crontab: str, settings: Settings, now: datetime) -> float | None:
+    """The time between the job's next two scheduled slots after `now` (None: fewer are due).
+
+    What "a job that has not run for two slots" is measured in (the metric job_slot_seconds).
+    """
+    trigger = trigger_for(crontab, settings)
+    first: datetime | None = trigger.get_next_fire_time(None, now)
+    if first is None:
+        return None
+    second: datetime | None = trigger.get_next_fire_time(first, first + timedelta(microseconds=1))
+    return None if second is None else (second - first).total_seconds()
+
+
 def slot_of(trigger: CronTrigger, now: datetime) -> datetime | None:
     """The scheduled time this firing belongs to: the trigger's last fire time at or before now.
 

@@ -209,6 +209,41 @@ def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     return key
 
 
+# /metrics answers scrapers on the same machine unless NIGHTREG_METRICS_ALLOW says otherwise.
+METRICS_ALLOW_DEFAULT = ("127.0.0.0/8", "::1/128")
+METRICS_TOKEN_MIN_LENGTH = 32
+
+
+def _networks(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated addresses or networks (CIDR), normalised; `none` for the empty list."""
+    raw = (_get(env, name) or "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "none":
+        return ()
+    out = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                f"{PREFIX}{name}: not an address or network (CIDR): {part!r}"
+            ) from None
+    return tuple(dict.fromkeys(out))
+
+
+def _metrics_token(env: Mapping[str, str]) -> str:
+    token = (_get(env, "METRICS_TOKEN") or "").strip()
+    if token and len(token) < METRICS_TOKEN_MIN_LENGTH:
+        raise SettingsError(
+            f"{PREFIX}METRICS_TOKEN: use at least {METRICS_TOKEN_MIN_LENGTH} characters; "
+            f"{SECRET_KEY_HINT}"
+        )
+    return token
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable; see the README for each variable and its default."""
@@ -283,6 +318,11 @@ class Settings:
     @property
     def checkpoint_dir(self) -> Path:
         return self.audit_checkpoint_dir or self.data_dir / "audit"
+
+    # Who may read /metrics (nightreg.web.metrics): a scraper with this bearer token, or one
+    # whose address is in these networks (CIDRs; loopback by default; empty: token only).
+    metrics_token: str = ""
+    metrics_allow: tuple[str, ...] = METRICS_ALLOW_DEFAULT
 
     # A sign-in attempt refused because of the wait is answered after this pause: it costs the
     # server a sleeping coroutine, and an attacker who waits for each answer most of their rate.
@@ -457,4 +497,6 @@ class Settings:
             backup_dir=backup_dir,
             backup_keep=_int(env, "BACKUP_KEEP", 7, minimum=1),
             backup_cron=_cron(env, "BACKUP_CRON", "30 4 * * *"),
+            metrics_token=_metrics_token(env),
+            metrics_allow=_networks(env, "METRICS_ALLOW", METRICS_ALLOW_DEFAULT),
         )

@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from sqlalchemy import delete, select, update
 
+from nightreg import metrics
 from nightreg.db import Database
 from nightreg.i18n import N_
 from nightreg.models import SignInFailure, StaffSession, User, user_site
@@ -140,6 +141,7 @@ async def sign_in(
     if isinstance(attempt, Throttled):
         # Counted, not chained: one audit event per account or address and window.
         refusals.note(attempt, email=email, address=address, now=now)
+        metrics.sign_in_failed("throttled")
         return SignInOutcome(message=MSG_THROTTLED, retry_after=attempt.seconds)
 
     async with db.read() as session:
@@ -152,6 +154,7 @@ async def sign_in(
         await audit.log(
             db, anonymous, "sign_in_failed", at=now, details={"email": email, "reason": reason}
         )
+        metrics.sign_in_failed("password")
         return SignInOutcome(message=MSG_BAD_CREDENTIALS)
 
     rehashed = False
@@ -368,6 +371,7 @@ async def complete_sign_in(
     attempt = await throttle.begin_attempt(db, user.email, address, now, tally=refusals)
     if isinstance(attempt, Throttled):
         refusals.note(attempt, email=user.email, address=address, now=now)
+        metrics.sign_in_failed("throttled")
         return SignInOutcome(message=MSG_THROTTLED, retry_after=attempt.seconds)
     method = await twofactor.verify(db, actor, user, code, secret_key=secret_key, now=now)
     if method is None:
@@ -378,6 +382,7 @@ async def complete_sign_in(
             at=now,
             details={"email": user.email, "reason": "second factor"},
         )
+        metrics.sign_in_failed("second_factor")
         return SignInOutcome(message=twofactor.MSG_CODE_OR_RECOVERY)
     token = await _open_session(
         db,

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from nightreg import metrics
 from nightreg.db import Database
 from nightreg.models import Visit
 from nightreg.security import new_reference
@@ -152,6 +153,7 @@ async def write(
                     return Written(visit=earlier, replayed=True)
             continue
         visit = Visit(id=visit_id, **values)
+        metrics.checked_in(values["site_id"], values["source"])
         if watchlist_key:
             # Only once the visit is committed, in transactions of its own: a failing check is
             # logged by check_new_visit and never fails the registration it looks at.

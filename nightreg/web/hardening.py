@@ -18,6 +18,8 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
+from nightreg.metrics import UNMATCHED, observe_request
+
 log = logging.getLogger("nightreg.request")
 
 # No inline script or style and no eval: htmx is configured for that in base.html's
@@ -102,6 +104,7 @@ class RequestLogMiddleware:
 
     The route template (``/k/v/{vtoken}``) is logged instead of the path, because paths
     carry the private link's token and the point's QR token; the query string is never logged.
+    The same labels and time go into the latency histogram of /metrics (nightreg.metrics).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -122,14 +125,11 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            template = scope.get("path_template") or "(unmatched)"
-            log.info(
-                "%s %s %s %.1fms",
-                scope.get("method", "-"),
-                template,
-                status["code"],
-                (time.perf_counter() - started) * 1000,
-            )
+            seconds = time.perf_counter() - started
+            template = scope.get("path_template") or UNMATCHED
+            method = str(scope.get("method", "-"))
+            observe_request(method, template, status["code"], seconds)
+            log.info("%s %s %s %.1fms", method, template, status["code"], seconds * 1000)
 
 
 class BodyTimeout(HTTPException):
