@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import ValidationException
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.status_codes import HTTP_400_BAD_REQUEST
@@ -64,6 +64,18 @@ class InvalidError(msgspec.Struct):
     message: str
     field: str | None
     errors: dict[str, str]
+
+
+# Row ids are 32-bit integers in PostgreSQL: a larger number names no row (and must not reach
+# the database, which refuses it as a parameter instead of finding nothing).
+MAX_ROW_ID = 2**31 - 1
+
+
+def row_id(value: int) -> int:
+    """A path's id as a row id; a 404 for a number no row can have."""
+    if not 0 < value <= MAX_ROW_ID:
+        raise NotFoundException()
+    return value
 
 
 def check_dates(dates: Mapping[str, date | None]) -> None:

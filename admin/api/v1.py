@@ -1,4 +1,5 @@
-"""The JSON API v1: sites, the register, one visit, corrections, check-out and the CSV export.
+"""The JSON API v1: sites, the register, one visit, corrections, check-out and the CSV export;
+the review of a flag (admin/api/flags.py) and the hub's pull (admin/api/signals.py).
 
 The same services as the staff pages answer every call, so the API checks roles and sites and
 writes the audit exactly as the pages do. A bearer token stands for the caller (see
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, Response, Router, get, patch, post
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -24,8 +25,9 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_409_CONFLICT
 
+from admin.api import flags as api_flags
 from admin.api import signals as api_signals
-from admin.api.common import QUERY_FIELDS, check_dates, invalid, validation_failed
+from admin.api.common import QUERY_FIELDS, check_dates, invalid, row_id, validation_failed
 from admin.api.common import doc as _doc
 from admin.api.common import errors as _errors
 from admin.downloads import export_stream
@@ -323,17 +325,6 @@ def _departure(text: str | None, tz: ZoneInfo) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-# Row ids are 32-bit integers in PostgreSQL: a larger number names no visit (and must not reach
-# the database, which refuses it as a parameter instead of finding nothing).
-MAX_ROW_ID = 2**31 - 1
-
-
-def _visit_id(value: int) -> int:
-    if not 0 < value <= MAX_ROW_ID:
-        raise NotFoundException()
-    return value
-
-
 # --- the routes ----------------------------------------------------------------------------
 
 
@@ -493,7 +484,7 @@ class VisitsController(Controller):
         actor: ActorDep,
         id: PathId,
     ) -> VisitOut:
-        visit = await register.get_visit(ctx.db, actor, _visit_id(id), now=ctx.clock.now())
+        visit = await register.get_visit(ctx.db, actor, row_id(id), now=ctx.clock.now())
         return visit_out(visit, visit.site)
 
     @patch(
@@ -516,7 +507,7 @@ class VisitsController(Controller):
     ) -> VisitOut:
         now = ctx.clock.now()
         # Read first: the answer shows the visit, and its site's clock reads the times sent.
-        visit = await register.get_visit(ctx.db, actor, _visit_id(id), now=now)
+        visit = await register.get_visit(ctx.db, actor, row_id(id), now=now)
         changes = _as_form(data.changes, ZoneInfo(visit.site.timezone))
         corrected = await corrections.correct_visit(
             ctx.db, actor, visit.id, changes, data.reason, now=now
@@ -542,7 +533,7 @@ class VisitsController(Controller):
         data: JSONBody[CheckoutIn | None] = None,
     ) -> VisitOut:
         now = ctx.clock.now()
-        visit = await register.get_visit(ctx.db, actor, _visit_id(id), now=now)
+        visit = await register.get_visit(ctx.db, actor, row_id(id), now=now)
         tz = ZoneInfo(visit.site.timezone)
         departed_at = _departure(data.departed_at if data else None, tz)
         done = await corrections.check_out_visit(
@@ -553,7 +544,12 @@ class VisitsController(Controller):
 
 api_router = Router(
     path=PATH,
-    route_handlers=[SitesController, VisitsController, *api_signals.CONTROLLERS],
+    route_handlers=[
+        SitesController,
+        VisitsController,
+        *api_flags.CONTROLLERS,
+        *api_signals.CONTROLLERS,
+    ],
     security=[{BEARER: []}],
     exception_handlers={
         VisitInvalid: _visit_invalid,
@@ -561,6 +557,7 @@ api_router = Router(
         QueryInvalid: _query_invalid,
         ExportInvalid: _export_invalid,
         ValidationException: _validation_failed,
+        **api_flags.EXCEPTION_HANDLERS,
         **api_signals.EXCEPTION_HANDLERS,
     },
 )

@@ -144,6 +144,45 @@ async def covering(session: AsyncSession, rule: str, at: datetime, tz: ZoneInfo)
     return choose(await all_agreements(session), rule, at, tz)
 
 
+@dataclass(frozen=True)
+class NamedCoverage(Coverage):
+    """The agreement a caller named by its reference, or why a flag cannot go under it.
+
+    `found` says whether any agreement has the reference at all; `covers` whether one of them
+    covers the rule (an agreement holds for every site: it names rules, not sites).
+    """
+
+    found: bool = False
+    covers: bool = False
+    reference: str = ""  # as the caller named it
+    name: str = ""  # of the newest agreement with the reference, for a refusal to name it
+
+
+async def named(
+    session: AsyncSession, reference: str, rule: str, at: datetime, tz: ZoneInfo
+) -> NamedCoverage:
+    """The agreement with this reference under which `rule`'s flags may go now.
+
+    The API and the command line forward under the agreement their caller names (and saw in
+    the preview), rather than the one the page chooses. References are the partners' numbers
+    and need not be unique: a renewed agreement may keep its number, so the newest of them in
+    force that covers the rule is taken, as `choose` does.
+    """
+    wanted = reference.strip()
+    found = [a for a in await all_agreements(session) if a.reference == wanted] if wanted else []
+    coverage = choose(found, rule, at, tz)
+    covers = any(rule in rules_of(a) for a in found)
+    newest = max(found, key=lambda a: (a.valid_from, a.id), default=None)
+    return NamedCoverage(
+        coverage.agreement,
+        coverage.lapsed,
+        found=newest is not None,
+        covers=covers,
+        reference=wanted[:MAX_REFERENCE],
+        name=newest.name if newest is not None else "",
+    )
+
+
 # --- states ----------------------------------------------------------------------------------
 
 IN_FORCE, NOT_YET, EXPIRED, ENDED = "in_force", "not_yet", "expired", "ended"

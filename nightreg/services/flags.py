@@ -15,7 +15,7 @@ import base64
 import binascii
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +55,9 @@ MAX_REVIEW_REASON = 1000
 HISTORY_ACTIONS = ("flag_raised", "flag_grown", "flag_reviewed")
 
 MSG_DISMISS_REASON = N_("Please say why this flag can be dismissed.")
+MSG_ALREADY_DISMISSED = N_("This flag has been dismissed already.")
+MSG_ALREADY_WATCHING = N_("This flag is being watched already.")
+MSG_AGREEMENT_REQUIRED = N_("Please name the sharing agreement to forward the flag under.")
 MSG_NONE_CHOSEN = N_("Please choose the flags to dismiss.")
 MSG_TOO_MANY = N_("Please choose at most %(max)s flags at a time.")
 # One dismissal of several flags: a page of the queue, and a little more.
@@ -66,8 +69,33 @@ MAX_SUBJECT_FILTER = 40
 SHARED_SUBJECT_FIELDS = ("vessel_name", "registration", "mmsi", "plate")
 
 
+# Why a review cannot be done, for programs (the API's error codes, the command line); the
+# refusals of forwarding add theirs (nightreg.services.signals: not_forwardable, agreement_...).
+INVALID = "invalid"
+BAD_ACTION = "bad_action"
+REASON_REQUIRED = "reason_required"
+AGREEMENT_REQUIRED = "agreement_required"
+ALREADY_REVIEWED = "already_reviewed"
+
+
 class ReviewInvalid(Invalid):
-    """A review that cannot be done as submitted: errors by field name ("reason", "action")."""
+    """A review that cannot be done as submitted: errors by field name ("reason", "action",
+    "agreement"), and each error's code by field name (INVALID unless said otherwise)."""
+
+    def __init__(
+        self, errors: Mapping[str, FieldError], codes: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(errors)
+        given = codes or {}
+        self.codes: dict[str, str] = {name: given.get(name, INVALID) for name in self.errors}
+
+
+class AlreadyReviewed(ReviewInvalid):
+    """The flag is already as the review would leave it (forwarded, or with refuse_repeat:
+    dismissed or watched); on "action", code ALREADY_REVIEWED."""
+
+    def __init__(self, error: FieldError) -> None:
+        super().__init__({"action": error}, {"action": ALREADY_REVIEWED})
 
 
 class CursorInvalid(ValueError):
@@ -525,31 +553,75 @@ def _without_staff(
 # --- review ------------------------------------------------------------------------------
 
 
-def _check_review(action: str, reason: str, rule: Rule | None) -> str:
+def _check_review(action: str, reason: str, rule: Rule | None, agreement: str | None = None) -> str:
     errors: dict[str, FieldError] = {}
+    codes: dict[str, str] = {}
     text = reason if isinstance(reason, str) else ""
     cleaned = clean_text(text, MAX_REVIEW_REASON, multiline=True)
     if action not in ACTIONS:
         errors["action"] = FieldError(MSG_CHOICE)
+        codes["action"] = BAD_ACTION
     elif action == "forward" and (rule is None or not rule.forwardable):
         errors["action"] = FieldError(MSG_NOT_FORWARDABLE)
+        codes["action"] = signals.NOT_FORWARDABLE
+    elif action == "forward" and agreement is not None and not agreement.strip():
+        errors["agreement"] = FieldError(MSG_AGREEMENT_REQUIRED)
+        codes["agreement"] = AGREEMENT_REQUIRED
     if len(cleaned) > MAX_REVIEW_REASON:
         errors["reason"] = FieldError(MSG_TOO_LONG, {"max": MAX_REVIEW_REASON})
     elif action == "dismiss" and not cleaned:
         errors["reason"] = FieldError(MSG_DISMISS_REASON)
+        codes["reason"] = REASON_REQUIRED
     if errors:
-        raise ReviewInvalid(errors)
+        raise ReviewInvalid(errors, codes)
     return cleaned
 
 
+def _check_repeat(flag: Flag, action: str, *, refuse_repeat: bool) -> None:
+    """A forwarded flag is not forwarded twice; with `refuse_repeat`, a flag is not dismissed
+    or watched again either (a program that retries a request must not review twice)."""
+    if flag.status == "forwarded" and action == "forward":
+        raise AlreadyReviewed(FieldError(signals.MSG_ALREADY_FORWARDED))
+    if refuse_repeat and flag.status == ACTIONS.get(action):
+        message = MSG_ALREADY_DISMISSED if action == "dismiss" else MSG_ALREADY_WATCHING
+        raise AlreadyReviewed(FieldError(message))
+
+
 async def forward_preview(
-    db: Database, actor: Actor, flag_id: int, *, now: datetime
+    db: Database,
+    actor: Actor,
+    flag_id: int,
+    *,
+    now: datetime,
+    agreement: str | None = None,
+    refuse_repeat: bool = False,
 ) -> tuple[Flag, signals.Draft]:
-    """What forwarding the flag would send now (or why it cannot); the read is audited."""
+    """What forwarding the flag would send now (or why it cannot); the read is audited.
+
+    Under the agreement with the reference `agreement` if one is named (the API, the command
+    line), else under the one forwarding would choose (the page, which shows a refusal in
+    place of the preview). A named agreement that cannot be used raises ReviewInvalid with the
+    refusal's code, as forwarding under it would. With `refuse_repeat`, a flag forwarded
+    already is refused (AlreadyReviewed) rather than previewed.
+    """
     async with db.read() as session:
         flag = await _flag(session, actor, flag_id)
     actor.require(REVIEW, flag.site_id)
-    return flag, await signals.preview(db, actor, flag, now=now)
+    if agreement is not None:  # a program's preview: refused as its forward would be
+        _check_review("forward", "", rule_of(flag), agreement)
+    if refuse_repeat:
+        _check_repeat(flag, "forward", refuse_repeat=True)
+    draft = await signals.preview(db, actor, flag, now=now, reference=agreement)
+    if agreement is not None and draft.refused is not None:
+        raise _refused(draft.refused, draft.code, named=True)
+    return flag, draft
+
+
+def _refused(error: FieldError, code: str, *, named: bool) -> ReviewInvalid:
+    """Forwarding refused: a named agreement's problem is the agreement's, else the action's
+    (the page shows it next to the forward button)."""
+    field = "agreement" if named and code != signals.NOT_FORWARDABLE else "action"
+    return ReviewInvalid({field: error}, {field: code})
 
 
 async def review(
@@ -560,27 +632,31 @@ async def review(
     reason: str = "",
     *,
     now: datetime,
+    agreement: str | None = None,
+    refuse_repeat: bool = False,
 ) -> Flag:
     """Dismiss (with a reason), keep watching or forward a flag; audited with the change.
 
     A flag may be reviewed again whatever its status: watched today, forwarded tomorrow.
     Forwarding writes the flag's signal into the outbox in the same transaction, under the
-    agreement in force that covers its rule; without one it is refused (ReviewInvalid on
-    "action", saying which agreement is missing or lapsed). A forwarded flag is forwarded
-    again only after new evidence reopened it: a second click sends nothing twice.
+    agreement in force that covers its rule, or under the one with the reference `agreement`
+    when the caller names one (the API and the command line, after their preview); without
+    one it is refused (ReviewInvalid on "action", saying which agreement is missing, lapsed
+    or does not cover the rule, with its code). A forwarded flag is forwarded again only after
+    new evidence reopened it: a second click sends nothing twice (AlreadyReviewed). With
+    `refuse_repeat` a dismissed flag is not dismissed again, nor a watched one watched.
     """
     async with db.write() as session:
         flag = await _flag(session, actor, flag_id, lock=not db.is_sqlite)
         actor.require(REVIEW, flag.site_id)
-        cleaned = _check_review(action, reason, rule_of(flag))
+        cleaned = _check_review(action, reason, rule_of(flag), agreement)
+        _check_repeat(flag, action, refuse_repeat=refuse_repeat)
         before = flag.status
         if action == "forward":
-            if before == "forwarded":
-                raise ReviewInvalid({"action": FieldError(signals.MSG_ALREADY_FORWARDED)})
             try:
-                await signals.queue(session, actor, flag, now=now)
+                await signals.queue(session, actor, flag, now=now, reference=agreement)
             except signals.ForwardRefused as refused:
-                raise ReviewInvalid({"action": refused.error}) from None
+                raise _refused(refused.error, refused.code, named=agreement is not None) from None
         flag.status = ACTIONS[action]
         flag.reviewed_by = actor.label[:300]
         flag.reviewed_at = now

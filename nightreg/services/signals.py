@@ -36,12 +36,14 @@ from nightreg.services.access import SYSTEM, Actor, NotFound
 from nightreg.services.agreements import (
     VISIT_FIELDS,
     Coverage,
+    NamedCoverage,
     all_agreements,
     auto_rules_of,
     choose,
     covering,
     fields_of,
     in_force,
+    named,
 )
 from nightreg.validation import FieldError
 
@@ -68,14 +70,28 @@ MSG_AGREEMENT_NOT_YET = N_(
 MSG_ALREADY_FORWARDED = N_(
     "This flag has already been forwarded; it can be forwarded again when new evidence reopens it."
 )
+MSG_AGREEMENT_UNKNOWN = N_("No sharing agreement has the reference “%(reference)s”.")
+MSG_AGREEMENT_NOT_COVERING = N_(
+    "The sharing agreement “%(agreement)s” (%(reference)s) does not cover the rule "
+    "“%(rule)s”: flags of this rule cannot be forwarded under it."
+)
+
+# Why a flag cannot be forwarded, for programs (the API's error codes, the command line).
+NOT_FORWARDABLE = "not_forwardable"
+NO_AGREEMENT = "no_agreement"
+AGREEMENT_NOT_FOUND = "agreement_not_found"
+AGREEMENT_NOT_COVERING = "agreement_not_covering"
+AGREEMENT_NOT_IN_FORCE = "agreement_not_in_force"
 
 
 class ForwardRefused(Exception):
-    """Forwarding is not allowed now; `error` says why in words for the reviewer."""
+    """Forwarding is not allowed now; `error` says why in words for the reviewer, `code` for
+    programs (one of the codes above)."""
 
-    def __init__(self, error: FieldError) -> None:
+    def __init__(self, error: FieldError, code: str = NO_AGREEMENT) -> None:
         super().__init__(error.message % error.params if error.params else error.message)
         self.error = error
+        self.code = code
 
 
 # --- the body ------------------------------------------------------------------------------
@@ -288,8 +304,25 @@ def encode(body: Mapping[str, Any]) -> str:
 # --- forwarding ----------------------------------------------------------------------------
 
 
+def refusal_code(coverage: Coverage) -> str:
+    """The code of `refusal`'s answer."""
+    if isinstance(coverage, NamedCoverage):
+        if not coverage.found:
+            return AGREEMENT_NOT_FOUND
+        if not coverage.covers:
+            return AGREEMENT_NOT_COVERING
+    return AGREEMENT_NOT_IN_FORCE if coverage.lapsed else NO_AGREEMENT
+
+
 def refusal(coverage: Coverage, rule: str, at: datetime, tz: ZoneInfo) -> FieldError:
     """Why nothing can be forwarded for `rule`, naming the agreement that lapsed, if any."""
+    if isinstance(coverage, NamedCoverage) and not (coverage.found and coverage.covers):
+        if not coverage.found:
+            return FieldError(MSG_AGREEMENT_UNKNOWN, {"reference": coverage.reference})
+        return FieldError(
+            MSG_AGREEMENT_NOT_COVERING,
+            {"agreement": coverage.name, "reference": coverage.reference, "rule": rule},
+        )
     if not coverage.lapsed:
         return FieldError(MSG_NO_AGREEMENT, {"rule": rule})
     agreement = coverage.lapsed[0]
@@ -330,21 +363,34 @@ class Draft:
     refused: FieldError | None
     visit_ids: tuple[int, ...] = ()
     timezone: str = "UTC"  # the flag's site's: a page shows the draft's times on its clock
+    code: str = ""  # when refused: why, for programs (NOT_FORWARDABLE, AGREEMENT_NOT_FOUND, ...)
 
 
 async def _draft(
-    session: AsyncSession, flag: Flag, *, now: datetime, review: str, uid: str
+    session: AsyncSession,
+    flag: Flag,
+    *,
+    now: datetime,
+    review: str,
+    uid: str,
+    reference: str | None = None,
 ) -> Draft:
+    """The signal `flag` would make now: under the agreement with `reference` when the caller
+    names one (the API, the command line), else under the one that covers its rule."""
     site = await session.get(Site, flag.site_id)
     if site is None:
         raise NotFound(f"site {flag.site_id}")
     tz = ZoneInfo(site.timezone)
     rule = RULES.get(flag.rule)
     if rule is None or not rule.forwardable:
-        return Draft(None, None, FieldError(MSG_NOT_FORWARDABLE))
-    coverage = await covering(session, flag.rule, now, tz)
+        return Draft(None, None, FieldError(MSG_NOT_FORWARDABLE), code=NOT_FORWARDABLE)
+    if reference is None:
+        coverage = await covering(session, flag.rule, now, tz)
+    else:
+        coverage = await named(session, reference, flag.rule, now, tz)
     if coverage.agreement is None:
-        return Draft(None, None, refusal(coverage, flag.rule, now, tz))
+        error = refusal(coverage, flag.rule, now, tz)
+        return Draft(None, None, error, timezone=site.timezone, code=refusal_code(coverage))
     visits, elsewhere = await _evidence(session, flag)
     checkpoint = None
     if coverage.agreement.share_audit_checkpoints:
@@ -356,14 +402,19 @@ async def _draft(
     return Draft(coverage.agreement, body, None, tuple(v.id for v in visits), site.timezone)
 
 
-async def preview(db: Database, actor: Actor, flag: Flag, *, now: datetime) -> Draft:
-    """What forwarding `flag` (already scoped by the caller) would send; the read is audited.
+async def preview(
+    db: Database, actor: Actor, flag: Flag, *, now: datetime, reference: str | None = None
+) -> Draft:
+    """What forwarding `flag` (already scoped by the caller) would send, under the agreement
+    with `reference` if one is named; the read is audited.
 
     The id in a preview is a placeholder: the real one is made when the flag is forwarded.
     """
     actor.require(REVIEW, flag.site_id)
     async with db.read() as session:
-        draft = await _draft(session, flag, now=now, review="staff", uid=str(uuid.UUID(int=0)))
+        draft = await _draft(
+            session, flag, now=now, review="staff", uid=str(uuid.UUID(int=0)), reference=reference
+        )
     if draft.body is not None:
         await audit.log(
             db, actor, "signal_previewed", at=now, site_id=flag.site_id, object_type="flag",
@@ -374,17 +425,27 @@ async def preview(db: Database, actor: Actor, flag: Flag, *, now: datetime) -> D
 
 
 async def queue(
-    session: AsyncSession, actor: Actor, flag: Flag, *, now: datetime, review: str = "staff"
+    session: AsyncSession,
+    actor: Actor,
+    flag: Flag,
+    *,
+    now: datetime,
+    review: str = "staff",
+    reference: str | None = None,
 ) -> Signal:
     """Write the flag's signal into the outbox, inside the caller's transaction.
 
-    Raises ForwardRefused when no agreement in force covers the rule (or the rule is never
+    Raises ForwardRefused when no agreement in force covers the rule (or the one named by
+    `reference` is unknown, does not cover it or is not in force; or the rule is never
     forwarded). The caller sets the flag's status; the signal is pending and due at once.
     """
     uid = str(uuid.uuid4())
-    draft = await _draft(session, flag, now=now, review=review, uid=uid)
+    draft = await _draft(session, flag, now=now, review=review, uid=uid, reference=reference)
     if draft.refused is not None or draft.body is None or draft.agreement is None:
-        raise ForwardRefused(draft.refused or FieldError(MSG_NO_AGREEMENT, {"rule": flag.rule}))
+        raise ForwardRefused(
+            draft.refused or FieldError(MSG_NO_AGREEMENT, {"rule": flag.rule}),
+            draft.code or NO_AGREEMENT,
+        )
     signal = Signal(
         uid=uid, flag_id=flag.id, agreement_id=draft.agreement.id, site_id=flag.site_id,
         rule=flag.rule, body=encode(draft.body), status="pending", created_at=now,

@@ -87,6 +87,34 @@ class AccountInvalid(UserError):
         super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
 
 
+# The address the audit trail shows for what a command at the server's shell did as a user.
+SHELL_ADDRESS = "cli"
+
+
+async def acting_as(db: Database, email: str) -> Actor:
+    """The active staff account `email` as the actor of a command (`nightreg flag --as`).
+
+    The command then holds exactly the account's role and sites, as on the pages, and the
+    audit trail names the account (from the address "cli"). NotFound for an unknown or
+    switched-off account.
+    """
+    wanted = email.strip().lower()
+    async with db.read() as session:
+        user = await session.scalar(
+            select(User).where(User.email == wanted).options(selectinload(User.sites))
+        )
+    if user is None or not user.is_active:
+        raise NotFound(wanted)
+    return Actor(
+        kind="user",
+        id=user.id,
+        name=user.email,
+        role=user.role,
+        site_ids=frozenset(site.id for site in user.sites),
+        address=SHELL_ADDRESS,
+    )
+
+
 async def list_users(db: Database, actor: Actor) -> list[User]:
     """Every staff account with its sites, by e-mail."""
     actor.require("users.manage")

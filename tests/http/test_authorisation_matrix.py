@@ -161,6 +161,9 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "PATCH /api/v1/visits/{id}": (EDIT, SITE),
     "POST /api/v1/visits/{id}/checkout": (EDIT, SITE),
     "GET /api/v1/sites/{slug}/register.csv": (EDIT, SITE),
+    # a flag's review for security companies' systems, as on its page
+    "POST /api/v1/flags/{id}/review": (FLAGS, SITE),
+    "GET /api/v1/flags/{id}/forward-preview": (FLAGS, SITE),
 }
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -313,7 +316,7 @@ def fill(path: str, world: World) -> str:
         values["id"] = str(world.user_id)
     elif path.startswith("/admin/points/"):
         values["id"] = str(world.point_id)
-    elif path.startswith("/admin/flags/"):
+    elif path.startswith(("/admin/flags/", "/api/v1/flags/")):
         values["id"] = str(world.flag_id)
     elif path.startswith("/admin/agreements/"):
         values["id"] = str(world.agreement_id)
