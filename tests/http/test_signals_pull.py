@@ -22,7 +22,7 @@ from nightreg import hubsign
 from nightreg.app import create_app
 from nightreg.clock import FrozenClock
 from nightreg.db import Database
-from nightreg.models import Flag, SharingAgreement, Signal
+from nightreg.models import Flag, SharingAgreement, Signal, flag_visit
 from nightreg.rules.base import Finding
 from nightreg.services import signals
 from nightreg.services.access import CLI
@@ -698,3 +698,47 @@ async def test_the_pull_openapi_names_the_withheld_status_and_bucket(client: Cli
     assert "withheld" in schemas["SignalOut"]["properties"]["status"]["enum"]
     assert "withheld" in schemas["AckOut"]["required"]
     assert "signature" in schemas["SignalOut"]["properties"]
+
+
+# --- a flag whose visits span two sites ----------------------------------------------------
+
+
+async def test_a_flag_whose_visits_span_two_sites_is_filed_and_sent_from_the_latest_visits_site(
+    client: Client, db: Database
+):
+    from nightreg.services import flags as flag_queue
+    from nightreg.services.scan import run_scan
+    from tests.factories import add_agreement, end_agreements, staff
+
+    first_site, latest_site = await new_site(db), await new_site(db)
+    guest = f"Overstapper {secrets.token_hex(4)}"  # the rules follow the guest by name
+    visits = []
+    for day, site in ((5, first_site), (3, first_site), (1, latest_site)):
+        at = NOW - timedelta(days=day) + timedelta(hours=5)  # 02:00 in Amsterdam
+        visits.append(
+            await add_visit(
+                db, site, guest_name=guest, arrived=at, departed=at + timedelta(hours=1)
+            )
+        )
+    await run_scan(db, now=NOW, full=True)
+    async with db.read() as session:
+        [flag] = await session.scalars(
+            select(Flag)
+            .join(flag_visit, flag_visit.c.flag_id == Flag.id)
+            .where(Flag.rule == "night_movement", flag_visit.c.visit_id == visits[0].id)
+        )
+    agreement_id = await add_agreement(db, rules=["night_movement"], reference="RIEC-XSITE")
+    try:
+        await flag_queue.review(
+            db, staff("harbour_master", latest_site), flag.id, "forward", now=NOW
+        )
+        page = await pull(client, await analyst_token(db), site=latest_site.slug)
+    finally:  # ended, it would withhold the signal (and other tests' flags stay unforwarded)
+        await end_agreements(db, [agreement_id])
+
+    assert flag.site_id == latest_site.id
+    [item] = page["signals"]
+    assert item["site"] == latest_site.slug
+    assert item["payload"]["site"]["slug"] == latest_site.slug
+    assert item["payload"]["visit_count"] == 1
+    assert item["payload"]["visits_elsewhere"] == 2
