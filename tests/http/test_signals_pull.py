@@ -633,6 +633,35 @@ async def test_each_pulled_signal_verifies_like_a_pushed_one_over_its_canonical_
         )
 
 
+def hub_md_block(name: str) -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "hub.md").read_text(encoding="utf-8")
+    found = re.search(
+        f"<!-- {name}:start -->\n```python\n(.*?)```\n<!-- {name}:end -->", text, re.S
+    )
+    assert found is not None, name
+    return found.group(1)
+
+
+async def test_hub_mds_example_verifies_a_pulled_signal(signing_client: Client, db: Database):
+    import types
+
+    site, agreement = await new_site(db), await make_agreement(db)
+    await forward(db, site, agreement)
+    page = await pull(signing_client, await analyst_token(db), site=site.slug)
+    namespace: dict[str, Any] = {}
+    exec(hub_md_block("verify-example"), namespace)  # our own document
+    namespace["time"] = types.SimpleNamespace(time=NOW.timestamp)  # the app's frozen clock
+    namespace.update(item=page["signals"][0], secrets_by_keyid={"k7": SECRET})
+
+    exec(hub_md_block("pull-verify-example"), namespace)  # raises if it fails
+
+    namespace["item"] = {**page["signals"][0], "payload": {**page["signals"][0]["payload"], "x": 1}}
+    with pytest.raises(namespace["BadSignature"]):
+        exec(hub_md_block("pull-verify-example"), namespace)
+
+
 # --- the schema and its versions -----------------------------------------------------------
 
 
