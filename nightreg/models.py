@@ -25,7 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from sqlalchemy.sql.expression import false
+from sqlalchemy.sql.expression import false, text
 
 from nightreg.db import Base
 from nightreg.vocabulary import KINDS_BY_SITE_KIND
@@ -624,6 +624,9 @@ class SharingAgreement(Base):
     share_audit_checkpoints: Mapped[bool] = mapped_column(
         Boolean, server_default=false(), default=False
     )
+    # The newest major version of the signal format (`nightreg.signal/N`) its hub accepts:
+    # a signal is built in the newest version the code has that is not above it (issue 18).
+    max_schema: Mapped[int] = mapped_column(Integer, server_default=text("1"), default=1)
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
     created_by: Mapped[str] = mapped_column(String(300), default="")
     ended_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
@@ -673,6 +676,9 @@ class Signal(Base):
     # Failed because its agreement was no longer in force when it was due: it never leaves,
     # by push or by pull, and is never sent again.
     withheld: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When the hub acknowledged it although it was withheld: it stays withheld (nothing was
+    # handed out), and a pull of unacknowledged signals stops listing it.
+    withheld_seen_at: Mapped[datetime | None] = mapped_column(DateTimeUTC, nullable=True)
 
 
 class RetentionPolicy(Base):

@@ -59,6 +59,7 @@ ACTIONS = (
     "job_run_requested",
     "agreement_created",
     "agreement_ended",
+    "agreement_changed",
     "signal_previewed",
     "signal_queued",
     "signal_delivered",

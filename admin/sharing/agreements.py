@@ -118,6 +118,7 @@ class AgreementController(Controller):
             "auto_rules": [],
             "keep_days": str(agreements.DEFAULT_KEEP_DAYS),
             "share_audit_checkpoints": "",
+            "max_schema": str(agreements.SIGNAL_FORMATS[0]),
         }
         return Template(template_name=NEW, context=_new_context(ctx, form))
 
@@ -130,7 +131,7 @@ class AgreementController(Controller):
             name: form_text(data, name, _FIELD_LIMIT)
             for name in (
                 "name", "recipient", "reference", "valid_from", "valid_until", "keep_days",
-                "share_audit_checkpoints",
+                "share_audit_checkpoints", "max_schema",
             )
         }  # fmt: skip
         for name in ("rules", "fields", "auto_rules"):

@@ -38,6 +38,8 @@ STATUS_LABELS = {
     "pending": N_("Waiting to be delivered"),
     "delivered": N_("Delivered"),
     "failed": N_("Delivery failed"),
+    # Stored as failed; never sent, never shown (nightreg.services.hub_pull).
+    "withheld": N_("Withheld: the agreement ended before it was sent"),
 }
 DELIVERED_BY_LABELS = {"push": N_("sent to the hub"), "pull": N_("pulled by the hub")}
 REVIEW_LABELS = {

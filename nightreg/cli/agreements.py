@@ -1,4 +1,4 @@
-"""`nightreg agreement list|add|end`: sharing agreements from the server's shell."""
+"""`nightreg agreement list|add|edit|end`: sharing agreements from the server's shell."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def cmd_agreement_list(settings: Settings, args: argparse.Namespace) -> int:
         auto = ",".join(agreements.auto_rules_of(a)) or "-"
         print(
             f"{a.id}\t{a.reference}\t{a.name}\t{a.recipient}\t{_validity(a)}\t{state}\t"
-            f"rules {rules}\tautomatic {auto}\tkeep {a.keep_days} days"
+            f"rules {rules}\tautomatic {auto}\tkeep {a.keep_days} days\t"
+            f"signal format up to {a.max_schema}"
         )
     return 0
 
@@ -70,6 +71,7 @@ def cmd_agreement_add(settings: Settings, args: argparse.Namespace) -> int:
         "auto_rules": args.auto or [],
         "keep_days": args.keep_days or "",
         "share_audit_checkpoints": args.share_audit_checkpoints,
+        "max_schema": args.max_schema or "",
     }
 
     async def work(db: Database) -> SharingAgreement:
@@ -84,6 +86,28 @@ def cmd_agreement_add(settings: Settings, args: argparse.Namespace) -> int:
         f"Agreement {agreement.id} ({agreement.reference}, {_validity(agreement)}) made: "
         f"rules {', '.join(agreements.rules_of(agreement))}; fields {fields}; "
         f"keep {agreement.keep_days} days."
+    )
+    return 0
+
+
+def cmd_agreement_edit(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.services import agreements
+    from nightreg.services.access import CLI, NotFound
+
+    now = SystemClock().now()
+
+    async def work(db: Database) -> SharingAgreement:
+        return await agreements.set_max_schema(db, CLI, args.id, args.max_schema, now=now)
+
+    try:
+        agreement = with_database(settings, work)
+    except NotFound:
+        raise CommandError(f"no agreement with id {args.id}") from None
+    except agreements.AgreementInvalid as exc:
+        raise CommandError(_problem(exc)) from exc
+    print(
+        f"Agreement {agreement.id} ({agreement.reference}): signals forwarded from now on are "
+        f"built in signal format {agreement.max_schema} at most."
     )
     return 0
 
@@ -113,7 +137,7 @@ def cmd_agreement_end(settings: Settings, args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     """Add `agreement` to the `nightreg` command's subcommands."""
     from nightreg.rules import RULES
-    from nightreg.services.agreements import FIELDS
+    from nightreg.services.agreements import FIELDS, SIGNAL_FORMATS
 
     forwardable = [code for code, rule in RULES.items() if rule.forwardable]
     agreement = sub.add_parser("agreement", help="sharing agreements with the hub")
@@ -153,7 +177,20 @@ def add_commands(sub: Any) -> None:
         action="store_true",
         help="signals carry the audit chain's newest signed checkpoint (README: the audit trail)",
     )
+    formats = ", ".join(str(v) for v in SIGNAL_FORMATS)
+    schema_help = (
+        "the newest major version of the signal format (nightreg.signal/N) the hub accepts; "
+        f"this installation builds {formats} (docs/hub.md: versions of the format)"
+    )
+    add.add_argument("--max-schema", metavar="N", help=schema_help + "; default 1")
     add.set_defaults(func=cmd_agreement_add)
+
+    edit = agreement_sub.add_parser(
+        "edit", help="change what the agreement's hub accepts (audited); nothing else changes"
+    )
+    edit.add_argument("id", type=int)
+    edit.add_argument("--max-schema", metavar="N", required=True, help=schema_help)
+    edit.set_defaults(func=cmd_agreement_edit)
 
     end = agreement_sub.add_parser("end", help="end an agreement now (audited)")
     end.add_argument("id", type=int)

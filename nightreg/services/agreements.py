@@ -66,6 +66,11 @@ VISIT_FIELDS = (
     "residence",
 )
 DEFAULT_KEEP_DAYS = 180
+# The major versions of the signal format (`nightreg.signal/N`) this code can build, oldest
+# first (nightreg.services.signals builds them; docs/hub.md, "Versions of the format"). An
+# agreement names the newest its hub accepts (`max_schema`); a new agreement starts at 1, and
+# an admin raises it once the hub says it reads a newer one.
+SIGNAL_FORMATS = (1,)
 
 
 def codes(value: object) -> tuple[str, ...]:
@@ -235,6 +240,7 @@ MSG_AUTO_NOT_COVERED = N_(
     "above too, or untick it here."
 )
 MSG_KEEP_DAYS = N_("Please enter a number of days from 1 to 3650.")
+MSG_MAX_SCHEMA = N_("Please choose a version of the signal format this installation can send.")
 MSG_END_REASON = N_("Please say why the agreement ends.")
 MSG_ALREADY_ENDED = N_("This agreement has been ended already; it cannot be ended twice.")
 
@@ -243,7 +249,8 @@ class AgreementInvalid(Invalid):
     """An agreement (or its end) that cannot be saved as submitted: errors by field name.
 
     Field names are the form's: name, recipient, reference, valid_from, valid_until, rules,
-    fields, auto_rules, keep_days (share_audit_checkpoints is a tick box); for an end, reason,
+    fields, auto_rules, keep_days, max_schema (share_audit_checkpoints is a tick box); for an
+    end, reason,
     or `agreement` when it has ended already.
     """
 
@@ -263,6 +270,8 @@ class AgreementData:
     keep_days: int
     # Signals carry the audit chain's newest signed checkpoint (issue 17, finding 4).
     share_audit_checkpoints: bool = False
+    # The newest signal format its hub accepts (issue 18).
+    max_schema: int = 1
 
 
 def _text(values: Mapping[str, Any], name: str) -> str:
@@ -323,6 +332,20 @@ def _keep_days(value: object, errors: dict[str, FieldError]) -> int:
     return number
 
 
+def max_schema_of(value: object, errors: dict[str, FieldError]) -> int:
+    """The newest signal format a hub accepts, as typed: empty means 1."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return SIGNAL_FORMATS[0]
+    text = value.strip() if isinstance(value, str) else ""
+    number: int | None = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if text.isascii() and text.isdigit() and len(text) < 4:
+        number = int(text)
+    if number not in SIGNAL_FORMATS:
+        errors["max_schema"] = FieldError(MSG_MAX_SCHEMA)
+        return SIGNAL_FORMATS[0]
+    return number
+
+
 def validate(values: Mapping[str, Any], *, today: date) -> AgreementData:
     """Check a submitted agreement field by field (a pure function); AgreementInvalid lists
     every field at fault.
@@ -379,6 +402,7 @@ def validate(values: Mapping[str, Any], *, today: date) -> AgreementData:
 
     keep_days = _keep_days(values.get("keep_days"), errors)
     share_checkpoints = values.get("share_audit_checkpoints") in (True, "1", "on", "yes", "true")
+    max_schema = max_schema_of(values.get("max_schema"), errors)
     if errors:
         raise AgreementInvalid(errors)
     assert valid_from is not None  # an error otherwise
@@ -393,6 +417,7 @@ def validate(values: Mapping[str, Any], *, today: date) -> AgreementData:
         auto_rules=auto_rules,
         keep_days=keep_days,
         share_audit_checkpoints=share_checkpoints,
+        max_schema=max_schema,
     )
 
 
@@ -410,6 +435,7 @@ def as_record(agreement: SharingAgreement) -> dict[str, Any]:
         "auto_rules": list(auto_rules_of(agreement)),
         "keep_days": agreement.keep_days,
         "share_audit_checkpoints": bool(agreement.share_audit_checkpoints),
+        "max_schema": agreement.max_schema or 1,
         "created_at": agreement.created_at.isoformat() if agreement.created_at else None,
         "created_by": agreement.created_by,
         "ended_at": agreement.ended_at.isoformat() if agreement.ended_at else None,
@@ -444,6 +470,7 @@ async def create(
             auto_rules=_dump(data.auto_rules),
             keep_days=data.keep_days,
             share_audit_checkpoints=data.share_audit_checkpoints,
+            max_schema=data.max_schema,
             created_at=now,
             created_by=actor.label[:300],
         )
@@ -494,6 +521,37 @@ async def end(
             object_id=agreement.id,
             details=as_record(agreement),
         )
+    return agreement
+
+
+async def set_max_schema(
+    db: Database, actor: Actor, agreement_id: int, value: object, *, now: datetime
+) -> SharingAgreement:
+    """Change the newest signal format the agreement's hub accepts; audited (before, after).
+
+    The only thing about an agreement that changes after it is made: the hub upgrades its
+    receiver, and signals forwarded from then on are built in the newer format (those already
+    in the outbox keep their bytes). An ended agreement is not changed.
+    """
+    actor.require(MANAGE)
+    errors: dict[str, FieldError] = {}
+    max_schema = max_schema_of(value, errors)
+    if errors:
+        raise AgreementInvalid(errors)
+    async with db.write() as session:
+        agreement = await session.get(SharingAgreement, agreement_id)
+        if agreement is None:
+            raise NotFound(f"agreement {agreement_id}")
+        if agreement.ended_at is not None:
+            raise AgreementInvalid({"agreement": FieldError(MSG_ALREADY_ENDED)})
+        before = agreement.max_schema
+        agreement.max_schema = max_schema
+        await session.flush()
+        await audit.record(
+            session, actor, "agreement_changed", at=now, object_type="agreement",
+            object_id=agreement.id,
+            details={"reference": agreement.reference, "max_schema": [before, max_schema]},
+        )  # fmt: skip
     return agreement
 
 

@@ -611,6 +611,7 @@ ADMIN_UNSITED = frozenset(
         "two_factor_enabled", "two_factor_disabled", "two_factor_reset", "recovery_code_used",
         "job_run_requested", "audit_viewed", "audit_exported", "purge_completed",
         "retention_policy_changed", "agreement_created", "agreement_ended",
+        "agreement_changed",
     }
 )  # fmt: skip
 # The hub's watchlist: its uploads, and every event about a restricted flag, are the

@@ -13,6 +13,12 @@ already pulled. A hub that must not miss any pulls with `unacknowledged` (pendin
 signals only), acknowledges what it received, and starts each round from the beginning:
 acknowledged signals drop out, and a late one is found in the next round.
 
+Withheld signals (their agreement ended before they left; nightreg.services.signals) are
+listed and readable with the status `withheld` and without their body: the hub learns that a
+signal it may have been waiting for will never come, and nothing of it leaves. Acknowledging
+one answers it as `withheld` (never `already`, which means delivered), leaves it withheld, and
+notes that the hub has seen it, so that `unacknowledged` stops listing it.
+
 Every read writes its audit event before the data is handed out; an acknowledgement writes
 its event in the same transaction as the change.
 """
@@ -27,13 +33,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, and_, not_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.clock import local_midnight
 from nightreg.db import Database
 from nightreg.i18n import N_
-from nightreg.models import Signal, Site
+from nightreg.models import SharingAgreement, Signal, Site
 from nightreg.rules import RULES
 from nightreg.services import audit, signals
 from nightreg.services.access import Actor, NotFound
@@ -42,8 +48,11 @@ VIEW = "signals.view"
 ACK = "signals.ack"
 
 STATUSES = ("pending", "delivered", "failed")
-# Not (yet) received by the hub: the dispatcher may still be trying, or it gave up.
+# Not (yet) received by the hub: the dispatcher may still be trying, or it gave up. A withheld
+# signal is stored as failed; it counts as unacknowledged until the hub acknowledges it.
 UNACKNOWLEDGED = ("pending", "failed")
+# The status a withheld signal shows the hub (its stored status stays `failed`).
+WITHHELD = "withheld"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 MAX_ACK = 500
@@ -60,6 +69,7 @@ MSG_LIMIT = N_("Please ask for 1 to %(max)s signals.")
 MSG_CURSOR = N_("Please give the number of a signal (its cursor).")
 MSG_IDS = N_("Please send 1 to %(max)s signal ids.")
 MSG_ID = N_("A signal id has at most %(max)s characters.")
+MSG_AGREEMENT = N_("No sharing agreement has this reference.")
 
 _SITE_NUMBER = re.compile(r"^[0-9]{1,9}$")
 
@@ -118,7 +128,11 @@ class SignalQuery:
 
 @dataclass(frozen=True)
 class SignalRow:
-    """One signal as the hub sees it: its body, where it came from, and how far it got."""
+    """One signal as the hub sees it: its body, where it came from, and how far it got.
+
+    A withheld signal has the status `withheld`, an empty body and an empty payload: what it
+    would have said never leaves.
+    """
 
     id: int
     uid: str
@@ -129,8 +143,13 @@ class SignalRow:
     status: str
     delivered_by: str | None
     delivered_at: datetime | None
-    body: str  # the exact JSON text sent (or to be sent)
+    body: str  # the exact JSON text sent (or to be sent); "" when withheld
     payload: dict[str, Any]  # the same, parsed
+    withheld_seen_at: datetime | None = None  # when the hub acknowledged it, withheld
+
+    @property
+    def withheld(self) -> bool:
+        return self.status == WITHHELD
 
 
 @dataclass(frozen=True)
@@ -156,6 +175,7 @@ class SignalPage:
 class Acknowledgement:
     acknowledged: list[str] = field(default_factory=list)  # delivered by this call
     already: list[str] = field(default_factory=list)  # delivered before (pushed or pulled)
+    withheld: list[str] = field(default_factory=list)  # never delivered: its agreement ended
     unknown: list[str] = field(default_factory=list)  # no such signal
 
 
@@ -197,6 +217,12 @@ async def _site(session: AsyncSession, ref: str) -> Site:
 
 
 def _row(signal: Signal, slug: str, name: str) -> SignalRow:
+    if signal.withheld:
+        return SignalRow(
+            id=signal.id, uid=signal.uid, created_at=signal.created_at, site_slug=slug,
+            site_name=name, rule=signal.rule, status=WITHHELD, delivered_by=None,
+            delivered_at=None, body="", payload={}, withheld_seen_at=signal.withheld_seen_at,
+        )  # fmt: skip
     return SignalRow(
         id=signal.id, uid=signal.uid, created_at=signal.created_at, site_slug=slug,
         site_name=name, rule=signal.rule, status=signal.status,
@@ -206,17 +232,17 @@ def _row(signal: Signal, slug: str, name: str) -> SignalRow:
 
 
 def _selected(query: SignalQuery, site_id: int | None, tz: ZoneInfo) -> Select[Signal, str, str]:
-    stmt = (
-        select(Signal, Site.slug, Site.name)
-        .join(Site, Site.id == Signal.site_id)
-        .where(Signal.withheld.is_(False))
-    )
+    stmt = select(Signal, Site.slug, Site.name).join(Site, Site.id == Signal.site_id)
     if site_id is not None:
         stmt = stmt.where(Signal.site_id == site_id)
     if query.rule:
         stmt = stmt.where(Signal.rule == query.rule)
     if query.statuses:
         stmt = stmt.where(Signal.status.in_(query.statuses))
+        if query.statuses == UNACKNOWLEDGED:
+            # A withheld signal the hub has acknowledged is not waiting for anything.
+            seen = and_(Signal.withheld.is_(True), Signal.withheld_seen_at.is_not(None))
+            stmt = stmt.where(not_(seen))
     if query.date_from is not None:
         stmt = stmt.where(Signal.created_at >= local_midnight(query.date_from, tz))
     if query.date_to is not None:
@@ -273,7 +299,7 @@ async def get_signal(db: Database, actor: Actor, uid: str, *, now: datetime) -> 
                 await session.execute(
                     select(Signal, Site.slug, Site.name)
                     .join(Site, Site.id == Signal.site_id)
-                    .where(Signal.uid == uid, Signal.withheld.is_(False))
+                    .where(Signal.uid == uid)
                 )
             ).first()
     if found is None:
@@ -308,8 +334,10 @@ async def acknowledge(
     """Mark pulled signals delivered (by "pull"); idempotent, and unknown ids only reported.
 
     A signal delivered before (pushed, or acknowledged earlier) is reported as `already` and
-    left as it is. The change is a compare-and-swap on the status, so two acknowledgements
-    (or an acknowledgement and the dispatcher) at once deliver a signal once.
+    left as it is. A withheld one is reported as `withheld`, every time, and stays withheld;
+    the first acknowledgement notes when the hub saw it. The change is a compare-and-swap on
+    the status, so two acknowledgements (or an acknowledgement and the dispatcher) at once
+    deliver a signal once.
     """
     actor.require(ACK)
     if not 1 <= len(uids) <= MAX_ACK:
@@ -317,6 +345,8 @@ async def acknowledge(
     if any(not isinstance(uid, str) or len(uid) > MAX_UID_LENGTH for uid in uids):
         raise PullInvalid("ids", MSG_ID, {"max": MAX_UID_LENGTH})
     wanted = _unique(uids)
+    # A signal whose agreement ended a moment ago is withheld before it could be delivered.
+    await signals.withhold_lapsed(db, now=now)
     async with db.write() as session:
         delivered = (
             await session.execute(
@@ -332,10 +362,24 @@ async def acknowledge(
             )
         ).all()
         done = {uid: signal_id for signal_id, uid in delivered}
-        known = set(await session.scalars(select(Signal.uid).where(Signal.uid.in_(wanted))))
+        await session.execute(
+            update(Signal)
+            .where(
+                Signal.uid.in_(wanted),
+                Signal.withheld.is_(True),
+                Signal.withheld_seen_at.is_(None),
+            )
+            .values(withheld_seen_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        rows = await session.execute(
+            select(Signal.uid, Signal.withheld).where(Signal.uid.in_(wanted))
+        )
+        known: dict[str, bool] = {uid: bool(withheld) for uid, withheld in rows}
         result = Acknowledgement(
             acknowledged=[uid for uid in wanted if uid in done],
-            already=[uid for uid in wanted if uid in known and uid not in done],
+            already=[uid for uid in wanted if uid in known and uid not in done and not known[uid]],
+            withheld=[uid for uid in wanted if known.get(uid)],
             unknown=[uid for uid in wanted if uid not in known],
         )
         await audit.record(
@@ -343,6 +387,7 @@ async def acknowledge(
             object_ids=done.values(),
             details={
                 "acknowledged": result.acknowledged, "already": result.already,
+                "withheld": result.withheld,
                 "unknown": [uid[:MAX_UID_LENGTH] for uid in result.unknown],
             },
         )  # fmt: skip
@@ -357,6 +402,24 @@ async def signal_sites(db: Database, actor: Actor) -> list[Site]:
         return list(
             await session.scalars(select(Site).where(Site.id.in_(with_signals)).order_by(Site.name))
         )
+
+
+async def payload_schema(db: Database, actor: Actor, reference: str | None) -> dict[str, Any]:
+    """The JSON Schema of a payload; for an agreement (by its reference; the newest of that
+    reference), the stricter one whose visit item requires that agreement's visit fields."""
+    actor.require(VIEW)
+    if not reference:
+        return signals.schema_for(None)
+    async with db.read() as session:
+        agreement = await session.scalar(
+            select(SharingAgreement)
+            .where(SharingAgreement.reference == reference[:100])
+            .order_by(SharingAgreement.id.desc())
+            .limit(1)
+        )
+    if agreement is None:
+        raise PullInvalid("agreement", MSG_AGREEMENT)
+    return signals.schema_for(agreement)
 
 
 def rule_choices() -> list[str]:

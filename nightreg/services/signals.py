@@ -34,6 +34,7 @@ from nightreg.rules import RULES
 from nightreg.services import audit, audit_checkpoints
 from nightreg.services.access import SYSTEM, Actor, NotFound
 from nightreg.services.agreements import (
+    SIGNAL_FORMATS,
     VISIT_FIELDS,
     Coverage,
     NamedCoverage,
@@ -96,8 +97,20 @@ class ForwardRefused(Exception):
 
 # --- the body ------------------------------------------------------------------------------
 
+# The versioning policy (docs/hub.md, "Versions of the format"): a member added to the format
+# keeps its `schema` value, and hubs ignore members they do not know, so the schema below
+# leaves `additionalProperties` open. Anything else (a member removed, renamed, retyped or
+# given another meaning) is a new major version, built only for agreements whose hub accepts
+# it (SharingAgreement.max_schema). SCHEMA_VERSIONS holds every version the code can build.
+SCHEMA_PREFIX = "nightreg.signal/"
+SCHEMA_VERSIONS = SIGNAL_FORMATS
+SCHEMA_ID = f"{SCHEMA_PREFIX}1"
+
 _TIME = {"type": "string", "format": "date-time", "description": "UTC, ISO 8601, with Z"}
 _TEXT_OR_NULL = {"type": ["string", "null"]}
+_OPEN = (
+    "Later releases may add members here without changing `schema`: ignore members you do not know."
+)
 
 SIGNAL_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -105,10 +118,11 @@ SIGNAL_SCHEMA: dict[str, Any] = {
     "title": "Nachtregister signal",
     "description": (
         "One flag forwarded to the hub under a sharing agreement. Optional members are "
-        "present only when the agreement allows that field; nothing else is ever sent."
+        "present only when the agreement allows that field; nothing the agreement does not "
+        "allow is ever sent. " + _OPEN + " A change that is not an addition comes as a new "
+        "`schema` value, sent only to a hub whose agreement accepts it."
     ),
     "type": "object",
-    "additionalProperties": False,
     "required": [
         "schema",
         "id",
@@ -121,7 +135,10 @@ SIGNAL_SCHEMA: dict[str, Any] = {
         "visits_elsewhere",
     ],
     "properties": {
-        "schema": {"const": SCHEMA_ID},
+        "schema": {
+            "const": SCHEMA_ID,
+            "description": "The format's major version; the same for every signal built in it.",
+        },
         "id": {
             "type": "string",
             "format": "uuid",
@@ -130,7 +147,7 @@ SIGNAL_SCHEMA: dict[str, Any] = {
         "forwarded_at": _TIME,
         "agreement": {
             "type": "object",
-            "additionalProperties": False,
+            "description": _OPEN,
             "required": ["reference", "name", "recipient"],
             "properties": {
                 "reference": {"type": "string"},
@@ -148,7 +165,7 @@ SIGNAL_SCHEMA: dict[str, Any] = {
         "score": {"type": "integer", "minimum": 0, "maximum": 100},
         "site": {
             "type": "object",
-            "additionalProperties": False,
+            "description": "The site the flag is filed at (the forwarding site). " + _OPEN,
             "required": ["slug", "name", "kind", "municipality"],
             "properties": {
                 "slug": {"type": "string"},
@@ -173,9 +190,9 @@ SIGNAL_SCHEMA: dict[str, Any] = {
                 "When the agreement says so: the newest signed checkpoint of the sender's audit "
                 "trail when the flag was forwarded. Keep it: saved as one line of a file, the "
                 "sender's `nightreg audit verify --checkpoint FILE` shows whether its trail "
-                "was cut off or rewritten since. No personal data."
+                "was cut off or rewritten since. No personal data. Keep it whole, members you "
+                "do not know included."
             ),
-            "additionalProperties": False,
             "required": [
                 "v",
                 "at",
@@ -199,10 +216,23 @@ SIGNAL_SCHEMA: dict[str, Any] = {
         },
         "visits": {
             "type": "array",
-            "description": "The evidence visits at the forwarding site, with the allowed fields.",
+            "description": (
+                "Present when the agreement allows any visit field: the evidence visits at the "
+                "forwarding site in arrival order (oldest first; visits that arrived at the "
+                "same moment in the order they were registered). Every item has the same "
+                "members: exactly the visit fields the agreement allows."
+            ),
             "items": {
                 "type": "object",
-                "additionalProperties": False,
+                "description": (
+                    "One visit with the fields the agreement allows. Every allowed member is "
+                    "present; its value is null when the register holds nothing for it "
+                    "(arrived_at and persons are never empty). `required` is empty here "
+                    "because it depends on the agreement: /api/v1/signals/schema?agreement="
+                    "REFERENCE answers this schema with that agreement's visit fields "
+                    "required. " + _OPEN
+                ),
+                "required": [],
                 "properties": {
                     "arrived_at": _TIME,
                     "departed_at": {**_TIME, "type": ["string", "null"]},
@@ -226,6 +256,28 @@ SIGNAL_SCHEMA: dict[str, Any] = {
 }
 
 
+def schema_for(agreement: SharingAgreement | None = None) -> dict[str, Any]:
+    """SIGNAL_SCHEMA, or with an agreement its stricter twin: the visit item requires exactly
+    the agreement's visit fields (every item carries them all, null when empty)."""
+    if agreement is None:
+        return SIGNAL_SCHEMA
+    allowed = set(fields_of(agreement))
+    properties = dict(SIGNAL_SCHEMA["properties"])
+    visits = dict(properties["visits"])
+    visits["items"] = {
+        **visits["items"],
+        "required": [name for name in VISIT_FIELDS if name in allowed],
+    }
+    properties["visits"] = visits
+    return {**SIGNAL_SCHEMA, "properties": properties}
+
+
+def schema_version(agreement: SharingAgreement) -> int:
+    """The format a signal under `agreement` is built in: the newest its hub accepts."""
+    accepted = [v for v in SCHEMA_VERSIONS if v <= (agreement.max_schema or 1)]
+    return max(accepted) if accepted else SCHEMA_VERSIONS[0]
+
+
 def _visit_value(visit: Visit, name: str) -> Any:
     value = getattr(visit, name)
     if isinstance(value, datetime):
@@ -246,10 +298,14 @@ def build_body(
     checkpoint: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The signal as the hub receives it: only the agreement's fields (a pure function), and
-    the audit chain's `checkpoint` when the agreement shares checkpoints."""
+    the audit chain's `checkpoint` when the agreement shares checkpoints.
+
+    Visits go in arrival order (a stable sort: equal arrivals keep the caller's order, which
+    is the register's), each with every field the agreement allows, None (null) when empty.
+    """
     allowed = set(fields_of(agreement))
     body: dict[str, Any] = {
-        "schema": SCHEMA_ID,
+        "schema": f"{SCHEMA_PREFIX}{schema_version(agreement)}",
         "id": uid,
         "forwarded_at": utc_text(forwarded_at),
         "agreement": {
@@ -277,7 +333,8 @@ def build_body(
     visit_fields = [name for name in VISIT_FIELDS if name in allowed]
     if visit_fields:
         body["visits"] = [
-            {name: _visit_value(visit, name) for name in visit_fields} for visit in visits
+            {name: _visit_value(visit, name) for name in visit_fields}
+            for visit in sorted(visits, key=lambda visit: visit.arrived_at)
         ]
     return body
 
@@ -526,18 +583,22 @@ async def signals_of_flag(session: AsyncSession, flag_id: int) -> list[Signal]:
 MSG_WITHHELD = "not sent: the agreement {reference} was no longer in force at delivery"
 
 
+_UNDELIVERED = Signal.status.in_(("pending", "failed"))
+
+
 async def withhold_lapsed(db: Database, *, now: datetime) -> int:
-    """Fail the pending signals whose agreement is no longer in force; how many.
+    """Withhold the undelivered signals whose agreement is no longer in force; how many.
 
     Nothing leaves the system outside an agreement in force (DESIGN §3): a signal queued the
-    day before its agreement ended is not delivered the day after, by push or by pull. The
-    dispatcher calls this at the start of every run.
+    day before its agreement ended is not delivered the day after, by push or by pull. A
+    failed one (the hub refused it) is withheld too, since a pull would still hand it out.
+    The dispatcher calls this at the start of every run, a pull before it reads.
     """
     async with db.read() as session:
         pairs = (
             await session.execute(
                 select(Signal.agreement_id, Signal.site_id)
-                .where(Signal.status == "pending")
+                .where(_UNDELIVERED, Signal.withheld.is_(False))
                 .distinct()
             )
         ).all()
@@ -558,7 +619,8 @@ async def withhold_lapsed(db: Database, *, now: datetime) -> int:
             ids = list(
                 await session.scalars(
                     select(Signal.id).where(
-                        Signal.status == "pending",
+                        _UNDELIVERED,
+                        Signal.withheld.is_(False),
                         Signal.agreement_id == agreement_id,
                         Signal.site_id == site_id,
                     )
@@ -568,7 +630,7 @@ async def withhold_lapsed(db: Database, *, now: datetime) -> int:
                 continue
             await session.execute(
                 update(Signal)
-                .where(Signal.id.in_(ids), Signal.status == "pending")
+                .where(Signal.id.in_(ids), _UNDELIVERED)
                 .values(
                     status="failed",
                     withheld=True,

@@ -585,3 +585,70 @@ def test_the_command_line_names_the_field_at_fault(settings: Settings):
                     "--reference", "R-1", "--from", "2026-01-01")  # fmt: skip
     with pytest.raises(CommandError, match="no agreement with id 987654321"):
         run_command(settings, "agreement", "end", "987654321", "--reason", "Weg")
+
+
+# --- the signal format the hub reads (issue 18) ---------------------------------------------
+
+
+async def test_an_agreement_names_the_newest_signal_format_its_hub_reads(
+    client: Client, db: Database
+):
+    csrf = await signed_in(client, db, "admin")
+    page = await client.get("/admin/agreements/new")
+    made = await client.post(
+        "/admin/agreements/new",
+        data={"_csrf_token": csrf, **form(max_schema="1")},
+        follow_redirects=False,
+    )
+    refused = await client.post(
+        "/admin/agreements/new", data={"_csrf_token": csrf, **form(max_schema="2")}
+    )
+
+    assert 'name="max_schema"' in page.text
+    assert made.status_code == 303
+    assert (await stored(db, created_id(made.headers["location"]))).max_schema == 1
+    assert refused.status_code == 422
+    assert "version of the signal format this installation can send" in refused.text
+    default = await agreements.create(db, ADMIN, form(), now=SUMMER_EVENING, tz=AMSTERDAM)
+    assert default.max_schema == 1
+    assert agreements.as_record(default)["max_schema"] == 1
+
+
+def test_the_command_line_sets_the_signal_format_and_changes_it_audited(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+):
+    from nightreg.cli.common import CommandError
+
+    run_command(
+        settings, "agreement", "add", unique_name(), "--recipient", "RIEC",
+        "--reference", "RIEC-NH-FMT", "--from", "2026-01-01", "--rule", "night_movement",
+        "--max-schema", "1",
+    )  # fmt: skip
+    agreement_id = int(re.search(r"Agreement (\d+)", capsys.readouterr().out).group(1))  # type: ignore[union-attr]
+
+    edited = run_command(settings, "agreement", "edit", str(agreement_id), "--max-schema", "1")
+    out = capsys.readouterr().out
+
+    assert edited == 0
+    assert "signal format 1 at most" in out
+    with pytest.raises(CommandError, match="max_schema: Please choose a version"):
+        run_command(settings, "agreement", "edit", str(agreement_id), "--max-schema", "9")
+    with pytest.raises(CommandError, match="max_schema: Please choose a version"):
+        run_command(
+            settings, "agreement", "add", unique_name(), "--recipient", "RIEC", "--reference",
+            "R-2", "--rule", "night_movement", "--max-schema", "x",
+        )  # fmt: skip
+
+
+async def test_changing_the_signal_format_is_audited_and_refused_once_ended(db: Database):
+    made = await agreements.create(db, ADMIN, form(), now=SUMMER_EVENING, tz=AMSTERDAM)
+
+    await agreements.set_max_schema(db, ADMIN, made.id, "1", now=SUMMER_EVENING)
+    await agreements.end(db, ADMIN, made.id, "Klaar", now=SUMMER_EVENING)
+
+    [event] = await events(db, "agreement_changed", made.id)
+    assert json.loads(event.details)["max_schema"] == [1, 1]
+    with pytest.raises(AgreementInvalid):
+        await agreements.set_max_schema(db, ADMIN, made.id, 1, now=SUMMER_EVENING)
+    with pytest.raises(AccessDenied):
+        await agreements.set_max_schema(db, AUDITOR, made.id, 1, now=SUMMER_EVENING)

@@ -18,11 +18,15 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
+from nightreg import hubsign
+from nightreg.app import create_app
+from nightreg.clock import FrozenClock
 from nightreg.db import Database
-from nightreg.models import Flag, SharingAgreement, Signal
+from nightreg.models import Flag, SharingAgreement, Signal, flag_visit
 from nightreg.rules.base import Finding
 from nightreg.services import signals
 from nightreg.services.access import CLI
+from nightreg.settings import Settings
 from tests.factories import (
     PARAMS,
     SUMMER_EVENING,
@@ -102,6 +106,8 @@ async def test_each_signal_carries_its_site_rule_status_and_payload(client: Clie
             "site": site.slug,
             "rule": "short_stay_repeat",
             "payload": json.loads(signal.body),
+            # No NIGHTREG_HUB_SECRET in these tests' settings: nothing to sign with.
+            "signature": None,
         }
     ]
 
@@ -265,6 +271,7 @@ async def test_acknowledging_marks_signals_delivered_by_pull_in_one_audited_step
     assert answer.json() == {
         "acknowledged": [first.uid, second.uid],
         "already": [],
+        "withheld": [],
         "unknown": [],
     }
     for uid in (first.uid, second.uid):
@@ -292,7 +299,12 @@ async def test_acknowledging_twice_reports_the_signals_as_already_acknowledged(
     )
 
     assert again.status_code == 200
-    assert again.json() == {"acknowledged": [], "already": [signal.uid], "unknown": []}
+    assert again.json() == {
+        "acknowledged": [],
+        "already": [signal.uid],
+        "withheld": [],
+        "unknown": [],
+    }
     assert uids(await pull(client, auth, site=site.slug, unacknowledged="true")) == []
 
 
@@ -312,6 +324,7 @@ async def test_unknown_ids_are_reported_while_the_others_are_acknowledged(
     assert answer.json() == {
         "acknowledged": [signal.uid],
         "already": [],
+        "withheld": [],
         "unknown": [made_up, "not-a-uuid"],
     }
 
@@ -328,7 +341,12 @@ async def test_a_pushed_signal_stays_pushed_and_a_failed_one_can_be_acknowledged
         headers=await analyst_token(db),
     )  # fmt: skip
 
-    assert answer.json() == {"acknowledged": [failed.uid], "already": [pushed.uid], "unknown": []}
+    assert answer.json() == {
+        "acknowledged": [failed.uid],
+        "already": [pushed.uid],
+        "withheld": [],
+        "unknown": [],
+    }
     assert (await load_signal(db, pushed.uid)).delivered_by == "push"
     stored = await load_signal(db, failed.uid)
     assert (stored.status, stored.delivered_by) == ("delivered", "pull")
@@ -495,32 +513,269 @@ async def test_the_openapi_document_describes_the_signals_and_their_payload(clie
     } <= set(document["paths"])
     payload = document["components"]["schemas"]["SignalOut"]["properties"]["payload"]
     assert payload["title"] == "SignalPayload"
-    assert payload["type"] == "object"
-    assert payload["additionalProperties"] is False
+    assert payload["type"] == ["object", "null"]  # null: a withheld signal
+    assert "additionalProperties" not in payload  # hubs ignore members they do not know
     assert payload["required"] == signals.SIGNAL_SCHEMA["required"]
     assert payload["properties"] == signals.SIGNAL_SCHEMA["properties"]
     pull_responses = document["paths"]["/api/v1/signals"]["get"]["responses"]
     assert {"200", "401", "403", "422"} <= set(pull_responses)
 
 
-async def test_a_signal_whose_agreement_ended_is_neither_pulled_nor_acknowledged(
-    client: Client, db: Database
-):
-    site, agreement = await new_site(db), await make_agreement(db)
-    signal = await forward(db, site, agreement)
+# --- withheld signals ----------------------------------------------------------------------
+
+
+async def end_agreement(db: Database, agreement: SharingAgreement) -> None:
     async with db.write() as session:
         stored = await session.get(SharingAgreement, agreement.id)
         assert stored is not None
         stored.ended_at = NOW - timedelta(minutes=1)
+
+
+async def test_a_withheld_signal_is_listed_and_read_with_its_status_and_no_payload(
+    client: Client, db: Database
+):
+    site, agreement = await new_site(db), await make_agreement(db)
+    signal = await forward(db, site, agreement)
+    await end_agreement(db, agreement)
     auth = await analyst_token(db)
 
     listed = await pull(client, auth, site=site.slug)
+    waiting = await pull(client, auth, site=site.slug, unacknowledged="true")
     one = await client.get(f"/api/v1/signals/{signal.uid}", headers=auth)
-    ack = await client.post("/api/v1/signals/ack", json={"ids": [signal.uid]}, headers=auth)
 
-    assert uids(listed) == []
-    assert one.status_code == 404
-    assert ack.json()["acknowledged"] == []
-    withheld = await load_signal(db, signal.uid)
-    assert withheld.status == "failed"
-    assert withheld.delivered_at is None
+    assert uids(listed) == uids(waiting) == [signal.uid]
+    assert one.status_code == 200
+    for item in (listed["signals"][0], waiting["signals"][0], one.json()):
+        assert item["status"] == "withheld"
+        assert item["payload"] is None
+        assert item["signature"] is None
+    assert "Gast" not in one.text
+    assert "Gast" not in json.dumps(listed)
+
+
+async def test_acknowledging_a_withheld_signal_answers_withheld_never_already(
+    client: Client, db: Database
+):
+    site, agreement = await new_site(db), await make_agreement(db)
+    signal = await forward(db, site, agreement)
+    await end_agreement(db, agreement)
+    auth = await analyst_token(db)
+
+    first = await client.post("/api/v1/signals/ack", json={"ids": [signal.uid]}, headers=auth)
+    again = await client.post("/api/v1/signals/ack", json={"ids": [signal.uid]}, headers=auth)
+    waiting = await pull(client, auth, site=site.slug, unacknowledged="true")
+    listed = await pull(client, auth, site=site.slug)
+
+    expected = {"acknowledged": [], "already": [], "withheld": [signal.uid], "unknown": []}
+    assert first.json() == expected
+    assert again.json() == expected
+    # Acknowledged, it no longer waits; it is still listed, and still withheld.
+    assert uids(waiting) == []
+    assert [s["status"] for s in listed["signals"]] == ["withheld"]
+    stored = await load_signal(db, signal.uid)
+    assert (stored.status, stored.withheld, stored.delivered_at) == ("failed", True, None)
+    assert stored.withheld_seen_at == NOW
+
+
+async def test_a_failed_signal_whose_agreement_ended_is_withheld_too(client: Client, db: Database):
+    site, agreement = await new_site(db), await make_agreement(db)
+    signal = await forward(db, site, agreement, status="failed", last_error="HTTP 400")
+    await end_agreement(db, agreement)
+
+    one = await client.get(f"/api/v1/signals/{signal.uid}", headers=await analyst_token(db))
+
+    assert (one.json()["status"], one.json()["payload"]) == ("withheld", None)
+
+
+# --- a pulled signal is signed like a pushed one ------------------------------------------
+
+SECRET = "pull-secret-" + "s" * 40
+
+
+@pytest.fixture
+async def signing_client(settings: Settings, clock: FrozenClock) -> Any:
+    from dataclasses import replace
+
+    app = create_app(
+        replace(settings, hub_secret=SECRET, hub_key_id="k7", installation_id="hoorn"), clock=clock
+    )
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
+        yield test_client
+
+
+def canonical(payload: Any) -> bytes:
+    """hub.md's re-encoding of a pulled payload: the bytes a push would have carried."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def test_each_pulled_signal_verifies_like_a_pushed_one_over_its_canonical_bytes(
+    signing_client: Client, db: Database
+):
+    site, agreement = await new_site(db), await make_agreement(db)
+    visit = await add_visit(db, site, guest_name="Zoë Ünal-Ø", residence="Den Helder")
+    signal = await forward(db, site, agreement, visit=visit)
+    auth = await analyst_token(db)
+
+    page = await pull(signing_client, auth, site=site.slug)
+    one = (await signing_client.get(f"/api/v1/signals/{signal.uid}", headers=auth)).json()
+
+    for item in (page["signals"][0], one):
+        body = canonical(item["payload"])
+        assert body == signal.body.encode()  # re-encoding gives the stored bytes back
+        headers = {
+            "Nightreg-Installation": "hoorn",
+            "Nightreg-Signature": item["signature"],
+            "Idempotency-Key": item["id"],
+        }
+        verified = hubsign.verify(headers, body, {("hoorn", "k7"): SECRET}, now=NOW)
+        assert verified.key_id == "k7"
+        assert verified.timestamp == int(NOW.timestamp())
+    with pytest.raises(hubsign.SignatureInvalid):
+        hubsign.verify(
+            {"Nightreg-Installation": "hoorn", "Nightreg-Signature": one["signature"]},
+            json.dumps(one["payload"]).encode(),  # not canonical: spaces, \u escapes
+            {("hoorn", "k7"): SECRET},
+            now=NOW,
+        )
+
+
+def hub_md_block(name: str) -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "hub.md").read_text(encoding="utf-8")
+    found = re.search(
+        f"<!-- {name}:start -->\n```python\n(.*?)```\n<!-- {name}:end -->", text, re.S
+    )
+    assert found is not None, name
+    return found.group(1)
+
+
+async def test_hub_mds_example_verifies_a_pulled_signal(signing_client: Client, db: Database):
+    import types
+
+    site, agreement = await new_site(db), await make_agreement(db)
+    await forward(db, site, agreement)
+    page = await pull(signing_client, await analyst_token(db), site=site.slug)
+    namespace: dict[str, Any] = {}
+    exec(hub_md_block("verify-example"), namespace)  # our own document
+    namespace["time"] = types.SimpleNamespace(time=NOW.timestamp)  # the app's frozen clock
+    namespace.update(
+        item=page["signals"][0], installation="hoorn", secrets={("hoorn", "k7"): SECRET}
+    )
+
+    exec(hub_md_block("pull-verify-example"), namespace)  # raises if it fails
+
+    namespace["item"] = {**page["signals"][0], "payload": {**page["signals"][0]["payload"], "x": 1}}
+    with pytest.raises(namespace["BadSignature"]):
+        exec(hub_md_block("pull-verify-example"), namespace)
+
+
+# --- the schema and its versions -----------------------------------------------------------
+
+
+def _objects(schema: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(schema, dict):
+        yield schema
+        for value in schema.values():
+            yield from _objects(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _objects(value)
+
+
+async def test_the_schema_lets_a_hub_ignore_members_added_later(client: Client, db: Database):
+    import jsonschema
+
+    site, agreement = await new_site(db), await make_agreement(db)
+    signal = await forward(db, site, agreement)
+    schema = (await client.get("/api/v1/signals/schema", headers=await analyst_token(db))).json()
+    payload = json.loads(signal.body)
+    payload["added_later"] = {"x": 1}
+    payload["site"]["added_later"] = 1
+    payload["visits"][0]["added_later"] = True
+
+    jsonschema.Draft202012Validator(schema).validate(payload)
+    assert all(node.get("additionalProperties") is not False for node in _objects(schema))
+
+
+async def test_the_schema_of_an_agreement_requires_its_visit_fields_and_allows_null(
+    client: Client, db: Database
+):
+    import jsonschema
+
+    site = await new_site(db)
+    agreement = await make_agreement(db, fields=("arrived_at", "vessel_name", "mmsi"))
+    signal = await forward(db, site, agreement, visit=await add_visit(db, site, mmsi=None))
+    auth = await analyst_token(db)
+
+    strict = await client.get(
+        "/api/v1/signals/schema", params={"agreement": agreement.reference}, headers=auth
+    )
+    unknown = await client.get(
+        "/api/v1/signals/schema", params={"agreement": "NO-SUCH-REF"}, headers=auth
+    )
+    without_token = await client.get("/api/v1/signals/schema")
+
+    item = strict.json()["properties"]["visits"]["items"]
+    assert item["required"] == ["arrived_at", "vessel_name", "mmsi"]
+    payload = json.loads(signal.body)
+    assert payload["visits"] == [
+        {"arrived_at": payload["visits"][0]["arrived_at"], "vessel_name": "Zeemeeuw", "mmsi": None}
+    ]
+    jsonschema.Draft202012Validator(strict.json()).validate(payload)
+    assert signals.SIGNAL_SCHEMA["properties"]["visits"]["items"]["required"] == []
+    assert (unknown.status_code, unknown.json()["field"]) == (422, "agreement")
+    assert without_token.status_code == 401
+
+
+async def test_the_pull_openapi_names_the_withheld_status_and_bucket(client: Client):
+    document = (await client.get("/schema/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+
+    assert "withheld" in schemas["SignalOut"]["properties"]["status"]["enum"]
+    assert "withheld" in schemas["AckOut"]["required"]
+    assert "signature" in schemas["SignalOut"]["properties"]
+
+
+# --- a flag whose visits span two sites ----------------------------------------------------
+
+
+async def test_a_flag_whose_visits_span_two_sites_is_filed_and_sent_from_the_latest_visits_site(
+    client: Client, db: Database
+):
+    from nightreg.services import flags as flag_queue
+    from nightreg.services.scan import run_scan
+    from tests.factories import add_agreement, end_agreements, staff
+
+    first_site, latest_site = await new_site(db), await new_site(db)
+    guest = f"Overstapper {secrets.token_hex(4)}"  # the rules follow the guest by name
+    visits = []
+    for day, site in ((5, first_site), (3, first_site), (1, latest_site)):
+        at = NOW - timedelta(days=day) + timedelta(hours=5)  # 02:00 in Amsterdam
+        visits.append(
+            await add_visit(
+                db, site, guest_name=guest, arrived=at, departed=at + timedelta(hours=1)
+            )
+        )
+    await run_scan(db, now=NOW, full=True)
+    async with db.read() as session:
+        [flag] = await session.scalars(
+            select(Flag)
+            .join(flag_visit, flag_visit.c.flag_id == Flag.id)
+            .where(Flag.rule == "night_movement", flag_visit.c.visit_id == visits[0].id)
+        )
+    agreement_id = await add_agreement(db, rules=["night_movement"], reference="RIEC-XSITE")
+    try:
+        await flag_queue.review(
+            db, staff("harbour_master", latest_site), flag.id, "forward", now=NOW
+        )
+        page = await pull(client, await analyst_token(db), site=latest_site.slug)
+    finally:  # ended, it would withhold the signal (and other tests' flags stay unforwarded)
+        await end_agreements(db, [agreement_id])
+
+    assert flag.site_id == latest_site.id
+    [item] = page["signals"]
+    assert item["site"] == latest_site.slug
+    assert item["payload"]["site"]["slug"] == latest_site.slug
+    assert item["payload"]["visit_count"] == 1
+    assert item["payload"]["visits_elsewhere"] == 2

@@ -24,6 +24,8 @@ from nightreg.services.signals import (
     build_body,
     encode,
     refusal,
+    schema_for,
+    schema_version,
 )
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -252,3 +254,46 @@ def test_a_body_carries_the_audit_checkpoint_only_when_its_agreement_shares_them
     jsonschema.validate(bodies[True], SIGNAL_SCHEMA)
     assert "audit_checkpoint" not in bodies[False]
     assert set(bodies[False]) == ENVELOPE
+
+
+def test_visits_go_in_arrival_order_whatever_order_they_come_in():
+    early, late, same = (
+        Visit(id=i, arrived_at=NOW - timedelta(hours=h), persons=1, guest_name=f"G{i}")
+        for i, h in ((1, 30), (2, 2), (3, 2))
+    )
+
+    body = build_body(
+        uid="00000000-0000-4000-8000-000000000003", agreement=an_agreement(["guest_name"]),
+        flag=a_flag(), site=a_site(), visits=[late, same, early], elsewhere=0,
+        forwarded_at=NOW, review="staff",
+    )  # fmt: skip
+
+    # Equal arrivals keep the order they were given in (the register's: by id).
+    assert [v["guest_name"] for v in body["visits"]] == ["G1", "G2", "G3"]
+
+
+def test_agreed_but_empty_visit_fields_arrive_as_null_and_keep_to_the_schema():
+    visit = Visit(id=1, arrived_at=NOW, departed_at=None, persons=1, guest_name=None, mmsi=None)
+    agreement = an_agreement(["departed_at", "guest_name", "mmsi", "persons"])
+
+    body = build_body(
+        uid="00000000-0000-4000-8000-000000000004", agreement=agreement, flag=a_flag(),
+        site=a_site(), visits=[visit], elsewhere=0, forwarded_at=NOW, review="staff",
+    )  # fmt: skip
+
+    assert body["visits"] == [{"departed_at": None, "guest_name": None, "mmsi": None, "persons": 1}]
+    jsonschema.validate(body, schema_for(agreement))
+
+
+@pytest.mark.parametrize("max_schema", [1, 7])
+def test_a_body_is_built_in_the_newest_format_its_hub_accepts(max_schema: int):
+    agreement = an_agreement([], max_schema=max_schema)
+
+    body = build_body(
+        uid="00000000-0000-4000-8000-000000000005", agreement=agreement, flag=a_flag(),
+        site=a_site(), visits=[], elsewhere=0, forwarded_at=NOW, review="staff",
+    )  # fmt: skip
+
+    # Only version 1 exists: a hub that would read version 7 still gets 1.
+    assert body["schema"] == "nightreg.signal/1"
+    assert schema_version(agreement) == 1
