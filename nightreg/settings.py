@@ -181,6 +181,10 @@ class Settings:
     scan_cron: str = "*/10 * * * *"
     overdue_cron: str = "0 * * * *"
     scheduler_in_serve: bool = True
+    # A job's lease lasts this long unless renewed; a heartbeat renews it this often while the
+    # job runs. A holder that dies frees its job within the lease's seconds.
+    job_lease_seconds: int = 90
+    job_heartbeat_seconds: int = 30
     # The key shared with the hub for the watchlist's keyed hashes (HMAC-SHA256). Empty:
     # no watchlist can be imported or matched.
     watchlist_key: str = ""
@@ -282,6 +286,14 @@ class Settings:
         proxies = tuple(
             p.strip() for p in (_get(env, "TRUSTED_PROXIES") or "").split(",") if p.strip()
         )
+        job_lease_seconds = _int(env, "JOB_LEASE_SECONDS", 90, minimum=2)
+        job_heartbeat_seconds = _int(env, "JOB_HEARTBEAT_SECONDS", 30, minimum=1)
+        if job_heartbeat_seconds * 2 > job_lease_seconds:
+            raise SettingsError(
+                f"{PREFIX}JOB_HEARTBEAT_SECONDS ({job_heartbeat_seconds}) must be at most half of "
+                f"{PREFIX}JOB_LEASE_SECONDS ({job_lease_seconds}), so that a late renewal does not "
+                "lose the lease; a third is advised (30 and 90 by default)"
+            )
         hub_url = (_get(env, "HUB_URL") or "").strip()
         hub_secret = _get(env, "HUB_SECRET") or ""
         if hub_url:
@@ -312,6 +324,8 @@ class Settings:
             scan_cron=_cron(env, "SCAN_CRON", "*/10 * * * *"),
             overdue_cron=_cron(env, "OVERDUE_CRON", "0 * * * *"),
             scheduler_in_serve=_bool(env, "SCHEDULER_IN_SERVE", True),
+            job_lease_seconds=job_lease_seconds,
+            job_heartbeat_seconds=job_heartbeat_seconds,
             watchlist_key=_get(env, "WATCHLIST_KEY") or "",
             dispatch_cron=_cron(env, "DISPATCH_CRON", "* * * * *"),
             hub_url=hub_url,

@@ -50,6 +50,7 @@ def test_an_unreadable_secret_file_is_named_in_one_line(tmp_path: Path):
         ("NIGHTREG_TIMEZONE", "Mars/Olympus", "unknown time zone"),
         ("NIGHTREG_CHECKIN_RATE_PER_ADDRESS", "many", "whole number"),
         ("NIGHTREG_DEBUG", "perhaps", "true or false"),
+        ("NIGHTREG_JOB_HEARTBEAT_SECONDS", "60", "at most half of NIGHTREG_JOB_LEASE_SECONDS"),
     ],
 )
 def test_a_wrong_setting_stops_start_up_with_a_message_naming_it(
