@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import secrets
@@ -118,6 +119,17 @@ def weak_secret_key(key: str) -> str | None:
         f"{bits:.0f} bits (at least {SECRET_KEY_MIN_DISTINCT} and {SECRET_KEY_MIN_BITS} are "
         f"needed); {SECRET_KEY_HINT} (only `nightreg serve --demo` accepts a weak key)"
     )
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` names this machine only (localhost, 127.0.0.0/8, ::1)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
@@ -237,6 +249,46 @@ class Settings:
         problem = None if self.demo else weak_secret_key(self.secret_key)
         if problem:
             raise SettingsError(problem)
+
+    def production_problems(self) -> list[str]:
+        """What makes these settings unfit to serve real visitors, each with what to change.
+
+        Empty for the demo. `nightreg serve` and `nightreg scheduler` refuse to start while
+        the list is not empty (require_production_ready).
+        """
+        if self.demo:
+            return []
+        problems = []
+        weak = weak_secret_key(self.secret_key)
+        if weak:
+            problems.append(weak)
+        parts = urlsplit(self.base_url)
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
+            https_url = "https://" + self.base_url.removeprefix("http://")
+            problems.append(
+                f"{PREFIX}BASE_URL is {self.base_url}: staff passwords, session cookies and "
+                f"visitors' details would cross the network in clear; set {PREFIX}BASE_URL="
+                f"{https_url} and terminate TLS at a reverse proxy (docs/operations.md); "
+                "http:// is accepted only for a loopback address (127.0.0.1, ::1, localhost)"
+            )
+        if self.debug:
+            problems.append(
+                f"{PREFIX}DEBUG is on: error pages would show tracebacks (code, paths, values) "
+                f"to anyone; set {PREFIX}DEBUG=false (or leave it unset)"
+            )
+        return problems
+
+    def require_production_ready(self) -> None:
+        """Refuse to start with settings unfit for real use (except the demo): SettingsError
+        whose message lists every problem, one a line."""
+        problems = self.production_problems()
+        if len(problems) == 1:
+            raise SettingsError(problems[0])
+        if problems:
+            raise SettingsError(
+                f"{len(problems)} settings must change before this can run outside "
+                "`nightreg serve --demo`:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
 
     @property
     def https(self) -> bool:

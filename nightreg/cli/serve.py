@@ -24,12 +24,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.demo:
         settings = dataclasses.replace(settings, demo=True)
-    # Before anything is migrated or served: a guessable key is refused outside the demo.
-    settings.require_strong_secret_key()
     if not os.environ.get("NIGHTREG_BASE_URL") and not os.environ.get("NIGHTREG_BASE_URL_FILE"):
         # Unconfigured, the links we print and put in QR codes point where we actually serve.
         host = "127.0.0.1" if args.host in {"0.0.0.0", "::", ""} else args.host  # noqa: S104
         settings = dataclasses.replace(settings, base_url=f"http://{host}:{args.port}")
+    # Before anything is migrated or served: a guessable key, an http:// address others use
+    # and debug mode are refused outside the demo (all of them named at once).
+    settings.require_production_ready()
     migrate.upgrade(settings.database_url)
     if args.demo:
         login = with_database(settings, lambda db: seed_demo(db, SystemClock().now()))
