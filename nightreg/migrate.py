@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 import migrations
 
@@ -26,6 +28,26 @@ def downgrade(database_url: str, revision: str) -> None:
 
 
 def current_heads(database_url: str) -> tuple[str, ...]:
-    from alembic.script import ScriptDirectory
-
     return tuple(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The migrations shipped with this code, read once: they do not change while the process
+    runs, and reading every script costs tens of milliseconds."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    return ScriptDirectory.from_config(config)
+
+
+@functools.cache
+def code_heads() -> frozenset[str]:
+    """The head revision(s) of this code's migrations."""
+    return frozenset(_scripts().get_heads())
+
+
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this code's migrations know (a database at another one was migrated by
+    a newer release)."""
+    return frozenset(script.revision for script in _scripts().walk_revisions())
