@@ -492,16 +492,19 @@ def test_a_dispatcher_killed_mid_post_frees_the_dispatch_job_when_its_short_leas
     assert "Another process is running dispatch" in capsys.readouterr().out
 
     monkeypatch.setenv("NIGHTREG_HUB_URL", answering_hub)
-    while (code := cli.main(["jobs", "run", "dispatch"])) == 1:
-        assert time.monotonic() - killed < lease + 5, "the dead dispatcher's lease held on"
+    while True:
+        tried = time.monotonic()
+        if (code := cli.main(["jobs", "run", "dispatch"])) != 1:
+            break
+        assert tried - killed < lease + 10, "the dead dispatcher's lease held on"
         time.sleep(0.25)
-    waited = time.monotonic() - killed
+    waited = tried - killed
 
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out[-1].startswith("dispatch done in"), out
     assert "delivered 1" in out[-1], out
-    assert waited <= lease + 1
+    assert waited <= lease + 2  # the lease's seconds, plus the polling's
 
     async def runs_and_signal(db: Database) -> tuple[list[JobRun], str]:
         async with db.read() as session:
