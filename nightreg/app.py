@@ -22,6 +22,7 @@ from nightreg import __version__, routes
 from nightreg.clock import Clock
 from nightreg.context import AppContext
 from nightreg.security import derive_key
+from nightreg.services import readiness
 from nightreg.services.throttle import write_refusals
 from nightreg.settings import Settings
 from nightreg.templating import make_template_engine
@@ -38,8 +39,9 @@ STATIC_DIR = Path(__file__).parent / "static"
 ROW_ID_MAX = 2**31 - 1
 
 
-# The JSON API (bearer tokens, no cookies), the health check, the metrics and the API schema.
-CSRF_EXEMPT_PATHS = [r"^/api/", r"^/health$", r"^/metrics$", r"^/schema(/|$)"]
+# The JSON API (bearer tokens, no cookies), the health and readiness checks, the metrics and the
+# API schema.
+CSRF_EXEMPT_PATHS = [r"^/api/", r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema(/|$)"]
 
 
 async def _before_request(request: Request) -> None:
@@ -57,6 +59,20 @@ async def health(ctx: NamedDependency[AppContext]) -> Response[dict[str, str]]:
     if await ctx.db.ping():
         return Response({"status": "ok"}, status_code=HTTP_200_OK)
     return Response({"status": "database unreachable"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+
+
+@get("/ready", media_type=MediaType.JSON)
+async def ready(ctx: NamedDependency[AppContext]) -> Response[dict[str, str]]:
+    """200 when the database answers and is at this release's migrations, else 503 and why
+    (for a load balancer: an instance whose schema is not its own takes no traffic)."""
+    found = await readiness.check(ctx.db)
+    if found.ready:
+        return Response({"status": "ready", "migrations": found.revision}, status_code=HTTP_200_OK)
+    return Response(
+        {"status": "not ready", "reason": found.reason},
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "10"},
+    )
 
 
 @get(["/favicon.ico", "/apple-touch-icon.png"], include_in_schema=False, sync_to_thread=False)
@@ -109,6 +125,7 @@ def create_app(
         route_handlers=[
             health,
             metrics_page,
+            ready,
             icon,
             *routes.route_handlers(),
             create_static_files_router(path="/static", directories=[STATIC_DIR]),

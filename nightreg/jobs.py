@@ -6,7 +6,8 @@ the nightly backup when NIGHTREG_BACKUP_DIR names a folder (crontab strings in t
 `nightreg serve` runs the scheduler in-process for a one-machine install; deployments with
 several web instances turn that off (NIGHTREG_SCHEDULER_IN_SERVE=false) and run one
 `nightreg scheduler` process instead. Either way every run takes the job's lease first
-(nightreg.services.jobs), so a slot runs once.
+(nightreg.services.jobs), so a slot runs once; a heartbeat keeps the lease while the job runs,
+and a holder that dies frees it within NIGHTREG_JOB_LEASE_SECONDS (90).
 
 A scheduler that starts (after a crash, a deploy, a night the machine was off) first catches
 up: each job whose latest scheduled slot has not run yet runs once, for that slot; older missed
@@ -30,10 +31,32 @@ from nightreg.db import Database
 from nightreg.db_faults import cause_of, is_unavailable
 from nightreg.models import JobLease, JobRun
 from nightreg.services import audit_checkpoints
-from nightreg.services.jobs import JobBody, JobSpec, RunResult, Summary, holder_id, run_job
+from nightreg.services.jobs import (
+    JobBody,
+    JobSpec,
+    LeaseTiming,
+    RunResult,
+    Summary,
+    holder_id,
+    run_job,
+)
 from nightreg.settings import Settings
 
 log = logging.getLogger("nightreg.jobs")
+
+
+# The purge runs at night, in batches that check-ins wait for on SQLite: 25 minutes end a run
+# long before the morning, and what is left goes the next night (a backlog, say after a
+# retention period was shortened, goes over a few nights). The lease does not bound it: the
+# heartbeat keeps the lease however long a run takes.
+PURGE_TIME_BUDGET = timedelta(minutes=25)
+
+
+def lease_timing(settings: Settings) -> LeaseTiming:
+    return LeaseTiming(
+        ttl=timedelta(seconds=settings.job_lease_seconds),
+        heartbeat=timedelta(seconds=settings.job_heartbeat_seconds),
+    )
 
 
 def job_specs(settings: Settings) -> dict[str, JobSpec]:
@@ -55,8 +78,7 @@ def job_specs(settings: Settings) -> dict[str, JobSpec]:
     async def purge(db: Database, now: datetime, full: bool) -> Summary:
         from nightreg.services.retention import purge as run_purge
 
-        # The lease lasts 30 minutes: what is left after 25 goes the next night.
-        return await run_purge(db, settings, now=now, time_budget=timedelta(minutes=25))
+        return await run_purge(db, settings, now=now, time_budget=PURGE_TIME_BUDGET)
 
     async def backup(db: Database, now: datetime, full: bool) -> Summary:
         from nightreg.services.backup import nightly
@@ -72,14 +94,15 @@ def job_specs(settings: Settings) -> dict[str, JobSpec]:
             await audit_checkpoints.write(db, settings, now=now, only_if_moved=True)
             return summary
 
-        return JobSpec(name, run)
+        return JobSpec(name, run, lease)
 
+    lease = lease_timing(settings)
     specs = {
         "scan": checkpointed("scan", scan),
         "overdue": checkpointed("overdue", overdue),
         "dispatch": checkpointed("dispatch", dispatch),
         # The purge writes its checkpoint itself, onto its receipt.
-        "purge": JobSpec("purge", purge),
+        "purge": JobSpec("purge", purge, lease),
     }
     if settings.backup_dir is not None:  # the nightly backup is on when it has a folder
         specs["backup"] = checkpointed("backup", backup)
@@ -172,7 +195,8 @@ def holder_is_dead(holder: str) -> bool:
 async def free_dead_leases(db: Database, jobs: list[str], *, clock: Clock) -> list[str]:
     """Free the leases of holders that died mid-run (a crash), and record their runs as failed.
 
-    Without this a job killed mid-run would wait for its lease to expire (30 minutes).
+    Without this a job killed mid-run would wait for its lease to expire (90 seconds by
+    default): the catch-up at start would find the lease held and skip the missed slot.
     """
     now = clock.now()
     async with db.read() as session:

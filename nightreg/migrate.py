@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -31,4 +32,26 @@ def script_directory(database_url: str) -> ScriptDirectory:
 
 
 def current_heads(database_url: str) -> tuple[str, ...]:
-    return tuple(script_directory(database_url).get_heads())
+    return tuple(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The migrations shipped with this code, read once: they do not change while the process
+    runs, and reading every script costs tens of milliseconds."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    return ScriptDirectory.from_config(config)
+
+
+@functools.cache
+def code_heads() -> frozenset[str]:
+    """The head revision(s) of this code's migrations."""
+    return frozenset(_scripts().get_heads())
+
+
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this code's migrations know (a database at another one was migrated by
+    a newer release)."""
+    return frozenset(script.revision for script in _scripts().walk_revisions())

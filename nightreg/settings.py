@@ -177,6 +177,17 @@ def weak_secret_key(key: str) -> str | None:
     )
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` names this machine only (localhost, 127.0.0.0/8, ::1)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     """The configured key, or one generated once and kept in the data directory.
 
@@ -273,6 +284,10 @@ class Settings:
     scan_cron: str = "*/10 * * * *"
     overdue_cron: str = "0 * * * *"
     scheduler_in_serve: bool = True
+    # A job's lease lasts this long unless renewed; a heartbeat renews it this often while the
+    # job runs. A holder that dies frees its job within the lease's seconds.
+    job_lease_seconds: int = 90
+    job_heartbeat_seconds: int = 30
     # The key shared with the hub for the watchlist's keyed hashes (HMAC-SHA256). Empty:
     # no watchlist can be imported or matched.
     watchlist_key: str = ""
@@ -346,6 +361,46 @@ class Settings:
         if problem:
             raise SettingsError(problem)
 
+    def production_problems(self) -> list[str]:
+        """What makes these settings unfit to serve real visitors, each with what to change.
+
+        Empty for the demo. `nightreg serve` and `nightreg scheduler` refuse to start while
+        the list is not empty (require_production_ready).
+        """
+        if self.demo:
+            return []
+        problems = []
+        weak = weak_secret_key(self.secret_key)
+        if weak:
+            problems.append(weak)
+        parts = urlsplit(self.base_url)
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
+            https_url = "https://" + self.base_url.removeprefix("http://")
+            problems.append(
+                f"{PREFIX}BASE_URL is {self.base_url}: staff passwords, session cookies and "
+                f"visitors' details would cross the network in clear; set {PREFIX}BASE_URL="
+                f"{https_url} and terminate TLS at a reverse proxy (docs/operations.md); "
+                "http:// is accepted only for a loopback address (127.0.0.1, ::1, localhost)"
+            )
+        if self.debug:
+            problems.append(
+                f"{PREFIX}DEBUG is on: error pages would show tracebacks (code, paths, values) "
+                f"to anyone; set {PREFIX}DEBUG=false (or leave it unset)"
+            )
+        return problems
+
+    def require_production_ready(self) -> None:
+        """Refuse to start with settings unfit for real use (except the demo): SettingsError
+        whose message lists every problem, one a line."""
+        problems = self.production_problems()
+        if len(problems) == 1:
+            raise SettingsError(problems[0])
+        if problems:
+            raise SettingsError(
+                f"{len(problems)} settings must change before this can run outside "
+                "`nightreg serve --demo`:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+
     @property
     def hub_signing_key_id(self) -> str:
         """The key id the hub knows this installation's secret by."""
@@ -408,6 +463,14 @@ class Settings:
         proxies = tuple(
             p.strip() for p in (_get(env, "TRUSTED_PROXIES") or "").split(",") if p.strip()
         )
+        job_lease_seconds = _int(env, "JOB_LEASE_SECONDS", 90, minimum=2)
+        job_heartbeat_seconds = _int(env, "JOB_HEARTBEAT_SECONDS", 30, minimum=1)
+        if job_heartbeat_seconds * 2 > job_lease_seconds:
+            raise SettingsError(
+                f"{PREFIX}JOB_HEARTBEAT_SECONDS ({job_heartbeat_seconds}) must be at most half of "
+                f"{PREFIX}JOB_LEASE_SECONDS ({job_lease_seconds}), so that a late renewal does not "
+                "lose the lease; a third is advised (30 and 90 by default)"
+            )
         hub_url = (_get(env, "HUB_URL") or "").strip()
         hub_secret = _get(env, "HUB_SECRET") or ""
         if hub_url:
@@ -461,6 +524,8 @@ class Settings:
             scan_cron=_cron(env, "SCAN_CRON", "*/10 * * * *"),
             overdue_cron=_cron(env, "OVERDUE_CRON", "0 * * * *"),
             scheduler_in_serve=_bool(env, "SCHEDULER_IN_SERVE", True),
+            job_lease_seconds=job_lease_seconds,
+            job_heartbeat_seconds=job_heartbeat_seconds,
             watchlist_key=_get(env, "WATCHLIST_KEY") or "",
             dispatch_cron=_cron(env, "DISPATCH_CRON", "* * * * *"),
             installation_id=installation_id,

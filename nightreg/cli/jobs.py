@@ -119,6 +119,7 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
     from nightreg.jobs import crontabs, make_scheduler
 
     settings.require_hub_sender()
+    settings.require_production_ready()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

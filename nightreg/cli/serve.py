@@ -29,14 +29,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, demo=True)
         if not settings.installation_id:
             settings = dataclasses.replace(settings, installation_id=DEMO_INSTALLATION_ID)
-    # Before anything is migrated or served: a guessable key is refused outside the demo, and
-    # so is pushing to a hub without an installation id.
-    settings.require_strong_secret_key()
+    # Pushing to a hub needs an installation id to sign with.
     settings.require_hub_sender()
     if not os.environ.get("NIGHTREG_BASE_URL") and not os.environ.get("NIGHTREG_BASE_URL_FILE"):
         # Unconfigured, the links we print and put in QR codes point where we actually serve.
         host = "127.0.0.1" if args.host in {"0.0.0.0", "::", ""} else args.host  # noqa: S104
         settings = dataclasses.replace(settings, base_url=f"http://{host}:{args.port}")
+    # Before anything is migrated or served: a guessable key, an http:// address others use
+    # and debug mode are refused outside the demo (all of them named at once).
+    settings.require_production_ready()
     migrate.upgrade(settings.database_url)
     if args.demo:
         login = with_database(settings, lambda db: seed_demo(db, SystemClock().now()))

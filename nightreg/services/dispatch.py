@@ -73,7 +73,8 @@ BATCH = 500
 UNREACHABLE_AFTER = 32
 # At most this many outcomes are recorded in one transaction.
 RECORD_GROUP = 64
-# A run stops taking new signals after this long, well inside the job's 30-minute lease.
+# A run stops taking new signals after this long (the lease's heartbeat keeps it meanwhile), so
+# that a huge backlog goes in runs of bounded length, each recorded on the Jobs page.
 TIME_BUDGET_SECONDS = 20 * 60.0
 
 

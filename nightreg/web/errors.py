@@ -1,8 +1,8 @@
 """How the application answers an error: a page in the visitor's language, or the API's JSON.
 
 Pages under /admin get the staff side's error page where one exists, every other page the
-visitor's friendly page that reveals nothing; /api/, /health and /schema get JSON with a stable
-code. A database that is down or full is answered before this (nightreg.web.unavailable).
+visitor's friendly page that reveals nothing; /api/, /health, /ready and /schema get JSON with a
+stable code. A database that is down or full is answered before this (nightreg.web.unavailable).
 
 The pages are the sides' own templates (kiosk/error.html, admin/error.html), named here as
 strings: they wear each side's layout, and nothing here imports either side.
@@ -133,7 +133,7 @@ def handle_error(request: Request, exc: Exception) -> Response:
     if status >= 500:
         log.exception("unhandled error on %s", request.method, exc_info=exc)
     path = request.url.path
-    if path.startswith(("/api/", "/health", "/schema")):
+    if path.startswith(("/api/", "/health", "/ready", "/schema")):
         response: Response = _api_error(exc, status)
     else:
         i18n.set_locale(request_locale(request))

@@ -90,7 +90,7 @@ def unavailable_response(request: Request[Any, Any, Any], exc: BaseException) ->
     path = request.url.path
     report(kind, cause_of(exc), f"{request.method} {path.split('/')[1] or '/'}")
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    if path.startswith(("/api/", "/health", "/schema")):
+    if path.startswith(("/api/", "/health", "/ready", "/schema")):
         return Response(
             {"code": "unavailable", "message": API_MESSAGES[kind], "field": None},
             status_code=503,

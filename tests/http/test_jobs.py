@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
@@ -14,17 +24,19 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
+import nightreg
 from nightreg import cli
 from nightreg.clock import FrozenClock, SystemClock
 from nightreg.db import Database
 from nightreg.jobs import make_scheduler, slot_of
-from nightreg.models import AuditEvent, JobRun
+from nightreg.models import AuditEvent, JobLease, JobRun, Signal
 from nightreg.services import jobs, retention
 from nightreg.settings import Settings
-from tests.factories import make_staff
+from tests.factories import forward, make_agreement, make_staff, new_site
 from tests.pages import sign_in
 
 T0 = datetime(2026, 7, 14, 12, 0, tzinfo=UTC)
+T = TypeVar("T")
 
 
 @dataclass
@@ -311,4 +323,197 @@ async def test_the_purge_removes_job_runs_older_than_ninety_days_but_keeps_the_n
         ("failed", T0 + timedelta(days=91, hours=12)),
         ("failed", T0 + timedelta(days=2)),
         ("ok", T0),
+    ]
+
+
+# --- issue 18: a short lease, kept alive by a heartbeat --------------------------------------
+
+
+def a_waiting_job(
+    started: asyncio.Event, proceed: asyncio.Event, heartbeat: timedelta
+) -> jobs.JobSpec:
+    """A job that runs until the test lets it finish, with a 90-second lease."""
+
+    async def body(db: Database, now: datetime, full: bool) -> Counts:
+        started.set()
+        await proceed.wait()
+        return Counts()
+
+    lease = jobs.LeaseTiming(ttl=timedelta(seconds=90), heartbeat=heartbeat)
+    return jobs.JobSpec(unique_job(), body, lease)
+
+
+async def lease_expiry(db: Database, job: str) -> datetime | None:
+    async with db.read() as session:
+        expiry: datetime | None = await session.scalar(
+            select(JobLease.expires_at).where(JobLease.job == job)
+        )
+    return expiry
+
+
+async def test_a_lease_is_renewed_only_by_its_holder_and_only_while_it_holds(db: Database):
+    job = unique_job()
+    assert await jobs.acquire(db, job, holder="a", now=T0, ttl=timedelta(seconds=90))
+
+    assert not await jobs.renew(db, job, holder="b", now=T0 + timedelta(seconds=30))
+    assert await jobs.renew(db, job, holder="a", now=T0 + timedelta(seconds=60))
+    assert await lease_expiry(db, job) == T0 + timedelta(seconds=150)
+    # Expired, it is lost, even though nobody has taken it yet.
+    assert not await jobs.renew(db, job, holder="a", now=T0 + timedelta(seconds=150))
+
+
+async def test_a_running_job_renews_its_lease_so_nobody_takes_it_however_long_it_runs(
+    db: Database,
+):
+    clock = FrozenClock(T0)
+    started, proceed = asyncio.Event(), asyncio.Event()
+    spec = a_waiting_job(started, proceed, heartbeat=timedelta(milliseconds=20))
+    running = asyncio.create_task(jobs.run_job(db, spec, clock=clock, holder="h", trigger="cli"))
+    await asyncio.wait_for(started.wait(), 5)
+
+    for _ in range(4):  # four minutes of a run whose lease lasts 90 seconds
+        clock.advance(timedelta(minutes=1))
+        deadline = time.monotonic() + 5
+        while await lease_expiry(db, spec.name) != clock.now() + timedelta(seconds=90):
+            assert time.monotonic() < deadline, "the heartbeat did not renew the lease"
+            await asyncio.sleep(0.01)
+        later = clock.now() + timedelta(seconds=89)
+        assert not await jobs.acquire(db, spec.name, holder="other", now=later)
+    proceed.set()
+    result = await asyncio.wait_for(running, 5)
+
+    assert result.run is not None
+    assert result.run.status == "ok"
+    assert await jobs.acquire(db, spec.name, holder="other", now=clock.now())
+
+
+async def test_a_run_that_lost_its_lease_after_a_stall_stops_and_is_recorded_as_failed(
+    db: Database,
+):
+    clock = FrozenClock(T0)
+    started, never = asyncio.Event(), asyncio.Event()
+    spec = a_waiting_job(started, never, heartbeat=timedelta(milliseconds=200))
+    running = asyncio.create_task(
+        jobs.run_job(db, spec, clock=clock, holder="stalled", trigger="schedule")
+    )
+    await asyncio.wait_for(started.wait(), 5)
+
+    # The holder stalled (a paused machine) past its lease, and another process took the job.
+    clock.advance(timedelta(seconds=91))
+    assert await jobs.acquire(db, spec.name, holder="other", now=clock.now())
+    result = await asyncio.wait_for(running, 5)
+
+    assert result.run is not None
+    assert result.run.status == "failed"
+    assert "lease was lost" in (result.run.error or "")
+    [run] = await jobs.recent_runs(db, spec.name)
+    assert run.status == "failed"
+    # The stopped run neither renewed nor released the other process's lease.
+    later = clock.now() + timedelta(seconds=89)
+    assert not await jobs.acquire(db, spec.name, holder="third", now=later)
+
+
+def on_database(database_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def go() -> T:
+        db = Database(database_url)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def answering_hub() -> Iterator[str]:
+    """A hub that stores every signal it is sent (200); its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hub/signals"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_dispatcher_killed_mid_post_frees_the_dispatch_job_when_its_short_lease_expires(
+    cli_env: Path,
+    database_url: str,
+    answering_hub: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    async def a_pending_signal(db: Database) -> str:
+        site = await new_site(db)
+        made = await forward(db, site, await make_agreement(db), at=SystemClock().now())
+        return made.uid
+
+    uid = on_database(database_url, a_pending_signal)
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts the POST, never answers
+    silent.settimeout(30)
+    lease = 3
+    monkeypatch.setenv("NIGHTREG_HUB_URL", f"http://127.0.0.1:{silent.getsockname()[1]}/hub")
+    monkeypatch.setenv("NIGHTREG_HUB_SECRET", "hub-secret-for-tests-" + "h" * 32)
+    monkeypatch.setenv("NIGHTREG_HUB_TIMEOUT_SECONDS", "600")
+    monkeypatch.setenv("NIGHTREG_JOB_LEASE_SECONDS", str(lease))
+    monkeypatch.setenv("NIGHTREG_JOB_HEARTBEAT_SECONDS", "1")
+    root = Path(nightreg.__file__).resolve().parents[1]
+    dispatcher = subprocess.Popen(
+        [sys.executable, "-m", "nightreg.cli", "jobs", "run", "dispatch"],
+        cwd=cli_env, env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        connection, _ = silent.accept()
+        with connection:
+            assert b"POST /hub" in connection.recv(65536)
+            # Mid-POST, longer than the lease lasts: the heartbeat keeps it.
+            time.sleep(lease + 0.5)
+            assert cli.main(["jobs", "run", "dispatch"]) == 1
+            dispatcher.send_signal(signal.SIGKILL)
+            dispatcher.wait(10)
+            killed = time.monotonic()
+    finally:
+        if dispatcher.poll() is None:
+            dispatcher.kill()
+        silent.close()
+    assert "Another process is running dispatch" in capsys.readouterr().out
+
+    monkeypatch.setenv("NIGHTREG_HUB_URL", answering_hub)
+    while True:
+        tried = time.monotonic()
+        if (code := cli.main(["jobs", "run", "dispatch"])) != 1:
+            break
+        assert tried - killed < lease + 10, "the dead dispatcher's lease held on"
+        time.sleep(0.25)
+    waited = tried - killed
+
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[-1].startswith("dispatch done in"), out
+    assert "delivered 1" in out[-1], out
+    assert waited <= lease + 2  # the lease's seconds, plus the polling's
+
+    async def runs_and_signal(db: Database) -> tuple[list[JobRun], str]:
+        async with db.read() as session:
+            status = await session.scalar(select(Signal.status).where(Signal.uid == uid))
+        return await jobs.recent_runs(db, "dispatch"), str(status)
+
+    runs, status = on_database(database_url, runs_and_signal)
+    assert status == "delivered"
+    assert [(r.status, r.error) for r in runs[:2]] == [
+        ("ok", None),
+        ("failed", "interrupted: its holder stopped renewing the lease"),
     ]

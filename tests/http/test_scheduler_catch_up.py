@@ -165,14 +165,28 @@ def a_dead_pid() -> int:
     return process.pid
 
 
-async def hold_mid_run(db: Database, spec: jobs.JobSpec, holder: str, at: datetime) -> None:
-    """What a process killed in the middle of a scheduled run leaves: its lease and its run."""
+async def hold_mid_run(
+    db: Database, spec: jobs.JobSpec, holder: str, at: datetime, *, renewed: datetime | None = None
+) -> None:
+    """What a process killed in the middle of a scheduled run leaves: its lease and its run.
+
+    `renewed`: its heartbeat's last renewal of the lease (a long run), before it died.
+    """
     assert await jobs.acquire(db, spec.name, holder=holder, now=at, slot=at)
+    beat = at + jobs.HEARTBEAT
+    while renewed is not None and beat <= renewed:
+        assert await jobs.renew(db, spec.name, holder=holder, now=beat)
+        beat += jobs.HEARTBEAT
     async with db.write() as session:
         session.add(
             JobRun(job=spec.name, trigger="schedule", holder=holder, started_at=at,
                    status="running", counts={})
         )  # fmt: skip
+
+
+# The holders below last renewed their leases at 12:10:30; the scheduler restarts at 12:11,
+# while those leases still hold (until 12:12), and the 12:10 slot was missed.
+LAST_BEAT = T0 + timedelta(minutes=10, seconds=30)
 
 
 async def test_a_lease_left_by_a_process_killed_mid_run_is_freed_and_the_job_caught_up(
@@ -181,8 +195,8 @@ async def test_a_lease_left_by_a_process_killed_mid_run_is_freed_and_the_job_cau
     calls: list[datetime] = []
     spec = a_job(calls)
     dead = f"{socket.gethostname()}:{a_dead_pid()}:abc123"
-    await hold_mid_run(db, spec, dead, T0)
-    restart = FrozenClock(T0 + timedelta(minutes=11))  # the lease would hold for 30 minutes
+    await hold_mid_run(db, spec, dead, T0, renewed=LAST_BEAT)
+    restart = FrozenClock(T0 + timedelta(minutes=11))  # the lease would hold for 60 s more
 
     results = await catch_up(db, {spec.name: spec}, {spec.name: EVERY_TEN_MINUTES},
                              clock=restart, holder="new")  # fmt: skip
@@ -199,8 +213,12 @@ async def test_a_lease_left_by_a_process_killed_mid_run_is_freed_and_the_job_cau
 async def test_a_lease_held_by_a_live_process_or_another_machine_is_left_alone(db: Database):
     calls: list[datetime] = []
     alive, elsewhere = a_job(calls), a_job(calls)
-    await hold_mid_run(db, alive, f"{socket.gethostname()}:{os.getppid()}:abc123", T0)
-    await hold_mid_run(db, elsewhere, f"other-host.example:{a_dead_pid()}:abc123", T0)
+    await hold_mid_run(
+        db, alive, f"{socket.gethostname()}:{os.getppid()}:abc123", T0, renewed=LAST_BEAT
+    )
+    await hold_mid_run(
+        db, elsewhere, f"other-host.example:{a_dead_pid()}:abc123", T0, renewed=LAST_BEAT
+    )
     restart = FrozenClock(T0 + timedelta(minutes=11))
 
     results = await catch_up(
@@ -212,3 +230,29 @@ async def test_a_lease_held_by_a_live_process_or_another_machine_is_left_alone(d
     assert not results[alive.name].ran
     assert not results[elsewhere.name].ran
     assert calls == []
+
+
+async def test_a_lease_whose_holder_on_another_machine_stopped_renewing_is_free_within_90_s(
+    db: Database,
+):
+    calls: list[datetime] = []
+    spec = a_job(calls)
+    await hold_mid_run(
+        db, spec, f"other-host.example:{a_dead_pid()}:abc123", T0, renewed=LAST_BEAT
+    )  # its last heartbeat; then the machine lost power
+
+    still_held = await catch_up(db, {spec.name: spec}, {spec.name: EVERY_TEN_MINUTES},
+                                clock=FrozenClock(LAST_BEAT + timedelta(seconds=89)),
+                                holder="new")  # fmt: skip
+    freed = await catch_up(db, {spec.name: spec}, {spec.name: EVERY_TEN_MINUTES},
+                           clock=FrozenClock(LAST_BEAT + timedelta(seconds=90)),
+                           holder="new")  # fmt: skip
+
+    assert not still_held[spec.name].ran
+    assert freed[spec.name].ran
+    assert len(calls) == 1
+    runs = sorted(await runs_of(db, spec.name), key=lambda r: r.started_at)
+    assert [(r.status, r.error) for r in runs] == [
+        ("failed", "interrupted: its holder stopped renewing the lease"),
+        ("ok", None),
+    ]

@@ -50,6 +50,7 @@ def test_an_unreadable_secret_file_is_named_in_one_line(tmp_path: Path):
         ("NIGHTREG_TIMEZONE", "Mars/Olympus", "unknown time zone"),
         ("NIGHTREG_CHECKIN_RATE_PER_ADDRESS", "many", "whole number"),
         ("NIGHTREG_DEBUG", "perhaps", "true or false"),
+        ("NIGHTREG_JOB_HEARTBEAT_SECONDS", "60", "at most half of NIGHTREG_JOB_LEASE_SECONDS"),
     ],
 )
 def test_a_wrong_setting_stops_start_up_with_a_message_naming_it(
@@ -123,3 +124,91 @@ def test_the_demo_accepts_a_weak_key_and_a_generated_or_random_key_passes(tmp_pa
     generated.require_strong_secret_key()
     for key in (secrets.token_urlsafe(32), secrets.token_hex(32), secrets.token_urlsafe(48)):
         replace(weak, secret_key=key).require_strong_secret_key()
+
+
+# --- issue 18, item 5: the production check of `nightreg serve` and `nightreg scheduler` -----
+
+STRONG_KEY = "kX8uQ2-vN4pZr7Yb1LcWmE9sTgH3jAfD6oRiU0yVxKqB5nMw"
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://register.example.org",
+        "http://127.0.0.1:8000",
+        "http://127.3.4.5",
+        "http://[::1]:8000",
+        "http://localhost:8000",
+    ],
+)
+def test_a_strong_key_an_https_or_loopback_address_and_no_debug_pass_the_production_check(
+    tmp_path: Path, base_url: str
+):
+    settings = Settings.from_env(
+        env(tmp_path, NIGHTREG_SECRET_KEY=STRONG_KEY, NIGHTREG_BASE_URL=base_url)
+    )
+    assert settings.production_problems() == []
+    settings.require_production_ready()
+
+
+def test_the_production_check_names_every_problem_and_what_to_change(tmp_path: Path):
+    settings = Settings.from_env(
+        env(
+            tmp_path, NIGHTREG_SECRET_KEY="a" * 40, NIGHTREG_DEBUG="true",
+            NIGHTREG_BASE_URL="http://register.example.org:8080",
+        )
+    )  # fmt: skip
+
+    problems = settings.production_problems()
+
+    assert [p.split(" ", 1)[0] for p in problems] == [
+        "NIGHTREG_SECRET_KEY", "NIGHTREG_BASE_URL", "NIGHTREG_DEBUG",
+    ]  # fmt: skip
+    assert "secrets.token_urlsafe(48)" in problems[0]
+    assert "NIGHTREG_BASE_URL=https://register.example.org:8080" in problems[1]
+    assert "NIGHTREG_DEBUG=false" in problems[2]
+    with pytest.raises(SettingsError) as caught:
+        settings.require_production_ready()
+    assert str(caught.value).splitlines()[1:] == [f"  - {p}" for p in problems]
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://192.168.1.20:8000", "http://10.0.0.5", "http://127.0.0.1.example.org"]
+)
+def test_an_http_address_others_reach_fails_the_production_check(tmp_path: Path, base_url: str):
+    settings = Settings.from_env(
+        env(tmp_path, NIGHTREG_SECRET_KEY=STRONG_KEY, NIGHTREG_BASE_URL=base_url)
+    )
+    [problem] = settings.production_problems()
+    assert problem.startswith(f"NIGHTREG_BASE_URL is {base_url}")
+
+
+def test_the_demo_skips_the_production_check(tmp_path: Path):
+    from dataclasses import replace
+
+    settings = Settings.from_env(
+        env(tmp_path, NIGHTREG_SECRET_KEY="a" * 40, NIGHTREG_DEBUG="true",
+            NIGHTREG_BASE_URL="http://register.example.org")
+    )  # fmt: skip
+    assert replace(settings, demo=True).production_problems() == []
+
+
+@pytest.mark.parametrize("command", ["serve", "scheduler"])
+def test_serve_and_the_scheduler_refuse_unfit_settings_with_exit_2_before_they_migrate(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+):
+    from nightreg import cli, migrate
+
+    monkeypatch.setenv("NIGHTREG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("NIGHTREG_BASE_URL", "http://register.example.org")
+    monkeypatch.setenv("NIGHTREG_DEBUG", "1")
+    monkeypatch.setattr(migrate, "upgrade", lambda url: pytest.fail("migrated unfit settings"))
+
+    assert cli.main([command]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nightreg: 2 settings must change")
+    assert "  - NIGHTREG_BASE_URL is http://register.example.org" in err
+    assert "  - NIGHTREG_DEBUG is on" in err
