@@ -177,17 +177,6 @@ def weak_secret_key(key: str) -> str | None:
     )
 
 
-def is_loopback_host(host: str) -> bool:
-    """Whether `host` names this machine only (localhost, 127.0.0.0/8, ::1)."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     """The configured key, or one generated once and kept in the data directory.
 

@@ -466,6 +466,7 @@ def test_a_dispatcher_killed_mid_post_frees_the_dispatch_job_when_its_short_leas
     lease = 3
     monkeypatch.setenv("NIGHTREG_HUB_URL", f"http://127.0.0.1:{silent.getsockname()[1]}/hub")
     monkeypatch.setenv("NIGHTREG_HUB_SECRET", "hub-secret-for-tests-" + "h" * 32)
+    monkeypatch.setenv("NIGHTREG_INSTALLATION_ID", "test-installation")
     monkeypatch.setenv("NIGHTREG_HUB_TIMEOUT_SECONDS", "600")
     monkeypatch.setenv("NIGHTREG_JOB_LEASE_SECONDS", str(lease))
     monkeypatch.setenv("NIGHTREG_JOB_HEARTBEAT_SECONDS", "1")
