@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from nightreg.clock import Clock, SystemClock
 from nightreg.db import Database
-from nightreg.ratelimit import RateLimits
+from nightreg.ratelimit import RateLimits, counter_for
 from nightreg.security import CookieBox
 from nightreg.services import audit
 from nightreg.services.throttle import RefusalTally
@@ -31,7 +31,7 @@ class AppContext:
         # One set of audit keys a process: every session that writes an event uses them.
         audit.use_keyring(audit.keyring_of(self.settings))
         self.remember_box = CookieBox(self.settings.secret_key, "remember-visitor")
-        self.rate_limits = RateLimits(self.settings, self.db)
+        self.rate_limits = RateLimits(self.settings, counter_for(self.settings, self.db))
         self.visit_writer = VisitWriter(self.db)
 
     @classmethod

@@ -188,14 +188,18 @@ def store_for(settings: Settings) -> Store:
     return "memory" if settings.database_url.startswith("sqlite") else "database"
 
 
-class RateLimits:
-    """The app's rate limits, counted in the store the settings choose."""
+def counter_for(settings: Settings, db: Database) -> Counter:
+    """The counter of the store the settings choose (`auto`: the database on PostgreSQL)."""
+    if store_for(settings) == "database":
+        return DatabaseCounter(db.counter_engine)
+    return MemoryCounter()
 
-    def __init__(self, settings: Settings, db: Database, counter: Counter | None = None) -> None:
+
+class RateLimits:
+    """The app's rate limits, with the numbers of the settings."""
+
+    def __init__(self, settings: Settings, counter: Counter) -> None:
         self.settings = settings
-        if counter is None:
-            store = store_for(settings)
-            counter = DatabaseCounter(db.counter_engine) if store == "database" else MemoryCounter()
         self.counter = counter
         self._address_secret = derive_key(settings.secret_key, "rate-limit-address")
 

@@ -95,7 +95,7 @@ API_ERROR_CODES = {
     409: "conflict",
     413: "too_large",
     422: "invalid",
-    429: "too_many_requests",
+    429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
 }
@@ -127,7 +127,7 @@ def _api_error(exc: Exception, status: int) -> Response[dict[str, Any]]:
     limited = isinstance(exc, RateLimited)
     return Response(
         {
-            "code": "rate_limited" if limited else API_ERROR_CODES.get(status, "error"),
+            "code": API_ERROR_CODES.get(status, "error"),
             "message": message or HTTPStatus(status).phrase,
             "field": field,
         },
