@@ -31,8 +31,10 @@ key derived from the secret key, which every instance shares); points and tokens
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +48,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from nightreg.db import Database
 from nightreg.security import derive_key
 from nightreg.settings import Settings
+
+log = logging.getLogger("nightreg")
 
 WINDOW_SECONDS = 60
 WINDOW = timedelta(seconds=WINDOW_SECONDS)
@@ -109,23 +113,48 @@ class MemoryCounter:
 
 
 def _counting_statement(n: int) -> TextClause:
-    """One statement that counts n keys in order, each only if the one before is within its
-    limit. The casts tell PostgreSQL the types of parameters an INSERT … SELECT takes.
-    (Only numbers are formatted into the text; the keys and limits are parameters.)"""
-    parts = []
+    """One statement that adds a batch of :n requests to n keys in order.
+
+    Level 0 counts all of them; each next level only those the level before left within its
+    limit (`m{i}`: the requests of the batch still in the running, the first ones of it). The
+    casts tell PostgreSQL the types of parameters an INSERT … SELECT takes. (Only numbers are
+    formatted into the text; the keys and limits are parameters.)
+    """
+    parts = ["m0 AS (SELECT CAST(:n AS integer) AS v)"]
     for i in range(n):
-        source = (
-            "VALUES (CAST(:window AS timestamptz), CAST(:k0 AS varchar), 1)"
-            if i == 0
-            else f"SELECT CAST(:window AS timestamptz), CAST(:k{i} AS varchar), 1 "  # noqa: S608
-            f"FROM c{i - 1} WHERE c{i - 1}.hits <= :l{i - 1}"
-        )
+        if i:
+            parts.append(
+                f"m{i} AS (SELECT GREATEST(0, LEAST(m{i - 1}.v, "  # noqa: S608
+                f":l{i - 1} - (c{i - 1}.hits - m{i - 1}.v))) AS v FROM c{i - 1}, m{i - 1})"
+            )
         parts.append(
-            f"c{i} AS (INSERT INTO rate_count AS r (window_start, key, hits) {source} "
-            "ON CONFLICT (window_start, key) DO UPDATE SET hits = r.hits + 1 RETURNING r.hits)"
+            f"c{i} AS (INSERT INTO rate_count AS r (window_start, key, hits) "  # noqa: S608
+            f"SELECT CAST(:window AS timestamptz), CAST(:k{i} AS varchar), v FROM m{i} "
+            "WHERE v > 0 ON CONFLICT (window_start, key) DO UPDATE "
+            "SET hits = r.hits + EXCLUDED.hits RETURNING r.hits)"
         )
-    counts = ", ".join(f"(SELECT hits FROM c{i})" for i in range(n))  # noqa: S608
-    return text(f"WITH {', '.join(parts)} SELECT {counts}")
+    totals = ", ".join(f"(SELECT hits FROM c{i})" for i in range(n))  # noqa: S608
+    return text(f"WITH {', '.join(parts)} SELECT {totals}")
+
+
+def counts_of_batch(
+    totals: Sequence[int | None], limits: Sequence[Limit], n: int
+) -> list[list[int]]:
+    """What each of a batch's n requests counted, in order, from the keys' new totals.
+
+    Requests take the places of the batch in order: at a level where the total is T after
+    adding m of them, they were numbers T-m+1 … T; those within the limit go on to the next.
+    """
+    counts: list[list[int]] = [[] for _ in range(n)]
+    running = n
+    for total, limit in zip(totals, limits, strict=False):
+        if total is None or not running:
+            break
+        first = total - running + 1
+        for j in range(running):
+            counts[j].append(first + j)
+        running = max(0, min(running, limit.limit - (total - running)))
+    return counts
 
 
 # Finished windows, deleted without waiting for another instance that is deleting them too.
@@ -134,9 +163,17 @@ _SWEEP = text(
     "FROM rate_count WHERE window_start < :window FOR UPDATE SKIP LOCKED)"
 )
 
+_Tag = tuple[datetime, tuple[Limit, ...]]
+
 
 class DatabaseCounter:
-    """Counts in the table `rate_count` that every instance on one PostgreSQL shares."""
+    """Counts in the table `rate_count` that every instance on one PostgreSQL shares.
+
+    Requests of this instance that count the same keys while a statement for those keys is on
+    its way are counted together by the next one (`hits = hits + n`), each told its own place:
+    one statement in flight per set of keys and instance, however busy a check-in point is,
+    and no queue of statements waiting for the same row's lock.
+    """
 
     store: Store = "database"
 
@@ -144,31 +181,83 @@ class DatabaseCounter:
         self.engine = engine
         self._statements: dict[int, TextClause] = {}
         self._swept: datetime | None = None
+        # Per set of keys being counted: the requests waiting for the next statement.
+        self._waiting: dict[_Tag, list[asyncio.Future[list[int]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def count(self, limits: Sequence[Limit], window: datetime) -> list[int]:
-        statement = self._statements.get(len(limits))
-        if statement is None:
-            statement = self._statements[len(limits)] = _counting_statement(len(limits))
-        params: dict[str, object] = {"window": window}
-        for i, limit in enumerate(limits):
-            params[f"k{i}"] = limit.key
-            params[f"l{i}"] = limit.limit
-        row = await self._execute(statement, params)
+        tag = (window, tuple(limits))
+        waiting = self._waiting.get(tag)
+        if waiting is not None:
+            # A statement for these keys is on its way: wait to be counted by the next one.
+            future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+            waiting.append(future)
+            return await future
+        self._waiting[tag] = []
+        try:
+            totals = await self._execute(self._statement(limits, window, 1))
+        finally:
+            self._hand_over(tag)
         if self._swept is None or self._swept < window:
             # Once a window per instance: what an earlier window counted is of no use now.
             self._swept = window
-            await self._execute(_SWEEP, {"window": window}, fetch=False)
-        return [count for count in row if count is not None]
+            try:
+                await self._execute((_SWEEP, {"window": window}), fetch=False)
+            except Exception:  # the next window tries again
+                log.warning("could not delete the rate limits' finished windows", exc_info=True)
+        return counts_of_batch(totals, limits, 1)[0]
+
+    def _hand_over(self, tag: _Tag) -> None:
+        """The requests that came while a statement was on its way are sent together next."""
+        if not self._waiting[tag]:
+            del self._waiting[tag]
+            return
+        task = asyncio.create_task(self._send_batches(tag))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_batches(self, tag: _Tag) -> None:
+        window, limits = tag
+        try:
+            while batch := self._waiting[tag]:
+                # Requests arriving from now on wait for the next statement.
+                self._waiting[tag] = []
+                try:
+                    totals = await self._execute(self._statement(limits, window, len(batch)))
+                except Exception as exc:  # every request of the batch fails with it
+                    for future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for future, counts in zip(
+                    batch, counts_of_batch(totals, limits, len(batch)), strict=True
+                ):
+                    if not future.done():  # a request given up meanwhile was counted anyway
+                        future.set_result(counts)
+        finally:
+            del self._waiting[tag]
+
+    def _statement(
+        self, limits: Sequence[Limit], window: datetime, n: int
+    ) -> tuple[TextClause, dict[str, object]]:
+        statement = self._statements.get(len(limits))
+        if statement is None:
+            statement = self._statements[len(limits)] = _counting_statement(len(limits))
+        params: dict[str, object] = {"window": window, "n": n}
+        for i, limit in enumerate(limits):
+            params[f"k{i}"] = limit.key
+            params[f"l{i}"] = limit.limit
+        return statement, params
 
     async def _execute(
-        self, statement: TextClause, params: dict[str, object], *, fetch: bool = True
+        self, statement: tuple[TextClause, dict[str, object]], *, fetch: bool = True
     ) -> Sequence[int | None]:
         # The pool does not ping a connection before use (a round trip each time); one that
         # died with a restarted server is noticed by its error and the statement sent again.
         for attempt in range(2):
             try:
                 async with self.engine.connect() as conn:
-                    result = await conn.execute(statement, params)
+                    result = await conn.execute(*statement)
                     return tuple(result.one()) if fetch else ()
             except DBAPIError as exc:
                 if attempt or not exc.connection_invalidated:

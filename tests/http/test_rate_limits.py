@@ -6,6 +6,7 @@ refused check-in: tests/http/test_checkin.py.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -152,6 +153,27 @@ async def test_the_shared_counts_hold_no_address_and_finished_minutes_are_delete
             keys = set(await session.scalars(select(RateCount.key)))
         assert "point:7" in keys
         assert not any("192.0.2.1" in key for key in keys)
+    finally:
+        await first.dispose()
+        await second.dispose()
+
+
+@postgresql_only
+async def test_requests_at_the_same_moment_on_two_instances_are_allowed_exactly_the_limit(
+    database_url: str, settings: Settings, clock: FrozenClock
+):
+    first, second = Database(database_url), Database(database_url)
+    try:
+        counters = [DatabaseCounter(first.counter_engine), DatabaseCounter(second.counter_engine)]
+        limits = [RateLimits(settings, counter) for counter in counters]
+        now = clock.now()
+        outcomes = await asyncio.gather(
+            *(limits[n % 2].hit([Limit("a", 10), Limit("b", 100)], now) for n in range(30))
+        )
+        assert sum(outcome is None for outcome in outcomes) == 10
+        async with first.read() as session:
+            counts = dict((await session.execute(select(RateCount.key, RateCount.hits))).all())
+        assert counts == {"a": 30, "b": 10}
     finally:
         await first.dispose()
         await second.dispose()

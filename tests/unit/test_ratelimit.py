@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from nightreg.clock import FrozenClock
-from nightreg.ratelimit import Limit, MemoryCounter, RateLimits, address_key, store_for
+from nightreg.ratelimit import (
+    Limit,
+    MemoryCounter,
+    RateLimits,
+    address_key,
+    counts_of_batch,
+    store_for,
+)
 from nightreg.settings import Settings, SettingsError
 from tests.factories import TEST_SECRET_KEY
 
@@ -74,6 +81,19 @@ async def test_the_api_limit_counts_per_token():
     assert refused is not None
     assert refused.key == "token:1"
     assert await rate.api_request(2, AT) is None
+
+
+def test_requests_counted_together_each_get_their_own_place_in_order():
+    # Five requests from one address at one point, sent in one statement: the address's count
+    # went from 0 to 5; only the first 3 were within its limit and counted at the point.
+    limits = [Limit("addr", 3), Limit("point", 10)]
+    assert counts_of_batch([5, 3], limits, 5) == [[1, 1], [2, 2], [3, 3], [4], [5]]
+    # The address had 8 already: the batch took places 9-12, two of them within the limit; the
+    # point had 20 and is over its own limit for both.
+    limits = [Limit("addr", 10), Limit("point", 20)]
+    assert counts_of_batch([12, 22], limits, 4) == [[9, 21], [10, 22], [11], [12]]
+    # None within the address's limit: the point was not counted (no total).
+    assert counts_of_batch([14, None], limits, 2) == [[13], [14]]
 
 
 def test_an_address_is_kept_only_as_a_keyed_hash():
