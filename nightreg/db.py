@@ -153,8 +153,10 @@ class Database:
                 self.url,
                 hide_parameters=True,
                 isolation_level="AUTOCOMMIT",
-                pool_size=5,
-                max_overflow=10,
+                # Requests counting the same keys share a statement: a few connections serve
+                # a busy instance (README, "Rate limits").
+                pool_size=3,
+                max_overflow=2,
                 pool_timeout=10,
                 connect_args=_postgres_connect_args(self.url),
             )
