@@ -19,7 +19,7 @@ from admin import navigation
 from nightreg.context import AppContext
 from nightreg.services import auth, sites, tokens, users
 from nightreg.services.access import ANONYMOUS, AccessDenied, Actor
-from nightreg.web import SignInRequired
+from nightreg.web import RateLimited, SignInRequired
 
 # What every staff handler is given by name (Litestar's dependency injection): the app's
 # context (settings, database, clock) and the signed-in actor.
@@ -101,6 +101,12 @@ async def staff_guard(
             raise NotAuthorizedException("a valid bearer token is required")
         raise SignInRequired()
     connection.state.actor = actor
+    if actor.kind == "token" and actor.id is not None:
+        # Counted for every instance at once on PostgreSQL (nightreg.ratelimit).
+        ctx = app_context(connection)
+        refused = await ctx.rate_limits.api_request(actor.id, ctx.clock.now())
+        if refused is not None:
+            raise RateLimited(refused.retry_after)
     if "permission" not in handler.opt:
         raise AccessDenied(f"{handler} declares no permission")
     permission = handler.opt["permission"]

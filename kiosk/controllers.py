@@ -379,14 +379,15 @@ class CheckinController(Controller):
         if relabel:
             return form_again(200)
         client = request.client.host if request.client else "unknown"
-        if not ctx.address_limiter.hit(f"addr:{client}") or not ctx.point_limiter.hit(
-            f"point:{point.id}"
-        ):
-            return form_again(
+        refused = await ctx.rate_limits.check_in(client, point.id, ctx.clock.now())
+        if refused is not None:
+            page = form_again(
                 HTTP_429_TOO_MANY_REQUESTS,
                 banner=ERROR_PAGES[429][0],
                 hint=N_("Please wait a minute and try again. What you typed has been kept."),
             )
+            page.headers["Retry-After"] = str(refused.retry_after)
+            return page
         if form.get("website"):
             # The honeypot: a field people never see, which form-filling robots fill in.
             return form_again(HTTP_400_BAD_REQUEST, banner=ERROR_PAGES[400][0])

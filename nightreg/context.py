@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from nightreg.clock import Clock, SystemClock
 from nightreg.db import Database
-from nightreg.ratelimit import RateLimiter
+from nightreg.ratelimit import RateLimits, counter_for
 from nightreg.security import CookieBox
 from nightreg.services import audit
 from nightreg.services.throttle import RefusalTally
@@ -20,8 +20,9 @@ class AppContext:
     db: Database
     clock: Clock = field(default_factory=SystemClock)
     remember_box: CookieBox = field(init=False)
-    address_limiter: RateLimiter = field(init=False)
-    point_limiter: RateLimiter = field(init=False)
+    # The kiosk's and the API's rate limits (in the database all instances share, on
+    # PostgreSQL).
+    rate_limits: RateLimits = field(init=False)
     visit_writer: VisitWriter = field(init=False)
     # Sign-in attempts refused while throttled, counted until their audit event is written.
     refusals: RefusalTally = field(default_factory=RefusalTally)
@@ -30,8 +31,7 @@ class AppContext:
         # One set of audit keys a process: every session that writes an event uses them.
         audit.use_keyring(audit.keyring_of(self.settings))
         self.remember_box = CookieBox(self.settings.secret_key, "remember-visitor")
-        self.address_limiter = RateLimiter(self.settings.checkin_rate_per_address)
-        self.point_limiter = RateLimiter(self.settings.checkin_rate_per_point)
+        self.rate_limits = RateLimits(self.settings, counter_for(self.settings, self.db))
         self.visit_writer = VisitWriter(self.db)
 
     @classmethod

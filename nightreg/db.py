@@ -97,11 +97,6 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     # the scan's grouped reads and never pays back on queries this short: off.
     # A database that does not answer makes a request fail within seconds (a 503), not hang:
     # a connect timeout, and a bounded wait for a pooled connection.
-    connect_args: dict[str, Any] = (
-        {"server_settings": {"jit": "off"}, "timeout": 5}
-        if url.startswith("postgresql+asyncpg")
-        else {"options": "-c jit=off", "connect_timeout": 5}
-    )
     return create_async_engine(
         url,
         echo=echo,
@@ -110,8 +105,14 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         max_overflow=5,
         pool_pre_ping=True,
         pool_timeout=10,
-        connect_args=connect_args,
+        connect_args=_postgres_connect_args(url),
     )
+
+
+def _postgres_connect_args(url: str) -> dict[str, Any]:
+    if url.startswith("postgresql+asyncpg"):
+        return {"server_settings": {"jit": "off"}, "timeout": 5}
+    return {"options": "-c jit=off", "connect_timeout": 5}
 
 
 class Database:
@@ -135,6 +136,31 @@ class Database:
         # SQLite has one writer at a time, and its busy handler polls with sleeps of up to
         # 100 ms: writers of this process queue here instead, in order and without sleeping.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
+        self._counter_engine: AsyncEngine | None = None
+
+    @property
+    def counter_engine(self) -> AsyncEngine:
+        """PostgreSQL only: a small pool of its own for one-statement counters (rate limits).
+
+        Autocommit (the statement is its transaction: one round trip, no BEGIN and COMMIT)
+        and no ping before each use (that would be a second round trip): the caller tries
+        once more when a pooled connection turns out to be dead (nightreg.ratelimit).
+        """
+        if self.is_sqlite:
+            raise RuntimeError("the shared counters need PostgreSQL")
+        if self._counter_engine is None:
+            self._counter_engine = create_async_engine(
+                self.url,
+                hide_parameters=True,
+                isolation_level="AUTOCOMMIT",
+                # Requests counting the same keys share a statement: a few connections serve
+                # a busy instance (README, "Rate limits").
+                pool_size=3,
+                max_overflow=2,
+                pool_timeout=10,
+                connect_args=_postgres_connect_args(self.url),
+            )
+        return self._counter_engine
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -170,4 +196,6 @@ class Database:
         return True
 
     async def dispose(self) -> None:
+        if self._counter_engine is not None:
+            await self._counter_engine.dispose()
         await self.engine.dispose()

@@ -784,3 +784,20 @@ class AuditAnchor(Base):
     # Events up to this id were written with the keyless SHA-256 formula (before 0009); a
     # signed checkpoint repeats it, so that moving it up is caught.
     keyless_through_id: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class RateCount(Base):
+    """Requests counted against a rate limit in one fixed window (nightreg.ratelimit).
+
+    Only used on PostgreSQL, where every app instance counts here; on SQLite (one process) the
+    counts stay in memory. The key names what is limited without personal data: a client
+    address only as a keyed hash. Rows of windows that are over are deleted as the limiter
+    goes; on PostgreSQL the table is UNLOGGED (a crash may forget the counts, nothing else).
+    """
+
+    __tablename__ = "rate_count"
+
+    # The window first: the deletion of finished windows walks the primary key's index.
+    window_start: Mapped[datetime] = mapped_column(DateTimeUTC, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, default=0)

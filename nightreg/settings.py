@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -68,6 +69,25 @@ def _cron(env: Mapping[str, str], name: str, default: str) -> str:
     except ValueError as exc:
         raise SettingsError(f"{PREFIX}{name}: not a crontab string ({exc}): {raw!r}") from None
     return raw
+
+
+def _rate_limit_store(
+    env: Mapping[str, str], database_url: str
+) -> Literal["auto", "memory", "database"]:
+    """Where rate limits count: the shared table needs PostgreSQL."""
+    raw = (_get(env, "RATE_LIMIT_STORE") or "auto").strip().lower()
+    if raw == "auto":
+        return "auto"
+    if raw == "memory":
+        return "memory"
+    if raw != "database":
+        raise SettingsError(f"{PREFIX}RATE_LIMIT_STORE: auto, memory or database, got {raw!r}")
+    if database_url.startswith("sqlite"):
+        raise SettingsError(
+            f"{PREFIX}RATE_LIMIT_STORE: database needs PostgreSQL; on SQLite the limits are "
+            "counted in memory (one process): use auto or memory"
+        )
+    return "database"
 
 
 def _roles(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -257,6 +277,11 @@ class Settings:
     # Kiosk abuse limits: check-in POSTs per client address and per check-in point per minute.
     checkin_rate_per_address: int = 20
     checkin_rate_per_point: int = 120
+    # JSON API requests per bearer token per minute.
+    api_rate_per_token: int = 600
+    # Where the rate limits count (nightreg.ratelimit): "database" (shared by every instance;
+    # PostgreSQL only), "memory" (per process), or "auto": the database on PostgreSQL.
+    rate_limit_store: Literal["auto", "memory", "database"] = "auto"
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
     max_body_bytes: int = 64 * 1024
     # A request body must arrive within this many seconds (plus one second per 64 KiB it
@@ -503,6 +528,8 @@ class Settings:
             debug=_bool(env, "DEBUG", False),
             checkin_rate_per_address=_int(env, "CHECKIN_RATE_PER_ADDRESS", 20, minimum=1),
             checkin_rate_per_point=_int(env, "CHECKIN_RATE_PER_POINT", 120, minimum=1),
+            api_rate_per_token=_int(env, "API_RATE_PER_TOKEN", 600, minimum=1),
+            rate_limit_store=_rate_limit_store(env, database_url),
             trusted_proxies=proxies,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024, minimum=1024),
             body_timeout_seconds=_int(env, "BODY_TIMEOUT_SECONDS", 30, minimum=1),

@@ -16,7 +16,7 @@ from litestar import Request, Response
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.status_codes import HTTP_400_BAD_REQUEST
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_429_TOO_MANY_REQUESTS
 
 HTTP_422 = 422
 
@@ -52,7 +52,9 @@ def doc(description: str, *examples: Any) -> msgspec.Meta:
 class ApiError(msgspec.Struct):
     """Every error the API answers: a stable code, a message for people, the field at fault."""
 
-    code: Annotated[str, doc("Stable, snake_case: unauthorized, forbidden, not_found, invalid")]
+    code: Annotated[
+        str, doc("Stable, snake_case: unauthorized, forbidden, not_found, invalid, rate_limited")
+    ]
     message: str
     field: str | None = None
 
@@ -109,6 +111,11 @@ def errors(
         403: "The token's role may not do this",
         404: not_found,
         422: "The request does not validate",
+        429: (
+            "Over the token's rate limit (NIGHTREG_API_RATE_PER_TOKEN requests a minute, "
+            "counted across all instances): code `rate_limited`; send again after the seconds "
+            "in the Retry-After header"
+        ),
     }
     specs = {
         status: ResponseSpec(ApiError, description=described[status], generate_examples=False)
@@ -120,6 +127,11 @@ def errors(
     specs[HTTP_400_BAD_REQUEST] = ResponseSpec(
         ApiError, description=described[HTTP_400_BAD_REQUEST], generate_examples=False
     )
+    # Any request with a valid token counts against its rate limit.
+    if 401 in statuses:
+        specs[HTTP_429_TOO_MANY_REQUESTS] = ResponseSpec(
+            ApiError, description=described[HTTP_429_TOO_MANY_REQUESTS], generate_examples=False
+        )
     if HTTP_422 in statuses:
         specs[HTTP_422] = ResponseSpec(
             InvalidError,

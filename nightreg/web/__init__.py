@@ -4,7 +4,7 @@ form fields, the answers after a form, error pages and the 503 of a database fau
 Services know nothing of this package; kiosk/ and admin/ use it instead of each other.
 """
 
-from nightreg.web.errors import SignInRequired, error_page, handle_error
+from nightreg.web.errors import RateLimited, SignInRequired, error_page, handle_error
 from nightreg.web.forms import (
     MSG_DATE,
     form_choices,
@@ -21,6 +21,7 @@ from nightreg.web.unavailable import with_unavailable
 
 __all__ = [
     "MSG_DATE",
+    "RateLimited",
     "SignInRequired",
     "error_page",
     "form_choices",

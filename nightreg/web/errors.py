@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.exceptions import HTTPException, NotAuthorizedException, TooManyRequestsException
 from litestar.response import Redirect, Template
 
 from nightreg import i18n
@@ -30,6 +30,18 @@ log = logging.getLogger("nightreg")
 
 class SignInRequired(NotAuthorizedException):
     """An anonymous request for a staff page: the answer is the sign-in page."""
+
+
+class RateLimited(TooManyRequestsException):
+    """Over a rate limit (nightreg.ratelimit): 429 with Retry-After; on the API with the code
+    `rate_limited`."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            detail=f"too many requests with this token; try again in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+        self.retry_after = retry_after
 
 
 ERROR_PAGES = {
@@ -83,7 +95,7 @@ API_ERROR_CODES = {
     409: "conflict",
     413: "too_large",
     422: "invalid",
-    429: "too_many_requests",
+    429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
 }
@@ -112,6 +124,7 @@ def _api_error(exc: Exception, status: int) -> Response[dict[str, Any]]:
         message = f"{message}: {extra[0].get('message', '')}".strip(": ")
     if status == 403 and not message:
         message = "this token may not do that"
+    limited = isinstance(exc, RateLimited)
     return Response(
         {
             "code": API_ERROR_CODES.get(status, "error"),
@@ -119,6 +132,7 @@ def _api_error(exc: Exception, status: int) -> Response[dict[str, Any]]:
             "field": field,
         },
         status_code=status,
+        headers=exc.headers if limited and isinstance(exc, HTTPException) else None,
     )
 
 

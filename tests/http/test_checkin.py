@@ -268,6 +268,7 @@ async def test_too_many_check_ins_from_one_address_get_a_friendly_answer_with_th
             assert ok.status_code == 303
         limited = await submit(client, point, {**await open_form(client, point), **yacht()})
     assert limited.status_code == 429
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
     assert 'value="Zeemeeuw"' in limited.text
     assert "wait a minute" in limited.text.lower() or "too many" in limited.text.lower()
 

@@ -1,4 +1,4 @@
-"""The kiosk's rate limiter and the choice of language."""
+"""The choice of language, and names shown in it."""
 
 from __future__ import annotations
 
@@ -7,17 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from nightreg import i18n
-from nightreg.ratelimit import RateLimiter
 from nightreg.templating import country_options
-
-
-def test_a_limiter_allows_the_limit_and_refuses_the_next_until_the_window_passes():
-    now = [0.0]
-    limiter = RateLimiter(3, window_seconds=60, clock=lambda: now[0])
-    assert [limiter.hit("a") for _ in range(4)] == [True, True, True, False]
-    assert limiter.hit("b")  # another address is not affected
-    now[0] = 61.0
-    assert limiter.hit("a")
 
 
 @pytest.mark.parametrize(
