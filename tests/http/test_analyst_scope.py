@@ -50,7 +50,10 @@ PUBLIC_OR_OWN = re.compile(
 )
 SIGNALS = re.compile(r"^\w+ /(admin|api/v1)/signals(/.*)?$")
 INSIGHT = re.compile(r"^\w+ /(admin|api/v1)/insight(/.*)?$")
-FORWARDED_FLAGS = re.compile(r"^\w+ /admin/(sites/\{slug\}/flags(/.*)?|flags/\{id\}(/.*)?)$")
+# (an analyst reviews flags on the page and through the API, as the page's roles do)
+FORWARDED_FLAGS = re.compile(
+    r"^\w+ /(admin/(sites/\{slug\}/flags(/.*)?|flags/\{id\}(/.*)?)|api/v1/flags/\{id\}(/.*)?)$"
+)
 # The register: tonight, the register and its print, walk-ins, visits, exports and imports,
 # on the pages and in the API.
 REGISTER = re.compile(
