@@ -406,7 +406,7 @@ async def display_names(db: Database, labels: Iterable[str]) -> dict[str, str]:
     if wanted:
         async with db.read() as session:
             rows = await session.execute(select(User.id, User.email).where(User.id.in_(wanted)))
-            emails = {user_id: email for user_id, email in rows.all()}
+            emails = dict(rows.all())
     return {label: _display(label, emails) for label in set(labels)}
 
 
