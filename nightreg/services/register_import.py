@@ -79,7 +79,7 @@ from nightreg.services.import_columns import (
 from nightreg.services.import_files import ImportFileError, SheetFile, open_file
 from nightreg.services.sites import scoped_site
 from nightreg.services.transfer import unescape_cell
-from nightreg.validation import FieldError, validate_checkin
+from nightreg.validation import FieldError, FormMemo, validate_checkin
 from nightreg.vocabulary import SOURCES
 
 IMPORT_PERMISSION = "register.edit"
@@ -302,6 +302,7 @@ class ImportReport:
 
 _REFERENCE = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}")
 _DATE_ONLY = re.compile(r"[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{1,4}")
+_DATE_ONLY_LENGTH = 12  # the longest text _DATE_ONLY matches
 
 
 def _new_reference(bits: int | None = None) -> str:
@@ -401,6 +402,7 @@ class _Rows:
         self.has = set(self.columns)
         self.now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
         self.parse = lru_cache(maxsize=PARSED_CACHE_SIZE)(parse_datetime)
+        self.memo = FormMemo()  # each distinct text of a column is checked once
         # A real import also turns each row into the driver's parameters here, in the worker
         # thread or process (visits.BulkRows), so that the event loop only hands them on.
         self.bulk: visits.BulkRows | None = None
@@ -412,9 +414,10 @@ class _Rows:
         bad = False  # a bad row was seen (by this reader): no more values
         number = 0
         chunk = _Chunk(0, values=[])
+        tokens = self._tokens(size)
         for line, cells in self.file.records:
-            if not any(cell.strip() for cell in cells):
-                continue
+            if not "".join(cells).strip():
+                continue  # an empty row
             if chunk.rows >= size:
                 if number % parts == part:
                     yield chunk
@@ -423,7 +426,7 @@ class _Rows:
             chunk.rows += 1
             if number % parts != part:
                 continue
-            values, errors = self.row(cells)
+            values, errors = self.row(cells, next(tokens))
             if errors:
                 bad = True
                 chunk.bad_rows += 1
@@ -435,14 +438,27 @@ class _Rows:
         if chunk.rows and number % parts == part:
             yield chunk
 
+    @staticmethod
+    def _tokens(size: int) -> Iterator[str]:
+        """Private-link hashes nobody holds (visits.visit_row's random value), drawn `size` at
+        a time."""
+        while True:
+            pool = secrets.token_bytes(32 * size).hex()
+            for start in range(0, 64 * size, 64):
+                yield pool[start : start + 64]
+
     def _complete(self, form: dict[str, str], name: str, default: time) -> None:
         """A date without a time gets the site's usual hour, so validation reads it as such."""
         text = form.get(name, "").strip()
-        if text and _DATE_ONLY.fullmatch(text):
+        if text and len(text) <= _DATE_ONLY_LENGTH and _DATE_ONLY.fullmatch(text):
             form[name] = f"{text} {default.hour:02d}:{default.minute:02d}"
 
-    def row(self, cells: list[str]) -> tuple[dict[str, Any] | None, dict[str, FieldError]]:
-        """One row's insertable values (visits.visit_row), or its errors for staff."""
+    def row(
+        self, cells: list[str], token_hash: str | None = None
+    ) -> tuple[dict[str, Any] | None, dict[str, FieldError]]:
+        """One row's insertable values (visits.visit_row), or its errors for staff.
+
+        `token_hash`: the visit's private-link hash (random; else visit_row draws one)."""
         errors: dict[str, FieldError] = {}
         if len(cells) > self.width and any(c.strip() for c in cells[self.width :]):
             errors[""] = FieldError(MSG_EXTRA_CELLS)
@@ -478,6 +494,7 @@ class _Rows:
             tz=self.tz,
             max_arrival_past=None,
             parse_datetime=self.parse,
+            memo=self.memo,
         )
         for name, error in field_errors.items():
             if name in errors:
@@ -503,14 +520,15 @@ class _Rows:
             return None, errors
         reference = form.get("reference", "").strip().upper()
         source = form.get("source", "").strip().lower()
-        # Nobody holds a private link to an imported visit (visit_row puts a random value
-        # in its place) and it has no idempotency key.
+        # Nobody holds a private link to an imported visit (a random value, from _tokens or
+        # drawn by visit_row, stands in its place) and it has no idempotency key.
         values = visits.visit_row(
             data,
             site_id=self.site_id,
             source=source if source in SOURCES else "staff",
             now=self.now,
             departed_at=departed_at,
+            private_token_hash=token_hash,
         )
         values["reference"] = reference if _REFERENCE.fullmatch(reference) else None
         if self.bulk is not None:

@@ -12,6 +12,7 @@ it with AlreadyPresent (a walk-in or the API, until told to add it anyway), or l
 
 from __future__ import annotations
 
+import operator
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -222,6 +223,7 @@ class BulkRows:
         ]
         self.defaults = [_scalar_default(by_name[name]) for name in order]
         self.named = list(zip(order, self.defaults, strict=True))
+        self.getter = operator.itemgetter(*order)
         # (index, converter, its remembered results) of the columns the driver needs converted
         self.converted: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]] = [
             (index, process, {}) for index, process in enumerate(self.processors) if process
@@ -236,7 +238,10 @@ class BulkRows:
         (every row of an import has the same created_at), and converting a datetime for the
         driver costs more than looking it up.
         """
-        out = [values.get(name, default) for name, default in self.named]
+        try:
+            out = list(self.getter(values))  # every column named: the usual case, at C speed
+        except KeyError:
+            out = [values.get(name, default) for name, default in self.named]
         for index, process, cache in self.converted:
             value = out[index]
             if value is None:
