@@ -35,6 +35,7 @@ whole import: kiosk check-ins wait that long (see bench/README.md).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import multiprocessing
@@ -313,11 +314,18 @@ def _new_reference(bits: int | None = None) -> str:
     return f"{chars[:4]}-{chars[4:]}"
 
 
+# Base32 of 5 random bytes is 8 characters of 5 bits each, most significant first, as
+# _new_reference draws them: only the alphabet differs.
+_BASE32_TO_REFERENCE = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
+                                       REFERENCE_ALPHABET.encode())  # fmt: skip
+
+
 def _new_references(count: int) -> Iterator[str]:
-    """`count` new references from one draw of random bytes."""
-    pool = secrets.token_bytes(5 * count)
-    for i in range(count):
-        yield _new_reference(int.from_bytes(pool[5 * i : 5 * i + 5], "big"))
+    """`count` new references from one draw of random bytes (base32 at C speed)."""
+    pool = base64.b32encode(secrets.token_bytes(5 * count)).translate(_BASE32_TO_REFERENCE)
+    text = pool.decode("ascii")
+    for start in range(0, 8 * count, 8):
+        yield f"{text[start : start + 4]}-{text[start + 4 : start + 8]}"
 
 
 def _minute(at: datetime) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import operator
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -230,6 +231,7 @@ class BulkRows:
         ]
         self.reference_index = order.index("reference")
         self.copy = dialect.name == "postgresql" and dialect.driver == "asyncpg"
+        self.sqlite = dialect.name == "sqlite" and dialect.driver == "aiosqlite"
 
     def params(self, values: Mapping[str, Any]) -> list[Any]:
         """One row's parameters in the statement's order (the reference is set later).
@@ -274,6 +276,17 @@ class BulkRows:
                 if getattr(exc, "sqlstate", None) == _UNIQUE_VIOLATION:
                     raise IntegrityError(self.sql, None, exc) from exc
                 raise
+            return
+        if self.sqlite:
+            # SQLite: the rows as they are (lists) to the driver's executemany, in its thread,
+            # without SQLAlchemy's pass over 37 parameters a row on the event loop.
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            try:
+                await driver.executemany(self.sql, rows)
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError(self.sql, None, exc) from exc
             return
         await connection.exec_driver_sql(self.sql, [tuple(row) for row in rows])
 
