@@ -569,7 +569,9 @@ class _RememberingForm(_Form):
     def text(self, name: str, *, required: str | None = None, multiline: bool = False) -> str:
         value = self._form.get(name)
         if not value or not isinstance(value, str):
-            return _Form.text(self, name, required=required, multiline=multiline)
+            if required:
+                self.error(name, required)
+            return ""
         return cast(
             str,
             self._recall(name, ("text", value, required, multiline), _read_text, name, required,

@@ -486,11 +486,11 @@ class _Rows:
         if len(cells) > self.width and any(c.strip() for c in cells[self.width :]):
             errors[""] = FieldError(MSG_EXTRA_CELLS)
         # A short row (trailing empty cells left out, as spreadsheets do) leaves fields empty.
-        form = {
-            name: unescape_cell(cell) if cell[:1] == "'" else cell
-            for name, cell in zip(self.columns, cells, strict=False)
-            if name
-        }
+        form = dict(zip(self.columns, cells, strict=False))
+        form.pop(SKIP, None)
+        if "'" in "".join(cells):  # an apostrophe somewhere: maybe one escape_cell added
+            form = {name: unescape_cell(cell) if cell[:1] == "'" else cell
+                    for name, cell in form.items()}  # fmt: skip
         kind = read_kind(form.get("kind", "")) if "kind" in self.has else infer_kind(form)
         if not form.get("persons", "").strip():
             form["persons"] = "1"
@@ -553,7 +553,7 @@ class _Rows:
             departed_at=departed_at,
             private_token_hash=token_hash,
         )
-        values["reference"] = reference if _REFERENCE.fullmatch(reference) else None
+        values["reference"] = reference if reference and _REFERENCE.fullmatch(reference) else None
         if self.bulk is not None:
             values[_PARAMS] = self.bulk.params(values)
         return values, {}

@@ -249,13 +249,15 @@ class BulkRows:
             if value is None:
                 continue
             try:
-                out[index] = cache[value]
-            except KeyError:
-                if len(cache) >= _CONVERTED_CACHE_SIZE:
-                    cache.clear()
-                out[index] = cache[value] = process(value)
+                converted = cache.get(value)  # not a KeyError a miss: raising one costs more
             except TypeError:  # not hashable
                 out[index] = process(value)
+                continue
+            if converted is None:
+                if len(cache) >= _CONVERTED_CACHE_SIZE:
+                    cache.clear()
+                converted = cache[value] = process(value)
+            out[index] = converted
         return out
 
     async def insert(self, session: AsyncSession, rows: list[list[Any]]) -> None:
