@@ -24,7 +24,9 @@ worker thread (a large file: in worker processes, MAX_WORKERS of them each check
 other chunk, so that the parsing holds neither the app's interpreter lock nor its core), a
 batch ahead of the database, which checks the batch against the register and inserts it in
 one write transaction (a savepoint a batch: a drawn reference the register holds already is
-drawn again; on PostgreSQL a COPY); once a bad row is seen nothing more is written, every
+drawn again; on PostgreSQL a COPY; on SQLite the driver's executemany); each distinct text of a
+column is checked once an import (validation.FormMemo: a register repeats its names, towns,
+dates and lengths); once a bad row is seen nothing more is written, every
 further row is still checked for the report, and the transaction is rolled back. A dry run does
 the same checks without writing. `register_imported` (counts, file name) is written in the same
 transaction. Memory stays flat: rows are streamed; a dry run keeps only the keys of the rows it
