@@ -502,10 +502,12 @@ class FormMemo:
     what a text came to (its cleaned value and its error), since a register repeats its names,
     towns, dates, lengths and berths. Bounded: a field's memory is cleared when it holds
     MEMO_SIZE texts, and given up for the rest of the import when fewer than a quarter of its
-    lookups found one (references, registrations: every row its own).
+    lookups found one (references, registrations: every row its own); a text longer than
+    MEMO_LONGEST is checked each time (long notes hardly repeat, and would hold memory).
     """
 
-    MEMO_SIZE = 4096
+    MEMO_SIZE = 2048
+    MEMO_LONGEST = 100
 
     def __init__(self) -> None:
         self.fields: dict[str, _FieldMemo] = {}
@@ -533,6 +535,8 @@ class _RememberingForm(_Form):
         if field_memo is None:
             field_memo = self._fields[name] = _FieldMemo()
         elif not field_memo.on:
+            return read(self, *args)
+        if len(key[1]) > FormMemo.MEMO_LONGEST:  # every key holds the field's text second
             return read(self, *args)
         seen = field_memo.seen
         field_memo.lookups += 1

@@ -1001,7 +1001,7 @@ MEMO_VARIANTS = {
     "length_m": ("9,5", "9.55", "0,5", "101", "lang", ""),
     "plate": ("12abc3", "AB-12-CD", "!!", "x" * 17, ""),
     "plate_country": ("NL", "DE", "QQ", ""),
-    "notes": ("betaald", "a\r\n\r\n\r\nb", ""),
+    "notes": ("betaald", "a\r\n\r\n\r\nb", "", "lang " * 30),
     "unit": ("B12", ""),
 }
 
