@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pycountry
@@ -123,6 +125,16 @@ class CheckinData:
     subject_key: str
 
 
+def _checkin_data(**fields: Any) -> CheckinData:
+    """CheckinData(**fields) without the generated __init__ of a frozen dataclass, which sets
+    each of its 26 fields through object.__setattr__ and cost more than several fields' checks
+    (an import checks 100,000 rows). The same instance: frozen, equal, hashable; every field
+    must be given (the unit tests hold the two ways to one)."""
+    data = object.__new__(CheckinData)
+    data.__dict__.update(fields)
+    return data
+
+
 _DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})
 # Not str.isspace(): that also counts the information separators \x1c-\x1f, which never
 # separated anything a person typed.
@@ -175,14 +187,19 @@ def _without_accents(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+# Folded names and identifiers remembered (normalise_identifier): a few hundred kB at most.
+IDENTIFIER_CACHE_SIZE = 4096
 _IDENTIFIER_SEPARATORS = re.compile(r"[\s\-./_:\u2010-\u2015\u2212]+")
 
 
+@lru_cache(maxsize=IDENTIFIER_CACHE_SIZE)
 def normalise_identifier(value: str) -> str:
     """A registration or plate as a key: "nl-123 ab" -> "NL123AB".
 
     Accents are folded too, so a German plate typed "LÖ-AB 12" or "LO-AB 12" is one car and
     still fits A-Z0-9; full-width characters from Asian keyboards become plain ASCII.
+    Remembered: a visit's names and identifiers are folded several times over (its check, its
+    subject key, its search key), and an imported register repeats its names.
     """
     return _IDENTIFIER_SEPARATORS.sub("", _without_accents(value).upper())
 
@@ -426,6 +443,12 @@ class _Form:
             return None
         return value
 
+    def persons(self) -> int | None:
+        return _persons(self)
+
+    def length_m(self) -> Decimal | None:
+        return _length_m(self)
+
 
 def _persons(form: _Form) -> int | None:
     value = form.raw("persons", _SHORT_FIELD)
@@ -463,11 +486,149 @@ def _is_valid_phone(value: str) -> bool:
     return bool(_PHONE.fullmatch(value)) and 6 <= digits <= 20
 
 
+def _is_valid_plate(value: str) -> bool:
+    return bool(_PLATE.fullmatch(normalise_identifier(value)))
+
+
 def _is_valid_registration(value: str) -> bool:
     # Only something written as an IMO number is held to the IMO check digit: registrations
     # and hull numbers elsewhere have no common format to check.
     match = _IMO_LIKE.fullmatch(value)
     return match is None or bool(imo.is_valid(match.group(1)))
+
+
+class FormMemo:
+    """What the validation of many forms remembers between them (an import's rows): per field,
+    what a text came to (its cleaned value and its error), since a register repeats its names,
+    towns, dates, lengths and berths. Bounded: a field's memory is cleared when it holds
+    MEMO_SIZE texts, and given up for the rest of the import when fewer than a quarter of its
+    lookups found one (references, registrations: every row its own); a text longer than
+    MEMO_LONGEST is checked each time (long notes hardly repeat, and would hold memory).
+    """
+
+    MEMO_SIZE = 2048
+    MEMO_LONGEST = 100
+
+    def __init__(self) -> None:
+        self.fields: dict[str, _FieldMemo] = {}
+
+
+class _FieldMemo:
+    __slots__ = ("lookups", "on", "seen")
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[Any, ...], tuple[Any, FieldError | None]] = {}
+        self.lookups = 0
+        self.on = True
+
+
+class _RememberingForm(_Form):
+    """A _Form whose field readings come from a FormMemo when their text was read before:
+    the same value and the same error (added as the reading itself would add it)."""
+
+    def __init__(self, form: Mapping[str, str], memo: FormMemo) -> None:
+        super().__init__(form)
+        self._fields = memo.fields
+
+    def _recall(self, name: str, key: tuple[Any, ...], read: Callable[..., Any], *args: Any) -> Any:
+        field_memo = self._fields.get(name)
+        if field_memo is None:
+            field_memo = self._fields[name] = _FieldMemo()
+        elif not field_memo.on:
+            return read(self, *args)
+        if len(key[1]) > FormMemo.MEMO_LONGEST:  # every key holds the field's text second
+            return read(self, *args)
+        seen = field_memo.seen
+        field_memo.lookups += 1
+        found = seen.get(key)
+        if found is None:
+            # Read it with an error list of its own, to know this reading's error alone.
+            errors, self.errors = self.errors, {}
+            try:
+                value = read(self, *args)
+            finally:
+                own, self.errors = self.errors, errors
+            if len(seen) >= FormMemo.MEMO_SIZE:
+                if field_memo.lookups - len(seen) < field_memo.lookups // 4:
+                    field_memo.on = False  # its texts hardly repeat: not worth remembering
+                seen.clear()
+                field_memo.lookups = 0
+            found = seen[key] = (value, own.get(name))
+        value, error = found
+        if error is not None:
+            self.errors.setdefault(name, error)
+        return value
+
+    # An empty or absent field (most of them in a register's row) reads as the base class
+    # reads it, without the memo.
+
+    def raw(self, name: str, max_length: int) -> str:
+        value = self._form.get(name)
+        if not value or not isinstance(value, str):
+            return ""
+        return cast(
+            str, self._recall(name, ("raw", value, max_length), _Form.raw, name, max_length)
+        )
+
+    def text(self, name: str, *, required: str | None = None, multiline: bool = False) -> str:
+        value = self._form.get(name)
+        if not value or not isinstance(value, str):
+            if required:
+                self.error(name, required)
+            return ""
+        return cast(
+            str,
+            self._recall(name, ("text", value, required, multiline), _read_text, name, required,
+                         multiline),
+        )  # fmt: skip
+
+    def plain(self, name: str) -> bool:
+        value = self._form.get(name)
+        if not value or not isinstance(value, str):
+            return True
+        return cast(bool, self._recall(name, ("plain", value), _Form.plain, name))
+
+    def choice(self, name: str, options: Sequence[str]) -> str | None:
+        value = self._form.get(name)
+        if not value or not isinstance(value, str):
+            return None
+        return cast(
+            "str | None",
+            self._recall(name, ("choice", value, options), _Form.choice, name, options),
+        )
+
+    def country(self, name: str) -> str | None:
+        value = self._form.get(name)
+        if not value or not isinstance(value, str):
+            return None
+        return cast("str | None", self._recall(name, ("country", value), _Form.country, name))
+
+    def checked(
+        self, name: str, value: str | None, ok: Callable[[str], bool], message: str
+    ) -> str | None:
+        if not value:
+            return value
+        return cast(
+            "str | None",
+            self._recall(name, ("checked", value, ok, message), _Form.checked, name, value, ok,
+                         message),
+        )  # fmt: skip
+
+    def persons(self) -> int | None:
+        value = self._form.get("persons")
+        if not isinstance(value, str):
+            return _persons(self)
+        return cast("int | None", self._recall("persons", ("persons", value), _persons))
+
+    def length_m(self) -> Decimal | None:
+        value = self._form.get("length_m")
+        if not value or not isinstance(value, str):
+            return _length_m(self)
+        return cast("Decimal | None", self._recall("length_m", ("length_m", value), _length_m))
+
+
+def _read_text(form: _Form, name: str, required: str | None, multiline: bool) -> str:
+    return _Form.text(form, name, required=required, multiline=multiline)
 
 
 def _times(
@@ -533,6 +694,7 @@ def validate_checkin(
     tz: ZoneInfo,
     max_arrival_past: timedelta | None = MAX_ARRIVAL_PAST,
     parse_datetime: Callable[[str, ZoneInfo], datetime | None] = parse_local_datetime,
+    memo: FormMemo | None = None,
 ) -> tuple[CheckinData | None, dict[str, FieldError]]:
     """Clean and check a submitted check-in form: (data, {}) or (None, errors by field name).
 
@@ -540,11 +702,12 @@ def validate_checkin(
     meant to carry: ID numbers and BSNs in particular are never read.
 
     An imported register is history: it passes `max_arrival_past=None` (no limit on how far
-    back an arrival lies) and a `parse_datetime` that also reads offsets and Dutch dates.
+    back an arrival lies) and a `parse_datetime` that also reads offsets and Dutch dates, and
+    a `memo` of its own (FormMemo): each distinct text of a field is checked once an import.
     """
     # Longer than most: one field after another in the form's order, each a few lines, so that a
     # reader checks the whole form against the kiosk's in one place.
-    f = _Form(form)
+    f = _Form(form) if memo is None else _RememberingForm(form, memo)
     # Read a naive now as UTC rather than let astimezone() consult the machine's own zone.
     now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
     if kind not in KINDS or kind not in allowed_kinds:
@@ -555,7 +718,7 @@ def validate_checkin(
     arrived_at, departure = _times(
         f, now=now, tz=tz, max_arrival_past=max_arrival_past, parse_datetime=parse_datetime
     )
-    persons = _persons(f)
+    persons = f.persons()
     country = f.country("country")
     email = f.checked("email", f.optional_text("email"), _is_valid_email, MSG_EMAIL)
     phone = f.checked("phone", f.optional_text("phone"), _is_valid_phone, MSG_PHONE)
@@ -586,7 +749,7 @@ def validate_checkin(
             f.error("registration", MSG_VESSEL_ID)
         flag = f.country("flag")
         vessel_type = f.choice("vessel_type", VESSEL_TYPES)
-        length_m = _length_m(f)
+        length_m = f.length_m()
         berth = f.optional_text("berth")
         last_port = f.optional_text("last_port")
         next_port = f.optional_text("next_port")
@@ -594,9 +757,7 @@ def validate_checkin(
         plate = f.text("plate", required=MSG_REQUIRED_PLATE) or None
         if plate and not f.plain("plate"):
             plate = None
-        plate = f.checked(
-            "plate", plate, lambda p: bool(_PLATE.fullmatch(normalise_identifier(p))), MSG_PLATE
-        )
+        plate = f.checked("plate", plate, _is_valid_plate, MSG_PLATE)
         plate_country = f.country("plate_country")
         if plate and plate_country in (None, "NL"):
             # A Dutch plate (or one of no stated country) is kept as the RDW writes it.
@@ -608,7 +769,7 @@ def validate_checkin(
 
     if f.errors or arrived_at is None or departure is None or persons is None:
         return None, f.errors
-    data = CheckinData(
+    data = _checkin_data(
         kind=kind,
         arrived_at=arrived_at,
         expected_departure_at=departure,

@@ -306,11 +306,15 @@ def read_kind(text: str) -> str:
     return kind_words().get(word) or kind_words().get(normalise_header(word), word)
 
 
+_VESSEL_CELLS = ("vessel_name", "registration", "mmsi")
+
+
 def infer_kind(row: Mapping[str, str]) -> str:
     """A row without a kind: a boat name, registration or MMSI is a boat; a plate a vehicle;
     anything else an overnight stay."""
-    if any(row.get(f, "").strip() for f in ("vessel_name", "registration", "mmsi")):
-        return "vessel"
+    for name in _VESSEL_CELLS:
+        if row.get(name, "").strip():
+            return "vessel"
     if row.get("plate", "").strip():
         return "vehicle"
     return "stay"

@@ -979,3 +979,65 @@ def test_hostile_input_in_any_field_never_raises(kind: str, nasty: str) -> None:
 def test_hostile_input_in_a_single_field_never_raises(nasty: str, field: str) -> None:
     for kind in KINDS:
         check({**EVERYTHING, field: nasty}, kind)
+
+
+# --- the import's memo (FormMemo) -----------------------------------------------------------
+
+# Forms whose fields repeat, good and bad values mixed, as an imported register's rows do.
+MEMO_VARIANTS = {
+    "guest_name": ("Jan de Vries", "", "  ", "x" * 101, "Zoë\u200b Müller"),
+    "residence": ("Hoorn", "", "Den\tHelder"),
+    "persons": ("2", "", "0", "100", "zwei"),
+    "country": ("NL", "nl", "XX", "Nederland", ""),
+    "email": ("jan@example.nl", "jan@", ""),
+    "phone": ("+31 6 12345678", "12", ""),
+    "id_document_type": ("passport", "bsn", ""),
+    "berth": ("A12", "x" * 21, ""),
+    "vessel_name": ("Zeemeeuw", "", "L'Étoile"),
+    "registration": ("NL-123 AB", "IMO 9074729", "IMO 1234567", "--", "NL\U0001f600", ""),
+    "mmsi": ("244123456", "123", "2441234567", "244 123 456", ""),
+    "flag": ("DE", "ZZ", ""),
+    "vessel_type": ("sail", "zeppelin", ""),
+    "length_m": ("9,5", "9.55", "0,5", "101", "lang", ""),
+    "plate": ("12abc3", "AB-12-CD", "!!", "x" * 17, ""),
+    "plate_country": ("NL", "DE", "QQ", ""),
+    "notes": ("betaald", "a\r\n\r\n\r\nb", "", "lang " * 30),
+    "unit": ("B12", ""),
+}
+
+
+def memo_forms(count: int) -> list[tuple[str, dict[str, str]]]:
+    forms = []
+    for i in range(count):
+        kind = KINDS[i % len(KINDS)]
+        form = form_for(kind)
+        for n, (name, choices) in enumerate(MEMO_VARIANTS.items()):
+            form[name] = choices[(i * (n + 1) + n) % len(choices)]
+        form["last_port"] = f"Haven {i}"  # every form its own
+        forms.append((kind, form))
+    return forms
+
+
+def test_a_form_memo_gives_every_form_the_same_values_and_errors_as_checking_it_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(v.FormMemo, "MEMO_SIZE", 16)  # cleared, and given up, along the way
+    memo = v.FormMemo()
+    for kind, form in memo_forms(600):
+        alone = validate_checkin(form, kind=kind, allowed_kinds=KINDS, now=NOW, tz=AMS)
+        remembered = validate_checkin(
+            form, kind=kind, allowed_kinds=KINDS, now=NOW, tz=AMS, memo=memo
+        )
+        assert remembered == alone
+    assert any(not f.on for f in memo.fields.values())  # some field's texts never repeated
+
+
+def test_checkin_data_made_without_its_init_equals_one_made_with_it() -> None:
+    data = valid(form_for("vessel", **{k: EVERYTHING[k] for k in VESSEL_FIELDS}))
+    fields = {f.name: getattr(data, f.name) for f in dataclasses.fields(CheckinData)}
+    made = CheckinData(**fields)
+    assert made == data
+    assert hash(made) == hash(data)
+    assert vars(made) == vars(data)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        data.persons = 3  # type: ignore[misc]
