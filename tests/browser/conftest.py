@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser.live import ACTION_TIMEOUT_MS, QUICK_KIOSK_IDLE_SECONDS, LiveServer, live_server
+from tests.browser.live import (
+    ACTION_TIMEOUT_MS,
+    NAVIGATION_TIMEOUT_MS,
+    QUICK_KIOSK_IDLE_SECONDS,
+    LiveServer,
+    live_server,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Playwright
@@ -128,6 +134,7 @@ def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
     def make(**options: Any) -> BrowserContext:
         context = browser.new_context(**{**PHONE, "locale": "nl-NL", **options})
         context.set_default_timeout(ACTION_TIMEOUT_MS)
+        context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
         opened.append(context)
         return context
 

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 QUICK_KIOSK_IDLE_SECONDS = 3
 # How long a browser action may take before the test fails, in milliseconds.
 ACTION_TIMEOUT_MS = 10_000
+# How long a page may take to load: longer, because a page that draws charts on the server
+# (insight) can take over 10 s on a machine whose two cores are shared with other test runs.
+NAVIGATION_TIMEOUT_MS = 30_000
 
 T = TypeVar("T")
 
