@@ -71,8 +71,9 @@ async def _visits_of(
 
 
 def _insert(dialect: str, rows: list[dict[str, Any]]) -> Any:
-    table = AisMovement.__table__
-    stmt = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    stmt = (
+        postgresql.insert(AisMovement) if dialect == "postgresql" else sqlite.insert(AisMovement)
+    )
     return stmt.values(rows).on_conflict_do_nothing()
 
 
@@ -100,8 +101,10 @@ async def record(
                         "recorded_at": now,
                     }
                 )
-            result = await session.execute(_insert(dialect, rows))
-            written += max(result.rowcount or 0, 0)
+            result = await session.execute(
+                _insert(dialect, rows).returning(AisMovement.__table__.c.id)
+            )
+            written += len(result.all())
     return written
 
 
@@ -229,5 +232,5 @@ async def of_visits(
             .order_by(AisMovement.at)
         )
         for visit_id, at, direction in rows:
-            out[visit_id].append((at, direction))
+            out[visit_id or 0].append((at, direction))
     return out

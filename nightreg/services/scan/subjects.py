@@ -105,7 +105,7 @@ async def _with_ais(scan: Scan, visits: list[VisitFacts]) -> list[VisitFacts]:
                 .order_by(AisMovement.at)
             )
             for visit_id, at, direction in rows:
-                found[visit_id].append((at, direction))
+                found[visit_id or 0].append((at, direction))
     if not found:
         return visits
     return [dataclasses.replace(v, ais=tuple(found[v.id])) if v.id in found else v for v in visits]
