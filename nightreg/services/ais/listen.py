@@ -129,10 +129,17 @@ class Feed:
 
 
 async def open_feed(
-    db: Database, slug: str, clock: Clock, *, rate_limit: int | None = MAX_RATE
+    db: Database,
+    slug: str,
+    clock: Clock,
+    *,
+    rate_limit: int | None = MAX_RATE,
+    remember: bool = True,
 ) -> Feed:
-    """The site's feed, knowing which MMSIs were last recorded inside (AisError if the site
-    may not listen)."""
+    """The site's feed (AisError if the site may not listen). `remember`: it knows which
+    MMSIs were last recorded inside, so a restarted listener records no entry again; a
+    replayed log starts from nothing (its times lie before that), and a movement it repeats
+    is written once anyway."""
     from nightreg.services.access import NotFound
 
     try:
@@ -149,7 +156,7 @@ async def open_feed(
             f"{slug} has no harbour area: nightreg site area {slug} --lat LAT --lon LON "
             "--radius-m M"
         )
-    known = await store.known_sides(db, setting.site_id, now=clock.now())
+    known = await store.known_sides(db, setting.site_id, now=clock.now()) if remember else {}
     return Feed(setting.site_id, setting.area, known=known, rate_limit=rate_limit)
 
 
@@ -173,7 +180,7 @@ async def replay(
 ) -> Feed:
     """Feed a recorded log (tag-block times; lines without one take `now`) and write what it
     shows. The per-MMSI memory is forgotten as the log's time moves on."""
-    feed = await open_feed(db, slug, clock, rate_limit=None)
+    feed = await open_feed(db, slug, clock, rate_limit=None, remember=False)
     received = clock.now().timestamp() if now is None else now
     next_forget = 0.0
     for raw in lines:
