@@ -135,6 +135,7 @@ async def open_feed(
     *,
     rate_limit: int | None = MAX_RATE,
     remember: bool = True,
+    min_interval: float = 10.0,
 ) -> Feed:
     """The site's feed (AisError if the site may not listen). `remember`: it knows which
     MMSIs were last recorded inside, so a restarted listener records no entry again; a
@@ -157,7 +158,10 @@ async def open_feed(
             "--radius-m M"
         )
     known = await store.known_sides(db, setting.site_id, now=clock.now()) if remember else {}
-    return Feed(setting.site_id, setting.area, known=known, rate_limit=rate_limit)
+    return Feed(
+        setting.site_id, setting.area, known=known, rate_limit=rate_limit,
+        min_interval=min_interval,
+    )  # fmt: skip
 
 
 async def flush(db: Database, feed: Feed, clock: Clock) -> int:
@@ -176,11 +180,19 @@ async def flush(db: Database, feed: Feed, clock: Clock) -> int:
 
 
 async def replay(
-    db: Database, slug: str, lines: Iterable[bytes], clock: Clock, *, now: float | None = None
+    db: Database,
+    slug: str,
+    lines: Iterable[bytes],
+    clock: Clock,
+    *,
+    now: float | None = None,
+    min_interval: float = 10.0,
 ) -> Feed:
     """Feed a recorded log (tag-block times; lines without one take `now`) and write what it
     shows. The per-MMSI memory is forgotten as the log's time moves on."""
-    feed = await open_feed(db, slug, clock, rate_limit=None, remember=False)
+    feed = await open_feed(
+        db, slug, clock, rate_limit=None, remember=False, min_interval=min_interval
+    )
     received = clock.now().timestamp() if now is None else now
     next_forget = 0.0
     for raw in lines:
