@@ -105,12 +105,17 @@ def write_log(path: Path, sentences: int, boats: int, rng: random.Random) -> dic
             for lat, lon in (point(m, bearing) for m in (*TRACK, RADIUS_M - 10, RADIUS_M + 10))
         ]
     statics = {
-        m: [s.encode() for s in encode_dict({"type": 5, "mmsi": m, "shipname": "BENCH"},
-                                            sentence_type="VDM", seq_id=m % 10)]
+        m: [
+            s.encode()
+            for s in encode_dict(
+                {"type": 5, "mmsi": m, "shipname": "BENCH"}, sentence_type="VDM", seq_id=m % 10
+            )
+        ]
         for m in mmsis[:50]
-    }  # fmt: skip
-    base = encode_dict({"type": 4, "mmsi": 2_440_001, "lat": CENTRE[0], "lon": CENTRE[1]},
-                       sentence_type="VDM")[0].encode()  # fmt: skip
+    }
+    base = encode_dict(
+        {"type": 4, "mmsi": 2_440_001, "lat": CENTRE[0], "lon": CENTRE[1]}, sentence_type="VDM"
+    )[0].encode()
     # Per boat: its place on the track (index into TRACK), direction, next report time.
     place = {m: rng.randrange(len(TRACK)) for m in mmsis}
     step = {m: rng.choice((-1, 1)) for m in mmsis}
@@ -165,20 +170,49 @@ def write_log(path: Path, sentences: int, boats: int, rng: random.Random) -> dic
 async def prepare(db: Database, boats: int) -> Site:
     from nightreg.services.sites import create_site
 
-    site = await create_site(db, slug=SLUG, name="AIS bench", kind="marina", municipality="",
-                             contact="", timezone="Europe/Amsterdam", now=datetime.now(UTC))  # fmt: skip
-    await change_ais(db, CLI, SLUG, enabled=True, dpia_reference="DPIA-BENCH", lat=CENTRE[0],
-                     lon=CENTRE[1], radius_m=RADIUS_M, now=datetime.now(UTC))  # fmt: skip
+    site = await create_site(
+        db,
+        slug=SLUG,
+        name="AIS bench",
+        kind="marina",
+        municipality="",
+        contact="",
+        timezone="Europe/Amsterdam",
+        now=datetime.now(UTC),
+    )
+    await change_ais(
+        db,
+        CLI,
+        SLUG,
+        enabled=True,
+        dpia_reference="DPIA-BENCH",
+        lat=CENTRE[0],
+        lon=CENTRE[1],
+        radius_m=RADIUS_M,
+        now=datetime.now(UTC),
+    )
     async with db.write() as session:
         for i in range(0, boats, 3):
             at = datetime.fromtimestamp(START - 86_400, UTC)
             session.add(
-                Visit(reference=f"AIS-{i:05d}", site_id=site.id, kind="vessel", source="staff",
-                      arrived_at=at, expected_departure_at=datetime(2026, 7, 20, tzinfo=UTC),
-                      persons=2, guest_name="Bench", residence="Hoorn", vessel_name="Bench",
-                      mmsi=f"{244_000_000 + i:09d}", subject_key=f"mmsi:{244_000_000 + i}",
-                      search_key="bench", private_token_hash=f"{i:064d}", created_at=at,
-                      updated_at=at)  # fmt: skip
+                Visit(
+                    reference=f"AIS-{i:05d}",
+                    site_id=site.id,
+                    kind="vessel",
+                    source="staff",
+                    arrived_at=at,
+                    expected_departure_at=datetime(2026, 7, 20, tzinfo=UTC),
+                    persons=2,
+                    guest_name="Bench",
+                    residence="Hoorn",
+                    vessel_name="Bench",
+                    mmsi=f"{244_000_000 + i:09d}",
+                    subject_key=f"mmsi:{244_000_000 + i}",
+                    search_key="bench",
+                    private_token_hash=f"{i:064d}",
+                    created_at=at,
+                    updated_at=at,
+                )
             )
     return site
 
@@ -203,9 +237,12 @@ async def run(url: str, args: argparse.Namespace, work: Path) -> int:
     log = work / "receiver.nmea"
     t0 = time.perf_counter()
     planted = write_log(log, args.sentences, args.boats, rng)
-    print(f"wrote {args.sentences:,} sentences ({log.stat().st_size / 1e6:.0f} MB, "
-          f"{planted['seconds_of_traffic'] / 3600:.1f} h of traffic) in "
-          f"{time.perf_counter() - t0:.0f} s: {planted}", flush=True)  # fmt: skip
+    print(
+        f"wrote {args.sentences:,} sentences ({log.stat().st_size / 1e6:.0f} MB, "
+        f"{planted['seconds_of_traffic'] / 3600:.1f} h of traffic) in "
+        f"{time.perf_counter() - t0:.0f} s: {planted}",
+        flush=True,
+    )
     db = Database(url)
     try:
         site = await prepare(db, args.boats)
@@ -221,28 +258,34 @@ async def run(url: str, args: argparse.Namespace, work: Path) -> int:
                 select(func.count()).select_from(AisMovement).where(AisMovement.site_id == site.id)
             )
             matched = await session.scalar(
-                select(func.count()).select_from(AisMovement).where(
-                    AisMovement.site_id == site.id, AisMovement.visit_id.is_not(None)
-                )
+                select(func.count())
+                .select_from(AisMovement)
+                .where(AisMovement.site_id == site.id, AisMovement.visit_id.is_not(None))
             )
     finally:
         await db.dispose()
     rate = args.sentences / seconds
     print()
-    print(f"conditions: {args.db}, {args.boats} boats, {args.sentences:,} sentences, "
-          f"min interval {args.min_interval:g} s; "
-          f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} "
-          f"cores, load average {os.getloadavg()[0]:.1f} (a shared, busy machine); database on "
-          f"the same machine")  # fmt: skip
+    print(
+        f"conditions: {args.db}, {args.boats} boats, {args.sentences:,} sentences, "
+        f"min interval {args.min_interval:g} s; "
+        f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} "
+        f"cores, load average {os.getloadavg()[0]:.1f} (a shared, busy machine); database on "
+        f"the same machine"
+    )
     print(f"counted: {dict(sorted(feed.counts.items()))}; bad tag blocks {feed.decoder.bad_tags}")
     print(f"movements written {moves:,} ({matched:,} matched to visits)")
     samples = ", ".join(f"{s:.0f}" for s in lines.samples)
-    print(f"RSS (MB): start {start_rss:.0f}, every 100,000 lines [{samples}], end {end_rss:.0f}, "
-          f"process peak {peak_mb():.0f}")  # fmt: skip
+    print(
+        f"RSS (MB): start {start_rss:.0f}, every 100,000 lines [{samples}], end {end_rss:.0f}, "
+        f"process peak {peak_mb():.0f}"
+    )
     flat = (max(lines.samples, default=end_rss) - min(lines.samples, default=start_rss)) < 20
-    print(f"replay {seconds:6.1f} s = {rate:,.0f} sentences/s   target >= {TARGET_RATE:,}   "
-          f"{'OK' if rate >= TARGET_RATE else 'MISSED'}; memory "
-          f"{'flat' if flat else 'NOT FLAT'}")  # fmt: skip
+    print(
+        f"replay {seconds:6.1f} s = {rate:,.0f} sentences/s   target >= {TARGET_RATE:,}   "
+        f"{'OK' if rate >= TARGET_RATE else 'MISSED'}; memory "
+        f"{'flat' if flat else 'NOT FLAT'}"
+    )
     return 0
 
 
@@ -253,9 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--boats", type=int, default=600)
     parser.add_argument("--seed", type=int, default=20261214)
     parser.add_argument(
-        "--min-interval", type=float, default=10.0,
+        "--min-interval",
+        type=float,
+        default=10.0,
         help="seconds between two decoded positions of one MMSI (0: decode every one)",
-    )  # fmt: skip
+    )
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="wiped! name must hold 'bench'")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)

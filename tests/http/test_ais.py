@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import re
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -54,9 +54,16 @@ OUT = [0, 100, 500, 900, 1500, 2500, 3000]  # from the berth to sea
 async def ais_marina(db: Database) -> Site:
     site = await new_site(db)
     await change_ais(
-        db, CLI, site.slug, enabled=True, dpia_reference="DPIA-2026-07",
-        lat=CENTRE[0], lon=CENTRE[1], radius_m=RADIUS_M, now=datetime.now(UTC),
-    )  # fmt: skip
+        db,
+        CLI,
+        site.slug,
+        enabled=True,
+        dpia_reference="DPIA-2026-07",
+        lat=CENTRE[0],
+        lon=CENTRE[1],
+        radius_m=RADIUS_M,
+        now=datetime.now(UTC),
+    )
     return site
 
 
@@ -79,8 +86,14 @@ async def test_switching_ais_on_needs_the_dpia_reference_next_to_its_field(
 ):
     site = await new_site(db)
     csrf = await signed_in(client, db, "admin", site)
-    form = {"_csrf_token": csrf, "ais_enabled": "yes", "ais_area_lat": "52,6405",
-            "ais_area_lon": "5.06", "ais_area_radius_m": "300", "ais_dpia_reference": ""}  # fmt: skip
+    form = {
+        "_csrf_token": csrf,
+        "ais_enabled": "yes",
+        "ais_area_lat": "52,6405",
+        "ais_area_lon": "5.06",
+        "ais_area_radius_m": "300",
+        "ais_dpia_reference": "",
+    }
 
     refused = await client.post(f"/admin/sites/{site.slug}/ais", data=form)
     saved = await client.post(
@@ -102,8 +115,10 @@ async def test_switching_ais_on_needs_the_dpia_reference_next_to_its_field(
     assert stored is not None
     assert (stored.ais_enabled, stored.ais_dpia_reference) == (True, "DPIA-2026-07")
     assert (stored.ais_area_lat, stored.ais_area_lon, stored.ais_area_radius_m) == (
-        52.6405, 5.06, 300,
-    )  # fmt: skip
+        52.6405,
+        5.06,
+        300,
+    )
     (event,) = await events(db, "site_changed", site)
     page = await client.get(saved.headers["location"])
     assert "The AIS setting has been saved." in page.text
@@ -119,16 +134,23 @@ async def test_a_wrong_area_is_refused_field_by_field_and_ais_stays_off(
 
     answer = await client.post(
         f"/admin/sites/{site.slug}/ais",
-        data={"_csrf_token": csrf, "ais_enabled": "yes", "ais_area_lat": "north",
-              "ais_area_lon": "200", "ais_area_radius_m": "5", "ais_dpia_reference": "D-1"},
-    )  # fmt: skip
+        data={
+            "_csrf_token": csrf,
+            "ais_enabled": "yes",
+            "ais_area_lat": "north",
+            "ais_area_lon": "200",
+            "ais_area_radius_m": "5",
+            "ais_dpia_reference": "D-1",
+        },
+    )
 
     assert answer.status_code == 422
     for field in ("ais_area_lat", "ais_area_lon", "ais_area_radius_m"):
         assert f'id="ais-{field}-error"' in answer.text
     async with db.read() as session:
         stored = await session.get(Site, site.id)
-    assert stored is not None and stored.ais_enabled is False
+    assert stored is not None
+    assert stored.ais_enabled is False
 
 
 async def test_a_harbour_master_cannot_switch_ais_on(client: Client, db: Database):
@@ -149,16 +171,30 @@ def test_the_area_and_the_switch_are_set_from_the_command_line(
     code, _out, _ = run(capsys, "site", "add", "haven-ais", "--name", "Haven", "--kind", "marina")
     assert code == 0
 
-    no_dpia = run(capsys, "site", "area", "haven-ais", "--lat", "52.64", "--lon", "5.06",
-                  "--radius-m", "400", "--enable")  # fmt: skip
-    area = run(capsys, "site", "area", "haven-ais", "--lat", "52.64", "--lon", "5.06",
-               "--radius-m", "400")  # fmt: skip
+    no_dpia = run(
+        capsys,
+        "site",
+        "area",
+        "haven-ais",
+        "--lat",
+        "52.64",
+        "--lon",
+        "5.06",
+        "--radius-m",
+        "400",
+        "--enable",
+    )
+    area = run(
+        capsys, "site", "area", "haven-ais", "--lat", "52.64", "--lon", "5.06", "--radius-m", "400"
+    )
     switched = run(capsys, "site", "area", "haven-ais", "--enable", "--dpia", "DPIA-9")
 
     assert no_dpia[0] == 2 or no_dpia[0] == 1
     assert "DPIA" in no_dpia[2]
-    assert area[0] == 0 and "ais_area_radius_m" in area[1]
-    assert switched[0] == 0 and "ais_enabled" in switched[1]
+    assert area[0] == 0
+    assert "ais_area_radius_m" in area[1]
+    assert switched[0] == 0
+    assert "ais_enabled" in switched[1]
 
 
 # --- a replayed log: entries, exits, the visit, the scan ------------------------------------
@@ -176,15 +212,19 @@ async def test_a_night_trip_the_register_missed_is_on_the_visit_and_raises_night
 ):
     site = await ais_marina(db)
     stay = await add_visit(
-        db, site, arrived=datetime(2026, 7, 14, 18, 0, tzinfo=UTC),
-        expected=datetime(2026, 7, 17, 10, tzinfo=UTC), mmsi=BOAT,
-    )  # fmt: skip
-    log = (
-        passage(BOAT, IN, ts("2026-07-14T17:50"))  # comes in, then checks in
-        + [b"garbage", b"!AIVDM,1,1,,A,15M67FC000G?ufbE`FepT@3n00Sa,0*00"]
-        + passage(BOAT, OUT, ts("2026-07-14T23:30"))  # 01:30 local: out
-        + passage(BOAT, IN, ts("2026-07-15T02:00"))  # 04:00 local: back
+        db,
+        site,
+        arrived=datetime(2026, 7, 14, 18, 0, tzinfo=UTC),
+        expected=datetime(2026, 7, 17, 10, tzinfo=UTC),
+        mmsi=BOAT,
     )
+    log = [
+        *passage(BOAT, IN, ts("2026-07-14T17:50")),  # comes in, then checks in
+        b"garbage",
+        b"!AIVDM,1,1,,A,15M67FC000G?ufbE`FepT@3n00Sa,0*00",
+        *passage(BOAT, OUT, ts("2026-07-14T23:30")),  # 01:30 local: out
+        *passage(BOAT, IN, ts("2026-07-15T02:00")),  # 04:00 local: back
+    ]
 
     feed = await replay(db, site.slug, log, FrozenClock(datetime(2026, 7, 15, 6, tzinfo=UTC)))
     again = await replay(db, site.slug, log, FrozenClock(datetime(2026, 7, 15, 6, tzinfo=UTC)))
@@ -235,7 +275,8 @@ async def test_tonight_lists_a_boat_on_ais_that_is_not_in_the_register_with_a_wa
 
     listed = tonight.text.split('id="on-ais"')[1].split("</section>")[0]
     assert "On AIS, not in the register" in tonight.text
-    assert f"MMSI {STRANGER}" in listed and BOAT not in listed
+    assert f"MMSI {STRANGER}" in listed
+    assert BOAT not in listed
     link = re.search(r'href="([^"]*walk-in[^"]*)"', listed)
     assert link is not None
     form = await client.get(link.group(1).replace("&amp;", "&"))
@@ -250,10 +291,24 @@ async def test_tonight_lists_a_boat_on_ais_that_is_not_in_the_register_with_a_wa
 
 async def test_tonight_has_no_ais_list_while_ais_is_off(client: Client, db: Database):
     site = await ais_marina(db)
-    await replay(db, site.slug, passage(STRANGER, IN, ts("2026-07-14T17:00")),
-                 FrozenClock(datetime(2026, 7, 14, 18, tzinfo=UTC)))  # fmt: skip
-    await change_ais(db, CLI, site.slug, enabled=False, dpia_reference=None, lat=None,
-                     lon=None, radius_m=None, now=datetime.now(UTC), keep_area=True)  # fmt: skip
+    await replay(
+        db,
+        site.slug,
+        passage(STRANGER, IN, ts("2026-07-14T17:00")),
+        FrozenClock(datetime(2026, 7, 14, 18, tzinfo=UTC)),
+    )
+    await change_ais(
+        db,
+        CLI,
+        site.slug,
+        enabled=False,
+        dpia_reference=None,
+        lat=None,
+        lon=None,
+        radius_m=None,
+        now=datetime.now(UTC),
+        keep_area=True,
+    )
     await signed_in(client, db, "harbour_master", site)
 
     tonight = await client.get(f"/admin/sites/{site.slug}/tonight")
@@ -293,8 +348,9 @@ async def test_a_hold_on_the_site_keeps_unmatched_movements(db: Database, settin
     await replay(db, site.slug, passage(STRANGER, IN, old.timestamp()), FrozenClock(old))
     async with db.write() as session:
         session.add(
-            LegalHold(scope="site", site_id=site.id, case_reference="PV-1", reason="case",
-                      created_at=old)  # fmt: skip
+            LegalHold(
+                scope="site", site_id=site.id, case_reference="PV-1", reason="case", created_at=old
+            )
         )
 
     result = await retention.purge(db, settings, now=datetime(2026, 7, 14, tzinfo=UTC))
@@ -325,8 +381,14 @@ async def test_the_udp_listener_survives_garbage_and_a_receiver_that_restarts(db
     stop = asyncio.Event()
     feeds: list[Feed] = []
     task = asyncio.create_task(
-        listen(db, site.slug, Source("udp", "127.0.0.1", port), FrozenClock(datetime.now(UTC)),
-               stop=stop, ready=feeds.append)  # fmt: skip
+        listen(
+            db,
+            site.slug,
+            Source("udp", "127.0.0.1", port),
+            FrozenClock(datetime.now(UTC)),
+            stop=stop,
+            ready=feeds.append,
+        )
     )
     await until(lambda: bool(feeds))
     feed = feeds[0]
@@ -338,7 +400,9 @@ async def test_the_udp_listener_survives_garbage_and_a_receiver_that_restarts(db
             receiver.sendto(line + b"\r\n", ("127.0.0.1", port))
     await until(lambda: feed.counts["transitions"] == 1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as restarted:
-        restarted.sendto(b"\n".join(passage(BOAT, OUT, ts("2026-07-14T18:00"))), ("127.0.0.1", port))
+        restarted.sendto(
+            b"\n".join(passage(BOAT, OUT, ts("2026-07-14T18:00"))), ("127.0.0.1", port)
+        )
     await until(lambda: feed.counts["transitions"] == 2)
     stop.set()
     await task
@@ -363,8 +427,14 @@ async def test_the_tcp_listener_connects_again_when_the_receiver_comes_back(db: 
     stop = asyncio.Event()
     feeds: list[Feed] = []
     task = asyncio.create_task(
-        listen(db, site.slug, Source("tcp", "127.0.0.1", port), FrozenClock(datetime.now(UTC)),
-               stop=stop, ready=feeds.append)  # fmt: skip
+        listen(
+            db,
+            site.slug,
+            Source("tcp", "127.0.0.1", port),
+            FrozenClock(datetime.now(UTC)),
+            stop=stop,
+            ready=feeds.append,
+        )
     )
     await until(lambda: bool(feeds) and feeds[0].counts["transitions"] == 1)
     first.close()
@@ -386,9 +456,8 @@ def test_the_listen_setting_names_sites_and_sources():
         {"NIGHTREG_AIS_LISTEN": "haven=udp://127.0.0.1:10110, noord=tcp://10.0.0.5:5631"}
     )
     assert settings.ais_listen == (
-        ("haven", "udp://127.0.0.1:10110"), ("noord", "tcp://10.0.0.5:5631"),
-    )  # fmt: skip
+        ("haven", "udp://127.0.0.1:10110"),
+        ("noord", "tcp://10.0.0.5:5631"),
+    )
     with pytest.raises(Exception, match="AIS_LISTEN"):
         Settings.from_env({"NIGHTREG_AIS_LISTEN": "haven=http://x"})
-
-

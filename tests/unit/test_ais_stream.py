@@ -20,7 +20,6 @@ from tests.ais_sentences import (
     offset,
     position,
     static,
-    tagged,
 )
 from tests.unit.rule_facts import run, utc, visit
 
@@ -55,7 +54,8 @@ def test_position_reports_of_class_a_and_b_are_decoded_with_their_tag_block_time
 def test_a_sentence_without_a_tag_block_takes_the_time_of_reception():
     found = Decoder().feed(position(BOAT, *CENTRE).encode(), received=T0 + 5)
 
-    assert found is not None and found.at == T0 + 5
+    assert found is not None
+    assert found.at == T0 + 5
 
 
 def test_a_multi_part_static_message_is_reassembled_and_counted_not_kept():
@@ -87,7 +87,8 @@ def test_bad_checksums_garbage_truncated_and_unknown_sentences_are_counted_and_s
     results = [decoder.feed(line.encode(errors="surrogateescape"), T0) for line in lines]
 
     assert [r for r in results if r is not None] == [results[5]]
-    assert results[5] is not None and results[5].at == T0
+    assert results[5] is not None
+    assert results[5].at == T0
     assert decoder.counts["bad_checksum"] == 1
     assert decoder.counts["corrupt"] >= 4
     assert decoder.counts["not_ais"] == 1
@@ -117,7 +118,7 @@ def test_positions_of_one_boat_closer_than_the_interval_are_not_decoded_again():
 def test_a_source_is_udp_or_tcp_with_a_host_and_a_port():
     assert str(Source.parse("udp://127.0.0.1:10110")) == "udp://127.0.0.1:10110"
     for bad in ("127.0.0.1:10110", "http://x:1", "udp://:1", "tcp://host:99999"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"udp://HOST:PORT|out of range"):
             Source.parse(bad)
 
 

@@ -71,9 +71,7 @@ async def _visits_of(
 
 
 def _insert(dialect: str, rows: list[dict[str, Any]]) -> Any:
-    stmt = (
-        postgresql.insert(AisMovement) if dialect == "postgresql" else sqlite.insert(AisMovement)
-    )
+    stmt = postgresql.insert(AisMovement) if dialect == "postgresql" else sqlite.insert(AisMovement)
     return stmt.values(rows).on_conflict_do_nothing()
 
 
