@@ -461,3 +461,31 @@ def test_the_listen_setting_names_sites_and_sources():
     )
     with pytest.raises(Exception, match="AIS_LISTEN"):
         Settings.from_env({"NIGHTREG_AIS_LISTEN": "haven=http://x"})
+
+
+# --- subject requests -------------------------------------------------------------------------
+
+
+async def test_a_subject_request_reports_and_erases_the_boat_s_ais_movements(
+    db: Database, settings: Settings
+):
+    from nightreg.services import subjects
+
+    site = await ais_marina(db)
+    stay = await add_visit(db, site, arrived=datetime(2026, 7, 14, 12, tzinfo=UTC), mmsi=BOAT)
+    clock = FrozenClock(datetime(2026, 7, 14, 19, tzinfo=UTC))
+    await replay(db, site.slug, passage(BOAT, IN, ts("2026-07-14T12:10")), clock)
+    await replay(db, site.slug, passage(BOAT, IN, ts("2026-07-01T08:00")), clock)  # no visit
+    await replay(db, site.slug, passage(STRANGER, IN, ts("2026-07-14T12:00")), clock)
+
+    report = await subjects.report(db, settings, CLI, BOAT, now=clock.now(), fmt="json")
+    body = subjects.report_json(report)
+    erased = await subjects.erase(
+        db, settings, CLI, BOAT, "asked by the owner", [stay.id], now=clock.now()
+    )
+
+    (record,) = body["visits"]
+    assert [m["direction"] for m in record["ais_movements"]] == ["in"]
+    assert [m["mmsi"] for m in body["ais_movements_unmatched"]] == [BOAT]
+    assert erased.counts["ais_movements"] == 2
+    assert [m.mmsi for m in await movements(db, site)] == [STRANGER]
