@@ -250,8 +250,10 @@ async def run(url: str, args: argparse.Namespace, work: Path) -> int:
         lines = Lines(log)
         start_rss = rss_mb()
         t0 = time.perf_counter()
+        cpu0 = time.process_time()
         feed = await replay(db, SLUG, lines, clock, min_interval=args.min_interval)
         seconds = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
         end_rss = rss_mb()
         async with db.read() as session:
             moves = await session.scalar(
@@ -280,6 +282,8 @@ async def run(url: str, args: argparse.Namespace, work: Path) -> int:
         f"RSS (MB): start {start_rss:.0f}, every 100,000 lines [{samples}], end {end_rss:.0f}, "
         f"process peak {peak_mb():.0f}"
     )
+    print(f"CPU time of this process {cpu:.1f} s = {args.sentences / cpu:,.0f} sentences per "
+          f"CPU second (what the replay costs, whatever else the machine does)")  # fmt: skip
     flat = (max(lines.samples, default=end_rss) - min(lines.samples, default=start_rss)) < 20
     print(
         f"replay {seconds:6.1f} s = {rate:,.0f} sentences/s   target >= {TARGET_RATE:,}   "

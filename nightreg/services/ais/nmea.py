@@ -98,6 +98,11 @@ class Decoder:
         self.counts: Counter[str] = Counter()
         self.bad_tags = 0
         self._last: dict[int, float] = {}
+        # The type and MMSI of each payload start seen (a boat's reports all start alike), and
+        # the last tag block read with its time.
+        self._heads: dict[bytes, tuple[int, int]] = {}
+        self._tag = b""
+        self._tag_time: float | None = None
         # (channel, sequence id, fragment count) -> (time of the first part, parts so far)
         self._pending: dict[tuple[bytes, bytes, bytes], tuple[float, list[NMEAMessage]]] = {}
 
@@ -109,7 +114,13 @@ class Decoder:
             if end < 0:
                 self.counts["corrupt"] += 1
                 return None
-            stamp = tag_time(line[1:end])
+            tag = line[1:end]
+            # A receiver stamps whole seconds: the sentences of one second share their tag.
+            if tag == self._tag:
+                stamp = self._tag_time
+            else:
+                stamp = self._tag_time = tag_time(tag)
+                self._tag = tag
             if stamp is None:
                 self.bad_tags += 1
             else:
@@ -131,7 +142,13 @@ class Decoder:
         if len(payload) < 7:
             self.counts["corrupt"] += 1
             return None
-        kind, mmsi = _type_and_mmsi(payload)
+        head = payload[:7]
+        known = self._heads.get(head)
+        if known is None:
+            if len(self._heads) >= MAX_MMSIS:
+                self._heads.clear()
+            known = self._heads[head] = _type_and_mmsi(payload)
+        kind, mmsi = known
         if kind not in POSITION_TYPES:
             self.counts["other_types"] += 1
             return None
