@@ -53,6 +53,7 @@ if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], the app
     sys.path.insert(0, str(REPO))
 
 from sqlalchemy import Table, func, insert, select, text  # noqa: E402
+from sqlalchemy.dialects import postgresql, sqlite  # noqa: E402
 
 from bench.checkin import DEFAULT_PG_URL, SetupError, reset_postgres  # noqa: E402
 from bench.register import _reference  # noqa: E402
@@ -433,10 +434,19 @@ async def add_ais_movements(db: Database, count: int, at: datetime, rng: random.
                      "direction": rng.choice(("in", "out")),
                      "at": at - timedelta(minutes=rng.randrange(1, 20_000)), "visit_id": None,
                      "recorded_at": at})  # fmt: skip
+    # Two visits of one boat may share a night: the same movement is written once.
+    dialect: Any = sqlite if db.is_sqlite else postgresql
+    written = 0
     async with db.write() as session:
-        for start in range(0, len(rows), BATCH):
-            await session.execute(insert(_ais), rows[start : start + BATCH])
-    return len(rows)
+        for start in range(0, len(rows), 1000):
+            result = await session.execute(
+                dialect.insert(_ais)
+                .values(rows[start : start + 1000])
+                .on_conflict_do_nothing()
+                .returning(_ais.c.id)
+            )
+            written += len(result.all())
+    return written
 
 
 async def analyze(url: str) -> None:
