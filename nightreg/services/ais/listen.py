@@ -225,7 +225,8 @@ async def _keep_flushing(db: Database, feed: Feed, clock: Clock, label: str) -> 
         await flush(db, feed, clock)
         if time.monotonic() - last_log >= LOG_SECONDS:
             last_log = time.monotonic()
-            feed.tracker.forget(time.time())
+            # On the stream's own clock (tag blocks), which may differ from ours.
+            feed.tracker.forget(feed.last_at or time.time())
             log.info("AIS %s: %s", label, feed.summary())
 
 
