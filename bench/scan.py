@@ -406,34 +406,44 @@ async def seed_sites(url: str, sites: int, now: datetime) -> tuple[list[int], li
     return [r.id for r in result], [r.kind for r in result]
 
 
-async def add_ais_movements(db: Database, count: int, at: datetime, rng: random.Random) -> int:
-    """`count` AIS movements written at `at`: for the new boats' visits a night trip out and
-    back during the stay (which night_movement counts), the rest of MMSIs without a visit."""
+async def add_ais_movements(
+    db: Database, count: int, at: datetime, rng: random.Random, trips: int = 50
+) -> int:
+    """About `count` AIS movements written at `at`, as a harbour's receiver would give them:
+    the new boats' entries at their arrival and exits at their departure (the register shows
+    those; nothing to flag), `trips` of them also a night trip out and back during the stay
+    (which night_movement counts), and a fifth of MMSIs with no visit."""
     if count <= 0:
         return 0
     async with db.read() as session:
         boats = (
             await session.execute(
-                select(Visit.id, Visit.site_id, Visit.mmsi, Visit.arrived_at)
+                select(Visit.id, Visit.site_id, Visit.mmsi, Visit.arrived_at, Visit.departed_at)
                 .where(Visit.updated_at == at, Visit.kind == "vessel")
                 .order_by(Visit.id)
             )
         ).all()
     rows: list[dict[str, Any]] = []
-    for visit_id, site_id, mmsi, arrived in boats:
-        if len(rows) + 2 > count * 0.8:
+
+    def add(site_id: int, mmsi: str, direction: str, when: datetime, visit_id: int | None) -> None:
+        rows.append({"site_id": site_id, "mmsi": mmsi, "direction": direction, "at": when,
+                     "visit_id": visit_id, "recorded_at": at})  # fmt: skip
+
+    for n, (visit_id, site_id, mmsi, arrived, departed) in enumerate(boats):
+        if len(rows) + 4 > count * 0.8:
             break
-        night = local(arrived, 0) + timedelta(days=1)
-        for direction, minutes in (("out", 90), ("in", 200)):
-            rows.append({"site_id": site_id, "mmsi": mmsi or f"{rng.randrange(10**9):09d}",
-                         "direction": direction, "at": night + timedelta(minutes=minutes),
-                         "visit_id": visit_id, "recorded_at": at})  # fmt: skip
+        mmsi = mmsi or f"{rng.randrange(10**9):09d}"
+        add(site_id, mmsi, "in", arrived - timedelta(minutes=10), visit_id)
+        if departed is not None:
+            add(site_id, mmsi, "out", departed + timedelta(minutes=10), visit_id)
+        if n < trips:
+            night = local(arrived, 0) + timedelta(days=1)
+            add(site_id, mmsi, "out", night + timedelta(minutes=90), visit_id)
+            add(site_id, mmsi, "in", night + timedelta(minutes=200), visit_id)
     site_ids = sorted({r[1] for r in boats}) or [1]
     while len(rows) < count:
-        rows.append({"site_id": rng.choice(site_ids), "mmsi": f"{rng.randrange(10**9):09d}",
-                     "direction": rng.choice(("in", "out")),
-                     "at": at - timedelta(minutes=rng.randrange(1, 20_000)), "visit_id": None,
-                     "recorded_at": at})  # fmt: skip
+        add(rng.choice(site_ids), f"{rng.randrange(10**9):09d}", rng.choice(("in", "out")),
+            at - timedelta(minutes=rng.randrange(1, 20_000)), None)  # fmt: skip
     # Two visits of one boat may share a night: the same movement is written once.
     dialect: Any = sqlite if db.is_sqlite else postgresql
     written = 0
