@@ -146,7 +146,9 @@ async def run_scan(
     summary = ScanSummary(job="scan", full=full, since=since)
     # AIS movements that found no visit when written may belong to one entered since (a
     # walk-in): matched first, they are evidence for this scan.
+    matching = _PhaseClock(summary)
     await ais_store.match_pending(db, now=now)
+    matching.lap("ais_match")
     sites = await load_sites(db)
     if sites:
         scan = Scan(db, sites, now)
