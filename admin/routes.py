@@ -10,6 +10,7 @@ from typing import Any
 from litestar import Router
 from litestar.di import Provide
 
+from admin.accounts import ais as ais_pages
 from admin.accounts import auth as auth_pages
 from admin.accounts import manage as manage_pages
 from admin.api.v1 import api_router as v1
@@ -40,6 +41,7 @@ def _route_handlers() -> list[Any]:
         *audit_pages.ROUTES,
         *register_pages.ROUTES,
         *manage_pages.ROUTES,
+        *ais_pages.ROUTES,
         *transfer_pages.ROUTES,
         *flag_pages.ROUTES,
         *flag_export_pages.ROUTES,

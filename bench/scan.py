@@ -1,7 +1,8 @@
 """Scan benchmark: the rules over a million visits with planted patterns, full and incremental.
 
     python bench/scan.py --db sqlite|postgresql [--visits 1000000] [--sites 200]
-                         [--plants 40] [--new-visits 10000] [--pg-url URL] [--keep]
+                         [--plants 40] [--new-visits 10000] [--ais-movements 10000]
+                         [--pg-url URL] [--keep]
 
 Prepares a fresh database like bench/register.py (an SQLite file in a temporary directory, or
 the `public` schema of the PostgreSQL database `nightreg_bench`, dropped and recreated) and
@@ -16,7 +17,10 @@ in a unit, overdue visits and an arrival surge), each with a known set of visits
 Phases:
 1. full scan (`scan.run_scan(full=True)` and `scan.run_overdue`), timed;
 2. the same full scan again: it must create nothing (idempotent), timed;
-3. `--new-visits` new visits (with new plants among them), then an incremental scan, timed;
+3. `--new-visits` new visits (with new plants among them) and `--ais-movements` AIS
+   movements (entries and exits: most matched to new boats' visits, two of them a night trip
+   the register does not show, the rest of MMSIs with no visit), then an incremental scan,
+   timed;
 4. the check: every planted pattern must be in a flag of its rule holding its visits.
 
 Targets (from the issue): full scan <= 60 s, incremental scan after 10,000 new visits <= 3 s,
@@ -49,11 +53,12 @@ if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], the app
     sys.path.insert(0, str(REPO))
 
 from sqlalchemy import Table, func, insert, select, text  # noqa: E402
+from sqlalchemy.dialects import postgresql, sqlite  # noqa: E402
 
 from bench.checkin import DEFAULT_PG_URL, SetupError, reset_postgres  # noqa: E402
 from bench.register import _reference  # noqa: E402
 from nightreg.db import Database, make_engine  # noqa: E402
-from nightreg.models import Flag, Site, Visit, flag_visit  # noqa: E402
+from nightreg.models import AisMovement, Flag, Site, Visit, flag_visit  # noqa: E402
 from nightreg.services import audit, scan  # noqa: E402
 from nightreg.validation import search_key, subject_key  # noqa: E402
 
@@ -67,6 +72,7 @@ TARGET_FULL_S = 60.0
 TARGET_INCREMENTAL_S = 3.0
 
 _visit = cast(Table, Visit.__table__)
+_ais = cast(Table, AisMovement.__table__)
 _site = cast(Table, Site.__table__)
 
 FIRST = ("Jan", "Piet", "Anna", "Sanne", "Kees", "Lotte", "Willem", "Eva", "Bram", "Fenna")
@@ -400,6 +406,59 @@ async def seed_sites(url: str, sites: int, now: datetime) -> tuple[list[int], li
     return [r.id for r in result], [r.kind for r in result]
 
 
+async def add_ais_movements(
+    db: Database, count: int, at: datetime, rng: random.Random, trips: int = 50
+) -> int:
+    """About `count` AIS movements written at `at`, as a harbour's receiver would give them:
+    the new boats' entries at their arrival and exits at their departure (the register shows
+    those; nothing to flag), `trips` of them also a night trip out and back during the stay
+    (which night_movement counts), and a fifth of MMSIs with no visit."""
+    if count <= 0:
+        return 0
+    async with db.read() as session:
+        boats = (
+            await session.execute(
+                select(Visit.id, Visit.site_id, Visit.mmsi, Visit.arrived_at, Visit.departed_at)
+                .where(Visit.updated_at == at, Visit.kind == "vessel")
+                .order_by(Visit.id)
+            )
+        ).all()
+    rows: list[dict[str, Any]] = []
+
+    def add(site_id: int, mmsi: str, direction: str, when: datetime, visit_id: int | None) -> None:
+        rows.append({"site_id": site_id, "mmsi": mmsi, "direction": direction, "at": when,
+                     "visit_id": visit_id, "recorded_at": at})  # fmt: skip
+
+    for n, (visit_id, site_id, mmsi, arrived, departed) in enumerate(boats):
+        if len(rows) + 4 > count * 0.8:
+            break
+        mmsi = mmsi or f"{rng.randrange(10**9):09d}"
+        add(site_id, mmsi, "in", arrived - timedelta(minutes=10), visit_id)
+        if departed is not None:
+            add(site_id, mmsi, "out", departed + timedelta(minutes=10), visit_id)
+        if n < trips:
+            night = local(arrived, 0) + timedelta(days=1)
+            add(site_id, mmsi, "out", night + timedelta(minutes=90), visit_id)
+            add(site_id, mmsi, "in", night + timedelta(minutes=200), visit_id)
+    site_ids = sorted({r[1] for r in boats}) or [1]
+    while len(rows) < count:
+        add(rng.choice(site_ids), f"{rng.randrange(10**9):09d}", rng.choice(("in", "out")),
+            at - timedelta(minutes=rng.randrange(1, 20_000)), None)  # fmt: skip
+    # Two visits of one boat may share a night: the same movement is written once.
+    dialect: Any = sqlite if db.is_sqlite else postgresql
+    written = 0
+    async with db.write() as session:
+        for start in range(0, len(rows), 1000):
+            result = await session.execute(
+                dialect.insert(_ais)
+                .values(rows[start : start + 1000])
+                .on_conflict_do_nothing()
+                .returning(_ais.c.id)
+            )
+            written += len(result.all())
+    return written
+
+
 async def analyze(url: str) -> None:
     engine = make_engine(url)
     try:
@@ -487,12 +546,14 @@ async def run(url: str, args: argparse.Namespace) -> int:
         for row in new_rows:
             row["updated_at"] = later
         added = await insert_rows(url, iter(new_rows))
+        ais_added = await add_ais_movements(db, args.ais_movements, later, random.Random(args.seed))
         t0 = time.perf_counter()
         incremental = await scan.run_scan(db, now=later, since=since)
         incremental_s = time.perf_counter() - t0
         await scan.run_overdue(db, now=later)
         print(
-            f"incremental scan: {incremental_s:6.2f} s  after {added:,} new visits "
+            f"incremental scan: {incremental_s:6.2f} s  after {added:,} new visits and "
+            f"{ais_added:,} AIS movements "
             f"({incremental.line()})",
             flush=True,
         )
@@ -529,6 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sites", type=int, default=200)
     parser.add_argument("--plants", type=int, default=40, help="instances of each pattern")
     parser.add_argument("--new-visits", type=int, default=10_000)
+    parser.add_argument("--ais-movements", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="wiped! name must hold 'bench'")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")

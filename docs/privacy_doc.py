@@ -377,6 +377,77 @@ def backups() -> str:
     )
 
 
+# --- AIS --------------------------------------------------------------------------------------
+
+# Every column of nightreg.models.AisMovement and every AIS column of the site, described.
+AIS_MOVEMENT_TEXTS = {
+    "id": "internal number",
+    "site_id": "the site whose harbour area it is",
+    "mmsi": "the boat's 9-digit radio identity, as its transponder sends it",
+    "direction": "`in` (entered the harbour area) or `out` (left it)",
+    "at": "when: the time the receiver wrote in its tag block, else the time of reception",
+    "visit_id": "the register's visit of that MMSI at the site, when one fits (within "
+    "{grace} hours of its stay)",
+    "recorded_at": "when the movement was written or matched",
+}
+AIS_SITE_TEXTS = {
+    "ais_enabled": "the switch: AIS is off until an admin switches it on",
+    "ais_dpia_reference": "the reference of the DPIA that covers AIS at this site; switching "
+    "on requires it",
+    "ais_area_lat": "the harbour area's centre, latitude",
+    "ais_area_lon": "the harbour area's centre, longitude",
+    "ais_area_radius_m": "the harbour area's radius in metres",
+}
+
+
+def ais() -> str:
+    """What AIS keeps (from the models), the switch and its DPIA reference, and how long."""
+    from nightreg.models import AisMovement, Site
+    from nightreg.services.ais.store import MATCH_GRACE, UNMATCHED_DAYS
+
+    columns = [c.name for c in AisMovement.__table__.columns]
+    site_columns = [c.name for c in Site.__table__.columns if c.name.startswith("ais_")]
+    for name in (*columns, *site_columns):
+        if name not in AIS_MOVEMENT_TEXTS and name not in AIS_SITE_TEXTS:
+            raise DocError(f"docs/privacy_doc.py: describe the AIS column `{name}`")
+    grace = int(MATCH_GRACE.total_seconds() // 3600)
+    lines = [
+        "**AIS movements** (marinas that switch AIS on). The harbour's AIS receiver sends the "
+        "position reports of the boats around; the listener keeps, per MMSI, only when it "
+        "**entered** and when it **left** the harbour area, and nothing else: no position, no "
+        "course or speed, no name or static data, no log of the sentences. Positions are held "
+        "in memory just long enough to tell a crossing from a boat moored at the edge.",
+        "",
+        "| table | field | what it holds |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| `ais_movement` | `{name}` | {AIS_MOVEMENT_TEXTS[name].format(grace=grace)} |"
+        for name in columns
+    ]
+    lines += [f"| `site` | `{name}` | {AIS_SITE_TEXTS[name]} |" for name in site_columns]
+    lines += [
+        "",
+        "- **Off until switched on, per site**, by an admin on the site's page (or `nightreg "
+        "site area SLUG --enable --dpia REF`); switching on requires the DPIA reference, which "
+        "is kept with the setting, shown on the site's page and audited (`site_changed`, with "
+        "before and after). The processing record of a site with AIS on names that DPIA: "
+        "**[site: DPIA reference, as on the site's page]**.",
+        f"- **Retention.** A movement matched to a visit lives and goes with that visit (its "
+        f"period, its holds, its early erasure); one that matched no visit goes after "
+        f"{UNMATCHED_DAYS} days (the purge's category `ais_movements`, counted on its receipt), "
+        "unless a hold on the site or on the subject `mmsi:…` keeps it.",
+        "- **Use.** A visit's page lists its movements; `night_movement` counts a trip out and "
+        "back at night that the register does not show, and its reason names AIS as the "
+        "source. A boat inside the area with no open visit is listed on Tonight for the "
+        "harbour master (**on AIS, not in the register**); that list is never a flag and is "
+        "never sent to the hub. No rule reads the MMSI's country digits (its MID).",
+        "- **Subject requests** report a visit's movements and those of its MMSI that matched "
+        "no visit; an early erasure deletes both.",
+    ]
+    return "\n".join(lines)
+
+
 # --- the audit's detail records ---------------------------------------------------------------
 
 
@@ -538,6 +609,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "hub-fields": hub_fields,
     "retention": retention,
     "backups": backups,
+    "ais": ais,
     "audit-details": audit_details,
     "rules": rules,
     "rule-facts": rule_facts,

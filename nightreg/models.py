@@ -14,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -64,6 +65,13 @@ class Site(Base):
     )
     # The import's remembered column mapping: a file's header (normalised) -> a field or "".
     import_mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
+    # AIS (nightreg.services.ais): off until an admin switches it on with the reference of the
+    # data-protection impact assessment (DPIA) that covers it; the harbour area is a circle.
+    ais_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    ais_dpia_reference: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    ais_area_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ais_area_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ais_area_radius_m: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     points: Mapped[list[CheckinPoint]] = relationship(back_populates="site", lazy="raise")
 
@@ -544,6 +552,36 @@ class Observation(Base):
     observed_at: Mapped[datetime] = mapped_column(DateTimeUTC)
     author: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+
+
+class AisMovement(Base):
+    """An MMSI entering or leaving a site's harbour area, as AIS showed it (never a position).
+
+    `visit_id` is the register's visit of that MMSI at the site, once one matches; the
+    movement then lives as long as its visit (ON DELETE CASCADE), an unmatched one 28 days.
+    """
+
+    __tablename__ = "ais_movement"
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        # One transition per MMSI and time at a site: a replayed log adds nothing twice.
+        UniqueConstraint("site_id", "mmsi", "at", "direction", name="uq_ais_movement_once"),
+        # Where each MMSI is now (Tonight), and matching a new visit to earlier movements.
+        Index("ix_ais_movement_site_mmsi_at", "site_id", "mmsi", "at"),
+        # The incremental scan: movements written or matched since the last scan.
+        Index("ix_ais_movement_recorded_at", "recorded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    mmsi: Mapped[str] = mapped_column(String(9))
+    direction: Mapped[str] = mapped_column(String(3))
+    at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    visit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("visit.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    # When the movement was written, or last matched to a visit.
+    recorded_at: Mapped[datetime] = mapped_column(DateTimeUTC)
 
 
 class WatchlistEntry(Base):

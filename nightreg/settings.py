@@ -59,6 +59,31 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{PREFIX}{name}: expected true or false, got {raw!r}")
 
 
+def _ais_listen(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """SLUG=udp://HOST:PORT or SLUG=tcp://HOST:PORT, comma-separated."""
+    raw = (_get(env, "AIS_LISTEN") or "").strip()
+    out: list[tuple[str, str]] = []
+    for item in filter(None, (p.strip() for p in raw.split(","))):
+        slug, _eq, source = item.partition("=")
+        scheme, sep, rest = source.partition("://")
+        host, colon, port = rest.rpartition(":")
+        if not (
+            slug
+            and sep
+            and scheme in ("udp", "tcp")
+            and colon
+            and host
+            and port.isdigit()
+            and 0 < int(port) < 65536
+        ):
+            raise SettingsError(
+                f"{PREFIX}AIS_LISTEN: expected SLUG=udp://HOST:PORT or SLUG=tcp://HOST:PORT "
+                f"(comma-separated), got {item!r}"
+            )
+        out.append((slug.strip(), source.strip()))
+    return tuple(out)
+
+
 def _cron(env: Mapping[str, str], name: str, default: str) -> str:
     """A crontab string (minute hour day month weekday), checked by APScheduler's own parser."""
     from apscheduler.triggers.cron import CronTrigger
@@ -298,6 +323,9 @@ class Settings:
     scan_cron: str = "*/10 * * * *"
     overdue_cron: str = "0 * * * *"
     scheduler_in_serve: bool = True
+    # AIS listeners that `nightreg scheduler` runs beside the jobs (nightreg.services.ais):
+    # NIGHTREG_AIS_LISTEN=SLUG=udp://HOST:PORT[,SLUG=tcp://HOST:PORT…]
+    ais_listen: tuple[tuple[str, str], ...] = ()
     # A job's lease lasts this long unless renewed; a heartbeat renews it this often while the
     # job runs. A holder that dies frees its job within the lease's seconds.
     job_lease_seconds: int = 90
@@ -540,6 +568,7 @@ class Settings:
             scan_cron=_cron(env, "SCAN_CRON", "*/10 * * * *"),
             overdue_cron=_cron(env, "OVERDUE_CRON", "0 * * * *"),
             scheduler_in_serve=_bool(env, "SCHEDULER_IN_SERVE", True),
+            ais_listen=_ais_listen(env),
             job_lease_seconds=job_lease_seconds,
             job_heartbeat_seconds=job_heartbeat_seconds,
             watchlist_key=_get(env, "WATCHLIST_KEY") or "",

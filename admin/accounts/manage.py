@@ -64,6 +64,8 @@ TIME_FORMAT = "yyyy-MM-dd HH:mm"
 # a larger body is refused before it is read (413).
 MAX_BRANDING_BODY = 3 * 1024 * 1024
 NO_STORE = {"Cache-Control": "no-store"}
+# Cards of the site's page that say "saved" themselves (`?saved=NAME`).
+SAVED_CARDS = ("branding", "ais")
 
 
 # --- form helpers ------------------------------------------------------------------------
@@ -347,7 +349,9 @@ async def _site_page(
     branding_errors: Mapping[str, FieldError | str] | None = None,
     branding_saved: bool = False,
     status_code: int = HTTP_200_OK,
+    extra: Mapping[str, Any] | None = None,
 ) -> Template:
+    """The site's page; `extra`: the context of a card of its own (admin.accounts.ais)."""
     points = await sites.site_points(ctx.db, actor, site)
     base_url = ctx.settings.base_url
     context = {
@@ -373,6 +377,7 @@ async def _site_page(
         "branding_errors": error_messages(branding_errors or {}),
         "branding_saved": branding_saved,
         "brand_logo": branding.logo_url(site.id, site.logo_version) if site.logo_version else None,
+        **(extra or {}),
     }
     return Template(template_name="admin/site.html", context=context, status_code=status_code)
 
@@ -425,7 +430,7 @@ class SitesController(Controller):
         site = await site_for(ctx.db, actor, slug, "points.manage")
         params = request.query_params
         saved = params.get("saved")
-        notice = N_("The changes have been saved.") if saved and saved != "branding" else None
+        notice = N_("The changes have been saved.") if saved and saved not in SAVED_CARDS else None
         return await _site_page(
             ctx,
             actor,
@@ -433,6 +438,7 @@ class SitesController(Controller):
             rotated=form_int(params.get("rotated")),
             notice=notice,
             branding_saved=saved == "branding",
+            extra={"ais_saved": saved == "ais"},
         )
 
     @post(

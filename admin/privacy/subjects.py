@@ -263,6 +263,10 @@ class SubjectController(Controller):
                 "observations": [
                     observation_row(o, zones[v.site_id]) for o in rep.observations.get(v.id, [])
                 ],
+                "ais": [
+                    (i18n.local_datetime(m.at, zones[v.site_id], TIME_FORMAT), m.direction)
+                    for m in rep.ais.get(v.id, [])
+                ],
             }
             for v in found.visits
         ]

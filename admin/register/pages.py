@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
@@ -36,6 +37,7 @@ from nightreg.services import (
     walk_ins,
 )
 from nightreg.services.access import Actor, NotFound
+from nightreg.services.ais import store as ais_store
 from nightreg.services.corrections import EDITABLE_FIELDS
 from nightreg.services.duplicates import DuplicateInvalid
 from nightreg.services.presence import AlreadyPresent
@@ -241,6 +243,21 @@ def _default_times(site: Site, kind: str, now: datetime) -> dict[str, str]:
     }
 
 
+def _found_on_ais(params: Mapping[str, str], kind: str) -> dict[str, str]:
+    """A boat from Tonight's "on AIS, not in the register": its MMSI and when it came in
+    (checked again on submit, like everything typed)."""
+    if kind != "vessel" or params.get("found") != "ais":
+        return {}
+    values = {"found": "ais"}
+    mmsi = (params.get("mmsi") or "")[:9]
+    if mmsi.isdigit() and len(mmsi) == 9:
+        values["mmsi"] = mmsi
+    arrived = (params.get("arrived_at") or "")[:16]
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}", arrived):
+        values["arrived_at"] = arrived
+    return values
+
+
 def _choices(labels: Mapping[str, str], codes: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(code, labels[code]) for code in codes]
 
@@ -352,6 +369,7 @@ class SiteRegisterController(Controller):
             **_default_times(site, kind, ctx.clock.now()),
             "persons": "1",
             "idempotency_key": secrets.token_urlsafe(18),
+            **_found_on_ais(request.query_params, kind),
         }
         context = {**_form_context(site, kind), "values": values, "errors": {}}
         return Template(template_name="admin/walk_in.html", context=context)
@@ -369,10 +387,12 @@ class SiteRegisterController(Controller):
         kind = form.get("kind", "")
         if kind not in site.visit_kinds:
             kind = site.visit_kinds[0]
+        found = "ais" if form.pop("found", "") == "ais" else None
         try:
             visit = await walk_ins.create_visit(
                 ctx.db, actor, site.id, form, now=ctx.clock.now(), source="staff",
                 watchlist_key=ctx.settings.watchlist_key, allow_duplicate=add_anyway,
+                found=found,
             )  # fmt: skip
         except VisitInvalid as invalid:
             context = {**_form_context(site, kind), "values": form}
@@ -473,6 +493,8 @@ class VisitPagesController(Controller):
             "note_text": note_text,
             "new": new,
             "missed_rounds": await rounds.missed_rounds(ctx.db, actor, visit.id),
+            # Read after get_visit, which checked the actor's scope and audited the view.
+            "ais_movements": await ais_store.visit_movements(ctx.db, visit.id),
             "marks": marks,
             "dup_errors": {},
             "dup_reason": "",

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from nightreg import __version__
 from nightreg.cli import (
     agreements,
+    ais,
     audit,
     backup,
     db,
@@ -49,6 +50,7 @@ NOUNS = (
     agreements,
     holds,
     tourist_tax,
+    ais,
 )
 
 

@@ -113,6 +113,18 @@ def _dispatch_said(counts: dict[str, int], seconds: float) -> int:
     return 0
 
 
+def _ais_listeners(
+    db: Database, settings: Settings, stop: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    """The AIS listeners NIGHTREG_AIS_LISTEN names, as tasks that end when `stop` is set."""
+    from nightreg.services.ais.listen import Source, listen_forever
+
+    return [
+        asyncio.create_task(listen_forever(db, slug, Source.parse(source), SystemClock(), stop))
+        for slug, source in settings.ais_listen
+    ]
+
+
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
     """Run the scheduled jobs in the foreground until SIGTERM or Ctrl-C."""
     from nightreg import migrate
@@ -135,10 +147,13 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
         scheduler.start()
         for name, crontab in crontabs(settings).items():
             logging.getLogger("nightreg.jobs").info("scheduled %s: %s", name, crontab)
+        listeners = _ais_listeners(db, settings, stop)
         try:
             await stop.wait()
         finally:
             scheduler.shutdown(wait=False)
+            if listeners:
+                await asyncio.gather(*listeners, return_exceptions=True)
 
     with_database(settings, work)
     return 0

@@ -36,6 +36,38 @@ def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_site_area(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.services.access import CLI, NotFound
+    from nightreg.services.ais.harbour import AisInvalid, change_ais
+
+    area = (args.lat, args.lon, args.radius_m)
+    if any(v is not None for v in area) and None in area:
+        raise CommandError("give all three of --lat, --lon and --radius-m")
+    enabled = True if args.enable else False if args.disable else None
+
+    async def work(db: Database) -> dict[str, Any]:
+        return await change_ais(
+            db, CLI, args.slug, enabled=enabled, dpia_reference=args.dpia,
+            lat=args.lat, lon=args.lon, radius_m=args.radius_m,
+            now=SystemClock().now(), keep_area=args.lat is None,
+        )  # fmt: skip
+
+    try:
+        changes = with_database(settings, work)
+    except NotFound:
+        raise CommandError(f"no site {args.slug!r}") from None
+    except AisInvalid as invalid:
+        raise CommandError(
+            "; ".join(
+                f"{name}: {e.message % dict(e.params) if e.params else e.message}"
+                for name, e in invalid.errors.items()
+            )
+        ) from None
+    print(f"Site {args.slug}: " + (", ".join(sorted(changes)) + " changed." if changes else
+                                  "nothing changed."))  # fmt: skip
+    return 0
+
+
 def cmd_point(settings: Settings, args: argparse.Namespace) -> int:
     from nightreg.services.sites import SiteError, add_point, kiosk_url, rotate_point
 
@@ -96,6 +128,18 @@ def add_commands(sub: Any) -> None:
     site_add.add_argument("--contact", default="", help="shown in the privacy notice")
     site_add.add_argument("--timezone", default=None)
     site_add.set_defaults(func=cmd_site_add)
+    site_area = site_sub.add_parser(
+        "area", help="a marina's AIS harbour area (a circle), and the AIS switch"
+    )
+    site_area.add_argument("slug")
+    site_area.add_argument("--lat", type=float, default=None, help="centre, degrees north")
+    site_area.add_argument("--lon", type=float, default=None, help="centre, degrees east")
+    site_area.add_argument("--radius-m", type=int, default=None, help="radius in metres")
+    site_area.add_argument("--dpia", default=None, help="the DPIA reference (to switch AIS on)")
+    switch = site_area.add_mutually_exclusive_group()
+    switch.add_argument("--enable", action="store_true", help="switch AIS on (needs --dpia)")
+    switch.add_argument("--disable", action="store_true", help="switch AIS off")
+    site_area.set_defaults(func=cmd_site_area)
 
     point = sub.add_parser("point", help="check-in points (QR codes)")
     point_sub = point.add_subparsers(dest="point_command", required=True)

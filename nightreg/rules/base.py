@@ -43,12 +43,29 @@ class VisitFacts:
     vessel_type: str | None = None
     guest: str = ""  # fold_name(guest_name)
     unit: str | None = None  # normalise_identifier(unit or company): whom a vehicle visits
+    # The visit's AIS movements (time, "in" | "out"), when its site listens to AIS: the
+    # harbour area entered or left, as the boat's own transponder showed it.
+    ais: tuple[tuple[datetime, str], ...] = ()
 
     def movements(self) -> Iterable[tuple[datetime, str]]:
         """The visit's arrival and, once it left, its departure."""
         yield self.arrived_at, "arrival"
         if self.departed_at is not None:
             yield self.departed_at, "departure"
+
+    def unregistered_ais(self, grace: timedelta) -> Iterable[tuple[datetime, str]]:
+        """AIS movements the register does not show: not the entry at its arrival nor the exit
+        at its departure (within `grace`), but a trip out and back during the stay."""
+        for at, direction in self.ais:
+            if direction == "in" and abs(at - self.arrived_at) <= grace:
+                continue
+            if (
+                direction == "out"
+                and self.departed_at is not None
+                and abs(at - self.departed_at) <= grace
+            ):
+                continue
+            yield at, direction
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import joinedload
 from nightreg.db import Database
 from nightreg.i18n import N_
 from nightreg.models import (
+    AisMovement,
     AuditDetail,
     Observation,
     PossibleDuplicate,
@@ -277,6 +278,13 @@ async def _move(session: AsyncSession, gone: Visit, survivor: Visit, now: dateti
     await session.execute(
         update(VisitMerge)
         .where(VisitMerge.visit_id == old)
+        .values(visit_id=new)
+        .execution_options(synchronize_session=False)
+    )
+    # Its AIS movements are the survivor's evidence now (they would go with `gone`).
+    await session.execute(
+        update(AisMovement)
+        .where(AisMovement.visit_id == old)
         .values(visit_id=new)
         .execution_options(synchronize_session=False)
     )

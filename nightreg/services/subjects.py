@@ -38,6 +38,7 @@ from nightreg.clock import local_day
 from nightreg.db import Database
 from nightreg.i18n import N_
 from nightreg.models import (
+    AisMovement,
     Flag,
     LegalHold,
     Observation,
@@ -197,6 +198,10 @@ class Report:
     forwarded_flag_days: int
     notes: dict[int, list[VisitNote]]
     observations: dict[int, list[Observation]]
+    # AIS movements (entries and exits, never positions): of the visits, and those of their
+    # MMSIs at the actor's sites that matched no visit.
+    ais: dict[int, list[AisMovement]] = field(default_factory=dict)
+    unmatched_ais: list[AisMovement] = field(default_factory=list)
 
 
 @dataclass
@@ -346,6 +351,18 @@ async def report(
             ):
                 assert observation.visit_id is not None
                 observations.setdefault(observation.visit_id, []).append(observation)
+        ais: dict[int, list[AisMovement]] = {}
+        unmatched_ais: list[AisMovement] = []
+        if ids:
+            for movement in await session.scalars(
+                select(AisMovement)
+                .where(AisMovement.visit_id.in_(ids))
+                .order_by(AisMovement.at, AisMovement.id)
+            ):
+                assert movement.visit_id is not None
+                ais.setdefault(movement.visit_id, []).append(movement)
+            unmatched_ais = list(await session.scalars(_unmatched_ais(found).order_by(
+                AisMovement.at, AisMovement.id)))  # fmt: skip
     searched = {s.id for s in sites}
     policies = [p for p in await retention.policies(db, settings) if p.site_id in searched]
     details: dict[str, Any] = {
@@ -368,6 +385,19 @@ async def report(
         forwarded_flag_days=settings.retention_forwarded_flag_days,
         notes=notes,
         observations=observations,
+        ais=ais,
+        unmatched_ais=unmatched_ais,
+    )
+
+
+def _unmatched_ais(found: Found) -> Any:
+    """The AIS movements of the found boats' MMSIs, at the searched sites, that matched no
+    visit (a select)."""
+    mmsis = sorted({v.mmsi for v in found.visits if v.mmsi})
+    return select(AisMovement).where(
+        AisMovement.visit_id.is_(None),
+        AisMovement.site_id.in_([s.id for s in found.sites] or [NO_ID]),
+        AisMovement.mmsi.in_(mmsis or [""]),
     )
 
 
@@ -416,6 +446,9 @@ def report_json(rep: Report) -> dict[str, Any]:
             }
             for o in rep.observations.get(visit.id, [])
         ]
+        record["ais_movements"] = [
+            {"at": _iso(m.at), "direction": m.direction} for m in rep.ais.get(visit.id, [])
+        ]
         visits.append(record)
     flags = [
         {
@@ -460,6 +493,15 @@ def report_json(rep: Report) -> dict[str, Any]:
         "subjects": found.subject_keys,
         "visits": visits,
         "flags": flags,
+        "ais_movements_unmatched": [
+            {
+                "site": site_slugs.get(m.site_id, str(m.site_id)),
+                "mmsi": m.mmsi,
+                "at": _iso(m.at),
+                "direction": m.direction,
+            }
+            for m in rep.unmatched_ais
+        ],
     }
 
 
@@ -693,6 +735,20 @@ async def _delete(
         select(func.count()).select_from(VisitNote).where(VisitNote.visit_id.in_(ids))
     )
     aggregated = await aggregates.add_visits(session, ids)
+    # The visits' AIS movements, and those of their MMSIs that matched no visit.
+    ais = (
+        await session.execute(
+            delete(AisMovement)
+            .where(
+                or_(
+                    AisMovement.visit_id.in_(ids),
+                    AisMovement.id.in_(_unmatched_ais(found).with_only_columns(AisMovement.id)),
+                )
+            )
+            .returning(AisMovement.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
     observations = (
         await session.execute(
             delete(Observation)
@@ -738,6 +794,7 @@ async def _delete(
         "visits": len(visits),
         "notes": notes or 0,
         "observations": len(observations),
+        "ais_movements": len(ais),
         "flags": len(shown),
         "signals": signals,
         "aggregated_visits": aggregated,

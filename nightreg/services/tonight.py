@@ -16,6 +16,7 @@ from nightreg.models import Site, Visit
 from nightreg.services import audit, duplicates, presence, rounds
 from nightreg.services import flags as flag_queue
 from nightreg.services.access import Actor
+from nightreg.services.ais import store as ais_store
 from nightreg.services.register import VIEW, site_tz
 from nightreg.services.sites import scoped_site
 
@@ -36,6 +37,9 @@ class Tonight:
     # Present visit id -> the visit it may double; those counted once are in `doubled`.
     marks: dict[int, int] = field(default_factory=dict)
     doubled: frozenset[int] = frozenset()
+    # AIS (a marina that listens): MMSIs inside the harbour area with no open visit. For the
+    # harbour master to look at; never a flag, never forwarded.
+    on_ais: list[ais_store.Inside] = field(default_factory=list)
 
     def count(self, visits: list[Visit]) -> int:
         """How many of these the board counts: a subject present twice (a possible duplicate
@@ -91,6 +95,11 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
             else None
         )
         pairs = await duplicates.pairs_among(session, [v.id for v in present])
+        on_ais = (
+            await ais_store.inside_unregistered(session, site.id, now=now)
+            if site.ais_enabled
+            else []
+        )
         arrived_today = list(
             await session.scalars(
                 select(Visit)
@@ -115,7 +124,9 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
             by_kind[visit.kind] = by_kind.get(visit.kind, 0) + 1
     shown = [v.id for v in present] + [v.id for v in arrived_today]
     shown += [p.original.id for p in pairs]
-    await audit.log(db, actor, "tonight_viewed", at=now, site_id=site.id, object_ids=shown)
+    # The MMSIs on AIS alone are shown too: the event names their movements.
+    extra = {"details": {"ais_movements": [i.movement_id for i in on_ais]}} if on_ais else {}
+    await audit.log(db, actor, "tonight_viewed", at=now, site_id=site.id, object_ids=shown, **extra)
     return Tonight(
         site=site,
         present=present,
@@ -128,4 +139,5 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
         duplicates=pairs,
         marks=marks,
         doubled=frozenset(doubled),
+        on_ais=on_ais,
     )

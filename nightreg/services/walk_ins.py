@@ -31,6 +31,7 @@ async def create_visit(
     source: str = "staff",
     watchlist_key: str = "",
     allow_duplicate: bool = False,
+    found: str | None = None,
 ) -> Visit:
     """A visit entered by staff (a walk-in) or through the API, with the kiosk's validation.
 
@@ -64,6 +65,8 @@ async def create_visit(
         session: AsyncSession, visit_id: int, values: Mapping[str, Any]
     ) -> None:
         details = {"kind": data.kind, "source": source, "reference": values["reference"]}
+        if found:  # how staff came to add it: "ais" (Tonight's "on AIS, not in the register")
+            details["found"] = found
         if values.get("present_visit_id") is not None:
             details["added_beside"] = values["present_visit_id"]
         await audit.record(

@@ -194,7 +194,7 @@ def test_the_refusal_names_the_agreement_that_lapsed_last_or_the_next_to_start()
 # visitor gave: anything else in a reason could carry a field the agreement does not share.
 NOT_A_VISIT_VALUE = {
     "count", "days", "nights", "hours", "minutes", "sites", "vehicles", "arrivals", "date",
-    "baseline", "weeks", "what", "identifier", "indicators", "reason",
+    "baseline", "weeks", "what", "identifier", "indicators", "reason", "ais",
 }  # fmt: skip
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nightreg.clock import local_day
 from nightreg.models import (
+    AisMovement,
     Flag,
     JobRun,
     LegalHold,
@@ -21,6 +22,7 @@ from nightreg.models import (
     Visit,
     flag_visit,
 )
+from nightreg.services.ais.store import UNMATCHED_DAYS
 from nightreg.services.holds import flag_held, hold_in_force, visit_held
 from nightreg.services.retention.policies import SIGN_IN_FAILURE_DAYS, Defaults, Policy
 from nightreg.settings import Settings
@@ -116,6 +118,28 @@ def due_observations(policy: Policy, now: datetime, today: date) -> ColumnElemen
         Observation.visit_id.is_(None),
         ~cited,
         ~site_held,
+    )
+
+
+def due_ais_movements(policy: Policy, now: datetime, today: date) -> ColumnElement[bool]:
+    """AIS movements of the site that matched no visit, older than UNMATCHED_DAYS, not held
+    (a hold on the site, or on the subject `mmsi:…`). A matched movement goes with its visit."""
+    held = exists().where(
+        hold_in_force(today),
+        or_(
+            and_(LegalHold.scope == "site", LegalHold.site_id == AisMovement.site_id),
+            and_(
+                LegalHold.scope == "subject",
+                LegalHold.subject_key == literal("mmsi:") + AisMovement.mmsi,
+                or_(LegalHold.site_id.is_(None), LegalHold.site_id == AisMovement.site_id),
+            ),
+        ),
+    )
+    return and_(
+        AisMovement.site_id == policy.site_id,
+        AisMovement.visit_id.is_(None),
+        AisMovement.at < now - timedelta(days=UNMATCHED_DAYS),
+        ~held,
     )
 
 

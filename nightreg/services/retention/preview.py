@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nightreg.clock import local_day
 from nightreg.db import Database
 from nightreg.models import (
+    AisMovement,
     AuditEvent,
     Flag,
     JobRun,
@@ -27,6 +28,7 @@ from nightreg.models import (
 from nightreg.services.holds import hold_in_force, visit_held
 from nightreg.services.retention.due import (
     aggregate_cutoff,
+    due_ais_movements,
     due_failures,
     due_flags,
     due_forwarded,
@@ -135,6 +137,12 @@ async def _sites_due(
             )
         )
         _count(out["observations"], dates["observations"], policy, stamps)
+        stamps = list(
+            await session.scalars(
+                select(AisMovement.at).where(due_ais_movements(policy, at, today))
+            )
+        )
+        _count(out["ais_movements"], dates["ais_movements"], policy, stamps)
 
 
 async def _installation_due(

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, delete, exists, func, or_, select, text
 from nightreg.clock import local_day
 from nightreg.db import Database
 from nightreg.models import (
+    AisMovement,
     AuditAnchor,
     AuditDetail,
     AuditEvent,
@@ -31,6 +32,7 @@ from nightreg.services import aggregates, audit, audit_checkpoints
 from nightreg.services.access import SYSTEM, Actor
 from nightreg.services.retention.due import (
     aggregate_cutoff,
+    due_ais_movements,
     due_failures,
     due_flags,
     due_forwarded,
@@ -101,6 +103,10 @@ async def purge(
             result.aggregated_visits += aggregated
             result.deleted["observations"] += await _delete_in_batches(
                 db, delete(Observation), Observation.id, due_observations(policy, now, today),
+                batch, deadline,
+            )  # fmt: skip
+            result.deleted["ais_movements"] += await _delete_in_batches(
+                db, delete(AisMovement), AisMovement.id, due_ais_movements(policy, now, today),
                 batch, deadline,
             )  # fmt: skip
         result.details_erased = await _erase_details(db, settings, now)
@@ -298,6 +304,7 @@ async def _clean_up(db: Database, settings: Settings, result: PurgeResult) -> No
             return
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         tables = ["flag", "flag_visit", "signal", "visit", "visit_note", "observation",
+                  "ais_movement",
                   "audit_event", "audit_detail", "job_run", "visit_aggregate", "sign_in_failure",
                   "staff_session"]  # fmt: skip
         for table in tables:
@@ -313,6 +320,7 @@ async def oldest_kept(db: Database, settings: Settings) -> dict[str, str]:
             "visits": select(func.min(Visit.arrived_at)),
             "flags": select(func.min(Flag.created_at)),
             "observations": select(func.min(Observation.observed_at)),
+            "ais_movements": select(func.min(AisMovement.at)),
             "audit_events": select(func.min(AuditEvent.at)),
         }
         for name, stmt in probes.items():

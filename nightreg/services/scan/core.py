@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 
 from nightreg.db import Database
 from nightreg.models import JobRun, Site, Visit
+from nightreg.services.ais import store as ais_store
 from nightreg.services.scan.candidates import SCANNERS
 from nightreg.services.scan.context import (
     EVER,
@@ -143,6 +144,11 @@ async def run_scan(
     if full:
         since = None
     summary = ScanSummary(job="scan", full=full, since=since)
+    # AIS movements that found no visit when written may belong to one entered since (a
+    # walk-in): matched first, they are evidence for this scan.
+    matching = _PhaseClock(summary)
+    await ais_store.match_pending(db, now=now)
+    matching.lap("ais_match")
     sites = await load_sites(db)
     if sites:
         scan = Scan(db, sites, now)

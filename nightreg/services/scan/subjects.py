@@ -7,15 +7,16 @@ written since. Their visits are loaded once and every subject rule decides on ea
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import or_, select
 
-from nightreg.models import Visit
+from nightreg.models import AisMovement, Visit
 from nightreg.rules.base import VisitFacts
-from nightreg.services.scan.context import Scan, ScanSummary, SubjectScanner
+from nightreg.services.scan.context import Scan, ScanSummary, SubjectScanner, chunks
 
 
 async def _candidates(scan: Scan, scanners: Sequence[SubjectScanner]) -> tuple[set[str], set[str]]:
@@ -78,7 +79,36 @@ async def _touched_keys(scan: Scan, since: datetime) -> tuple[set[str], set[str]
                 select(Visit.subject_key, Visit.mmsi).where(Visit.updated_at > since)
             )
         ).all()
+    keys, mmsis = {key for key, _mmsi in rows}, {str(mmsi) for _key, mmsi in rows if mmsi}
+    more_keys, more_mmsis = await _ais_subjects(scan, since)
+    return keys | more_keys, mmsis | more_mmsis
+
+
+async def _ais_subjects(scan: Scan, since: datetime | None) -> tuple[set[str], set[str]]:
+    """The subjects of visits with AIS movements (written or matched since `since`)."""
+    stmt = select(Visit.subject_key, Visit.mmsi).join(AisMovement, AisMovement.visit_id == Visit.id)
+    if since is not None:
+        stmt = stmt.where(AisMovement.recorded_at > since)
+    async with scan.db.read() as session:
+        rows = (await session.execute(stmt.distinct())).all()
     return {key for key, _mmsi in rows}, {str(mmsi) for _key, mmsi in rows if mmsi}
+
+
+async def _with_ais(scan: Scan, visits: list[VisitFacts]) -> list[VisitFacts]:
+    """The visits with their AIS movements (evidence the rules may count)."""
+    found: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+    async with scan.db.read() as session:
+        for chunk in chunks([v.id for v in visits]):
+            rows = await session.execute(
+                select(AisMovement.visit_id, AisMovement.at, AisMovement.direction)
+                .where(AisMovement.visit_id.in_(chunk))
+                .order_by(AisMovement.at)
+            )
+            for visit_id, at, direction in rows:
+                found[visit_id or 0].append((at, direction))
+    if not found:
+        return visits
+    return [dataclasses.replace(v, ais=tuple(found[v.id])) if v.id in found else v for v in visits]
 
 
 async def scan_subjects(
@@ -91,11 +121,13 @@ async def scan_subjects(
         return
     if since is None:
         keys, mmsis = await _candidates(scan, scanners)
+        more_keys, more_mmsis = await _ais_subjects(scan, None)
+        keys, mmsis = keys | more_keys, mmsis | more_mmsis
     else:
         # A few thousand touched subjects: reading their visits by index is cheaper than
         # any GROUP BY over the table, and the rules decide exactly anyway.
         keys, mmsis = await _touched_keys(scan, since)
-    visits = await scan.load_subjects(keys, mmsis)
+    visits = await _with_ais(scan, await scan.load_subjects(keys, mmsis))
     scan.subject_visits = {v.id: v for v in visits}
     summary.candidates += len(keys) + len(mmsis)
     summary.visits += len(visits)
