@@ -1,7 +1,7 @@
 """AIS: a site's harbour area and switch, and the movements (entries and exits) of MMSIs
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-13 10:00:00
 
 `site.ais_*`: AIS is off until an admin switches it on with a DPIA reference; the harbour
@@ -18,7 +18,7 @@ from advanced_alchemy.types import DateTimeUTC
 from alembic import op
 
 revision: str = "0019"
-down_revision: str | None = "0017"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
