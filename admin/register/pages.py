@@ -353,6 +353,10 @@ class SiteRegisterController(Controller):
             "persons": "1",
             "idempotency_key": secrets.token_urlsafe(18),
         }
+        # Prefilled from Tonight's "on camera, not in the register" (the plate as read).
+        plate = (request.query_params.get("plate") or "").strip()[:16]
+        if plate and kind == "vehicle":
+            values["plate"] = plate
         context = {**_form_context(site, kind), "values": values, "errors": {}}
         return Template(template_name="admin/walk_in.html", context=context)
 

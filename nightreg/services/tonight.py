@@ -13,7 +13,7 @@ from nightreg import visit_status, visit_status_sql
 from nightreg.clock import local_midnight
 from nightreg.db import Database
 from nightreg.models import Site, Visit
-from nightreg.services import audit, duplicates, presence, rounds
+from nightreg.services import audit, duplicates, presence, rounds, sightings
 from nightreg.services import flags as flag_queue
 from nightreg.services.access import Actor
 from nightreg.services.register import VIEW, site_tz
@@ -36,6 +36,8 @@ class Tonight:
     # Present visit id -> the visit it may double; those counted once are in `doubled`.
     marks: dict[int, int] = field(default_factory=dict)
     doubled: frozenset[int] = frozenset()
+    # Gate cameras (issue 19): plates on the park at night with no visit covering them.
+    on_camera: list[sightings.CameraVehicle] = field(default_factory=list)
 
     def count(self, visits: list[Visit]) -> int:
         """How many of these the board counts: a subject present twice (a possible duplicate
@@ -91,6 +93,7 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
             else None
         )
         pairs = await duplicates.pairs_among(session, [v.id for v in present])
+        on_camera = await sightings.not_in_register(session, site, now=now)
         arrived_today = list(
             await session.scalars(
                 select(Visit)
@@ -116,6 +119,12 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
     shown = [v.id for v in present] + [v.id for v in arrived_today]
     shown += [p.original.id for p in pairs]
     await audit.log(db, actor, "tonight_viewed", at=now, site_id=site.id, object_ids=shown)
+    if on_camera:
+        seen = [i for vehicle in on_camera for i in vehicle.sighting_ids]
+        await audit.log(
+            db, actor, "sightings_viewed", at=now, site_id=site.id, object_type="sighting",
+            object_ids=seen,
+        )  # fmt: skip
     return Tonight(
         site=site,
         present=present,
@@ -128,4 +137,5 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
         duplicates=pairs,
         marks=marks,
         doubled=frozenset(doubled),
+        on_camera=on_camera,
     )
