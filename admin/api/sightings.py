@@ -189,7 +189,7 @@ class SightingsController(Controller):
 
 
 CONTROLLERS = [SightingsController]
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: dict[Any, Any] = {
     SourceOff: _source_off,
     BatchInvalid: _batch_invalid,
 }

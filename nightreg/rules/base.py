@@ -43,12 +43,21 @@ class VisitFacts:
     vessel_type: str | None = None
     guest: str = ""  # fold_name(guest_name)
     unit: str | None = None  # normalise_identifier(unit or company): whom a vehicle visits
+    # A vehicle's reads by the site's gate cameras that this visit covers (issue 19): times
+    # it went in or out beside what the register says. Empty where the site has none.
+    camera_sightings: tuple[datetime, ...] = ()
 
     def movements(self) -> Iterable[tuple[datetime, str]]:
         """The visit's arrival and, once it left, its departure."""
         yield self.arrived_at, "arrival"
         if self.departed_at is not None:
             yield self.departed_at, "departure"
+
+    def movements_seen(self) -> Iterable[tuple[datetime, str]]:
+        """The register's movements and the gate cameras' sightings ("camera")."""
+        yield from self.movements()
+        for at in self.camera_sightings:
+            yield at, "camera"
 
 
 @dataclass(frozen=True, slots=True)

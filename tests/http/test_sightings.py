@@ -377,3 +377,32 @@ async def test_unmatched_sightings_go_after_28_days_with_a_receipt_and_matched_o
             select(func.count()).select_from(Sighting).where(Sighting.site_id == site.id)
         )
     assert left == 0
+
+
+# --- the scan -------------------------------------------------------------------------------
+
+
+async def test_the_scan_flags_night_traffic_that_only_the_gate_camera_saw(
+    client: AsyncTestClient[Litestar], db: Database
+):
+    from nightreg.models import Flag
+    from nightreg.services.scan import run_scan
+
+    site = await park(db)
+    reads = []
+    for day in (1, 3, 5):
+        # The register says the van left at 21:40; the camera saw it go out at 22:05.
+        arrived, left = local(f"2026-07-0{day}T20:00"), local(f"2026-07-0{day}T21:40")
+        await vehicle(db, site, "66-FFF-6", arrived=arrived, departed=left, unit="A12")
+        reads.append(sighting("66-FFF-6", time=at(f"2026-07-0{day}T22:05"), direction="out"))
+    await post_as_camera(client, db, site, reads)
+    await run_scan(db, now=NOW, full=True)
+    async with db.read() as session:
+        flags = list(
+            await session.scalars(
+                select(Flag).where(Flag.site_id == site.id, Flag.rule == "unit_night_traffic")
+            )
+        )
+    [flag] = flags
+    assert flag.reason_params["reason"] == "nights_camera"
+    assert "gate camera" in flag.reason

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text
 from nightreg.models import Visit
 from nightreg.rules.base import ScannedRule, VisitFacts
 from nightreg.rules.unit_night_traffic import RULE
+from nightreg.services.scan import sightings as camera
 from nightreg.services.scan.context import (
     FACT_COLUMNS,
     Scan,
@@ -51,9 +52,21 @@ async def scan_unit_traffic(
         .group_by(text("1"), text("2"))
         .having(func.count() >= scan.loosest(rule, "nights"))
     )
+    # Plates the gate cameras saw at night: their units are candidates too, whatever hours
+    # the register shows for the visits.
+    sighted = await camera.seen_at_night(scan, rule, parks, start)
     async with scan.db.read() as session:
         pairs = {(site, u) for site, u, _day in (await session.execute(busy_day)).all()}
         pairs |= {(site, u) for site, u in (await session.execute(at_night)).all()}
+        for chunk in chunks(sorted({key for _site, key in sighted})):
+            by_plate = select(Visit.site_id, unit, Visit.subject_key).where(
+                *in_range, *vehicles, Visit.subject_key.in_(chunk)
+            )
+            pairs |= {
+                (site, u)
+                for site, u, key in (await session.execute(by_plate)).all()
+                if (site, key) in sighted
+            }
     summary.candidates += len(pairs)
     units = sorted({u for _site, u in pairs})
     visits: list[VisitFacts] = []
@@ -62,6 +75,7 @@ async def scan_unit_traffic(
             select(*FACT_COLUMNS).where(*in_range, *vehicles, unit.in_(chunk))
         )
     summary.visits += len(visits)
+    visits = await camera.with_sightings(scan, visits)
     for site_id, site_visits in by_site(visits).items():
         # Units that are candidates at another park were loaded too; the rule decides exactly.
         scan.evaluate(rule, site_visits, scan.sites[site_id])
