@@ -41,6 +41,7 @@ from nightreg.models import (
     Flag,
     LegalHold,
     Observation,
+    Sighting,
     Signal,
     Site,
     Visit,
@@ -197,6 +198,8 @@ class Report:
     forwarded_flag_days: int
     notes: dict[int, list[VisitNote]]
     observations: dict[int, list[Observation]]
+    # The gate cameras' sightings of the plates found, at the sites searched (issue 19).
+    sightings: list[Sighting] = field(default_factory=list)
 
 
 @dataclass
@@ -346,6 +349,13 @@ async def report(
             ):
                 assert observation.visit_id is not None
                 observations.setdefault(observation.visit_id, []).append(observation)
+        sightings = list(
+            await session.scalars(
+                select(Sighting)
+                .where(*_sightings_of(found))
+                .order_by(Sighting.seen_at, Sighting.id)
+            )
+        )
     searched = {s.id for s in sites}
     policies = [p for p in await retention.policies(db, settings) if p.site_id in searched]
     details: dict[str, Any] = {
@@ -368,7 +378,17 @@ async def report(
         forwarded_flag_days=settings.retention_forwarded_flag_days,
         notes=notes,
         observations=observations,
+        sightings=sightings,
     )
+
+
+def _sightings_of(found: Found) -> list[Any]:
+    """The conditions on the sightings of the found plates at the sites searched."""
+    plates = [k for k in found.subject_keys if k.startswith("plate:")]
+    return [
+        Sighting.subject_key.in_(plates or [""]),
+        Sighting.site_id.in_([s.id for s in found.sites] or [NO_ID]),
+    ]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -460,6 +480,16 @@ def report_json(rep: Report) -> dict[str, Any]:
         "subjects": found.subject_keys,
         "visits": visits,
         "flags": flags,
+        "sightings": [
+            {
+                "site": site_slugs.get(x.site_id, str(x.site_id)),
+                "camera": x.camera,
+                "seen_at": _iso(x.seen_at),
+                "direction": x.direction,
+                "plate": x.plate,
+            }
+            for x in rep.sightings
+        ],
     }
 
 
@@ -701,6 +731,15 @@ async def _delete(
             .execution_options(synchronize_session=False)
         )
     ).all()
+    # The gate cameras' sightings of these plates at these sites go with them (issue 19).
+    sightings = (
+        await session.execute(
+            delete(Sighting)
+            .where(*_sightings_of(found))
+            .returning(Sighting.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
     visits = (
         await session.execute(
             delete(Visit)
@@ -738,6 +777,7 @@ async def _delete(
         "visits": len(visits),
         "notes": notes or 0,
         "observations": len(observations),
+        "sightings": len(sightings),
         "flags": len(shown),
         "signals": signals,
         "aggregated_visits": aggregated,
