@@ -196,13 +196,13 @@ def _check(index: int, item: Mapping[str, object], now: datetime) -> dict[str, A
     }
 
 
-def _insert(dialect: str, rows: list[dict[str, Any]]) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id: a repeat stores nothing and says so."""
+def _insert(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: a repeat stores nothing and says so.
+
+    Executed with the rows as parameters (SQLAlchemy's "insertmanyvalues"): one cached
+    statement, not one compiled for each batch's values."""
     conflict = ["site_id", "camera", "seen_at", "subject_key"]
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(Sighting).values(rows)
-    else:
-        stmt = sqlite.insert(Sighting).values(rows)
+    stmt: Any = (postgresql if dialect == "postgresql" else sqlite).insert(Sighting)
     return stmt.on_conflict_do_nothing(index_elements=conflict).returning(Sighting.id)
 
 
@@ -240,7 +240,7 @@ async def record_sightings(
         if rows:
             values = [{**row, "site_id": site.id, "received_at": now} for row in rows.values()]
             dialect = "sqlite" if db.is_sqlite else "postgresql"
-            stored = list((await session.execute(_insert(dialect, values))).scalars())
+            stored = list((await session.execute(_insert(dialect), values)).scalars())
         result.stored = len(stored)
         result.duplicates = result.received - len(result.errors) - result.stored
         await audit.record(
