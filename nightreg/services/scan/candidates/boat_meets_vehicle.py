@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from nightreg.models import Visit
 from nightreg.rules.base import ScannedRule
@@ -41,11 +41,13 @@ async def scan_meetings(
     sighted = await camera.seen_at_night(scan, rule, marinas, start)
     known = {v.id for v in visits}
     for chunk in chunks(sorted({key for _site, key in sighted})):
+        # By the subject index: the plates' visits at these marinas still there since.
         more = await scan.load(
             select(*FACT_COLUMNS).where(
-                *recent(marinas, start, dialect=scan.dialect),
-                Visit.kind == "vehicle",
                 Visit.subject_key.in_(chunk),
+                Visit.site_id.in_(marinas),
+                Visit.kind == "vehicle",
+                or_(Visit.departed_at.is_(None), Visit.departed_at >= start),
             )
         )
         visits += [v for v in more if v.id not in known and (v.site_id, v.subject_key) in sighted]

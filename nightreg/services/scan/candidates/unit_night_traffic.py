@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 
 from nightreg.models import Visit
 from nightreg.rules.base import ScannedRule, VisitFacts
@@ -59,8 +59,12 @@ async def scan_unit_traffic(
         pairs = {(site, u) for site, u, _day in (await session.execute(busy_day)).all()}
         pairs |= {(site, u) for site, u in (await session.execute(at_night)).all()}
         for chunk in chunks(sorted({key for _site, key in sighted})):
+            # By the subject index: the plates' visits at these parks still there since.
             by_plate = select(Visit.site_id, unit, Visit.subject_key).where(
-                *in_range, *vehicles, Visit.subject_key.in_(chunk)
+                Visit.subject_key.in_(chunk),
+                Visit.site_id.in_(parks),
+                *vehicles,
+                or_(Visit.departed_at.is_(None), Visit.departed_at >= start),
             )
             pairs |= {
                 (site, u)
