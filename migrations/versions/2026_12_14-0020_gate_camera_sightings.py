@@ -46,7 +46,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sighting")),
         sa.UniqueConstraint(
-            "site_id", "camera", "seen_at", "subject_key", name=op.f("uq_sighting_site_id")
+            "site_id",
+            "camera",
+            "seen_at",
+            "subject_key",
+            name=op.f("uq_sighting_site_id_camera_seen_at_subject_key"),
         ),
     )
     op.create_index(
