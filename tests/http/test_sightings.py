@@ -406,3 +406,46 @@ async def test_the_scan_flags_night_traffic_that_only_the_gate_camera_saw(
     [flag] = flags
     assert flag.reason_params["reason"] == "nights_camera"
     assert "gate camera" in flag.reason
+
+
+# --- holds and subject requests -------------------------------------------------------------
+
+
+async def test_a_hold_on_the_plate_keeps_its_sightings_past_28_days(
+    client: AsyncTestClient[Litestar], db: Database, settings: Settings
+):
+    from zoneinfo import ZoneInfo
+
+    from nightreg.services import holds
+
+    site = await park(db)
+    await vehicle(db, site, "77-GGG-7", arrived=NOW - timedelta(days=3),
+                  departed=NOW - timedelta(days=2))  # fmt: skip
+    await post_as_camera(client, db, site, [sighting("77-GGG-7"), sighting("88-HHH-8")])
+    await holds.place(
+        db, CLI, scope="subject", subject_key="plate:77GGG7", site_id=site.id,
+        case_reference="CASE-7", reason="an inquiry", now=NOW, tz=ZoneInfo("Europe/Amsterdam"),
+    )  # fmt: skip
+    result = await retention.purge(db, settings, now=NOW + timedelta(days=29))
+    assert result.deleted["sightings"] == 1
+    assert [s.plate for s in await stored(db, site)] == ["77-GGG-7"]
+
+
+async def test_a_subject_request_reports_and_erases_the_plate_s_sightings(
+    client: AsyncTestClient[Litestar], db: Database, settings: Settings
+):
+    from nightreg.services import subjects
+    from tests.factories import staff
+
+    site = await park(db)
+    visit = await vehicle(db, site, "99-JJJ-9", arrived=NOW - timedelta(hours=2))
+    await post_as_camera(client, db, site, [sighting("99-JJJ-9"), sighting("10-KKK-1")])
+    actor = staff("harbour_master", site)
+    report = await subjects.report(db, settings, actor, "99-JJJ-9", now=NOW, fmt="json")
+    document = subjects.report_json(report)
+    assert [(s["plate"], s["direction"]) for s in document["sightings"]] == [("99-JJJ-9", "in")]
+    erased = await subjects.erase(
+        db, settings, actor, "99-JJJ-9", "asked by the owner", [visit.id], now=NOW
+    )
+    assert erased.counts["sightings"] == 1
+    assert [s.plate for s in await stored(db, site)] == ["10-KKK-1"]
