@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import func, select
 
 from nightreg.models import Sighting
-from nightreg.rules.base import Rule, VisitFacts
+from nightreg.rules.base import Rule, VisitFacts, in_window, night_of
 from nightreg.services.scan.context import Scan, chunks
 from nightreg.services.sightings import MATCH_SLACK, covers
 
@@ -39,21 +39,27 @@ async def touched(scan: Scan, since: datetime | None) -> dict[int, datetime]:
 
 async def seen_at_night(
     scan: Scan, rule: Rule, site_ids: Sequence[int], start: datetime
-) -> set[tuple[int, str]]:
-    """(site, plate key) of the plates the cameras saw at these sites since `start` within
-    the rule's night window (a superset, like the visits' night filter)."""
+) -> dict[tuple[int, str], set[date]]:
+    """(site, plate key) -> the nights (night_of, on the site's clock) on which the cameras
+    saw the plate at these sites since `start` within the rule's night window."""
     if not site_ids:
-        return set()
+        return {}
     night = scan.night_filter(
         Sighting.seen_at, rule, pad=1, site_ids=site_ids, site_column=Sighting.site_id
     )
     async with scan.db.read() as session:
         rows = await session.execute(
-            select(Sighting.site_id, Sighting.subject_key)
-            .where(Sighting.site_id.in_(site_ids), Sighting.seen_at >= start, night)
-            .distinct()
+            select(Sighting.site_id, Sighting.subject_key, Sighting.seen_at).where(
+                Sighting.site_id.in_(site_ids), Sighting.seen_at >= start, night
+            )
         )
-        return {(site_id, key) for site_id, key in rows.all()}
+        found: dict[tuple[int, str], set[date]] = defaultdict(set)
+        for site_id, key, at in rows.all():
+            site = scan.sites[site_id]
+            t = site.thresholds(rule)
+            if in_window(at, site.tz, t["night_start_hour"], t["night_end_hour"]):
+                found[(site_id, key)].add(night_of(at, site.tz, t["night_end_hour"]))
+        return dict(found)
 
 
 async def with_sightings(scan: Scan, visits: Iterable[VisitFacts]) -> list[VisitFacts]:

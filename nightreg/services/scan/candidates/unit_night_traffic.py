@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from collections import defaultdict
+from datetime import date, timedelta
 
 from sqlalchemy import func, or_, select, text
 
@@ -46,18 +47,20 @@ async def scan_unit_traffic(
         .group_by(text("1"), text("2"), text("3"))
         .having(func.count(func.distinct(Visit.plate)) >= busy)
     )
+    nights = scan.loosest(rule, "nights")
     at_night = (
-        select(Visit.site_id, unit)
+        select(Visit.site_id, unit, func.count())
         .where(*in_range, *vehicles, scan.moved_at_night(rule, parks))
         .group_by(text("1"), text("2"))
-        .having(func.count() >= scan.loosest(rule, "nights"))
     )
-    # Plates the gate cameras saw at night: their units are candidates too, whatever hours
-    # the register shows for the visits.
+    # Nights on which the gate cameras saw a plate: a unit whose vehicles' nights, in the
+    # register and on camera together, could reach the threshold is a candidate too.
     sighted = await camera.seen_at_night(scan, rule, parks, start)
     async with scan.db.read() as session:
         pairs = {(site, u) for site, u, _day in (await session.execute(busy_day)).all()}
-        pairs |= {(site, u) for site, u in (await session.execute(at_night)).all()}
+        moved = {(site, u): n for site, u, n in (await session.execute(at_night)).all()}
+        pairs |= {pair for pair, n in moved.items() if n >= nights}
+        seen: dict[tuple[int, str], set[date]] = defaultdict(set)
         for chunk in chunks(sorted({key for _site, key in sighted})):
             # By the subject index: the plates' visits at these parks still there since.
             by_plate = select(Visit.site_id, unit, Visit.subject_key).where(
@@ -66,11 +69,9 @@ async def scan_unit_traffic(
                 *vehicles,
                 or_(Visit.departed_at.is_(None), Visit.departed_at >= start),
             )
-            pairs |= {
-                (site, u)
-                for site, u, key in (await session.execute(by_plate)).all()
-                if (site, key) in sighted
-            }
+            for site, u, key in (await session.execute(by_plate)).all():
+                seen[(site, u)] |= sighted.get((site, key), set())
+        pairs |= {pair for pair, days in seen.items() if len(days) + moved.get(pair, 0) >= nights}
     summary.candidates += len(pairs)
     units = sorted({u for _site, u in pairs})
     visits: list[VisitFacts] = []
