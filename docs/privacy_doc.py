@@ -195,12 +195,13 @@ PERMISSION_TEXTS: dict[str, str] = {
     "subjects.manage": "subject requests: find, report and erase early a person's data",
     "tourist_tax.view": "the tourist-tax return: counts only",
     "users.manage": "staff accounts and API tokens",
+    "sightings.post": "post gate camera sightings (API tokens only; it reads nothing)",
 }
 
 
 def permissions() -> str:
     from nightreg.services.access import GLOBAL_PERMISSIONS, PERMISSIONS
-    from nightreg.vocabulary import ROLES
+    from nightreg.vocabulary import TOKEN_ROLES as ROLES
 
     missing = sorted(set(PERMISSIONS) - set(PERMISSION_TEXTS))
     stale = sorted(set(PERMISSION_TEXTS) - set(PERMISSIONS))
@@ -240,6 +241,64 @@ def hub_fields() -> str:
         + "; nor the columns kept by the system ("
         + ", ".join(f"`{c}`" for c in system)
         + "), staff notes, observations' text or the audit trail.",
+    ]
+    return "\n".join(lines)
+
+
+# --- gate cameras ----------------------------------------------------------------------------
+
+# Every column of nightreg.models.Sighting, and the site's switch (issue 19).
+SIGHTING_TEXTS: dict[str, str] = {
+    "id": "the sighting's number",
+    "site_id": "the site whose gate camera read it",
+    "camera": "the camera's own id, as the camera system sends it",
+    "seen_at": "when the camera read the plate (UTC)",
+    "direction": "`in` or `out`",
+    "plate": "the plate as the camera read it",
+    "subject_key": "the plate as a key (`plate:AB123C`), which matches it to a vehicle's visits",
+    "received_at": "when the register received it",
+}
+SITE_CAMERA_TEXTS: dict[str, str] = {
+    "cameras_enabled": "whether the site takes sightings at all (off until an admin switches "
+    "it on; every change audited as `site_changed`)",
+    "cameras_dpia_reference": "the reference of the DPIA that covers the site's gate cameras, "
+    "required to switch them on, shown on the site's page",
+}
+
+
+def gate_cameras() -> str:
+    """The gate cameras' sightings: what is kept, the switch, how long (from the code)."""
+    from nightreg.models import Sighting, Site
+    from nightreg.services import sightings
+
+    columns = [c.name for c in Sighting.__table__.columns]
+    site_columns = [c.name for c in Site.__table__.columns if c.name.startswith("cameras_")]
+    missing = sorted(
+        (set(columns) - set(SIGHTING_TEXTS)) | (set(site_columns) - set(SITE_CAMERA_TEXTS))
+    )
+    stale = sorted(
+        (set(SIGHTING_TEXTS) - set(columns)) | (set(SITE_CAMERA_TEXTS) - set(site_columns))
+    )
+    if missing or stale:
+        raise DocError(
+            "docs/privacy_doc.py SIGHTING_TEXTS / SITE_CAMERA_TEXTS must describe every column: "
+            f"missing {missing}, no such column {stale}"
+        )
+    slack = int(sightings.MATCH_SLACK.total_seconds() // 60)
+    lines = ["| where | column | what |", "|---|---|---|"]
+    lines += [f"| site | `{n}` | {SITE_CAMERA_TEXTS[n]} |" for n in site_columns]
+    lines += [f"| sighting | `{n}` | {SIGHTING_TEXTS[n]} |" for n in columns]
+    lines += [
+        "",
+        f"A visit *covers* a sighting of its plate at its site from {slack} minutes before its "
+        f"arrival until {slack} minutes after its departure (while it is present: until now). "
+        "A sighting no visit covers is deleted "
+        f"{sightings.UNMATCHED_DAYS} days after it was seen (a time further back is refused "
+        "when posted); one a visit covers lives as long as that visit, and goes in the purge "
+        "after it. Legal holds on the site or on the plate keep sightings; a subject request "
+        "reports and erases the sightings of the plates it finds. At most "
+        f"{sightings.MAX_BATCH} sightings per request; a time more than "
+        f"{int(sightings.FUTURE_SKEW.total_seconds() // 60)} minutes ahead is refused.",
     ]
     return "\n".join(lines)
 
@@ -608,6 +667,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "permissions": permissions,
     "hub-fields": hub_fields,
     "retention": retention,
+    "gate-cameras": gate_cameras,
     "backups": backups,
     "ais": ais,
     "audit-details": audit_details,

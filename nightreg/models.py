@@ -72,6 +72,10 @@ class Site(Base):
     ais_area_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
     ais_area_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
     ais_area_radius_m: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Gate cameras (issue 19): sightings are refused until an admin switches them on, which
+    # needs the reference of the DPIA that covers them (nightreg.services.sightings).
+    cameras_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    cameras_dpia_reference: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
     points: Mapped[list[CheckinPoint]] = relationship(back_populates="site", lazy="raise")
 
@@ -254,6 +258,39 @@ class VisitNote(Base):
     text: Mapped[str] = mapped_column(Text)
 
 
+class Sighting(Base):
+    """A gate camera's read of a number plate at a site, going in or out (issue 19).
+
+    Posted by the camera system with a `sensor` token (nightreg.services.sightings). `plate` is
+    as the camera sent it; `subject_key` is the plate's key as a vehicle visit has it
+    ("plate:AB123C"), which matches a sighting to the register. Unique per site, camera, time
+    and plate key: a repeated post stores nothing new. Personal data: a sighting that no visit
+    covers goes after 28 days, one that a visit covers lives as long as that visit
+    (nightreg.services.retention).
+    """
+
+    __tablename__ = "sighting"
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        UniqueConstraint("site_id", "camera", "seen_at", "subject_key"),
+        # A plate's sightings at a site in time order (the rules, matching to visits) ...
+        Index("ix_sighting_site_subject_seen", "site_id", "subject_key", "seen_at"),
+        # ... a site's sightings of a night (Tonight) or past retention (the purge) ...
+        Index("ix_sighting_site_seen", "site_id", "seen_at"),
+        # ... and what arrived since the last scan.
+        Index("ix_sighting_received_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    camera: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+    direction: Mapped[str] = mapped_column(String(3))
+    plate: Mapped[str] = mapped_column(String(20))
+    subject_key: Mapped[str] = mapped_column(String(240))
+    received_at: Mapped[datetime] = mapped_column(DateTimeUTC)
+
+
 class NightRound(Base):
     """The harbour master's evening walk along the piers: who walked it, and from when to when.
 
@@ -391,7 +428,8 @@ class ApiToken(Base):
     __tablename__ = "api_token"
     __table_args__ = (
         CheckConstraint(
-            "role IN ('admin', 'harbour_master', 'security', 'analyst', 'auditor')", name="role"
+            "role IN ('admin', 'harbour_master', 'security', 'analyst', 'auditor', 'sensor')",
+            name="role",
         ),
     )
 

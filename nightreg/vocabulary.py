@@ -88,12 +88,15 @@ ROUND_MARK_LABELS = {"seen": N_("Seen"), "missing": N_("Not there")}
 # --- staff, flags and holds -----------------------------------------------------------------
 
 ROLES = ("admin", "harbour_master", "security", "analyst", "auditor")
+# An API token may also be a gate camera system's (issue 19): it posts sightings, nothing else.
+TOKEN_ROLES = (*ROLES, "sensor")
 ROLE_LABELS = {
     "admin": N_("Administrator"),
     "harbour_master": N_("Harbour master"),
     "security": N_("Security"),
     "analyst": N_("Analyst"),
     "auditor": N_("Auditor"),
+    "sensor": N_("Sensor (gate camera)"),
 }
 
 FLAG_STATUSES = ("open", "watching", "dismissed", "forwarded", "expired")

@@ -26,9 +26,10 @@ from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.models import Site, User
 from nightreg.qr import POSTER_FORMATS, poster
-from nightreg.services import auth, branding, sites, twofactor, users
+from nightreg.services import auth, branding, sightings, sites, twofactor, users
 from nightreg.services.access import Actor, NotFound
 from nightreg.services.branding import BrandingInvalid
+from nightreg.services.sightings import CamerasInvalid
 from nightreg.services.sites import SiteInvalid, kiosk_url, site_for
 from nightreg.services.twofactor import TwoFactorInvalid
 from nightreg.services.users import AccountInvalid
@@ -65,7 +66,7 @@ TIME_FORMAT = "yyyy-MM-dd HH:mm"
 MAX_BRANDING_BODY = 3 * 1024 * 1024
 NO_STORE = {"Cache-Control": "no-store"}
 # Cards of the site's page that say "saved" themselves (`?saved=NAME`).
-SAVED_CARDS = ("branding", "ais")
+SAVED_CARDS = ("branding", "ais", "cameras")
 
 
 # --- form helpers ------------------------------------------------------------------------
@@ -294,6 +295,13 @@ def _site_form(site: Site) -> dict[str, str]:
     }
 
 
+def _cameras_form(site: Site) -> dict[str, str]:
+    return {
+        "cameras_enabled": "yes" if site.cameras_enabled else "no",
+        "cameras_dpia_reference": site.cameras_dpia_reference,
+    }
+
+
 def _point_form(data: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "name": form_text(data, "name", 200),
@@ -348,6 +356,9 @@ async def _site_page(
     branding_form: dict[str, str] | None = None,
     branding_errors: Mapping[str, FieldError | str] | None = None,
     branding_saved: bool = False,
+    cameras_form: dict[str, str] | None = None,
+    cameras_errors: Mapping[str, str] | None = None,
+    cameras_saved: bool = False,
     status_code: int = HTTP_200_OK,
     extra: Mapping[str, Any] | None = None,
 ) -> Template:
@@ -377,6 +388,9 @@ async def _site_page(
         "branding_errors": error_messages(branding_errors or {}),
         "branding_saved": branding_saved,
         "brand_logo": branding.logo_url(site.id, site.logo_version) if site.logo_version else None,
+        "cameras_form": cameras_form or _cameras_form(site),
+        "cameras_errors": error_messages(cameras_errors or {}),
+        "cameras_saved": cameras_saved,
         **(extra or {}),
     }
     return Template(template_name="admin/site.html", context=context, status_code=status_code)
@@ -438,8 +452,42 @@ class SitesController(Controller):
             rotated=form_int(params.get("rotated")),
             notice=notice,
             branding_saved=saved == "branding",
+            cameras_saved=saved == "cameras",
             extra={"ais_saved": saved == "ais"},
         )
+
+    @post("/{slug:str}/cameras", name="admin:site-cameras", opt=SITES)
+    async def change_cameras(
+        self, request: HTMXRequest, ctx: ContextDep, actor: ActorDep, slug: Slug, data: FormBody
+    ) -> Response[Any]:
+        """Switch the site's gate cameras on (with the DPIA's reference) or off; audited.
+
+        On the site's page, like the branding: for an admin of the site's own.
+        """
+        site = await site_for(ctx.db, actor, slug, "points.manage")
+        form = {
+            "cameras_enabled": "yes" if form_text(data, "cameras_enabled", 3) == "yes" else "no",
+            "cameras_dpia_reference": form_text(data, "cameras_dpia_reference", 200),
+        }
+        try:
+            await sightings.set_cameras(
+                ctx.db,
+                actor,
+                slug,
+                enabled=form["cameras_enabled"] == "yes",
+                dpia_reference=form["cameras_dpia_reference"],
+                now=ctx.clock.now(),
+            )
+        except CamerasInvalid as invalid:
+            return await _site_page(
+                ctx,
+                actor,
+                site,
+                cameras_form=form,
+                cameras_errors=invalid.errors,
+                status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+            )
+        return see_other(request, f"/admin/sites/{slug}?saved=cameras#cameras")
 
     @post(
         "/{slug:str}/branding",

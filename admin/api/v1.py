@@ -26,6 +26,7 @@ from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_409_CONFLICT
 
 from admin.api import flags as api_flags
+from admin.api import sightings as api_sightings
 from admin.api import signals as api_signals
 from admin.api.common import QUERY_FIELDS, check_dates, invalid, row_id, validation_failed
 from admin.api.common import doc as _doc
@@ -549,6 +550,7 @@ api_router = Router(
         VisitsController,
         *api_flags.CONTROLLERS,
         *api_signals.CONTROLLERS,
+        *api_sightings.CONTROLLERS,
     ],
     security=[{BEARER: []}],
     exception_handlers={
@@ -559,6 +561,7 @@ api_router = Router(
         ValidationException: _validation_failed,
         **api_flags.EXCEPTION_HANDLERS,
         **api_signals.EXCEPTION_HANDLERS,
+        **api_sightings.EXCEPTION_HANDLERS,
     },
 )
 

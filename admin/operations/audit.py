@@ -36,6 +36,8 @@ ACTIONS = (
     "token_created",
     "token_revoked",
     "tonight_viewed",
+    "sightings_received",
+    "sightings_viewed",
     "register_viewed",
     "visit_viewed",
     "visit_created",

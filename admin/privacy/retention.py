@@ -44,12 +44,15 @@ TIME_FORMAT = "yyyy-MM-dd HH:mm"
 # The preview's table by date lists days up to this many, months beyond.
 MAX_DATE_ROWS = 31
 # The categories whose due rows belong to a site and carry their own dates.
-SITE_CATEGORIES = ("flags_open", "flags_dismissed", "flags_forwarded", "visits", "observations")
+SITE_CATEGORIES = (
+    "flags_open", "flags_dismissed", "flags_forwarded", "visits", "observations", "sightings",
+)  # fmt: skip
 # What the receipt's "oldest date kept" names.
 OLDEST_LABELS = {
     "visits": N_("Oldest visit (arrival)"),
     "flags": N_("Oldest flag (raised)"),
     "observations": N_("Oldest observation"),
+    "sightings": N_("Oldest gate camera sighting"),
     "audit_events": N_("Oldest audit event"),
     "aggregates": N_("Oldest aggregate (day)"),
 }

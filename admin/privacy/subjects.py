@@ -65,6 +65,7 @@ COUNT_LABELS = {
     "visits": N_("Visits"),
     "notes": N_("Staff notes"),
     "observations": N_("Observations"),
+    "sightings": N_("Gate camera sightings"),
     "flags": N_("Flags"),
     "signals": N_("Signals to the hub"),
 }

@@ -371,6 +371,10 @@ class SiteRegisterController(Controller):
             "idempotency_key": secrets.token_urlsafe(18),
             **_found_on_ais(request.query_params, kind),
         }
+        # Prefilled from Tonight's "on camera, not in the register" (the plate as read).
+        plate = (request.query_params.get("plate") or "").strip()[:16]
+        if plate and kind == "vehicle":
+            values["plate"] = plate
         context = {**_form_context(site, kind), "values": values, "errors": {}}
         return Template(template_name="admin/walk_in.html", context=context)
 

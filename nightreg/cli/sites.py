@@ -1,4 +1,5 @@
-"""`nightreg site add`, `nightreg point add|rotate`, `nightreg qr`: sites, points, QR posters."""
+"""`nightreg site add|cameras`, `nightreg point add|rotate`, `nightreg qr`: sites, points, QR
+posters, and a site's gate cameras."""
 
 from __future__ import annotations
 
@@ -65,6 +66,29 @@ def cmd_site_area(settings: Settings, args: argparse.Namespace) -> int:
         ) from None
     print(f"Site {args.slug}: " + (", ".join(sorted(changes)) + " changed." if changes else
                                   "nothing changed."))  # fmt: skip
+    return 0
+
+
+def cmd_site_cameras(settings: Settings, args: argparse.Namespace) -> int:
+    """Switch a site's gate cameras on (with the DPIA's reference) or off; audited."""
+    from nightreg.services.access import CLI, NotFound
+    from nightreg.services.sightings import CamerasInvalid, set_cameras
+
+    async def work(db: Database) -> None:
+        await set_cameras(
+            db, CLI, args.slug, enabled=args.state == "on", dpia_reference=args.dpia or "",
+            now=SystemClock().now(),
+        )  # fmt: skip
+
+    try:
+        with_database(settings, work)
+    except CamerasInvalid as exc:
+        raise CommandError(
+            "--dpia: give the reference of the DPIA that covers the cameras"
+        ) from exc
+    except NotFound as exc:
+        raise CommandError(f"there is no site {args.slug}") from exc
+    print(f"Gate cameras of {args.slug} are {args.state}.")
     return 0
 
 
@@ -140,6 +164,13 @@ def add_commands(sub: Any) -> None:
     switch.add_argument("--enable", action="store_true", help="switch AIS on (needs --dpia)")
     switch.add_argument("--disable", action="store_true", help="switch AIS off")
     site_area.set_defaults(func=cmd_site_area)
+    cameras = site_sub.add_parser(
+        "cameras", help="switch a site's gate camera sightings on (with --dpia) or off"
+    )
+    cameras.add_argument("slug")
+    cameras.add_argument("state", choices=("on", "off"))
+    cameras.add_argument("--dpia", default=None, help="the reference of the DPIA (to switch on)")
+    cameras.set_defaults(func=cmd_site_cameras)
 
     point = sub.add_parser("point", help="check-in points (QR codes)")
     point_sub = point.add_subparsers(dest="point_command", required=True)

@@ -11,7 +11,7 @@ from nightreg.clock import SystemClock
 from nightreg.db import Database
 from nightreg.models import ApiToken
 from nightreg.settings import Settings
-from nightreg.vocabulary import ROLES
+from nightreg.vocabulary import TOKEN_ROLES
 
 if TYPE_CHECKING:
     from nightreg.services.tokens import TokenInvalid
@@ -101,7 +101,7 @@ def add_commands(sub: Any) -> None:
 
     add = token_sub.add_parser("add", help="create an API token and print it once")
     add.add_argument("name", help="what the token is for, e.g. 'harbour office tablet'")
-    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--role", required=True, choices=TOKEN_ROLES)
     add.add_argument("--site", action="append", help="a site slug; repeat for more")
     add.add_argument(
         "--expires-days",

@@ -46,6 +46,9 @@ class VisitFacts:
     # The visit's AIS movements (time, "in" | "out"), when its site listens to AIS: the
     # harbour area entered or left, as the boat's own transponder showed it.
     ais: tuple[tuple[datetime, str], ...] = ()
+    # A vehicle's reads by the site's gate cameras that this visit covers (issue 19): times
+    # it went in or out beside what the register says. Empty where the site has none.
+    camera_sightings: tuple[datetime, ...] = ()
 
     def movements(self) -> Iterable[tuple[datetime, str]]:
         """The visit's arrival and, once it left, its departure."""
@@ -66,6 +69,12 @@ class VisitFacts:
             ):
                 continue
             yield at, direction
+
+    def movements_seen(self) -> Iterable[tuple[datetime, str]]:
+        """The register's movements and the gate cameras' sightings ("camera")."""
+        yield from self.movements()
+        for at in self.camera_sightings:
+            yield at, "camera"
 
 
 @dataclass(frozen=True, slots=True)

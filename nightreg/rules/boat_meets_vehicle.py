@@ -34,28 +34,38 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
             (at, v)
             for v in at_marina
             if v.kind == "vehicle"
-            for at, _what in v.movements()
+            for at, what in v.movements_seen()
             if in_window(at, v.tz, t["night_start_hour"], t["night_end_hour"])
         ),
         key=lambda move: (move[0], move[1].id),
     )
+    # The vehicle's movements the gate cameras saw (issue 19), for the reason.
+    by_camera = {(at, v.id) for v in at_marina if v.kind == "vehicle" for at in v.camera_sightings}
     vessel_moves = sorted(
         ((at, v) for v in at_marina if v.kind == "vessel" for at, _what in v.movements()),
         key=lambda move: (move[0], move[1].id),
     )
     boat_times = [at for at, _v in vessel_moves]
-    # (vehicle id, vessel id) -> every matched movement, and the closest the two came.
-    pairs: dict[tuple[int, int], tuple[list[datetime], timedelta, VisitFacts, VisitFacts]] = {}
+    # (vehicle id, vessel id) -> every matched movement, the closest the two came, and
+    # whether that closest movement of the vehicle was a gate camera's sighting.
+    pairs: dict[
+        tuple[int, int], tuple[list[datetime], timedelta, bool, VisitFacts, VisitFacts]
+    ] = {}
     for car_at, car in vehicle_moves:
         near = vessel_moves[
             bisect_left(boat_times, car_at - gap) : bisect_right(boat_times, car_at + gap)
         ]
         for boat_at, boat in near:
-            times, closest, _car, _boat = pairs.get((car.id, boat.id), ([], gap, car, boat))
+            times, closest, camera, _car, _boat = pairs.get(
+                (car.id, boat.id), ([], gap + timedelta(seconds=1), False, car, boat)
+            )
             times += [car_at, boat_at]
-            pairs[(car.id, boat.id)] = (times, min(closest, abs(car_at - boat_at)), car, boat)
+            apart = abs(car_at - boat_at)
+            if apart < closest:
+                closest, camera = apart, (car_at, car.id) in by_camera
+            pairs[(car.id, boat.id)] = (times, closest, camera, car, boat)
     findings = []
-    for (_car_id, _boat_id), (times, closest, car, boat) in sorted(pairs.items()):
+    for (_car_id, _boat_id), (times, closest, camera, car, boat) in sorted(pairs.items()):
         # The reason names the closest pair of movements; the window spans all of them.
         minutes = int(closest.total_seconds() // 60)
         findings.append(
@@ -66,7 +76,7 @@ def evaluate(visits: Sequence[VisitFacts], t: Thresholds, now: datetime) -> list
                 window_start=min(times),
                 window_end=max(times),
                 score=score(40, t["minutes"], minutes, step=1),
-                params={"minutes": minutes},
+                params={"minutes": minutes, "reason": "camera"} if camera else {"minutes": minutes},
                 site_id=car.site_id,
             )
         )
@@ -85,6 +95,12 @@ RULE = ScannedRule(
         "A vehicle arrived or left at night %(minutes)s minutes apart from a boat arriving or "
         "leaving."
     ),
+    variants={
+        "camera": N_(
+            "A vehicle seen by the gate camera at night %(minutes)s minutes apart from a boat "
+            "arriving or leaving."
+        ),
+    },
     thresholds=(
         Threshold("minutes", 30, N_("minutes")),
         Threshold("night_start_hour", 22, N_("night starts (hour)")),

@@ -68,15 +68,21 @@ def _busy_days(unit: str, visits: list[VisitFacts], t: Thresholds) -> list[Findi
 def _night_calls(unit: str, visits: list[VisitFacts], t: Thresholds) -> list[Finding]:
     start, end = t["night_start_hour"], t["night_end_hour"]
     # One event per night: the first night movement of that night, with all its visits.
+    # The gate cameras' sightings count as movements too (issue 19); a night seen only by a
+    # camera makes the reason say so.
     nights: dict[date, list[tuple[datetime, int]]] = defaultdict(list)
+    by_camera: set[date] = set()
     for v in visits:
-        for at, _what in v.movements():
+        for at, what in v.movements_seen():
             if in_window(at, v.tz, start, end):
                 nights[night_of(at, v.tz, end)].append((at, v.id))
+                if what == "camera":
+                    by_camera.add(night_of(at, v.tz, end))
     events = sorted((min(moves)[0], night) for night, moves in nights.items())
     findings = []
     for group in clusters(events, count=t["nights"], window=timedelta(days=t["days"])):
         visit_ids = sorted({vid for _at, night in group for _t, vid in nights[night]})
+        camera = any(night in by_camera for _at, night in group)
         findings.append(
             Finding(
                 rule=CODE,
@@ -85,7 +91,12 @@ def _night_calls(unit: str, visits: list[VisitFacts], t: Thresholds) -> list[Fin
                 window_start=group[0][0],
                 window_end=max(at for _at, night in group for at, _vid in nights[night]),
                 score=score(55, len(group), t["nights"]),
-                params={"unit": unit, "nights": len(group), "days": t["days"], "reason": "nights"},
+                params={
+                    "unit": unit,
+                    "nights": len(group),
+                    "days": t["days"],
+                    "reason": "nights_camera" if camera else "nights",
+                },
                 site_id=visits[0].site_id,
             )
         )
@@ -123,6 +134,10 @@ RULE = ScannedRule(
             "within %(minutes)s minutes."
         ),
         "nights": N_("Unit %(unit)s: vehicles at night on %(nights)s nights within %(days)s days."),
+        "nights_camera": N_(
+            "Unit %(unit)s: vehicles at night on %(nights)s nights within %(days)s days "
+            "(seen by the gate camera)."
+        ),
     },
     thresholds=(
         Threshold("vehicles", 10, N_("different vehicles in one day")),

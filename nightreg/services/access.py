@@ -63,6 +63,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "subjects.manage": frozenset({"admin", "harbour_master"}),
     # the tourist-tax return of one's own sites: counts only
     "tourist_tax.view": frozenset({"admin", "harbour_master"}),
+    # a gate camera system's token (role sensor, API only) posts sightings to its own sites,
+    # and that is all it may do: it reads nothing
+    "sightings.post": frozenset({"sensor"}),
 }
 
 # Permissions that reach across all sites rather than the account's own.

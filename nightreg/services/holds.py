@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nightreg.clock import local_day
 from nightreg.db import Database
 from nightreg.i18n import N_
-from nightreg.models import Flag, LegalHold, Site, Visit, flag_visit, legal_hold_visit
+from nightreg.models import Flag, LegalHold, Sighting, Site, Visit, flag_visit, legal_hold_visit
 from nightreg.services import audit
 from nightreg.services.access import Actor, NotFound
 from nightreg.validation import MSG_TOO_LONG, FieldError, Invalid, clean_text
@@ -501,6 +501,23 @@ def visit_held(today: date) -> ColumnElement[bool]:
         hold_in_force(today),
     )
     return or_(by_site_or_subject, by_name)
+
+
+def sighting_held(today: date) -> ColumnElement[bool]:
+    """True for a gate camera's sighting that a hold covers: its site, or its plate as a
+    subject (a hold on named visits keeps their sightings by keeping the visits that cover
+    them; nightreg.services.retention.due)."""
+    return exists().where(
+        hold_in_force(today),
+        or_(
+            and_(LegalHold.scope == "site", LegalHold.site_id == Sighting.site_id),
+            and_(
+                LegalHold.scope == "subject",
+                LegalHold.subject_key == Sighting.subject_key,
+                or_(LegalHold.site_id.is_(None), LegalHold.site_id == Sighting.site_id),
+            ),
+        ),
+    )
 
 
 def flag_held(today: date) -> ColumnElement[bool]:

@@ -42,6 +42,7 @@ from nightreg.models import (
     Flag,
     LegalHold,
     Observation,
+    Sighting,
     Signal,
     Site,
     Visit,
@@ -202,6 +203,8 @@ class Report:
     # MMSIs at the actor's sites that matched no visit.
     ais: dict[int, list[AisMovement]] = field(default_factory=dict)
     unmatched_ais: list[AisMovement] = field(default_factory=list)
+    # The gate cameras' sightings of the plates found, at the sites searched (issue 19).
+    sightings: list[Sighting] = field(default_factory=list)
 
 
 @dataclass
@@ -363,6 +366,13 @@ async def report(
                 ais.setdefault(movement.visit_id, []).append(movement)
             unmatched_ais = list(await session.scalars(_unmatched_ais(found).order_by(
                 AisMovement.at, AisMovement.id)))  # fmt: skip
+        sightings = list(
+            await session.scalars(
+                select(Sighting)
+                .where(*_sightings_of(found))
+                .order_by(Sighting.seen_at, Sighting.id)
+            )
+        )
     searched = {s.id for s in sites}
     policies = [p for p in await retention.policies(db, settings) if p.site_id in searched]
     details: dict[str, Any] = {
@@ -387,6 +397,7 @@ async def report(
         observations=observations,
         ais=ais,
         unmatched_ais=unmatched_ais,
+        sightings=sightings,
     )
 
 
@@ -399,6 +410,15 @@ def _unmatched_ais(found: Found) -> Any:
         AisMovement.site_id.in_([s.id for s in found.sites] or [NO_ID]),
         AisMovement.mmsi.in_(mmsis or [""]),
     )
+
+
+def _sightings_of(found: Found) -> list[Any]:
+    """The conditions on the sightings of the found plates at the sites searched."""
+    plates = [k for k in found.subject_keys if k.startswith("plate:")]
+    return [
+        Sighting.subject_key.in_(plates or [""]),
+        Sighting.site_id.in_([s.id for s in found.sites] or [NO_ID]),
+    ]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -501,6 +521,16 @@ def report_json(rep: Report) -> dict[str, Any]:
                 "direction": m.direction,
             }
             for m in rep.unmatched_ais
+        ],
+        "sightings": [
+            {
+                "site": site_slugs.get(x.site_id, str(x.site_id)),
+                "camera": x.camera,
+                "seen_at": _iso(x.seen_at),
+                "direction": x.direction,
+                "plate": x.plate,
+            }
+            for x in rep.sightings
         ],
     }
 
@@ -757,6 +787,15 @@ async def _delete(
             .execution_options(synchronize_session=False)
         )
     ).all()
+    # The gate cameras' sightings of these plates at these sites go with them (issue 19).
+    sightings = (
+        await session.execute(
+            delete(Sighting)
+            .where(*_sightings_of(found))
+            .returning(Sighting.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
     visits = (
         await session.execute(
             delete(Visit)
@@ -795,6 +834,7 @@ async def _delete(
         "notes": notes or 0,
         "observations": len(observations),
         "ais_movements": len(ais),
+        "sightings": len(sightings),
         "flags": len(shown),
         "signals": signals,
         "aggregated_visits": aggregated,

@@ -19,7 +19,7 @@ from nightreg.models import ApiToken, Site, api_token_site
 from nightreg.security import token_hash
 from nightreg.services import audit
 from nightreg.services.access import Actor, NotFound
-from nightreg.vocabulary import ROLES
+from nightreg.vocabulary import TOKEN_ROLES
 
 PREFIX = "nrt_"
 MANAGE = "users.manage"
@@ -34,6 +34,7 @@ MSG_NAME_LONG = N_("Please use at most %(max)s characters.")
 MSG_ROLE = N_("Please choose a role.")
 MSG_SITE = N_("There is no site %(slug)s.")
 MSG_EXPIRES = N_("The expiry must be in the future.")
+MSG_SENSOR_SITE = N_("A sensor token posts to its own sites: please name at least one.")
 
 
 class TokenInvalid(ValueError):
@@ -74,8 +75,10 @@ async def create_token(
     elif len(name) > MAX_NAME_LENGTH:
         errors["name"] = MSG_NAME_LONG
         params["max"] = MAX_NAME_LENGTH
-    if role not in ROLES:
+    if role not in TOKEN_ROLES:
         errors["role"] = MSG_ROLE
+    elif role == "sensor" and not slugs:
+        errors["sites"] = MSG_SENSOR_SITE
     if expires_at is not None and expires_at <= now:
         errors["expires_at"] = MSG_EXPIRES
     if errors:

@@ -13,7 +13,7 @@ from nightreg import visit_status, visit_status_sql
 from nightreg.clock import local_midnight
 from nightreg.db import Database
 from nightreg.models import Site, Visit
-from nightreg.services import audit, duplicates, presence, rounds
+from nightreg.services import audit, duplicates, presence, rounds, sightings
 from nightreg.services import flags as flag_queue
 from nightreg.services.access import Actor
 from nightreg.services.ais import store as ais_store
@@ -40,6 +40,8 @@ class Tonight:
     # AIS (a marina that listens): MMSIs inside the harbour area with no open visit. For the
     # harbour master to look at; never a flag, never forwarded.
     on_ais: list[ais_store.Inside] = field(default_factory=list)
+    # Gate cameras (issue 19): plates on the park at night with no visit covering them.
+    on_camera: list[sightings.CameraVehicle] = field(default_factory=list)
 
     def count(self, visits: list[Visit]) -> int:
         """How many of these the board counts: a subject present twice (a possible duplicate
@@ -100,6 +102,7 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
             if site.ais_enabled
             else []
         )
+        on_camera = await sightings.not_in_register(session, site, now=now)
         arrived_today = list(
             await session.scalars(
                 select(Visit)
@@ -127,6 +130,13 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
     # The MMSIs on AIS alone are shown too: the event names their movements.
     extra = {"details": {"ais_movements": [i.movement_id for i in on_ais]}} if on_ais else {}
     await audit.log(db, actor, "tonight_viewed", at=now, site_id=site.id, object_ids=shown, **extra)
+    await audit.log(db, actor, "tonight_viewed", at=now, site_id=site.id, object_ids=shown)
+    if on_camera:
+        seen = [i for vehicle in on_camera for i in vehicle.sighting_ids]
+        await audit.log(
+            db, actor, "sightings_viewed", at=now, site_id=site.id, object_type="sighting",
+            object_ids=seen,
+        )  # fmt: skip
     return Tonight(
         site=site,
         present=present,
@@ -140,4 +150,5 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
         marks=marks,
         doubled=frozenset(doubled),
         on_ais=on_ais,
+        on_camera=on_camera,
     )

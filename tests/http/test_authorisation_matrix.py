@@ -29,6 +29,8 @@ ADMIN = frozenset({"admin"})
 AUDIT = frozenset({"admin", "auditor"})
 FLAGS = frozenset({"admin", "harbour_master", "security", "analyst"})
 ANALYST = frozenset({"analyst"})
+# A gate camera system's token (issue 19): an API role only, never a staff account.
+SENSOR = frozenset({"sensor"})
 
 PUBLIC = "public"  # no account needed
 GLOBAL = "global"  # the role decides; sites do not matter
@@ -127,6 +129,7 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "POST /admin/sites/{slug}": (ADMIN, GLOBAL),
     "POST /admin/sites/{slug}/points": (EDIT, SITE),
     "POST /admin/sites/{slug}/branding": (ADMIN, SITE),
+    "POST /admin/sites/{slug}/cameras": (ADMIN, SITE),
     "POST /admin/points/{id}": (EDIT, SITE),
     "POST /admin/points/{id}/rotate": (EDIT, SITE),
     "GET /admin/points/{id}/poster/{fmt}": (EDIT, SITE),
@@ -164,6 +167,8 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     # a flag's review for security companies' systems, as on its page
     "POST /api/v1/flags/{id}/review": (FLAGS, SITE),
     "GET /api/v1/flags/{id}/forward-preview": (FLAGS, SITE),
+    # gate cameras: sightings posted by a sensor token to its own sites
+    "POST /api/v1/sites/{slug}/sightings": (SENSOR, SITE),
 }
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -418,6 +423,31 @@ async def test_each_role_gets_exactly_what_the_matrix_says(
                 problems.append(
                     f"{line} as {role} of the {who}: {answer.status_code}, expected {expected}"
                 )
+    assert problems == []
+
+
+async def test_a_sensor_token_gets_exactly_what_the_matrix_says_on_the_api(
+    client: AsyncTestClient[Litestar], db: Database, app: Litestar
+):
+    """The sensor role exists for API tokens only: every API call but posting sightings to its
+    own sites is refused (403; 404 for a site not its own), and it reads nothing."""
+    world = await build_world(db)
+    tokens = await api_tokens(db, "sensor", world)
+    problems = []
+    for line in sorted(staff_routes(app)):
+        if not line.split(" ", 1)[1].startswith("/api/"):
+            continue
+        roles, scope = MATRIX[line]
+        for who, site_ok in (("own site", True), ("other site", False)):
+            answer = await call(client, line, world, "", bearer=tokens[site_ok])
+            if "sensor" not in roles:
+                ok, expected = answer.status_code == 403, "403"
+            elif scope == SITE and not site_ok:
+                ok, expected = answer.status_code == 404, "404"
+            else:
+                ok, expected = allowed(answer), "allowed"
+            if not ok:
+                problems.append(f"{line} as sensor of the {who}: {answer.status_code}, {expected}")
     assert problems == []
 
 

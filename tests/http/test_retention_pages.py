@@ -358,8 +358,8 @@ async def test_the_preview_counts_a_sites_due_visits_and_spares_held_and_recent_
     assert page.status_code == 200
     assert f"The run at {NEXT_RUN} (Europe/Amsterdam) will delete" in page.text
     row = cells(site_row(page.text, f"preview-site-{site.slug}"))
-    # open, dismissed, forwarded flags, visits, observations, total
-    assert row[1:] == ["0", "0", "0", "3", "0", "3"]
+    # open, dismissed, forwarded flags, visits, observations, gate camera sightings, total
+    assert row[1:] == ["0", "0", "0", "3", "0", "0", "3"]
     assert re.search(r'id="held">\s*\d+ legal holds? (is|are) in force', page.text)
     total = int(re.search(r'id="total-count">(\d+)<', page.text).group(1))
     assert total >= 3

@@ -16,15 +16,18 @@ from nightreg.models import (
     LegalHold,
     Observation,
     SharingAgreement,
+    Sighting,
     Signal,
     SignInFailure,
     StaffSession,
     Visit,
     flag_visit,
 )
-from nightreg.services.ais.store import UNMATCHED_DAYS
-from nightreg.services.holds import flag_held, hold_in_force, visit_held
+from nightreg.services.ais.store import UNMATCHED_DAYS as AIS_UNMATCHED_DAYS
+from nightreg.services.holds import flag_held, hold_in_force, sighting_held, visit_held
 from nightreg.services.retention.policies import SIGN_IN_FAILURE_DAYS, Defaults, Policy
+from nightreg.services.sightings import UNMATCHED_DAYS as SIGHTING_UNMATCHED_DAYS
+from nightreg.services.sightings import covers
 from nightreg.settings import Settings
 
 
@@ -122,7 +125,7 @@ def due_observations(policy: Policy, now: datetime, today: date) -> ColumnElemen
 
 
 def due_ais_movements(policy: Policy, now: datetime, today: date) -> ColumnElement[bool]:
-    """AIS movements of the site that matched no visit, older than UNMATCHED_DAYS, not held
+    """AIS movements of the site that matched no visit, older than AIS_UNMATCHED_DAYS, not held
     (a hold on the site, or on the subject `mmsi:…`). A matched movement goes with its visit."""
     held = exists().where(
         hold_in_force(today),
@@ -138,7 +141,7 @@ def due_ais_movements(policy: Policy, now: datetime, today: date) -> ColumnEleme
     return and_(
         AisMovement.site_id == policy.site_id,
         AisMovement.visit_id.is_(None),
-        AisMovement.at < now - timedelta(days=UNMATCHED_DAYS),
+        AisMovement.at < now - timedelta(days=AIS_UNMATCHED_DAYS),
         ~held,
     )
 
@@ -168,3 +171,53 @@ def due_job_runs(defaults: Defaults, now: datetime) -> ColumnElement[bool]:
         JobRun.status != "running",
         JobRun.id.not_in(newest_ok),
     )
+
+
+async def due_sightings(
+    session: AsyncSession,
+    policy: Policy,
+    now: datetime,
+    today: date,
+    *,
+    after_id: int = 0,
+    limit: int | None = None,
+) -> tuple[list[tuple[int, datetime]], int]:
+    """(id, seen at) of the site's gate camera sightings past SIGHTING_UNMATCHED_DAYS that no visit
+    covers and no hold keeps, among the next `limit` old ones after `after_id`; and the last
+    id looked at (0 when none was).
+
+    A sighting that a visit covers (nightreg.services.sightings.covers) lives as long as the
+    visit: once the visit is purged, it is an old sighting that nothing covers. Whether a
+    visit covers it is a question of time with a margin, answered here rather than in SQL.
+    """
+    stmt = (
+        select(Sighting.id, Sighting.subject_key, Sighting.seen_at)
+        .where(
+            Sighting.site_id == policy.site_id,
+            Sighting.seen_at < now - timedelta(days=SIGHTING_UNMATCHED_DAYS),
+            Sighting.id > after_id,
+            ~sighting_held(today),
+        )
+        .order_by(Sighting.id)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = (await session.execute(stmt)).all()
+    if not rows:
+        return [], 0
+    keys = sorted({key for _id, key, _at in rows})
+    stays: dict[str, list[tuple[datetime, datetime | None]]] = {}
+    for start in range(0, len(keys), 500):
+        visits = await session.execute(
+            select(Visit.subject_key, Visit.arrived_at, Visit.departed_at).where(
+                Visit.site_id == policy.site_id, Visit.subject_key.in_(keys[start : start + 500])
+            )
+        )
+        for key, arrived_at, departed_at in visits.all():
+            stays.setdefault(key, []).append((arrived_at, departed_at))
+    due = [
+        (sighting_id, seen_at)
+        for sighting_id, key, seen_at in rows
+        if not any(covers(a, d, seen_at, now) for a, d in stays.get(key, ()))
+    ]
+    return due, rows[-1][0]

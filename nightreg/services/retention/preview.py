@@ -35,6 +35,7 @@ from nightreg.services.retention.due import (
     due_job_runs,
     due_observations,
     due_sessions,
+    due_sightings,
     due_visits,
     today_of,
     visit_ends,
@@ -143,6 +144,10 @@ async def _sites_due(
             )
         )
         _count(out["ais_movements"], dates["ais_movements"], policy, stamps)
+        # Sightings that a visit due in the same run still covers go in that run too, but
+        # count here only from the run after (a preview without deleting cannot see them).
+        sightings, _last = await due_sightings(session, policy, at, today)
+        _count(out["sightings"], dates["sightings"], policy, [s for _i, s in sightings])
 
 
 async def _installation_due(

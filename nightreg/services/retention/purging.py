@@ -23,6 +23,7 @@ from nightreg.models import (
     Flag,
     JobRun,
     Observation,
+    Sighting,
     SignInFailure,
     StaffSession,
     Visit,
@@ -39,6 +40,7 @@ from nightreg.services.retention.due import (
     due_job_runs,
     due_observations,
     due_sessions,
+    due_sightings,
     due_visits,
     today_of,
 )
@@ -109,6 +111,10 @@ async def purge(
                 db, delete(AisMovement), AisMovement.id, due_ais_movements(policy, now, today),
                 batch, deadline,
             )  # fmt: skip
+            # After the visits: a sighting their purge uncovered goes in the same run.
+            result.deleted["sightings"] += await _purge_sightings(
+                db, policy, now, today, batch, deadline
+            )
         result.details_erased = await _erase_details(db, settings, now)
         result.deleted["audit_events"] = await _purge_audit(db, defaults, now, batch * 10)
         await _purge_installation(db, settings, defaults, now, today, result)
@@ -227,6 +233,29 @@ async def _purge_visits(
             return deleted, aggregated
 
 
+async def _purge_sightings(
+    db: Database, policy: Policy, now: datetime, today: date, batch: int, deadline: float | None
+) -> int:
+    """Delete the site's gate camera sightings that are due, a batch of old ones at a time
+    (those a visit still covers are passed over, by id)."""
+    deleted = after_id = 0
+    while True:
+        _check_time(deadline)
+        async with db.write() as session:
+            due, after_id = await due_sightings(
+                session, policy, now, today, after_id=after_id, limit=batch
+            )
+            if due:
+                gone = await session.execute(
+                    delete(Sighting)
+                    .where(Sighting.id.in_([i for i, _at in due]))
+                    .returning(Sighting.id)
+                )
+                deleted += len(gone.all())
+        if after_id == 0:
+            return deleted
+
+
 def receipt_name(now: datetime) -> str:
     """How an audit detail record names the purge that erased it (its receipt's time)."""
     return audit.erasure_name("purge", now)
@@ -304,7 +333,7 @@ async def _clean_up(db: Database, settings: Settings, result: PurgeResult) -> No
             return
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         tables = ["flag", "flag_visit", "signal", "visit", "visit_note", "observation",
-                  "ais_movement",
+                  "ais_movement", "sighting",
                   "audit_event", "audit_detail", "job_run", "visit_aggregate", "sign_in_failure",
                   "staff_session"]  # fmt: skip
         for table in tables:
@@ -321,6 +350,7 @@ async def oldest_kept(db: Database, settings: Settings) -> dict[str, str]:
             "flags": select(func.min(Flag.created_at)),
             "observations": select(func.min(Observation.observed_at)),
             "ais_movements": select(func.min(AisMovement.at)),
+            "sightings": select(func.min(Sighting.seen_at)),
             "audit_events": select(func.min(AuditEvent.at)),
         }
         for name, stmt in probes.items():

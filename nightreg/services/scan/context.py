@@ -181,8 +181,11 @@ class Scan:
         end_name: str = "night_end_hour",
         pad: int = 0,
         site_ids: Iterable[int] | None = None,
+        site_column: Column = Visit.site_id,
     ) -> ColumnElement[bool]:
-        """`column` is, on some site's clock, within the rule's night window (a superset)."""
+        """`column` is, on some site's clock, within the rule's night window (a superset).
+
+        `site_column` names the row's site (a visit's by default; a sighting's too)."""
         wanted = set(site_ids) if site_ids is not None else set(self.sites)
         groups: dict[tuple[str, int, int], list[int]] = defaultdict(list)
         for site in self.sites.values():
@@ -192,7 +195,7 @@ class Scan:
         hour = utc_hour(column, self.dialect)
         conditions = [
             and_(
-                Visit.site_id.in_(ids),
+                site_column.in_(ids),
                 hour.in_(
                     sorted(night_utc_hours(ZoneInfo(tz), start, end, EVER, self.now, pad=pad))
                 ),

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from nightreg.db import Database
 from nightreg.models import JobRun, Site, Visit
 from nightreg.services.ais import store as ais_store
+from nightreg.services.scan import sightings as camera
 from nightreg.services.scan.candidates import SCANNERS
 from nightreg.services.scan.context import (
     EVER,
@@ -152,7 +153,11 @@ async def run_scan(
     sites = await load_sites(db)
     if sites:
         scan = Scan(db, sites, now)
-        window = Window(since, await _touched_sites(scan, since))
+        touched = await _touched_sites(scan, since)
+        # Sites whose gate cameras posted since: their night looks again from the sightings.
+        for site_id, at in (await camera.touched(scan, since)).items():
+            touched[site_id] = min(at, touched.get(site_id, at))
+        window = Window(since, touched)
         # The parts only read, each on its own connection: the database works on one while
         # Python works on another's rows.
         await asyncio.gather(*(part() for part in _parts(scan, window, summary)))

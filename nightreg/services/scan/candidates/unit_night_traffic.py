@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from collections import defaultdict
+from datetime import date, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 
 from nightreg.models import Visit
 from nightreg.rules.base import ScannedRule, VisitFacts
 from nightreg.rules.unit_night_traffic import RULE
+from nightreg.services.scan import sightings as camera
 from nightreg.services.scan.context import (
     FACT_COLUMNS,
     Scan,
@@ -45,15 +47,31 @@ async def scan_unit_traffic(
         .group_by(text("1"), text("2"), text("3"))
         .having(func.count(func.distinct(Visit.plate)) >= busy)
     )
+    nights = scan.loosest(rule, "nights")
     at_night = (
-        select(Visit.site_id, unit)
+        select(Visit.site_id, unit, func.count())
         .where(*in_range, *vehicles, scan.moved_at_night(rule, parks))
         .group_by(text("1"), text("2"))
-        .having(func.count() >= scan.loosest(rule, "nights"))
     )
+    # Nights on which the gate cameras saw a plate: a unit whose vehicles' nights, in the
+    # register and on camera together, could reach the threshold is a candidate too.
+    sighted = await camera.seen_at_night(scan, rule, parks, start)
     async with scan.db.read() as session:
         pairs = {(site, u) for site, u, _day in (await session.execute(busy_day)).all()}
-        pairs |= {(site, u) for site, u in (await session.execute(at_night)).all()}
+        moved = {(site, u): n for site, u, n in (await session.execute(at_night)).all()}
+        pairs |= {pair for pair, n in moved.items() if n >= nights}
+        seen: dict[tuple[int, str], set[date]] = defaultdict(set)
+        for chunk in chunks(sorted({key for _site, key in sighted})):
+            # By the subject index: the plates' visits at these parks still there since.
+            by_plate = select(Visit.site_id, unit, Visit.subject_key).where(
+                Visit.subject_key.in_(chunk),
+                Visit.site_id.in_(parks),
+                *vehicles,
+                or_(Visit.departed_at.is_(None), Visit.departed_at >= start),
+            )
+            for site, u, key in (await session.execute(by_plate)).all():
+                seen[(site, u)] |= sighted.get((site, key), set())
+        pairs |= {pair for pair, days in seen.items() if len(days) + moved.get(pair, 0) >= nights}
     summary.candidates += len(pairs)
     units = sorted({u for _site, u in pairs})
     visits: list[VisitFacts] = []
@@ -62,6 +80,7 @@ async def scan_unit_traffic(
             select(*FACT_COLUMNS).where(*in_range, *vehicles, unit.in_(chunk))
         )
     summary.visits += len(visits)
+    visits = await camera.with_sightings(scan, visits)
     for site_id, site_visits in by_site(visits).items():
         # Units that are candidates at another park were loaded too; the rule decides exactly.
         scan.evaluate(rule, site_visits, scan.sites[site_id])
