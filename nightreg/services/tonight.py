@@ -130,7 +130,6 @@ async def tonight(db: Database, actor: Actor, site_id: int, *, now: datetime) ->
     # The MMSIs on AIS alone are shown too: the event names their movements.
     extra = {"details": {"ais_movements": [i.movement_id for i in on_ais]}} if on_ais else {}
     await audit.log(db, actor, "tonight_viewed", at=now, site_id=site.id, object_ids=shown, **extra)
-    await audit.log(db, actor, "tonight_viewed", at=now, site_id=site.id, object_ids=shown)
     if on_camera:
         seen = [i for vehicle in on_camera for i in vehicle.sighting_ids]
         await audit.log(

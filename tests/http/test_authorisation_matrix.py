@@ -130,6 +130,7 @@ MATRIX: dict[str, tuple[frozenset[str], str]] = {
     "POST /admin/sites/{slug}/points": (EDIT, SITE),
     "POST /admin/sites/{slug}/branding": (ADMIN, SITE),
     "POST /admin/sites/{slug}/cameras": (ADMIN, SITE),
+    "POST /admin/sites/{slug}/ais": (ADMIN, SITE),
     "POST /admin/points/{id}": (EDIT, SITE),
     "POST /admin/points/{id}/rotate": (EDIT, SITE),
     "GET /admin/points/{id}/poster/{fmt}": (EDIT, SITE),
