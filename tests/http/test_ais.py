@@ -451,16 +451,18 @@ async def test_the_tcp_listener_connects_again_when_the_receiver_comes_back(db: 
     assert [m.direction for m in await movements(db, site)] == ["in", "out"]
 
 
-def test_the_listen_setting_names_sites_and_sources():
+def test_the_listen_setting_names_sites_and_sources(tmp_path: Path):
+    # Its own data directory: the settings would otherwise make ./data for the secret key.
+    env = {"NIGHTREG_DATA_DIR": str(tmp_path)}
     settings = Settings.from_env(
-        {"NIGHTREG_AIS_LISTEN": "haven=udp://127.0.0.1:10110, noord=tcp://10.0.0.5:5631"}
+        {**env, "NIGHTREG_AIS_LISTEN": "haven=udp://127.0.0.1:10110, noord=tcp://10.0.0.5:5631"}
     )
     assert settings.ais_listen == (
         ("haven", "udp://127.0.0.1:10110"),
         ("noord", "tcp://10.0.0.5:5631"),
     )
     with pytest.raises(Exception, match="AIS_LISTEN"):
-        Settings.from_env({"NIGHTREG_AIS_LISTEN": "haven=http://x"})
+        Settings.from_env({**env, "NIGHTREG_AIS_LISTEN": "haven=http://x"})
 
 
 # --- subject requests -------------------------------------------------------------------------
