@@ -44,7 +44,7 @@ if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], the app
 from pyais import encode_dict  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from bench.checkin import SetupError, reset_postgres  # noqa: E402
+from bench.checkin import SetupError, fresh_database  # noqa: E402
 from nightreg.clock import FrozenClock  # noqa: E402
 from nightreg.db import Database  # noqa: E402
 from nightreg.models import AisMovement, Site, Visit  # noqa: E402
@@ -310,14 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="nightreg-ais-bench-"))
     try:
-        from nightreg.migrate import upgrade
-
-        if args.db == "sqlite":
-            url = f"sqlite+aiosqlite:///{work / 'nightreg.db'}"
-        else:
-            url = args.pg_url
-            asyncio.run(reset_postgres(url))
-        upgrade(url)
+        url = fresh_database(args.db, args.pg_url, work)
     except (SetupError, Exception) as exc:
         print(f"setup failed: {exc}", file=sys.stderr)
         return 2

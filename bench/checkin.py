@@ -458,6 +458,20 @@ def _free_port(port: int) -> None:
             raise SetupError(f"port {port} is in use ({exc.strerror}); pass --port") from None
 
 
+def fresh_database(db: str, pg_url: str, work_dir: Path) -> str:
+    """A migrated, empty database for a benchmark (an SQLite file in `work_dir`, or `pg_url`
+    wiped: its name must hold 'bench'); returns its URL."""
+    from nightreg.migrate import upgrade
+
+    if db == "sqlite":
+        url = f"sqlite+aiosqlite:///{work_dir / 'nightreg.db'}"
+    else:
+        url = pg_url
+        asyncio.run(reset_postgres(url))
+    upgrade(url)
+    return url
+
+
 async def reset_postgres(url: str) -> None:
     """Create the database if missing and empty its public schema (its name must hold 'bench')."""
     from sqlalchemy import text

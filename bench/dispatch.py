@@ -54,7 +54,7 @@ if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], the app
 import httpx  # noqa: E402
 from sqlalchemy import Table, func, insert, select  # noqa: E402
 
-from bench.checkin import SetupError, reset_postgres  # noqa: E402
+from bench.checkin import SetupError, fresh_database  # noqa: E402
 from nightreg import hubsign  # noqa: E402
 
 INSTALLATION = "bench"
@@ -456,14 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work_dir = Path(tempfile.mkdtemp(prefix="nightreg-dispatch-bench-"))
     try:
-        from nightreg.migrate import upgrade
-
-        if args.db == "sqlite":
-            url = f"sqlite+aiosqlite:///{work_dir / 'nightreg.db'}"
-        else:
-            url = args.pg_url
-            asyncio.run(reset_postgres(url))
-        upgrade(url)
+        url = fresh_database(args.db, args.pg_url, work_dir)
     except (SetupError, Exception) as exc:
         print(f"setup failed: {exc}", file=sys.stderr)
         return 2

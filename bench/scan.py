@@ -57,7 +57,7 @@ if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], the app
 from sqlalchemy import Table, func, insert, select, text  # noqa: E402
 from sqlalchemy.dialects import postgresql, sqlite  # noqa: E402
 
-from bench.checkin import DEFAULT_PG_URL, SetupError, reset_postgres  # noqa: E402
+from bench.checkin import DEFAULT_PG_URL, SetupError, fresh_database  # noqa: E402
 from bench.register import _reference  # noqa: E402
 from nightreg.db import Database, make_engine  # noqa: E402
 from nightreg.models import AisMovement, Flag, Sighting, Site, Visit, flag_visit  # noqa: E402
@@ -662,14 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work_dir = Path(tempfile.mkdtemp(prefix="nightreg-scan-bench-"))
     try:
-        from nightreg.migrate import upgrade
-
-        if args.db == "sqlite":
-            url = f"sqlite+aiosqlite:///{work_dir / 'nightreg.db'}"
-        else:
-            url = args.pg_url
-            asyncio.run(reset_postgres(url))
-        upgrade(url)
+        url = fresh_database(args.db, args.pg_url, work_dir)
     except (SetupError, Exception) as exc:
         print(f"setup failed: {exc}", file=sys.stderr)
         return 2
