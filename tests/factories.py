@@ -7,12 +7,14 @@ never from one another.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -538,3 +540,20 @@ async def event_details(db: Database, event: Any) -> dict[str, Any]:
     if record is not None and record.body is not None:
         details.update(json.loads(record.body))
     return details
+
+
+T = TypeVar("T")
+
+
+def on_database(database_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` in a loop of its own, on a Database of its own (asyncpg stays in its loop):
+    for tests that also run the CLI, which starts its own loop."""
+
+    async def go() -> T:
+        db = Database(database_url)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())

@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,7 +38,7 @@ from nightreg.services import hub_post, signals
 from nightreg.services.access import CLI, Actor
 from nightreg.services.signals import SIGNAL_SCHEMA
 from nightreg.settings import Settings
-from tests.factories import make_point, make_staff
+from tests.factories import make_point, make_staff, on_database
 from tests.pages import sign_in
 
 SECRET = "hub-secret-for-tests-" + "h" * 32
@@ -664,19 +664,6 @@ async def free_lease(db: Database) -> None:
             .where(JobLease.job == "dispatch")
             .values(expires_at=datetime(2000, 1, 1, tzinfo=UTC), last_slot=None)
         )
-
-
-def on_database(database_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run `work` in a loop of its own, on a Database of its own (asyncpg stays in its loop)."""
-
-    async def go() -> T:
-        db = Database(database_url)
-        try:
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
 
 
 @pytest.fixture

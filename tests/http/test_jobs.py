@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,7 +32,7 @@ from nightreg.jobs import make_scheduler, slot_of
 from nightreg.models import AuditEvent, JobLease, JobRun, Signal
 from nightreg.services import jobs, retention
 from nightreg.settings import Settings
-from tests.factories import forward, make_agreement, make_staff, new_site
+from tests.factories import forward, make_agreement, make_staff, new_site, on_database
 from tests.pages import sign_in
 
 T0 = datetime(2026, 7, 14, 12, 0, tzinfo=UTC)
@@ -411,17 +411,6 @@ async def test_a_run_that_lost_its_lease_after_a_stall_stops_and_is_recorded_as_
     # The stopped run neither renewed nor released the other process's lease.
     later = clock.now() + timedelta(seconds=89)
     assert not await jobs.acquire(db, spec.name, holder="third", now=later)
-
-
-def on_database(database_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def go() -> T:
-        db = Database(database_url)
-        try:
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
 
 
 @pytest.fixture
