@@ -456,3 +456,13 @@ async def test_up_to_the_configured_number_of_posts_are_in_flight_at_once(
 
     assert hub.most_in_flight == 4
     assert set(hub.stored) == uids
+
+
+def test_the_example_signal_in_hub_md_is_valid_under_the_schema_printed_there():
+    example = re.search(r"An example, pretty-printed here[^\n]*\n\n```json\n(.*?)\n```", DOC, re.S)
+    assert example, "docs/hub.md has no example signal"
+    signal = json.loads(example.group(1))
+
+    assert [error.message for error in SCHEMA.iter_errors(signal)] == []
+    arrivals = [visit["arrived_at"] for visit in signal["visits"]]
+    assert arrivals == sorted(arrivals)  # visits in arrival order, as hub.md promises
