@@ -295,13 +295,6 @@ def _site_form(site: Site) -> dict[str, str]:
     }
 
 
-def _cameras_form(site: Site) -> dict[str, str]:
-    return {
-        "cameras_enabled": "yes" if site.cameras_enabled else "no",
-        "cameras_dpia_reference": site.cameras_dpia_reference,
-    }
-
-
 def _point_form(data: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "name": form_text(data, "name", 200),
@@ -356,13 +349,11 @@ async def _site_page(
     branding_form: dict[str, str] | None = None,
     branding_errors: Mapping[str, FieldError | str] | None = None,
     branding_saved: bool = False,
-    cameras_form: dict[str, str] | None = None,
-    cameras_errors: Mapping[str, str] | None = None,
-    cameras_saved: bool = False,
     status_code: int = HTTP_200_OK,
     extra: Mapping[str, Any] | None = None,
 ) -> Template:
-    """The site's page; `extra`: the context of a card of its own (admin.accounts.ais)."""
+    """The site's page; `extra`: the context of a card of its own (AIS, gate cameras): its
+    form and errors after a refused post, whether it was just saved."""
     points = await sites.site_points(ctx.db, actor, site)
     base_url = ctx.settings.base_url
     context = {
@@ -388,9 +379,6 @@ async def _site_page(
         "branding_errors": error_messages(branding_errors or {}),
         "branding_saved": branding_saved,
         "brand_logo": branding.logo_url(site.id, site.logo_version) if site.logo_version else None,
-        "cameras_form": cameras_form or _cameras_form(site),
-        "cameras_errors": error_messages(cameras_errors or {}),
-        "cameras_saved": cameras_saved,
         **(extra or {}),
     }
     return Template(template_name="admin/site.html", context=context, status_code=status_code)
@@ -452,8 +440,7 @@ class SitesController(Controller):
             rotated=form_int(params.get("rotated")),
             notice=notice,
             branding_saved=saved == "branding",
-            cameras_saved=saved == "cameras",
-            extra={"ais_saved": saved == "ais"},
+            extra={"ais_saved": saved == "ais", "cameras_saved": saved == "cameras"},
         )
 
     @post("/{slug:str}/cameras", name="admin:site-cameras", opt=SITES)
@@ -483,9 +470,8 @@ class SitesController(Controller):
                 ctx,
                 actor,
                 site,
-                cameras_form=form,
-                cameras_errors=invalid.errors,
                 status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+                extra={"cameras_form": form, "cameras_errors": error_messages(invalid.errors)},
             )
         return see_other(request, f"/admin/sites/{slug}?saved=cameras#cameras")
 
