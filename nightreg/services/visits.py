@@ -234,6 +234,8 @@ class BulkRows:
         self.reference_index = order.index("reference")
         self.copy = dialect.name == "postgresql" and dialect.driver == "asyncpg"
         self.sqlite = dialect.name == "sqlite" and dialect.driver == "aiosqlite"
+        self._sqlite_statements: dict[tuple[int, ...], str] = {}
+        self.dialect = dialect
 
     def params(self, values: Mapping[str, Any]) -> list[Any]:
         """One row's parameters in the statement's order (the reference is set later).
@@ -287,12 +289,37 @@ class BulkRows:
             raw = await connection.get_raw_connection()
             driver = raw.driver_connection
             assert driver is not None
+            sql, rows = self._without_empty_columns(rows)
             try:
-                await driver.executemany(self.sql, rows)
+                await driver.executemany(sql, rows)
             except sqlite3.IntegrityError as exc:
-                raise IntegrityError(self.sql, None, exc) from exc
+                raise IntegrityError(sql, None, exc) from exc
             return
         await connection.exec_driver_sql(self.sql, [tuple(row) for row in rows])
+
+    def _without_empty_columns(self, rows: list[list[Any]]) -> tuple[str, list[Any]]:
+        """The statement and rows without the columns that are NULL in every row (those the
+        file has no column for): Python's sqlite3 binds a None through its adapter lookup, a
+        failed attribute search each time, about a quarter of an import row's insert."""
+        if not rows:
+            return self.sql, rows
+        size = len(rows)
+        keep = tuple(
+            index for index, column in enumerate(zip(*rows, strict=True))
+            if column.count(None) != size
+        )  # fmt: skip
+        if len(keep) == len(self.names):
+            return self.sql, rows
+        sql = self._sqlite_statements.get(keep)
+        if sql is None:
+            names = [self.names[index] for index in keep]
+            compiled = _INSERT.values({name: bindparam(name) for name in names}).compile(
+                dialect=self.dialect
+            )
+            assert list(compiled.positiontup or ()) == names
+            sql = self._sqlite_statements[keep] = str(compiled)
+        pick = operator.itemgetter(*keep)  # several: the NOT NULL columns are always there
+        return sql, [pick(row) for row in rows]
 
 
 def _scalar_default(column: Column[Any]) -> Any:

@@ -122,3 +122,34 @@ async def test_a_drawn_reference_the_register_holds_already_is_drawn_again(
         )
     assert len(references) == 2
     assert taken not in references
+
+
+@pytest.mark.usefixtures("in_workers")
+async def test_a_column_empty_in_one_chunk_and_filled_in_the_next_is_stored_as_each_row_says(
+    db: Database, tmp_path: Path
+):
+    # Chunks of three rows: the departure is empty in the whole first chunk (the SQLite insert
+    # leaves such a column out of its statement), in one row of the second, in none of the third.
+    site = await new_site(db)
+    path = tmp_path / "vertrek.csv"
+    departed = ["", "", "", "02-06-2026 11:00", "", "02-06-2026 10:00"]
+    departed += ["02-06-2026 09:00"] * 3
+    rows = [
+        f"vessel;01-06-2026 14:{i:02d};02-06-2026 12:00;{gone};2;Jan {i};Hoorn;Eend;NL-{i}-AB"
+        for i, gone in enumerate(departed)
+    ]
+    path.write_bytes(sheet(*rows))
+
+    report = await import_file(db, site, path)
+
+    assert (report.ok, report.imported) == (True, 9)
+    async with db.read() as session:
+        stored = list(
+            await session.execute(
+                select(Visit.guest_name, Visit.departed_at)
+                .where(Visit.site_id == site.id)
+                .order_by(Visit.id)
+            )
+        )
+    assert [name for name, _ in stored] == [f"Jan {i}" for i in range(9)]
+    assert [gone is None for _, gone in stored] == [text == "" for text in departed]
