@@ -243,17 +243,28 @@ def _default_times(site: Site, kind: str, now: datetime) -> dict[str, str]:
     }
 
 
-def _found_on_ais(params: Mapping[str, str], kind: str) -> dict[str, str]:
-    """A boat from Tonight's "on AIS, not in the register": its MMSI and when it came in
-    (checked again on submit, like everything typed)."""
-    if kind != "vessel" or params.get("found") != "ais":
+# Tonight's lists of what a sensor saw that the register lacks: the source, the kind of visit
+# it becomes and the identifier it fills in (checked again on submit, like everything typed).
+_FOUND = {
+    "ais": ("vessel", "mmsi", re.compile(r"[0-9]{9}")),
+    "camera": ("vehicle", "plate", re.compile(r"[^\x00-\x1f\x7f]{1,16}")),
+}
+_LOCAL_INPUT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
+
+
+def _found_by_sensor(params: Mapping[str, str], kind: str) -> dict[str, str]:
+    """A boat from "on AIS, not in the register" or a vehicle from "on camera, not in the
+    register": its identifier and when it came in."""
+    found = params.get("found") or ""
+    if found not in _FOUND or _FOUND[found][0] != kind:
         return {}
-    values = {"found": "ais"}
-    mmsi = (params.get("mmsi") or "")[:9]
-    if mmsi.isdigit() and len(mmsi) == 9:
-        values["mmsi"] = mmsi
+    _kind, field, pattern = _FOUND[found]
+    values = {"found": found}
+    identifier = (params.get(field) or "").strip()
+    if pattern.fullmatch(identifier):
+        values[field] = identifier
     arrived = (params.get("arrived_at") or "")[:16]
-    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}", arrived):
+    if _LOCAL_INPUT.fullmatch(arrived):
         values["arrived_at"] = arrived
     return values
 
@@ -369,12 +380,8 @@ class SiteRegisterController(Controller):
             **_default_times(site, kind, ctx.clock.now()),
             "persons": "1",
             "idempotency_key": secrets.token_urlsafe(18),
-            **_found_on_ais(request.query_params, kind),
+            **_found_by_sensor(request.query_params, kind),
         }
-        # Prefilled from Tonight's "on camera, not in the register" (the plate as read).
-        plate = (request.query_params.get("plate") or "").strip()[:16]
-        if plate and kind == "vehicle":
-            values["plate"] = plate
         context = {**_form_context(site, kind), "values": values, "errors": {}}
         return Template(template_name="admin/walk_in.html", context=context)
 
@@ -391,7 +398,8 @@ class SiteRegisterController(Controller):
         kind = form.get("kind", "")
         if kind not in site.visit_kinds:
             kind = site.visit_kinds[0]
-        found = "ais" if form.pop("found", "") == "ais" else None
+        said = form.pop("found", "")
+        found = said if said in _FOUND else None
         try:
             visit = await walk_ins.create_visit(
                 ctx.db, actor, site.id, form, now=ctx.clock.now(), source="staff",

@@ -65,7 +65,7 @@ async def create_visit(
         session: AsyncSession, visit_id: int, values: Mapping[str, Any]
     ) -> None:
         details = {"kind": data.kind, "source": source, "reference": values["reference"]}
-        if found:  # how staff came to add it: "ais" (Tonight's "on AIS, not in the register")
+        if found:  # how staff came to add it: "ais" or "camera" (Tonight's "not in the register")
             details["found"] = found
         if values.get("present_visit_id") is not None:
             details["added_beside"] = values["present_visit_id"]

@@ -316,6 +316,23 @@ async def test_tonight_has_no_ais_list_while_ais_is_off(client: Client, db: Data
     assert "On AIS, not in the register" not in tonight.text
 
 
+async def test_tonight_says_every_boat_on_ais_is_in_the_register_when_none_is_missing(
+    client: Client, db: Database
+):
+    site = await ais_marina(db)
+    await add_visit(db, site, arrived=datetime(2026, 7, 14, 16, tzinfo=UTC), mmsi=BOAT)
+    clock = FrozenClock(datetime(2026, 7, 14, 18, tzinfo=UTC))
+    await replay(db, site.slug, passage(BOAT, IN, ts("2026-07-14T16:00")), clock)
+    await signed_in(client, db, "harbour_master", site)
+
+    tonight = await client.get(f"/admin/sites/{site.slug}/tonight")
+
+    listed = tonight.text.split('id="on-ais"')[1].split("</section>")[0]
+    assert "(0)" in listed
+    assert "is in the register" in listed
+    assert "walk-in" not in listed
+
+
 # --- retention --------------------------------------------------------------------------------
 
 

@@ -552,6 +552,34 @@ async def test_a_walk_in_from_last_night_is_entered_in_the_morning(client: Clien
     assert "Entered" in page.text
 
 
+@pytest.mark.parametrize(
+    ("found", "kind", "identifier", "recorded"),
+    [
+        ("camera", "vehicle", {"plate": "22-BBB-2"}, "camera"),
+        ("ais", "vessel", {"mmsi": "244123456", "vessel_name": "Eend"}, "ais"),
+        ("rumour", "vehicle", {"plate": "22-BBB-2"}, None),
+    ],
+)
+async def test_a_walk_in_from_tonight_s_sensor_lists_says_in_the_audit_which_sensor_found_it(
+    client: Client, db: Database, found: str, kind: str, identifier: dict, recorded: str | None
+):
+    site = await new_site(db)
+    csrf = await signed_in(client, db, "harbour_master", site)
+    data = {
+        "_csrf_token": csrf, "kind": kind, "found": found, "guest_name": "Kees",
+        "residence": "Hoorn", "persons": "1", "arrived_at": "2026-07-14T01:10",
+        "expected_departure_at": "2026-07-15T10:00", **identifier,
+    }  # fmt: skip
+
+    answer = await client.post(
+        f"/admin/sites/{site.slug}/walk-in", data=data, follow_redirects=False
+    )
+
+    assert answer.status_code == 303
+    (created,) = await events(db, "visit_created", site)
+    assert (await event_details(db, created)).get("found") == recorded
+
+
 async def test_a_walk_in_with_errors_shows_them_beside_the_fields(client: Client, db: Database):
     site = await new_site(db)
     csrf = await signed_in(client, db, "harbour_master", site)

@@ -328,6 +328,10 @@ async def test_a_harbour_master_adds_a_vehicle_on_camera_as_a_walk_in(
     assert re.search(r'name="plate"[^>]*value="22-BBB-2"', form.text) or (
         'value="22-BBB-2"' in form.text
     )
+    # As from "on AIS": the time it was first seen is the arrival, and the walk-in's audit
+    # event will say the cameras found it.
+    assert 'value="2026-07-15T01:10"' in form.text
+    assert '<input type="hidden" name="found" value="camera">' in form.text
 
 
 async def test_tonight_shows_no_camera_list_while_the_cameras_are_off(
