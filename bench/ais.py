@@ -1,12 +1,13 @@
 """AIS replay benchmark: a million NMEA sentences of a busy harbour through the listener.
 
     python bench/ais.py --db sqlite|postgresql [--sentences 1000000] [--boats 600]
-                        [--min-interval 10] [--pg-url URL] [--keep]
+                        [--min-interval 10] [--polygon CORNERS] [--pg-url URL] [--keep]
 
 Prepares a fresh database (an SQLite file in a temporary directory, or the `public` schema of
 the PostgreSQL database `nightreg_bench_ais`, dropped and recreated: its name must hold
-"bench"), migrates it, and creates a marina with AIS switched on (a 400 m harbour area) and a
-visit for a third of the boats. It then writes a recorded log like a receiver's: `--boats`
+"bench"), migrates it, and creates a marina with AIS switched on (a 400 m harbour area; with
+`--polygon N`, a regular polygon of N corners on that circle instead) and a visit for a third
+of the boats. It then writes a recorded log like a receiver's: `--boats`
 boats, each sending a position report every 2 to 30 seconds (class A and B, types 1, 3 and
 18) as it lies outside, sails in, lies at its berth (some on the area's edge) and leaves
 again; among them static data (type 5, two parts), base-station reports (type 4), sentences
@@ -167,7 +168,14 @@ def write_log(path: Path, sentences: int, boats: int, rng: random.Random) -> dic
     return planted
 
 
-async def prepare(db: Database, boats: int) -> Site:
+def polygon_text(corners: int) -> str:
+    """A regular polygon on the harbour's circle, as the site's form takes it."""
+    return "\n".join(
+        "{:.6f}, {:.6f}".format(*point(RADIUS_M, 2 * math.pi * i / corners)) for i in range(corners)
+    )
+
+
+async def prepare(db: Database, boats: int, corners: int) -> Site:
     from nightreg.services.sites import create_site
 
     site = await create_site(
@@ -186,9 +194,10 @@ async def prepare(db: Database, boats: int) -> Site:
         SLUG,
         enabled=True,
         dpia_reference="DPIA-BENCH",
-        lat=CENTRE[0],
-        lon=CENTRE[1],
-        radius_m=RADIUS_M,
+        lat=None if corners else CENTRE[0],
+        lon=None if corners else CENTRE[1],
+        radius_m=None if corners else RADIUS_M,
+        polygon=polygon_text(corners) if corners else None,
         now=datetime.now(UTC),
     )
     async with db.write() as session:
@@ -245,7 +254,7 @@ async def run(url: str, args: argparse.Namespace, work: Path) -> int:
     )
     db = Database(url)
     try:
-        site = await prepare(db, args.boats)
+        site = await prepare(db, args.boats, args.polygon)
         clock = FrozenClock(datetime.fromtimestamp(START, UTC))
         lines = Lines(log)
         start_rss = rss_mb()
@@ -270,7 +279,8 @@ async def run(url: str, args: argparse.Namespace, work: Path) -> int:
     print()
     print(
         f"conditions: {args.db}, {args.boats} boats, {args.sentences:,} sentences, "
-        f"min interval {args.min_interval:g} s; "
+        f"min interval {args.min_interval:g} s, harbour area "
+        f"{f'a polygon of {args.polygon} corners' if args.polygon else 'a circle'}; "
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} "
         f"cores, load average {os.getloadavg()[0]:.1f} (a shared, busy machine); database on "
         f"the same machine"
@@ -304,6 +314,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=10.0,
         help="seconds between two decoded positions of one MMSI (0: decode every one)",
+    )
+    parser.add_argument(
+        "--polygon",
+        type=int,
+        default=0,
+        metavar="CORNERS",
+        help="the harbour area as a regular polygon of this many corners (3 to 100)",
     )
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="wiped! name must hold 'bench'")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")

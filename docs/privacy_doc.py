@@ -453,9 +453,12 @@ AIS_SITE_TEXTS = {
     "ais_enabled": "the switch: AIS is off until an admin switches it on",
     "ais_dpia_reference": "the reference of the DPIA that covers AIS at this site; switching "
     "on requires it",
-    "ais_area_lat": "the harbour area's centre, latitude",
-    "ais_area_lon": "the harbour area's centre, longitude",
-    "ais_area_radius_m": "the harbour area's radius in metres",
+    "ais_area_lat": "the harbour area's centre, latitude (when the area is a circle)",
+    "ais_area_lon": "the harbour area's centre, longitude (when the area is a circle)",
+    "ais_area_radius_m": "the harbour area's radius in metres (when the area is a circle)",
+    "ais_area_polygon": "the harbour area as a polygon instead of a circle: its corners' "
+    "latitudes and longitudes (JSON), drawn by the admin around the basins and the entrance; "
+    "a place, never a boat's position",
 }
 
 

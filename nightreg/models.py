@@ -66,12 +66,14 @@ class Site(Base):
     # The import's remembered column mapping: a file's header (normalised) -> a field or "".
     import_mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     # AIS (nightreg.services.ais): off until an admin switches it on with the reference of the
-    # data-protection impact assessment (DPIA) that covers it; the harbour area is a circle.
+    # data-protection impact assessment (DPIA) that covers it; the harbour area is a circle
+    # (centre and radius) or a polygon (its corners as JSON, [[lat, lon], ...]), never both.
     ais_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     ais_dpia_reference: Mapped[str] = mapped_column(String(200), default="", server_default="")
     ais_area_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
     ais_area_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
     ais_area_radius_m: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ais_area_polygon: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Gate cameras (issue 19): sightings are refused until an admin switches them on, which
     # needs the reference of the DPIA that covers them (nightreg.services.sightings).
     cameras_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
+from babel.numbers import format_decimal
 from litestar import Controller, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
@@ -22,12 +23,15 @@ from litestar.status_codes import (
 from admin.downloads import download
 from admin.forms import done_notice, error_messages
 from admin.web import ActorDep, ContextDep, PathId, Slug, session_cookie_name
+from nightreg import i18n
 from nightreg.context import AppContext
 from nightreg.i18n import N_
 from nightreg.models import Site, User
 from nightreg.qr import POSTER_FORMATS, poster
 from nightreg.services import auth, branding, sightings, sites, twofactor, users
 from nightreg.services.access import Actor, NotFound
+from nightreg.services.ais.area import Polygon
+from nightreg.services.ais.harbour import area_of
 from nightreg.services.branding import BrandingInvalid
 from nightreg.services.sightings import CamerasInvalid
 from nightreg.services.sites import SiteInvalid, kiosk_url, site_for
@@ -332,6 +336,20 @@ async def _sites_page(
     return Template(template_name="admin/sites.html", context=context, status_code=status_code)
 
 
+def _ais_polygon(site: Site) -> dict[str, Any] | None:
+    """A marina's stored polygon for its AIS card: its corners (as the form takes them, one
+    per line) and its area in hectares."""
+    area = area_of(site) if site.kind == "marina" else None
+    if not isinstance(area, Polygon):
+        return None
+    locale = i18n.get_locale()
+    return {
+        "corners": len(area.vertices),
+        "hectares": format_decimal(area.area_m2 / 10_000, format="#,##0.0", locale=locale),
+        "text": "\n".join(f"{lat}, {lon}" for lat, lon in area.vertices),
+    }
+
+
 async def _site_page(
     ctx: AppContext,
     actor: Actor,
@@ -379,6 +397,7 @@ async def _site_page(
         "branding_errors": error_messages(branding_errors or {}),
         "branding_saved": branding_saved,
         "brand_logo": branding.logo_url(site.id, site.logo_version) if site.logo_version else None,
+        "ais_polygon": _ais_polygon(site),
         **(extra or {}),
     }
     return Template(template_name="admin/site.html", context=context, status_code=status_code)

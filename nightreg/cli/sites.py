@@ -38,19 +38,29 @@ def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_site_area(settings: Settings, args: argparse.Namespace) -> int:
+    """Set a marina's harbour area (a circle, or a polygon) and switch AIS on or off."""
     from nightreg.services.access import CLI, NotFound
     from nightreg.services.ais.harbour import AisInvalid, change_ais
 
-    area = (args.lat, args.lon, args.radius_m)
-    if any(v is not None for v in area) and None in area:
+    circle = (args.lat, args.lon, args.radius_m)
+    polygon: str | None = args.polygon
+    if args.polygon_file is not None:
+        try:
+            polygon = Path(args.polygon_file).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read {args.polygon_file}: {exc}") from None
+    if polygon is not None and any(v is not None for v in circle):
+        raise CommandError("give a circle (--lat, --lon, --radius-m) or a polygon, not both")
+    if any(v is not None for v in circle) and None in circle:
         raise CommandError("give all three of --lat, --lon and --radius-m")
+    shape = "polygon" if polygon is not None else "circle" if args.lat is not None else None
     enabled = True if args.enable else False if args.disable else None
 
     async def work(db: Database) -> dict[str, Any]:
         return await change_ais(
             db, CLI, args.slug, enabled=enabled, dpia_reference=args.dpia,
-            lat=args.lat, lon=args.lon, radius_m=args.radius_m,
-            now=SystemClock().now(), keep_area=args.lat is None,
+            lat=args.lat, lon=args.lon, radius_m=args.radius_m, polygon=polygon, shape=shape,
+            now=SystemClock().now(), keep_area=shape is None,
         )  # fmt: skip
 
     try:
@@ -153,12 +163,30 @@ def add_commands(sub: Any) -> None:
     site_add.add_argument("--timezone", default=None)
     site_add.set_defaults(func=cmd_site_add)
     site_area = site_sub.add_parser(
-        "area", help="a marina's AIS harbour area (a circle), and the AIS switch"
+        "area",
+        help="a marina's AIS harbour area (a circle or a polygon), and the AIS switch",
+        description="The harbour area is a circle (--lat, --lon, --radius-m) or a polygon "
+        "(--polygon or --polygon-file); setting one clears the other.",
     )
     site_area.add_argument("slug")
     site_area.add_argument("--lat", type=float, default=None, help="centre, degrees north")
     site_area.add_argument("--lon", type=float, default=None, help="centre, degrees east")
     site_area.add_argument("--radius-m", type=int, default=None, help="radius in metres")
+    polygon = site_area.add_mutually_exclusive_group()
+    polygon.add_argument(
+        "--polygon",
+        default=None,
+        metavar="'LAT,LON;LAT,LON;...'",
+        help="the corners in order around the harbour (3 to 100; south or west of 0: "
+        "--polygon=-33.86,151.2;...)",
+    )
+    polygon.add_argument(
+        "--polygon-file",
+        default=None,
+        metavar="FILE",
+        help="the corners from a file: one 'lat, lon' per line, or GeoJSON (a Polygon, or a "
+        "Feature with one)",
+    )
     site_area.add_argument("--dpia", default=None, help="the DPIA reference (to switch AIS on)")
     switch = site_area.add_mutually_exclusive_group()
     switch.add_argument("--enable", action="store_true", help="switch AIS on (needs --dpia)")

@@ -129,6 +129,16 @@ def new_agreement_with_errors(page: Page, server: LiveServer, harbour: Harbour) 
     expect(page.locator("#name-error")).to_be_visible()
 
 
+def ais_card_with_a_refused_polygon(page: Page, server: LiveServer, harbour: Harbour) -> None:
+    sign_in_as(page, server, harbour.admin)
+    page.goto(server.url(f"/admin/sites/{harbour.slug}#ais"))
+    # Corners in the wrong order: the edges cross.
+    corners = "52.6400, 5.0550\n52.6430, 5.0650\n52.6400, 5.0650\n52.6430, 5.0550"
+    page.locator("#ais-ais_area_polygon").fill(corners)
+    page.get_by_role("button", name="Save the AIS setting").click()
+    expect(page.locator("#ais-ais_area_polygon-error")).to_be_visible()
+
+
 # Every staff page as each role first sees it is in test_staff_tour.py (both screens, axe, no
 # sideways scroll); here are the states the tour does not reach: signing in, refused forms,
 # bad filters, and the forward preview.
@@ -144,6 +154,7 @@ PAGES: dict[str, Callable[[Page, LiveServer, Harbour], None]] = {
     "forward preview": forward_preview,
     "information pictures with a bad date": information_pictures_with_a_bad_date,
     "new agreement with errors": new_agreement_with_errors,
+    "AIS card with a refused polygon": ais_card_with_a_refused_polygon,
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import socket
 from datetime import UTC, datetime
@@ -26,7 +27,15 @@ from nightreg.services.ais.harbour import change_ais
 from nightreg.services.ais.listen import AisError, Feed, Source, listen, replay
 from nightreg.services.scan import run_scan
 from nightreg.settings import Settings
-from tests.ais_sentences import CENTRE, RADIUS_M, at_distance
+from tests.ais_sentences import (
+    CENTRE,
+    RADIUS_M,
+    at_distance,
+    at_offset,
+    l_corners,
+    l_geojson,
+    l_polygon_text,
+)
 from tests.factories import add_visit, events, new_site
 from tests.pages import run, signed_in
 
@@ -65,6 +74,13 @@ async def ais_marina(db: Database) -> Site:
         now=datetime.now(UTC),
     )
     return site
+
+
+async def stored_site(db: Database, site: Site) -> Site:
+    async with db.read() as session:
+        stored = await session.get(Site, site.id)
+    assert stored is not None
+    return stored
 
 
 async def movements(db: Database, site: Site) -> list[AisMovement]:
@@ -153,6 +169,84 @@ async def test_a_wrong_area_is_refused_field_by_field_and_ais_stays_off(
     assert stored.ais_enabled is False
 
 
+async def test_a_polygon_on_the_site_page_replaces_the_circle_and_is_shown_with_its_size(
+    client: Client, db: Database
+):
+    site = await ais_marina(db)
+    csrf = await signed_in(client, db, "admin", site)
+    form = {
+        "_csrf_token": csrf,
+        "ais_enabled": "yes",
+        "ais_dpia_reference": "DPIA-2026-07",
+        # The circle's fields still hold the stored circle, as the page filled them in.
+        "ais_area_lat": str(CENTRE[0]),
+        "ais_area_lon": str(CENTRE[1]),
+        "ais_area_radius_m": str(RADIUS_M),
+        "ais_area_polygon": l_polygon_text(),
+    }
+
+    unchosen = await client.post(f"/admin/sites/{site.slug}/ais", data=form)
+    saved = await client.post(
+        f"/admin/sites/{site.slug}/ais",
+        data={**form, "ais_area_shape": "polygon"},
+        follow_redirects=False,
+    )
+
+    assert unchosen.status_code == 422
+    assert re.search(
+        r'<p class="error" id="ais-shape-error">Both a circle and a polygon are filled in: '
+        r"choose which one to keep.</p>",
+        unchosen.text,
+    )
+    assert saved.status_code == 303
+    stored = await stored_site(db, site)
+    assert json.loads(stored.ais_area_polygon or "") == [list(c) for c in l_corners()]
+    assert (stored.ais_area_lat, stored.ais_area_lon, stored.ais_area_radius_m) == (None,) * 3
+    *_, event = await events(db, "site_changed", site)
+    changed = json.loads(event.details)["changes"]
+    assert set(changed) == {
+        "ais_area_lat", "ais_area_lon", "ais_area_radius_m", "ais_area_polygon",
+    }  # fmt: skip
+    page = await client.get(saved.headers["location"])
+    assert "Now: 6 corners, 27.0 hectares." in page.text
+    assert f"{l_corners()[0][0]}, {l_corners()[0][1]}\n" in page.text  # ready to edit
+    assert 'name="ais_area_lat" type="text" value=""' in page.text
+
+
+async def test_a_polygon_whose_edges_cross_is_refused_next_to_its_field_and_ais_stays_off(
+    client: Client, db: Database
+):
+    site = await new_site(db)
+    csrf = await signed_in(client, db, "admin", site)
+    corners = l_polygon_text().splitlines()
+    crossing = "\n".join([corners[1], corners[0], *corners[2:]])
+
+    answer = await client.post(
+        f"/admin/sites/{site.slug}/ais",
+        data={
+            "_csrf_token": csrf,
+            "ais_enabled": "yes",
+            "ais_dpia_reference": "D-1",
+            "ais_area_polygon": crossing,
+        },
+    )
+
+    assert answer.status_code == 422
+    assert re.search(
+        r'<textarea id="ais-ais_area_polygon" [^>]*aria-describedby="ais-ais_area_polygon-hint '
+        r'ais-ais_area_polygon-error" aria-invalid="true">',
+        answer.text,
+    )
+    assert re.search(
+        r'<p class="error" id="ais-ais_area_polygon-error">Edges 2 and 6 of the polygon cross '
+        r"or touch",
+        answer.text,
+    )
+    assert corners[2] in answer.text  # what was typed is kept
+    stored = await stored_site(db, site)
+    assert (stored.ais_enabled, stored.ais_area_polygon) == (False, None)
+
+
 async def test_a_harbour_master_cannot_switch_ais_on(client: Client, db: Database):
     site = await new_site(db)
     csrf = await signed_in(client, db, "harbour_master", site)
@@ -195,6 +289,41 @@ def test_the_area_and_the_switch_are_set_from_the_command_line(
     assert "ais_area_radius_m" in area[1]
     assert switched[0] == 0
     assert "ais_enabled" in switched[1]
+
+
+def test_a_polygon_is_set_from_the_command_line_or_a_geojson_file_but_not_with_a_circle(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+):
+    code, _out, _ = run(capsys, "site", "add", "haven-l", "--name", "Haven", "--kind", "marina")
+    assert code == 0
+    geojson = cli_env / "harbour.geojson"
+    geojson.write_text(l_geojson(), encoding="utf-8")
+
+    typed = run(capsys, "site", "area", "haven-l", "--polygon", l_polygon_text(";"))
+    again = run(capsys, "site", "area", "haven-l", "--polygon-file", str(geojson))
+    both = run(
+        capsys, "site", "area", "haven-l", "--polygon", l_polygon_text(";"), "--lat", "52.6",
+        "--lon", "5.06", "--radius-m", "300",
+    )  # fmt: skip
+    crossing = run(capsys, "site", "area", "haven-l", "--polygon", "52.6,5.0;52.61,5.01;"
+                   "52.6,5.01;52.61,5.0")  # fmt: skip
+    missing = run(capsys, "site", "area", "haven-l", "--polygon-file", str(cli_env / "none"))
+    circle = run(
+        capsys, "site", "area", "haven-l", "--lat", "52.64", "--lon", "5.06", "--radius-m", "400"
+    )
+
+    assert typed[0] == 0
+    assert "ais_area_polygon changed" in typed[1]
+    assert again[0] == 0
+    assert "nothing changed" in again[1]  # the same corners, from GeoJSON's lon/lat
+    assert both[0] != 0
+    assert "not both" in both[2]
+    assert crossing[0] != 0
+    assert "ais_area_polygon: Edges 1 and 3 of the polygon cross" in crossing[2]
+    assert missing[0] != 0
+    assert "cannot read" in missing[2]
+    assert circle[0] == 0
+    assert "ais_area_polygon" in circle[1]  # the circle clears the polygon
 
 
 # --- a replayed log: entries, exits, the visit, the scan ------------------------------------
@@ -244,6 +373,31 @@ async def test_a_night_trip_the_register_missed_is_on_the_visit_and_raises_night
     page = await client.get(f"/admin/visits/{stay.id}")
     assert "AIS movements" in page.text
     assert page.text.count("· left the harbour area") == 1
+
+
+async def test_a_log_replayed_at_a_polygon_harbour_records_the_boat_in_its_arm_not_its_notch(
+    db: Database,
+):
+    site = await new_site(db)
+    await change_ais(
+        db, CLI, site.slug, enabled=True, dpia_reference="DPIA-2026-07", lat=None, lon=None,
+        radius_m=None, polygon=l_geojson(), now=datetime.now(UTC),
+    )  # fmt: skip
+    start = ts("2026-07-14T17:00")
+    # In from the north into the L's west arm and out again; a stranger lies in the notch
+    # (the north-east quarter), 150 m from the harbour though inside its corners' circle.
+    way_in = [*range(900, 0, -150), 0, 0, 0]
+    log = [at_offset(int(BOAT), north, -150, start + i * 30).encode()
+           for i, north in enumerate([*way_in, *reversed(way_in)])]  # fmt: skip
+    log += [at_offset(int(STRANGER), 150, 150, start + i * 30).encode() for i in range(20)]
+
+    feed = await replay(db, site.slug, log, FrozenClock(datetime(2026, 7, 14, 19, tzinfo=UTC)))
+
+    assert feed.counts["written"] == 2
+    moved = await movements(db, site)
+    assert [(m.mmsi, m.direction) for m in moved] == [(BOAT, "in"), (BOAT, "out")]
+    # 300 m north is on the edge, in the band; 150 m is the first report inside.
+    assert moved[0].at == datetime.fromtimestamp(start + 5 * 30, UTC)
 
 
 async def test_a_movement_before_its_walk_in_is_matched_by_the_next_scan(db: Database):

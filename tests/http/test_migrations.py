@@ -399,3 +399,42 @@ def test_0015_marks_the_events_already_written_about_a_watchlist_hit_as_restrict
         assert run_on(scratch_url, marks) == {"watchlist_hit": True, "night_movement": False}
     finally:
         run_on(scratch_url, lambda conn: conn.execute(text("DELETE FROM audit_event")))
+
+
+# --- 0021: the harbour area as a polygon -------------------------------------------------------
+
+
+def test_0021_down_switches_ais_off_where_the_area_was_a_polygon_and_keeps_the_circles(
+    scratch_url: str,
+):
+    at = datetime(2026, 12, 15, 9, 0, tzinfo=UTC)
+    polygon = "[[52.64,5.05],[52.64,5.07],[52.65,5.07]]"
+
+    async def two_marinas(conn: Any) -> None:
+        common = {"kind": "marina", "created_at": at, "ais_enabled": True,
+                  "ais_dpia_reference": "DPIA-1"}  # fmt: skip
+        await conn.execute(insert(Site).values(
+            slug="by-polygon", name="Polygon", ais_area_polygon=polygon, **common,
+        ))  # fmt: skip
+        await conn.execute(insert(Site).values(
+            slug="by-circle", name="Circle", ais_area_lat=52.64, ais_area_lon=5.06,
+            ais_area_radius_m=300, **common,
+        ))  # fmt: skip
+
+    async def switches(conn: Any) -> dict[str, bool]:
+        rows = await conn.execute(
+            text("SELECT slug, ais_enabled FROM site WHERE slug IN ('by-polygon', 'by-circle')")
+        )
+        return {slug: bool(enabled) for slug, enabled in rows}
+
+    migrate.upgrade(scratch_url)
+    try:
+        run_on(scratch_url, two_marinas)
+        migrate.downgrade(scratch_url, "0020")
+        assert run_on(scratch_url, switches) == {"by-polygon": False, "by-circle": True}
+        migrate.upgrade(scratch_url)
+    finally:
+        migrate.upgrade(scratch_url)
+        run_on(scratch_url, lambda conn: conn.execute(
+            text("DELETE FROM site WHERE slug IN ('by-polygon', 'by-circle')")
+        ))  # fmt: skip

@@ -9,14 +9,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from nightreg.rules import night_movement
+from nightreg.services.ais.area import Circle, Polygon
 from nightreg.services.ais.listen import Feed, Source
 from nightreg.services.ais.nmea import Decoder
-from nightreg.services.ais.tracker import Area, Tracker
+from nightreg.services.ais.tracker import Tracker
 from tests.ais_sentences import (
     CENTRE,
     RADIUS_M,
     at_distance,
+    at_offset,
     broken_checksum,
+    l_corners,
     offset,
     position,
     static,
@@ -25,7 +28,7 @@ from tests.unit.rule_facts import run, utc, visit
 
 T0 = datetime(2026, 7, 14, 20, 0, tzinfo=UTC).timestamp()
 BOAT = 244_123_456
-AREA = Area(*CENTRE, RADIUS_M)
+AREA = Circle(*CENTRE, RADIUS_M)
 
 
 def feed(**kw: object) -> Feed:
@@ -148,6 +151,31 @@ def test_a_boat_moored_at_the_edge_does_not_flap():
 
     assert f.take() == []
     assert f.tracker.side("244123456") == "in"
+
+
+def test_at_a_polygon_s_edge_a_moored_boat_does_not_flap_and_a_crossing_one_is_recorded_once():
+    harbour = Polygon(tuple(l_corners()))  # the L: its margin is 52 m
+    f = Feed(1, harbour, min_interval=0.0)
+    moored, crossing, in_the_notch = 244_000_001, 244_000_002, 244_000_003
+    # Moored on the notch's west edge (east 0), inside first; then its fixes wander across
+    # that edge, some in the band, some beyond it on either side, never three in a row (nor
+    # two minutes) outside.
+    wobble = [-60, 60, 10, -10, 70] * 20
+    lines = [at_offset(moored, 150, -150, T0 + i * 30) for i in range(3)]
+    lines += [at_offset(moored, 150, east, T0 + 100 + i * 30) for i, east in enumerate(wobble)]
+    # From the sea in the north into the L's west arm, its fixes 30 m apart across the edge.
+    lines += [at_offset(crossing, north, -150, T0 + i * 10) for i, north in
+              enumerate(range(600, 0, -30))]  # fmt: skip
+    # Lying in the notch, which a circle around the same corners would count as inside.
+    lines += [at_offset(in_the_notch, 150, 150, T0 + i * 30) for i in range(20)]
+
+    for line in lines:
+        f.line(line.encode(), 0)
+
+    moves = [(t.mmsi, t.direction) for t in f.take()]
+    assert moves == [("244000001", "in"), ("244000002", "in")]
+    assert f.tracker.side("244000001") == "in"
+    assert f.tracker.side("244000003") == "out"
 
 
 def test_one_stray_fix_outside_is_not_an_exit():

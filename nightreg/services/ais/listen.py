@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from nightreg.clock import Clock
 from nightreg.db import Database
 from nightreg.services.ais import store
+from nightreg.services.ais.area import Area
 from nightreg.services.ais.harbour import harbour
 from nightreg.services.ais.nmea import Decoder
-from nightreg.services.ais.tracker import Area, Tracker, Transition
+from nightreg.services.ais.tracker import Tracker, Transition
 
 log = logging.getLogger("nightreg.ais")
 
@@ -155,7 +156,8 @@ async def open_feed(
     if setting.area is None:
         raise AisError(
             f"{slug} has no harbour area: nightreg site area {slug} --lat LAT --lon LON "
-            "--radius-m M"
+            "--radius-m M (a circle), or --polygon 'LAT,LON;LAT,LON;LAT,LON' or --polygon-file "
+            "FILE (a polygon: one corner per line, or GeoJSON)"
         )
     known = await store.known_sides(db, setting.site_id, now=clock.now()) if remember else {}
     return Feed(

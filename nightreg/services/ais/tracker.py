@@ -1,12 +1,13 @@
-"""A site's harbour area and the debouncing that turns positions into entries and exits.
+"""The debouncing that turns positions in and around a site's harbour area into entries and exits.
 
 Pure: positions in, transitions out; nothing here is stored. Per MMSI the tracker keeps in
 memory only which side of the edge it was last confirmed on and the run of reports since it
 seemed to cross; a position itself is forgotten as soon as it has been counted.
 
 Debouncing, so that a boat moored at the edge does not flap in and out:
-- a margin (hysteresis) around the circle: inside means at least `margin` within the radius,
-  outside at least `margin` beyond it; a report in the band between is no evidence either way;
+- a margin (hysteresis) around the edge of the area, a circle or a polygon
+  (nightreg.services.ais.area): inside means at least `margin` within the edge, outside at
+  least `margin` beyond it; a report in the band between is no evidence either way;
 - a crossing counts once `reports` reports in a row (ignoring those in the band) are on the
   new side, or the first and the latest of such a run lie `seconds` apart. The transition's
   time is the first report on the new side.
@@ -17,38 +18,17 @@ the harbour's and nothing is recorded.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# The band around the edge: a tenth of the radius, at least this (a GPS fix wanders 10-20 m).
-MIN_MARGIN_M = 20.0
+from nightreg.services.ais.area import Area
+
 REPORTS = 3
 SECONDS = 120.0
 # The state of an MMSI not heard for this long (seconds) is forgotten, unless it is inside.
 FORGET_SECONDS = 3600.0
 # Beyond this many MMSIs outside, the longest-silent are forgotten first (a flood).
 MAX_TRACKED = 50_000
-METRES_PER_DEGREE = 111_195.0
-
-
-@dataclass(frozen=True, slots=True)
-class Area:
-    """A circle: centre in degrees, radius in metres."""
-
-    lat: float
-    lon: float
-    radius_m: float
-
-    @property
-    def margin_m(self) -> float:
-        return min(max(MIN_MARGIN_M, self.radius_m * 0.1), self.radius_m / 2)
-
-    def distance_m(self, lat: float, lon: float) -> float:
-        """Metres from the centre (equirectangular: exact enough for a harbour's few km)."""
-        dy = (lat - self.lat) * METRES_PER_DEGREE
-        dx = (lon - self.lon) * METRES_PER_DEGREE * math.cos(math.radians(self.lat))
-        return math.hypot(dx, dy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +64,7 @@ class Tracker:
         self.area = area
         self.reports = reports
         self.seconds = seconds
-        self._inner = area.radius_m - area.margin_m
-        self._outer = area.radius_m + area.margin_m
+        self._margin = area.margin_m
         self._states: dict[str, _State] = {
             mmsi: _State(side, 0.0) for mmsi, side in (known or {}).items()
         }
@@ -98,14 +77,14 @@ class Tracker:
         return len(self._states)
 
     def observe(self, mmsi: str, lat: float, lon: float, at: float) -> Transition | None:
-        distance = self.area.distance_m(lat, lon)
+        distance = self.area.signed_edge_distance_m(lat, lon)
         state = self._states.get(mmsi)
         if state is None:
             state = self._states[mmsi] = _State(None, at)
         state.heard = at
-        if distance <= self._inner:
+        if distance <= -self._margin:
             side = "in"
-        elif distance > self._outer:
+        elif distance > self._margin:
             side = "out"
         else:
             return None  # in the band at the edge: no evidence either way
