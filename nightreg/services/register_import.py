@@ -766,11 +766,23 @@ class _Importer:
         self.fields = [f for f in _UPDATABLE if f in fields]
         self.now = now
         self.seen = _Seen()
+        self.whole_file = False  # sort() reads on a connection that does not see the writes
         self.bulk: visits.BulkRows | None = None
 
     async def batch(
         self, conn: AsyncConnection | AsyncSession, batch: list[dict[str, Any]]
     ) -> None:
+        """Sort a batch and write it (unless a dry run), on one connection."""
+        new, known = await self.sort(conn, batch)
+        await self.write(conn, new, known)
+
+    async def sort(
+        self, conn: AsyncConnection | AsyncSession, batch: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[tuple[int, dict[str, Any]]]]:
+        """The batch's new rows (references assigned) and the rows already there (with the id
+        of their visit), counted into the report. `conn` reads the register: the writing
+        session itself, or (`whole_file`) another connection that does not see this import's
+        rows, which are then told apart by the hashes of the file's rows seen so far."""
         by_reference, by_subject = await _stored_matches(
             conn, self.site.id, batch, self.db.engine.dialect.name == "postgresql"
         )
@@ -791,8 +803,8 @@ class _Importer:
             if stored is not None:
                 known.append((stored.id, values))
                 continue
-            # Earlier in this file: a real import finds those in the register (the same
-            # transaction), except within this batch; a dry run remembers them.
+            # Earlier in this file: the register shows those to the writing session, except
+            # within this batch; a dry run and a reading connection remember them.
             subject_hash = hash(subject)
             reference_hash = hash(reference) if reference else None
             if subject_hash in seen.subjects or (
@@ -804,7 +816,7 @@ class _Importer:
             if reference_hash is not None:
                 seen.references.add(reference_hash)
             new.append(values)
-        if not dry:
+        if not dry and not self.whole_file:
             self.seen = _Seen()  # the register holds this batch from now on
         self.report.existing += len(known)
         self.report.new += len(new)
@@ -815,6 +827,16 @@ class _Importer:
             )
         elif new:
             self.report.references_kept += _assign_references(new, taken)
+        return new, known
+
+    async def write(
+        self,
+        conn: AsyncConnection | AsyncSession,
+        new: list[dict[str, Any]],
+        known: list[tuple[int, dict[str, Any]]],
+    ) -> None:
+        """Update the rows already there (with --update) and insert the new ones."""
+        dry = self.report.dry_run
         if known and self.report.update:
             await self._update(conn, known)
         if not dry and new and self.report.ok:
@@ -1077,6 +1099,36 @@ def _chunks(rows: _Rows, source: bytes | IO[bytes], job: _Job | None) -> AsyncIt
     )
 
 
+async def _sort_and_write(
+    db: Database, importer: _Importer, session: AsyncSession, chunks: AsyncIterator[_Chunk]
+) -> None:
+    """Sort each batch while the one before is written: the register is read on a connection
+    of its own, so that the database inserts batch n (its indexes: most of an import's time on
+    PostgreSQL) while this process reads and sorts batch n + 1. Rows of the file already
+    written are told apart by the importer's memory of the file (`whole_file`), as a dry run's.
+    Without --update only: updating a row compares it with what the register holds."""
+    importer.whole_file = True
+    writing: asyncio.Future[None] | None = None
+    try:
+        async with db.engine.connect() as register:
+            async for chunk in chunks:
+                if (batch := _apply(importer.report, chunk)) is None:
+                    continue
+                new, _known = await importer.sort(register, batch)
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(importer.write(session, new, []))
+        if writing is not None:
+            await writing
+    finally:
+        if writing is not None:
+            if not writing.done():
+                # Not cancelled: the session's rollback must not meet a statement half sent.
+                await asyncio.wait([writing])
+            if not writing.cancelled():
+                writing.exception()  # retrieved: the error being raised already says enough
+
+
 def _apply(report: ImportReport, chunk: _Chunk) -> list[dict[str, Any]] | None:
     """Count a chunk into the report; its values if they are to be sorted and written."""
     report.rows += chunk.rows
@@ -1159,9 +1211,12 @@ async def import_register(
             return report
         try:
             async with db.write() as session:
-                async for chunk in _chunks(rows, source, job):
-                    if (batch := _apply(report, chunk)) is not None:
-                        await importer.batch(session, batch)
+                if update:
+                    async for chunk in _chunks(rows, source, job):
+                        if (batch := _apply(report, chunk)) is not None:
+                            await importer.batch(session, batch)
+                else:
+                    await _sort_and_write(db, importer, session, _chunks(rows, source, job))
                 if not report.ok:
                     raise _Abort
                 await audit.record(
