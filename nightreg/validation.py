@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pycountry
@@ -513,6 +513,9 @@ class FormMemo:
         self.fields: dict[str, _FieldMemo] = {}
 
 
+_MEMO_LONGEST = FormMemo.MEMO_LONGEST  # a module's name: looked up for every field of a row
+
+
 class _FieldMemo:
     __slots__ = ("lookups", "on", "seen")
 
@@ -536,7 +539,7 @@ class _RememberingForm(_Form):
             field_memo = self._fields[name] = _FieldMemo()
         elif not field_memo.on:
             return read(self, *args)
-        if len(key[1]) > FormMemo.MEMO_LONGEST:  # every key holds the field's text second
+        if len(key[1]) > _MEMO_LONGEST:  # every key holds the field's text second
             return read(self, *args)
         seen = field_memo.seen
         field_memo.lookups += 1
@@ -566,9 +569,8 @@ class _RememberingForm(_Form):
         value = self._form.get(name)
         if not value or not isinstance(value, str):
             return ""
-        return cast(
-            str, self._recall(name, ("raw", value, max_length), _Form.raw, name, max_length)
-        )
+        recalled: str = self._recall(name, ("raw", value, max_length), _Form.raw, name, max_length)
+        return recalled
 
     def text(self, name: str, *, required: str | None = None, multiline: bool = False) -> str:
         value = self._form.get(name)
@@ -576,55 +578,62 @@ class _RememberingForm(_Form):
             if required:
                 self.error(name, required)
             return ""
-        return cast(
-            str,
-            self._recall(name, ("text", value, required, multiline), _read_text, name, required,
-                         multiline),
-        )  # fmt: skip
+        recalled: str = self._recall(
+            name, ("text", value, required, multiline), _read_text, name, required, multiline
+        )
+        return recalled
+
+    def optional_text(self, name: str, *, multiline: bool = False) -> str | None:
+        if not self._form.get(name):
+            return None  # most of a register row's fields: answered without two more calls
+        return self.text(name, multiline=multiline) or None
 
     def plain(self, name: str) -> bool:
         value = self._form.get(name)
         if not value or not isinstance(value, str):
             return True
-        return cast(bool, self._recall(name, ("plain", value), _Form.plain, name))
+        recalled: bool = self._recall(name, ("plain", value), _Form.plain, name)
+        return recalled
 
     def choice(self, name: str, options: Sequence[str]) -> str | None:
         value = self._form.get(name)
         if not value or not isinstance(value, str):
             return None
-        return cast(
-            "str | None",
-            self._recall(name, ("choice", value, options), _Form.choice, name, options),
+        recalled: str | None = self._recall(
+            name, ("choice", value, options), _Form.choice, name, options
         )
+        return recalled
 
     def country(self, name: str) -> str | None:
         value = self._form.get(name)
         if not value or not isinstance(value, str):
             return None
-        return cast("str | None", self._recall(name, ("country", value), _Form.country, name))
+        recalled: str | None = self._recall(name, ("country", value), _Form.country, name)
+        return recalled
 
     def checked(
         self, name: str, value: str | None, ok: Callable[[str], bool], message: str
     ) -> str | None:
         if not value:
             return value
-        return cast(
-            "str | None",
-            self._recall(name, ("checked", value, ok, message), _Form.checked, name, value, ok,
-                         message),
-        )  # fmt: skip
+        recalled: str | None = self._recall(
+            name, ("checked", value, ok, message), _Form.checked, name, value, ok, message
+        )
+        return recalled
 
     def persons(self) -> int | None:
         value = self._form.get("persons")
         if not isinstance(value, str):
             return _persons(self)
-        return cast("int | None", self._recall("persons", ("persons", value), _persons))
+        recalled: int | None = self._recall("persons", ("persons", value), _persons)
+        return recalled
 
     def length_m(self) -> Decimal | None:
         value = self._form.get("length_m")
         if not value or not isinstance(value, str):
             return _length_m(self)
-        return cast("Decimal | None", self._recall("length_m", ("length_m", value), _length_m))
+        recalled: Decimal | None = self._recall("length_m", ("length_m", value), _length_m)
+        return recalled
 
 
 def _read_text(form: _Form, name: str, required: str | None, multiline: bool) -> str:
