@@ -235,6 +235,8 @@ _BY_SUBJECT_PG = select(*_STORED).where(
 _REFERENCES_USED = select(_visit.c.reference).where(
     _visit.c.reference.in_(bindparam("references", expanding=True))
 )
+# Rows an import remembers (hashes) to write one batch while it sorts the next: ~15 MB.
+OVERLAP_MAX_ROWS = 250_000
 # Attempts at inserting a batch whose drawn references clash with the register's.
 _INSERT_ATTEMPTS = 5
 _PARAMS = "__params__"  # a row's driver parameters (visits.BulkRows), made in the worker thread
@@ -1106,6 +1108,9 @@ async def _sort_and_write(
     of its own, so that the database inserts batch n (its indexes: most of an import's time on
     PostgreSQL) while this process reads and sorts batch n + 1. Rows of the file already
     written are told apart by the importer's memory of the file (`whole_file`), as a dry run's.
+    That memory is a few dozen bytes a row: past OVERLAP_MAX_ROWS rows the import goes on one
+    batch after the other, the writing session reading the register (which then holds every
+    row written so far), so that memory stays flat however long the file.
     Without --update only: updating a row compares it with what the register holds."""
     importer.whole_file = True
     writing: asyncio.Future[None] | None = None
@@ -1114,10 +1119,18 @@ async def _sort_and_write(
             async for chunk in chunks:
                 if (batch := _apply(importer.report, chunk)) is None:
                     continue
+                if not importer.whole_file:
+                    await importer.batch(session, batch)
+                    continue
                 new, _known = await importer.sort(register, batch)
                 if writing is not None:
                     await writing
                 writing = asyncio.ensure_future(importer.write(session, new, []))
+                if len(importer.seen.subjects) >= OVERLAP_MAX_ROWS:
+                    await writing
+                    writing = None
+                    importer.whole_file = False
+                    importer.seen = _Seen()
         if writing is not None:
             await writing
     finally:

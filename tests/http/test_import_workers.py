@@ -153,3 +153,21 @@ async def test_a_column_empty_in_one_chunk_and_filled_in_the_next_is_stored_as_e
         )
     assert [name for name, _ in stored] == [f"Jan {i}" for i in range(9)]
     assert [gone is None for _, gone in stored] == [text == "" for text in departed]
+
+
+@pytest.mark.usefixtures("in_workers")
+async def test_past_the_rows_an_import_remembers_it_goes_on_batch_by_batch_and_still_finds_repeats(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Chunks of three rows; after four remembered rows the import stops overlapping its
+    # batches. The first rows come back at the end, long after that.
+    monkeypatch.setattr(register_import, "OVERLAP_MAX_ROWS", 4)
+    site = await new_site(db)
+    path = tmp_path / "lang.csv"
+    rows = [good_row(i) for i in range(12)]
+    path.write_bytes(sheet(*rows, rows[0], rows[1], rows[10]))
+
+    imported = await import_file(db, site, path)
+
+    assert (imported.rows, imported.new, imported.existing, imported.imported) == (15, 12, 3, 12)
+    assert await count(db, site) == 12
