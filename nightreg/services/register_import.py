@@ -235,8 +235,9 @@ _BY_SUBJECT_PG = select(*_STORED).where(
 _REFERENCES_USED = select(_visit.c.reference).where(
     _visit.c.reference.in_(bindparam("references", expanding=True))
 )
-# Rows an import remembers (hashes) to write one batch while it sorts the next: ~15 MB.
-OVERLAP_MAX_ROWS = 250_000
+# Rows an import remembers (hashes) to write one batch while it sorts the next: ~10 MB, twice
+# that when the file has references.
+OVERLAP_MAX_ROWS = 150_000
 # Attempts at inserting a batch whose drawn references clash with the register's.
 _INSERT_ATTEMPTS = 5
 _PARAMS = "__params__"  # a row's driver parameters (visits.BulkRows), made in the worker thread
