@@ -30,7 +30,7 @@ from nightreg.models import Sighting, Site, Visit
 from nightreg.rules import unit_night_traffic
 from nightreg.services import audit
 from nightreg.services.access import Actor
-from nightreg.services.sites import record_site_changes, scoped_site
+from nightreg.services.sites import apply_site_changes, scoped_site
 from nightreg.validation import has_pictograph_or_control, normalise_identifier, subject_key
 
 POST = "sightings.post"
@@ -103,15 +103,7 @@ async def set_cameras(
         wanted = {"cameras_enabled": enabled, "cameras_dpia_reference": reference}
         if not enabled and not reference:
             wanted.pop("cameras_dpia_reference")
-        changes = {
-            name: {"before": getattr(site, name), "after": value}
-            for name, value in wanted.items()
-            if getattr(site, name) != value
-        }
-        for name, change in changes.items():
-            setattr(site, name, change["after"])
-        await record_site_changes(session, actor, site, changes, now=now)
-    return changes
+        return await apply_site_changes(session, actor, site, wanted, now=now)
 
 
 # --- posting sightings -------------------------------------------------------------------

@@ -431,15 +431,24 @@ async def change_site(
             "is_active": active,
             **hours,
         }
-        changes = {
-            field: {"before": getattr(site, field), "after": value}
-            for field, value in wanted.items()
-            if getattr(site, field) != value
-        }
-        for field, change in changes.items():
-            setattr(site, field, change["after"])
-        await record_site_changes(session, actor, site, changes, now=now)
+        changes = await apply_site_changes(session, actor, site, wanted, now=now)
     forget_cached_points()
+    return changes
+
+
+async def apply_site_changes(
+    session: AsyncSession, actor: Actor, site: Site, wanted: Mapping[str, Any], *, now: datetime
+) -> dict[str, dict[str, Any]]:
+    """Set the site's settings to the wanted values and record those that changed in one
+    `site_changed` event; the changes (field → before/after)."""
+    changes = {
+        name: {"before": getattr(site, name), "after": value}
+        for name, value in wanted.items()
+        if getattr(site, name) != value
+    }
+    for name, change in changes.items():
+        setattr(site, name, change["after"])
+    await record_site_changes(session, actor, site, changes, now=now)
     return changes
 
 

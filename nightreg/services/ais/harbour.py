@@ -4,7 +4,7 @@ reference.
 AIS is off on every site until an admin switches it on, and switching on asks for the
 reference of the data-protection impact assessment (DPIA) that covers it: the reference is
 kept with the setting, shown on the site's page and in the processing record. Every change
-is one audited `site_changed` event (nightreg.services.sites.record_site_changes).
+is one audited `site_changed` event (nightreg.services.sites.apply_site_changes).
 
 The area is a circle (`ais_area_lat`, `ais_area_lon`, `ais_area_radius_m`) or a polygon
 (`ais_area_polygon`: its corners as JSON, `[[lat, lon], ...]`), never both: setting one clears
@@ -29,7 +29,7 @@ from nightreg.i18n import N_
 from nightreg.models import Site
 from nightreg.services.access import Actor, NotFound
 from nightreg.services.ais.area import Area, Circle, Polygon, distinct_corners
-from nightreg.services.sites import record_site_changes
+from nightreg.services.sites import apply_site_changes
 from nightreg.validation import FieldError, Invalid, clean_text
 
 MIN_RADIUS_M = 50
@@ -311,15 +311,7 @@ async def change_ais(
                 errors["ais_area_lat"] = FieldError(MSG_AREA_NEEDED)
         if errors:
             raise AisInvalid(errors)
-        changes = {
-            field: {"before": getattr(site, field), "after": value}
-            for field, value in wanted.items()
-            if getattr(site, field) != value
-        }
-        for field, change in changes.items():
-            setattr(site, field, change["after"])
-        await record_site_changes(session, actor, site, changes, now=now)
-    return changes
+        return await apply_site_changes(session, actor, site, wanted, now=now)
 
 
 def area_of(site: Site) -> Area | None:
