@@ -12,6 +12,9 @@ from nightreg.models import SharingAgreement
 from nightreg.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from datetime import datetime
+
     from nightreg.services.agreements import AgreementInvalid, AgreementRow
 
 
@@ -90,21 +93,33 @@ def cmd_agreement_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_agreement_edit(settings: Settings, args: argparse.Namespace) -> int:
+def _change_agreement(
+    settings: Settings,
+    args: argparse.Namespace,
+    change: Callable[[Database, datetime], Awaitable[SharingAgreement]],
+) -> SharingAgreement:
+    """Run a change of agreement `args.id` (the service's call), with its refusals as the
+    command's one-line errors."""
     from nightreg.services import agreements
-    from nightreg.services.access import CLI, NotFound
+    from nightreg.services.access import NotFound
 
     now = SystemClock().now()
-
-    async def work(db: Database) -> SharingAgreement:
-        return await agreements.set_max_schema(db, CLI, args.id, args.max_schema, now=now)
-
     try:
-        agreement = with_database(settings, work)
+        return with_database(settings, lambda db: change(db, now))
     except NotFound:
         raise CommandError(f"no agreement with id {args.id}") from None
     except agreements.AgreementInvalid as exc:
         raise CommandError(_problem(exc)) from exc
+
+
+def cmd_agreement_edit(settings: Settings, args: argparse.Namespace) -> int:
+    from nightreg.services import agreements
+    from nightreg.services.access import CLI
+
+    agreement = _change_agreement(
+        settings, args,
+        lambda db, now: agreements.set_max_schema(db, CLI, args.id, args.max_schema, now=now),
+    )  # fmt: skip
     print(
         f"Agreement {agreement.id} ({agreement.reference}): signals forwarded from now on are "
         f"built in signal format {agreement.max_schema} at most."
@@ -114,19 +129,11 @@ def cmd_agreement_edit(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_agreement_end(settings: Settings, args: argparse.Namespace) -> int:
     from nightreg.services import agreements
-    from nightreg.services.access import CLI, NotFound
+    from nightreg.services.access import CLI
 
-    now = SystemClock().now()
-
-    async def work(db: Database) -> SharingAgreement:
-        return await agreements.end(db, CLI, args.id, args.reason, now=now)
-
-    try:
-        agreement = with_database(settings, work)
-    except NotFound:
-        raise CommandError(f"no agreement with id {args.id}") from None
-    except agreements.AgreementInvalid as exc:
-        raise CommandError(_problem(exc)) from exc
+    agreement = _change_agreement(
+        settings, args, lambda db, now: agreements.end(db, CLI, args.id, args.reason, now=now)
+    )
     print(
         f"Agreement {agreement.id} ({agreement.reference}) ended; nothing more is forwarded "
         "under it."
